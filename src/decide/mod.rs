@@ -1,0 +1,68 @@
+//! Deciding: JSON questions become Cedar requests and entities ([`input`]), Cedar evaluates
+//! them against a snapshot, and the answer fails closed.
+//!
+//! Fail closed: Cedar skips a policy whose evaluation errors (a missing entity, a missing
+//! attribute), which could let a `permit` through when a `forbid` failed to evaluate. Here
+//! any evaluation error turns the decision into Deny, with the error in the answer.
+
+pub mod input;
+
+use cedar_policy::{Authorizer, Entities, Request};
+use serde::Serialize;
+
+use crate::policy::Snapshot;
+
+pub use input::InputError;
+
+/// Allow or Deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Verdict {
+    /// The request is permitted.
+    Allow,
+    /// The request is not permitted.
+    Deny,
+}
+
+/// A decision with the policies that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Allow only when a permit matched, no forbid matched and nothing failed to evaluate.
+    pub decision: Verdict,
+    /// The deciding policy ids, sorted: the matching permits on Allow, the matching forbids
+    /// on Deny (empty when nothing permitted).
+    pub reasons: Vec<String>,
+    /// Evaluation errors, each naming its policy. Non-empty means Deny.
+    pub errors: Vec<String>,
+}
+
+/// Evaluates `request` against the snapshot's policies, failing closed.
+pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
+    let response = Authorizer::new().is_authorized(request, &snapshot.policies, entities);
+    let errors: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(|e| e.to_string())
+        .collect();
+    let cedar_allowed = response.decision() == cedar_policy::Decision::Allow;
+    let decision = if cedar_allowed && errors.is_empty() {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
+    };
+    // On a fail-closed Deny the matching permits did not decide anything: report no reason.
+    let mut reasons: Vec<String> = if cedar_allowed && decision == Verdict::Deny {
+        Vec::new()
+    } else {
+        response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect()
+    };
+    reasons.sort();
+    Decision {
+        decision,
+        reasons,
+        errors,
+    }
+}

@@ -1,0 +1,4 @@
+//! gatehouse
+
+pub mod decide;
+pub mod policy;

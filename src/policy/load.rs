@@ -1,0 +1,223 @@
+//! Builds a [`Snapshot`] from files: every `*.cedar` file of the policies directory, re-ided
+//! by `@id`, and the schema; validated strictly. All or nothing: either a complete, valid
+//! snapshot or every problem found, each at `file:line:col`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+
+use super::catalog::ActionCatalog;
+use super::problem::Problem;
+use super::{LoadError, PolicyInfo, Snapshot, Sources};
+
+/// The annotation whose value becomes a policy's id.
+pub const ID_ANNOTATION: &str = "id";
+
+/// Loads and validates the whole set named by `sources`.
+pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
+    let mut problems = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+
+    let schema_text = read(&sources.schema, &mut problems);
+    let schema = schema_text
+        .as_ref()
+        .and_then(|text| parse_schema(&sources.schema, text, &mut problems));
+    if let Some(text) = &schema_text {
+        digest_file(&mut hasher, &sources.schema, text);
+    }
+
+    let files = policy_files(&sources.policies, &mut problems);
+    let mut parsed = ParsedSet::default();
+    for file in &files {
+        if let Some(text) = read(file, &mut problems) {
+            digest_file(&mut hasher, file, &text);
+            parsed.add_file(file, text, &mut problems);
+        }
+    }
+
+    if let Some(schema) = &schema {
+        parsed.validate(schema, &mut problems);
+    }
+    let catalog = schema_text.as_deref().and_then(ActionCatalog::from_cedarschema);
+
+    match (schema, catalog) {
+        (Some(schema), Some(catalog)) if problems.is_empty() => Ok(Snapshot {
+            policies: parsed.set,
+            schema,
+            catalog,
+            info: parsed.info,
+            files,
+            version: hasher.finalize().to_hex()[..16].to_string(),
+            loaded_at: SystemTime::now(),
+        }),
+        _ => Err(LoadError { problems }),
+    }
+}
+
+/// The `*.cedar` files directly in `dir`, sorted. Hidden entries are skipped: Kubernetes
+/// mounts a ConfigMap as `..data/` plus symlinks, and editors leave `.x.cedar.swp` files.
+pub fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(Problem::whole_file(dir, format!("cannot read the policies directory: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let visible = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'));
+            visible && p.extension().is_some_and(|e| e == "cedar") && p.is_file()
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() && problems.is_empty() {
+        problems.push(Problem::whole_file(dir, "no `.cedar` files in the policies directory"));
+    }
+    files
+}
+
+fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<Arc<str>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text.into()),
+        Err(e) => {
+            problems.push(Problem::whole_file(path, format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
+fn digest_file(hasher: &mut blake3::Hasher, path: &Path, text: &str) {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    for part in [name.as_bytes(), text.as_bytes()] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+}
+
+fn parse_schema(path: &Path, text: &Arc<str>, problems: &mut Vec<Problem>) -> Option<Schema> {
+    match Schema::from_cedarschema_str(text) {
+        Ok((schema, warnings)) => {
+            let before = problems.len();
+            problems.extend(warnings.map(|w| Problem::from_diagnostic(path, text, &w)));
+            (problems.len() == before).then_some(schema)
+        }
+        Err(e) => {
+            problems.push(Problem::from_diagnostic(path, text, &e));
+            None
+        }
+    }
+}
+
+/// Policies gathered from several files, re-ided by `@id`, remembering where each came from.
+#[derive(Default)]
+struct ParsedSet {
+    set: PolicySet,
+    info: Vec<PolicyInfo>,
+    /// Policy id -> its file and that file's text, to locate validation errors.
+    origin: HashMap<String, (PathBuf, Arc<str>)>,
+}
+
+impl ParsedSet {
+    fn add_file(&mut self, file: &Path, text: Arc<str>, problems: &mut Vec<Problem>) {
+        let parsed = match text.parse::<PolicySet>() {
+            Ok(set) => set,
+            Err(errors) => {
+                problems.extend(errors.iter().map(|e| Problem::from_diagnostic(file, &text, e)));
+                return;
+            }
+        };
+        for template in parsed.templates() {
+            let offset = text.find(&template.to_string()).unwrap_or(0);
+            problems.push(Problem::at(
+                file,
+                &text,
+                offset,
+                0,
+                "templates are not supported: a policy must not contain `?principal` or `?resource`",
+            ));
+        }
+        // Cedar names the policies of one text `policy0`, `policy1`… in source order; walk
+        // them in that order so each policy's text is found after the previous one's.
+        let mut policies: Vec<_> = parsed.policies().collect();
+        policies.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+        let mut cursor = 0;
+        for policy in policies {
+            let source_text = policy.to_string();
+            let offset = text[cursor..].find(&source_text).map_or(cursor, |i| cursor + i);
+            cursor = offset + source_text.len().min(text.len() - offset);
+            let Some(id) = policy.annotation(ID_ANNOTATION).map(str::trim) else {
+                problems.push(
+                    Problem::at(file, &text, offset, 0, "policy has no `@id` annotation")
+                        .with_help("give every policy a unique id, e.g. `@id(\"roles.viewer\")` on the line above it"),
+                );
+                continue;
+            };
+            if id.is_empty() {
+                problems.push(Problem::at(file, &text, offset, 0, "policy has an empty `@id`"));
+                continue;
+            }
+            let (line, _) = super::problem::line_col(&text, offset);
+            if let Some(first) = self.info.iter().find(|i| i.id == id) {
+                problems.push(Problem::at(
+                    file,
+                    &text,
+                    offset,
+                    0,
+                    format!(
+                        "duplicate policy id `{id}`: also at {}:{}",
+                        first.file.display(),
+                        first.line
+                    ),
+                ));
+                continue;
+            }
+            let renamed = policy.new_id(PolicyId::new(id));
+            let effect = renamed.effect();
+            if let Err(e) = self.set.add(renamed) {
+                problems.push(Problem::at(file, &text, offset, 0, e.to_string()));
+                continue;
+            }
+            self.info.push(PolicyInfo {
+                id: id.to_string(),
+                effect: match effect {
+                    Effect::Permit => super::PolicyEffect::Permit,
+                    Effect::Forbid => super::PolicyEffect::Forbid,
+                },
+                file: file.to_path_buf(),
+                line,
+            });
+            self.origin
+                .insert(id.to_string(), (file.to_path_buf(), Arc::clone(&text)));
+        }
+    }
+
+    fn validate(&self, schema: &Schema, problems: &mut Vec<Problem>) {
+        let result = Validator::new(schema.clone()).validate(&self.set, ValidationMode::Strict);
+        // INVARIANT: every id in the set has an origin; an unlocated error is still an
+        // error, reported against the schema so that it can never be dropped.
+        let locate = |id: &PolicyId, diagnostic: &dyn miette::Diagnostic| match self
+            .origin
+            .get(AsRef::<str>::as_ref(id))
+        {
+            Some((file, text)) => Problem::from_diagnostic(file, text, diagnostic),
+            None => Problem::whole_file(Path::new(AsRef::<str>::as_ref(id)), diagnostic.to_string()),
+        };
+        for error in result.validation_errors() {
+            problems.push(locate(error.policy_id(), error));
+        }
+        for warning in result.validation_warnings() {
+            let mut p = locate(warning.policy_id(), warning);
+            p.message = format!("warning treated as an error: {}", p.message);
+            problems.push(p);
+        }
+    }
+}

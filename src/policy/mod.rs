@@ -1,0 +1,89 @@
+//! The policy store: loads a whole policy set and its schema from files, validates it, and
+//! hands out the result as an immutable [`Snapshot`].
+//!
+//! A snapshot is built completely and validated strictly before anyone sees it; a set with
+//! any error or warning is never returned. This module knows nothing of HTTP or of requests.
+
+mod catalog;
+mod load;
+mod problem;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use cedar_policy::{PolicySet, Schema};
+
+pub use catalog::{ActionCatalog, ActionInfo, AttrType, ContextAttr};
+pub use load::{ID_ANNOTATION, load};
+pub use problem::Problem;
+
+/// Where a policy set comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Directory whose `*.cedar` files make up the set.
+    pub policies: PathBuf,
+    /// Cedar schema file, human syntax.
+    pub schema: PathBuf,
+}
+
+/// A complete, validated policy set with its schema. Immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The policies, each with its `@id` as policy id.
+    pub policies: PolicySet,
+    /// The schema every request, entity and policy is checked against.
+    pub schema: Schema,
+    /// The requestable actions of the schema.
+    pub catalog: ActionCatalog,
+    /// Where each policy was written, in file then source order.
+    pub info: Vec<PolicyInfo>,
+    /// The policy files read, sorted.
+    pub files: Vec<PathBuf>,
+    /// A digest of every input file's name and content: equal versions, equal answers.
+    pub version: String,
+    /// When this snapshot was built.
+    pub loaded_at: SystemTime,
+}
+
+/// Whether a policy permits or forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyEffect {
+    /// `permit`
+    Permit,
+    /// `forbid`
+    Forbid,
+}
+
+/// One policy's id and where it was written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyInfo {
+    /// The policy's `@id`.
+    pub id: String,
+    /// permit or forbid.
+    pub effect: PolicyEffect,
+    /// The file it is in.
+    pub file: PathBuf,
+    /// The 1-based line its text starts on (its first annotation).
+    pub line: usize,
+}
+
+/// Why a snapshot could not be built: every problem found, in file order.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The problems, never empty.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [] => write!(f, "the policy set could not be loaded"),
+            [only] => write!(f, "{only}"),
+            [first, rest @ ..] => write!(f, "{first} (and {} more)", rest.len()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}

@@ -1,4 +1,22 @@
-//! gatehouse
+//! gatehouse: a Cedar policy-decision sidecar for applications that let people share
+//! projects. A host service asks "may this user do this to this project?" and gets Allow or
+//! Deny with the policies that decided.
+//!
+//! The policies live in `.cedar` files, checked strictly against a Cedar schema, and are
+//! pinned by policy test suites written in JSON (see [`testing`]).
+//!
+//! # Layout
+//!
+//! - [`policy`]: loads a whole policy set and schema from files, re-ids each policy by its
+//!   `@id`, validates strictly, and hands the result out as an immutable
+//!   [`policy::Snapshot`]; every problem is reported at `file:line:col`.
+//! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
+//!   schema with errors that name the field, and asks Cedar, failing closed.
+//! - [`testing`]: the policy test format, its runner (coverage included) and its reports
+//!   (human, JSON, JUnit).
+//! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 
+pub mod cli;
 pub mod decide;
 pub mod policy;
+pub mod testing;

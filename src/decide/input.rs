@@ -86,7 +86,10 @@ pub fn build_request(
     context: Option<&Value>,
 ) -> Result<Request, InputError> {
     let Some(info) = snapshot.catalog.get(&action) else {
-        return Err(InputError::new("action", format!("unknown action `{action}`")));
+        return Err(InputError::new(
+            "action",
+            format!("unknown action `{action}`"),
+        ));
     };
     let principal_type = principal.type_name().to_string();
     if !info.principals.contains(&principal_type) {
@@ -118,16 +121,31 @@ pub fn build_request(
             ));
         }
     };
-    let context = Context::from_json_value(context, Some((&snapshot.schema, &action)))
-        .map_err(|e| InputError::new("context", format!("context of `{action}`: {}", innermost(&e))))?;
-    Request::new(principal, action, resource, context, Some(&snapshot.schema))
-        .map_err(|e| InputError::new("request", innermost(&e)))
+    let context =
+        Context::from_json_value(context, Some((&snapshot.schema, &action))).map_err(|e| {
+            InputError::new(
+                "context",
+                format!("context of `{action}`: {}", innermost(&e)),
+            )
+        })?;
+    // The action and both types were checked above, so what Cedar's request validation can
+    // still reject is the context's attribute types.
+    let action_name = action.to_string();
+    Request::new(principal, action, resource, context, Some(&snapshot.schema)).map_err(|e| {
+        InputError::new(
+            "context",
+            format!("context of `{action_name}`: {}", innermost(&e)),
+        )
+    })
 }
 
 /// Parses entity JSON given in layers (e.g. stored, then shared, then per request): an entity
 /// in a later layer replaces the one with the same uid in an earlier layer; the same uid
 /// twice within one layer is an error. Checked against the schema.
-pub fn parse_entities(snapshot: &Snapshot, layers: &[(&str, &Value)]) -> Result<Entities, InputError> {
+pub fn parse_entities(
+    snapshot: &Snapshot,
+    layers: &[(&str, &Value)],
+) -> Result<Entities, InputError> {
     let mut merged: Vec<(String, Value)> = Vec::new();
     for (field, layer) in layers {
         let Value::Array(items) = layer else {
@@ -138,9 +156,9 @@ pub fn parse_entities(snapshot: &Snapshot, layers: &[(&str, &Value)]) -> Result<
         };
         let mut seen = HashSet::new();
         for (i, item) in items.iter().enumerate() {
-            let uid_value = item.get("uid").ok_or_else(|| {
-                InputError::new(*field, format!("`{field}[{i}]` has no `uid`"))
-            })?;
+            let uid_value = item
+                .get("uid")
+                .ok_or_else(|| InputError::new(*field, format!("`{field}[{i}]` has no `uid`")))?;
             let uid = parse_uid(&format!("{field}[{i}].uid"), uid_value)?.to_string();
             if !seen.insert(uid.clone()) {
                 return Err(InputError::new(

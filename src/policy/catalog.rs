@@ -1,6 +1,7 @@
-//! What the schema says about each requestable action: the principal and resource types it
-//! applies to and the keys of its context. Cedar's `Schema` answers the first question but
-//! not the second, so the catalog reads the schema text once, at load time.
+//! What the schema says about each requestable action (the principal and resource types it
+//! applies to, the keys of its context) and about each entity type's attributes. Cedar's
+//! `Schema` answers the first question but not the others, so the catalog reads the schema
+//! text once, at load time.
 //!
 //! Action groups (actions without `appliesTo`) are not in the catalog: nobody requests them.
 
@@ -47,7 +48,8 @@ pub struct ActionInfo {
 impl ActionInfo {
     /// Whether the action applies to this principal type and resource type.
     pub fn applies_to(&self, principal: &str, resource: &str) -> bool {
-        self.principals.iter().any(|p| p == principal) && self.resources.iter().any(|r| r == resource)
+        self.principals.iter().any(|p| p == principal)
+            && self.resources.iter().any(|r| r == resource)
     }
 
     /// The context keys a request must supply.
@@ -59,10 +61,11 @@ impl ActionInfo {
     }
 }
 
-/// Every requestable action of a schema, by uid.
+/// Every requestable action of a schema, by uid, and every entity type's attributes.
 #[derive(Debug, Clone, Default)]
 pub struct ActionCatalog {
     actions: BTreeMap<String, ActionInfo>,
+    entity_attrs: BTreeMap<String, BTreeMap<String, ContextAttr>>,
 }
 
 impl ActionCatalog {
@@ -71,6 +74,7 @@ impl ActionCatalog {
     pub fn from_cedarschema(text: &str) -> Option<Self> {
         let (json, _warnings) = schema_str_to_json_with_resolved_types(text).ok()?;
         let mut actions = BTreeMap::new();
+        let mut entity_attrs = BTreeMap::new();
         for (namespace, fragment) in json.as_object()? {
             let qualify = |name: &str| {
                 if namespace.is_empty() || name.contains("::") {
@@ -80,6 +84,17 @@ impl ActionCatalog {
                 }
             };
             let action_type = qualify("Action");
+            for (name, decl) in fragment
+                .get("entityTypes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                entity_attrs.insert(
+                    qualify(name),
+                    record_attrs(decl.pointer("/shape/attributes"), &qualify),
+                );
+            }
             let Some(decls) = fragment.get("actions").and_then(Value::as_object) else {
                 continue;
             };
@@ -94,16 +109,7 @@ impl ActionCatalog {
                         .map(|a| a.iter().filter_map(Value::as_str).map(&qualify).collect())
                         .unwrap_or_default()
                 };
-                let context = applies
-                    .pointer("/context/attributes")
-                    .and_then(Value::as_object)
-                    .map(|attrs| {
-                        attrs
-                            .iter()
-                            .map(|(key, decl)| (key.clone(), context_attr(decl, &qualify)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let context = record_attrs(applies.pointer("/context/attributes"), &qualify);
                 let uid = EntityUid::from_type_name_and_id(
                     action_type.parse().ok()?,
                     cedar_policy::EntityId::new(name),
@@ -118,7 +124,10 @@ impl ActionCatalog {
                 actions.insert(uid.to_string(), info);
             }
         }
-        Some(Self { actions })
+        Some(Self {
+            actions,
+            entity_attrs,
+        })
     }
 
     /// The action with this uid, if the schema declares it as requestable.
@@ -137,12 +146,38 @@ impl ActionCatalog {
         principal: &'a str,
         resource: &'a str,
     ) -> impl Iterator<Item = &'a ActionInfo> + 'a {
-        self.iter().filter(move |a| a.applies_to(principal, resource))
+        self.iter()
+            .filter(move |a| a.applies_to(principal, resource))
     }
 }
 
+impl ActionCatalog {
+    /// The declared type of attribute `attr` of entity type `entity_type`.
+    pub fn entity_attr(&self, entity_type: &str, attr: &str) -> Option<&ContextAttr> {
+        self.entity_attrs.get(entity_type)?.get(attr)
+    }
+}
+
+fn record_attrs(
+    attrs: Option<&Value>,
+    qualify: &impl Fn(&str) -> String,
+) -> BTreeMap<String, ContextAttr> {
+    attrs
+        .and_then(Value::as_object)
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(key, decl)| (key.clone(), context_attr(decl, qualify)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn context_attr(decl: &Value, qualify: &impl Fn(&str) -> String) -> ContextAttr {
-    let required = decl.get("required").and_then(Value::as_bool).unwrap_or(true);
+    let required = decl
+        .get("required")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let kind = decl.get("type").and_then(Value::as_str).unwrap_or_default();
     let name = decl.get("name").and_then(Value::as_str).unwrap_or_default();
     let ty = match kind {

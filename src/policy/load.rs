@@ -41,7 +41,9 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
     if let Some(schema) = &schema {
         parsed.validate(schema, &mut problems);
     }
-    let catalog = schema_text.as_deref().and_then(ActionCatalog::from_cedarschema);
+    let catalog = schema_text
+        .as_deref()
+        .and_then(ActionCatalog::from_cedarschema);
 
     match (schema, catalog) {
         (Some(schema), Some(catalog)) if problems.is_empty() => Ok(Snapshot {
@@ -63,7 +65,10 @@ pub fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            problems.push(Problem::whole_file(dir, format!("cannot read the policies directory: {e}")));
+            problems.push(Problem::whole_file(
+                dir,
+                format!("cannot read the policies directory: {e}"),
+            ));
             return Vec::new();
         }
     };
@@ -80,7 +85,10 @@ pub fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         .collect();
     files.sort();
     if files.is_empty() && problems.is_empty() {
-        problems.push(Problem::whole_file(dir, "no `.cedar` files in the policies directory"));
+        problems.push(Problem::whole_file(
+            dir,
+            "no `.cedar` files in the policies directory",
+        ));
     }
     files
 }
@@ -96,7 +104,10 @@ fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<Arc<str>> {
 }
 
 fn digest_file(hasher: &mut blake3::Hasher, path: &Path, text: &str) {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     for part in [name.as_bytes(), text.as_bytes()] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part);
@@ -131,7 +142,11 @@ impl ParsedSet {
         let parsed = match text.parse::<PolicySet>() {
             Ok(set) => set,
             Err(errors) => {
-                problems.extend(errors.iter().map(|e| Problem::from_diagnostic(file, &text, e)));
+                problems.extend(
+                    errors
+                        .iter()
+                        .map(|e| Problem::from_diagnostic(file, &text, e)),
+                );
                 return;
             }
         };
@@ -148,11 +163,19 @@ impl ParsedSet {
         // Cedar names the policies of one text `policy0`, `policy1`… in source order; walk
         // them in that order so each policy's text is found after the previous one's.
         let mut policies: Vec<_> = parsed.policies().collect();
-        policies.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+        policies.sort_by_key(|p| {
+            p.id()
+                .to_string()
+                .trim_start_matches("policy")
+                .parse::<usize>()
+                .unwrap_or(usize::MAX)
+        });
         let mut cursor = 0;
         for policy in policies {
             let source_text = policy.to_string();
-            let offset = text[cursor..].find(&source_text).map_or(cursor, |i| cursor + i);
+            let offset = text[cursor..]
+                .find(&source_text)
+                .map_or(cursor, |i| cursor + i);
             cursor = offset + source_text.len().min(text.len() - offset);
             let Some(id) = policy.annotation(ID_ANNOTATION).map(str::trim) else {
                 problems.push(
@@ -162,7 +185,13 @@ impl ParsedSet {
                 continue;
             };
             if id.is_empty() {
-                problems.push(Problem::at(file, &text, offset, 0, "policy has an empty `@id`"));
+                problems.push(Problem::at(
+                    file,
+                    &text,
+                    offset,
+                    0,
+                    "policy has an empty `@id`",
+                ));
                 continue;
             }
             let (line, _) = super::problem::line_col(&text, offset);
@@ -209,7 +238,9 @@ impl ParsedSet {
             .get(AsRef::<str>::as_ref(id))
         {
             Some((file, text)) => Problem::from_diagnostic(file, text, diagnostic),
-            None => Problem::whole_file(Path::new(AsRef::<str>::as_ref(id)), diagnostic.to_string()),
+            None => {
+                Problem::whole_file(Path::new(AsRef::<str>::as_ref(id)), diagnostic.to_string())
+            }
         };
         for error in result.validation_errors() {
             problems.push(locate(error.policy_id(), error));

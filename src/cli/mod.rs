@@ -1,0 +1,79 @@
+//! The `gatehouse` subcommands, one module each: an `XxxArgs` struct and an
+//! `xxx(&XxxArgs) -> ExitCode` function. `main.rs` only parses and dispatches.
+
+pub mod test;
+pub mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::policy::{LoadError, Sources};
+
+/// Exit codes shared by every subcommand. 2 is clap's, for a usage error.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The command could not run: a missing path, an unreadable file.
+    pub const ERROR: u8 = 1;
+    /// The policy set or the schema is not valid.
+    pub const INVALID: u8 = 3;
+    /// A policy test failed, a suite could not be read, or required coverage is missing.
+    pub const TESTS_FAILED: u8 = 4;
+}
+
+/// Where the policy set is: flattened into every subcommand that loads one.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Directory of `*.cedar` policy files.
+    #[arg(long, env = "GATEHOUSE_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+    /// Cedar schema file (human syntax).
+    #[arg(
+        long,
+        env = "GATEHOUSE_SCHEMA",
+        default_value = "schemas/project_sharing.cedarschema"
+    )]
+    pub schema: PathBuf,
+}
+
+impl PolicyArgs {
+    /// The sources these arguments name.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            policies: self.policies.clone(),
+            schema: self.schema.clone(),
+        }
+    }
+}
+
+/// Writes `text` to stdout, ending it with a newline. A closed pipe (`gatehouse test | head`)
+/// ends the output quietly instead of panicking as `print!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    let _ = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(newline.as_bytes()))
+        .and_then(|()| out.flush());
+}
+
+/// Whether to color output written to stderr.
+pub fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints every problem of a failed load to stderr, compiler style.
+pub fn report_load_error(error: &LoadError) {
+    let color = stderr_color();
+    for problem in &error.problems {
+        eprintln!("{}", problem.render(color));
+    }
+    let n = error.problems.len();
+    eprintln!(
+        "error: the policy set is not valid ({n} problem{})",
+        if n == 1 { "" } else { "s" }
+    );
+}

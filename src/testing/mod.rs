@@ -1,0 +1,231 @@
+//! Policy unit tests that need no Rust: the suite format, its runner and its reports.
+//!
+//! A suite is a JSON file named `*.test.json`:
+//!
+//! ```json
+//! {
+//!   "name": "roles on an individual project",
+//!   "fixtures": ["fixtures/people.json"],
+//!   "entities": [{"uid": "Project::p1", "attrs": {"owner": "User::olga", "...": "..."}}],
+//!   "context": {"now": "2026-06-01T00:00:00Z"},
+//!   "cases": [
+//!     {"name": "a viewer cannot edit", "principal": "User::vic", "action": "edit",
+//!      "resource": "Project::p1", "expect": "Deny", "reasons": []}
+//!   ],
+//!   "matrices": [
+//!     {"name": "role table", "resource": "Project::p1", "actions": ["view", "edit"],
+//!      "allow": {"User::olga": ["view", "edit"], "User::vic": ["view"]}}
+//!   ]
+//! }
+//! ```
+//!
+//! Fixtures are files holding a JSON array of entities, shared by many suites; a suite's own
+//! `entities` replace fixture entities with the same uid, and a case's `entities` replace
+//! both. Suite and matrix `context` are defaults: each case gets the keys its action
+//! declares. A matrix expects every listed action allowed for each principal and every
+//! other action denied. See `tests/policies/README.md` for the whole format.
+//!
+//! The runner decides every case through [`crate::decide`], the path the sidecar uses, and
+//! records which policies decided, so that it can report the policies no case exercised.
+
+pub mod report;
+mod suite;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::decide::{Decision, Verdict, decide};
+use crate::policy::Snapshot;
+
+pub use suite::{Case, FixtureCache, Suite, SuiteError, flexible_uid, load as load_suite};
+
+/// The file name ending that marks a suite.
+pub const SUITE_SUFFIX: &str = ".test.json";
+
+/// The outcome of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseOutcome {
+    /// The case's name.
+    pub name: String,
+    /// The principal uid.
+    pub principal: String,
+    /// The action uid.
+    pub action: String,
+    /// The resource uid.
+    pub resource: String,
+    /// The context sent.
+    pub context: Value,
+    /// The expected decision.
+    pub expected: Verdict,
+    /// The expected deciding policies, when pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_reasons: Option<Vec<String>>,
+    /// What the policies decided, unless the request could not be built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Decision>,
+    /// Why the request could not be built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the decision (and the reasons, when pinned) matched.
+    pub passed: bool,
+}
+
+/// The outcome of one suite file.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteOutcome {
+    /// The suite file.
+    pub file: PathBuf,
+    /// The suite's name.
+    pub name: String,
+    /// Why the suite could not be read; then it has no cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its cases, in file order.
+    pub cases: Vec<CaseOutcome>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Cases that passed.
+    pub passed: usize,
+    /// Cases that failed, plus suites that could not be read.
+    pub failed: usize,
+    /// Each suite, in the order run.
+    pub suites: Vec<SuiteOutcome>,
+    /// How many policies the set has.
+    pub policies: usize,
+    /// Policy ids that decided no case (never in a reason set), sorted.
+    pub uncovered: Vec<String>,
+    /// Whether an uncovered policy fails the run (the whole bundled set was run).
+    pub coverage_required: bool,
+}
+
+impl Report {
+    /// Whether every case passed, every suite could be read and, when required, every
+    /// policy decided some case.
+    pub fn success(&self) -> bool {
+        self.failed == 0 && (self.uncovered.is_empty() || !self.coverage_required)
+    }
+}
+
+/// The suite files named by `paths`: files as given, directories searched (recursively)
+/// for `*.test.json`, each list sorted.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_type().is_file()
+                        && e.file_name().to_string_lossy().ends_with(SUITE_SUFFIX)
+                })
+                .map(|e| e.into_path())
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            return Err(format!("no such file or directory: `{}`", path.display()));
+        }
+    }
+    Ok(files)
+}
+
+/// Runs every suite file against the snapshot.
+pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
+    let mut fixtures = FixtureCache::default();
+    let mut decided = BTreeSet::new();
+    let mut suites = Vec::new();
+    for file in files {
+        suites.push(match load_suite(file, snapshot, &mut fixtures) {
+            Ok(suite) => run_suite(snapshot, &suite, &mut decided),
+            Err(e) => SuiteOutcome {
+                file: file.clone(),
+                name: display_name(file),
+                error: Some(e.to_string()),
+                cases: Vec::new(),
+            },
+        });
+    }
+    let passed = suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter(|c| c.passed)
+        .count();
+    let failed_cases = suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter(|c| !c.passed)
+        .count();
+    let broken_suites = suites.iter().filter(|s| s.error.is_some()).count();
+    let uncovered = snapshot
+        .info
+        .iter()
+        .map(|p| p.id.clone())
+        .filter(|id| !decided.contains(id))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Report {
+        passed,
+        failed: failed_cases + broken_suites,
+        suites,
+        policies: snapshot.info.len(),
+        uncovered,
+        coverage_required: false,
+    }
+}
+
+fn run_suite(snapshot: &Snapshot, suite: &Suite, decided: &mut BTreeSet<String>) -> SuiteOutcome {
+    let cases = suite
+        .cases
+        .iter()
+        .map(|case| {
+            let (actual, error) = match &case.request {
+                Ok(request) => (Some(decide(snapshot, request, &case.entities)), None),
+                Err(e) => (None, Some(e.clone())),
+            };
+            let passed = actual.as_ref().is_some_and(|d| {
+                d.decision == case.expect && case.reasons.as_ref().is_none_or(|r| *r == d.reasons)
+            });
+            if let Some(d) = &actual {
+                decided.extend(d.reasons.iter().cloned());
+            }
+            CaseOutcome {
+                name: case.name.clone(),
+                principal: case.principal.clone(),
+                action: case.action.clone(),
+                resource: case.resource.clone(),
+                context: case.context.clone(),
+                expected: case.expect,
+                expected_reasons: case.reasons.clone(),
+                actual,
+                error,
+                passed,
+            }
+        })
+        .collect();
+    SuiteOutcome {
+        file: suite.file.clone(),
+        name: suite.name.clone(),
+        error: None,
+        cases,
+    }
+}
+
+fn display_name(file: &Path) -> String {
+    file.file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(SUITE_SUFFIX)
+                .to_string()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,144 @@
+//! Writing a test [`Report`] for people (`human`), for programs (`json`) and for CI
+//! dashboards (`junit`).
+
+use std::fmt::Write as _;
+
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+
+use super::{CaseOutcome, Report};
+
+/// Failures in full, a line per suite, coverage, and the `N passed, N failed` summary.
+pub fn human(report: &Report) -> String {
+    let mut out = String::new();
+    for suite in &report.suites {
+        let failed = suite.cases.iter().filter(|c| !c.passed).count();
+        match &suite.error {
+            Some(error) => {
+                let _ = writeln!(out, "ERROR {}\n  {error}", suite.file.display());
+            }
+            None => {
+                let status = if failed == 0 { "ok   " } else { "FAIL " };
+                let _ = writeln!(
+                    out,
+                    "{status}{} ({} cases{})",
+                    suite.file.display(),
+                    suite.cases.len(),
+                    if failed == 0 {
+                        String::new()
+                    } else {
+                        format!(", {failed} failed")
+                    }
+                );
+            }
+        }
+        for case in suite.cases.iter().filter(|c| !c.passed) {
+            out.push_str(&failure(case));
+        }
+    }
+    let _ = writeln!(out);
+    if report.uncovered.is_empty() {
+        let _ = writeln!(
+            out,
+            "coverage: every one of the {} policies decided at least one case",
+            report.policies
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "coverage: {} of {} policies decided no case:",
+            report.uncovered.len(),
+            report.policies
+        );
+        for id in &report.uncovered {
+            let _ = writeln!(out, "  {id}");
+        }
+    }
+    let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failed);
+    out
+}
+
+fn failure(case: &CaseOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  ✗ {}", case.name);
+    let _ = writeln!(
+        out,
+        "      request:  {} {} {}  context {}",
+        case.principal, case.action, case.resource, case.context
+    );
+    let expected_reasons = case
+        .expected_reasons
+        .as_ref()
+        .map(|r| format!(" by [{}]", r.join(", ")))
+        .unwrap_or_default();
+    let _ = writeln!(out, "      expected: {:?}{expected_reasons}", case.expected);
+    match (&case.actual, &case.error) {
+        (Some(actual), _) => {
+            let _ = writeln!(
+                out,
+                "      actual:   {:?} by [{}]",
+                actual.decision,
+                actual.reasons.join(", ")
+            );
+            for error in &actual.errors {
+                let _ = writeln!(out, "      error:    {error}");
+            }
+        }
+        (None, Some(error)) => {
+            let _ = writeln!(
+                out,
+                "      actual:   the request could not be built: {error}"
+            );
+        }
+        (None, None) => {}
+    }
+    out
+}
+
+/// The whole report as one JSON document.
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// JUnit XML: a test suite per suite file, a test case per case; coverage gaps are a
+/// failing case of their own, so dashboards show them.
+pub fn junit(report: &Report) -> String {
+    let mut junit = JunitReport::new("gatehouse policy tests");
+    for suite in &report.suites {
+        let mut ts = TestSuite::new(suite.file.display().to_string());
+        if let Some(error) = &suite.error {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(error.clone());
+            ts.add_test_case(TestCase::new("load", status));
+        }
+        for case in &suite.cases {
+            let status = if case.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(format!("expected {:?}", case.expected));
+                status.set_description(failure(case));
+                status
+            };
+            let mut tc = TestCase::new(case.name.clone(), status);
+            tc.set_classname(suite.name.clone());
+            ts.add_test_case(tc);
+        }
+        junit.add_test_suite(ts);
+    }
+    let mut coverage = TestSuite::new("coverage");
+    let status = if report.uncovered.is_empty() || !report.coverage_required {
+        TestCaseStatus::success()
+    } else {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_message(format!(
+            "policies that decided no case: {}",
+            report.uncovered.join(", ")
+        ));
+        status
+    };
+    coverage.add_test_case(TestCase::new("every policy decides a case", status));
+    junit.add_test_suite(coverage);
+    junit
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- cannot write JUnit XML: {e} -->"))
+}

@@ -1,0 +1,504 @@
+//! Reading policy test suites: JSON files whose cases become Cedar requests.
+//!
+//! On top of Cedar's JSON, a suite may write an entity uid as a string, either in Cedar's
+//! form `User::"olga"` or, when the id is a plain word, as `User::olga`: for `uid`,
+//! `parents`, `principal`, `resource`, and attributes or context keys the schema declares as
+//! entities. An action may be written by its id alone: `view` for `Action::"view"`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, Request};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::decide::Verdict;
+use crate::decide::input::{build_request, parse_entities};
+use crate::policy::{ActionCatalog, AttrType, Snapshot};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    fixtures: Vec<String>,
+    #[serde(default)]
+    entities: Vec<Value>,
+    #[serde(default)]
+    context: Map<String, Value>,
+    #[serde(default)]
+    cases: Vec<CaseSpec>,
+    #[serde(default)]
+    matrices: Vec<MatrixSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseSpec {
+    name: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    principal: Value,
+    action: Value,
+    resource: Value,
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    entities: Vec<Value>,
+    expect: Verdict,
+    reasons: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixSpec {
+    name: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    resource: Value,
+    actions: Vec<String>,
+    #[serde(default)]
+    context: Map<String, Value>,
+    #[serde(default)]
+    entities: Vec<Value>,
+    allow: Map<String, Value>,
+}
+
+/// A loaded suite, ready to run.
+#[derive(Debug)]
+pub struct Suite {
+    /// The suite file.
+    pub file: PathBuf,
+    /// Its `name`, or the file name.
+    pub name: String,
+    /// Its single cases, then its matrices expanded, in file order.
+    pub cases: Vec<Case>,
+}
+
+/// One question and its expected answer.
+#[derive(Debug)]
+pub struct Case {
+    /// `name`, or `matrix name › principal › action` for a matrix cell.
+    pub name: String,
+    /// The principal, action and resource, as written out in reports.
+    pub principal: String,
+    /// The action uid.
+    pub action: String,
+    /// The resource uid.
+    pub resource: String,
+    /// The context sent, after defaults and string uids were filled in.
+    pub context: Value,
+    /// The request, or why it could not be built (a failed case).
+    pub request: Result<Request, String>,
+    /// The entities the case sees.
+    pub entities: Arc<Entities>,
+    /// The expected decision.
+    pub expect: Verdict,
+    /// The expected deciding policy ids, when the case pins them.
+    pub reasons: Option<Vec<String>>,
+}
+
+/// A suite that could not be read: bad JSON, a missing fixture, an entity the schema rejects.
+#[derive(Debug, Clone)]
+pub struct SuiteError {
+    /// The file at fault (the suite, or one of its fixtures).
+    pub file: PathBuf,
+    /// What is wrong, with `line:col` when it is a JSON syntax error.
+    pub message: String,
+}
+
+impl std::fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+/// Reads fixture files once each, however many suites share them.
+#[derive(Default)]
+pub struct FixtureCache {
+    files: HashMap<PathBuf, Arc<Vec<Value>>>,
+}
+
+impl FixtureCache {
+    fn get(&mut self, path: &Path, catalog: &ActionCatalog) -> Result<Arc<Vec<Value>>, SuiteError> {
+        if let Some(found) = self.files.get(path) {
+            return Ok(Arc::clone(found));
+        }
+        let value: Value = read_json(path)?;
+        let Value::Array(items) = value else {
+            return Err(SuiteError {
+                file: path.to_path_buf(),
+                message: "a fixture file must be a JSON array of entities".into(),
+            });
+        };
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                normalize_entity(e, catalog).map_err(|m| at(path, format!("entity {i}: {m}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let items = Arc::new(items);
+        self.files.insert(path.to_path_buf(), Arc::clone(&items));
+        Ok(items)
+    }
+}
+
+fn at(file: &Path, message: impl Into<String>) -> SuiteError {
+    SuiteError {
+        file: file.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
+    let text = std::fs::read_to_string(path).map_err(|e| at(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| SuiteError {
+        file: path.to_path_buf(),
+        message: format!(
+            "{}:{}: {}",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ),
+    })
+}
+
+/// serde_json appends " at line L column C"; the position is already in front.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Loads the suite at `path` against the snapshot's schema.
+pub fn load(
+    path: &Path,
+    snapshot: &Snapshot,
+    fixtures: &mut FixtureCache,
+) -> Result<Suite, SuiteError> {
+    let file: SuiteFile = read_json(path)?;
+    let catalog = &snapshot.catalog;
+    let dir = path.parent().unwrap_or(Path::new("."));
+
+    let mut fixture_entities = Vec::new();
+    for fixture in &file.fixtures {
+        fixture_entities.extend(fixtures.get(&dir.join(fixture), catalog)?.iter().cloned());
+    }
+    let suite_entities = normalize_entities(&file.entities, catalog)
+        .map_err(|m| at(path, format!("`entities`: {m}")))?;
+    let fixture_layer = Value::Array(fixture_entities);
+    let suite_layer = Value::Array(suite_entities);
+    let shared = Arc::new(
+        parse_entities(
+            snapshot,
+            &[("fixtures", &fixture_layer), ("entities", &suite_layer)],
+        )
+        .map_err(|e| at(path, e.message))?,
+    );
+    let entities_for = |own: &[Value], owner: &str| -> Result<Arc<Entities>, SuiteError> {
+        if own.is_empty() {
+            return Ok(Arc::clone(&shared));
+        }
+        let own = Value::Array(
+            normalize_entities(own, catalog)
+                .map_err(|m| at(path, format!("{owner}: `entities`: {m}")))?,
+        );
+        parse_entities(
+            snapshot,
+            &[
+                ("fixtures", &fixture_layer),
+                ("entities", &suite_layer),
+                ("entities", &own),
+            ],
+        )
+        .map(Arc::new)
+        .map_err(|e| at(path, format!("{owner}: {}", e.message)))
+    };
+
+    let mut cases = Vec::new();
+    for spec in &file.cases {
+        let owner = format!("case `{}`", spec.name);
+        let entities = entities_for(&spec.entities, &owner)?;
+        let principal = uid_field(&spec.principal, "principal")
+            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let resource =
+            uid_field(&spec.resource, "resource").map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let action = action_uid(&spec.action).map_err(|m| at(path, format!("{owner}: {m}")))?;
+        // The suite's defaults fill in only the keys this action declares; the case's own
+        // context is sent as written, so a misspelt key is an error, not silently dropped.
+        // A case removes a default by setting it to `null`.
+        let mut context = defaults_for(&file.context, &action, catalog);
+        context.extend(spec.context.clone().unwrap_or_default());
+        context.retain(|_, v| !v.is_null());
+        cases.push(make_case(
+            snapshot,
+            spec.name.clone(),
+            principal,
+            action,
+            resource,
+            context,
+            entities,
+            spec.expect,
+            spec.reasons.clone(),
+        ));
+    }
+
+    for matrix in &file.matrices {
+        let owner = format!("matrix `{}`", matrix.name);
+        let entities = entities_for(&matrix.entities, &owner)?;
+        let resource = uid_field(&matrix.resource, "resource")
+            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let actions = matrix
+            .actions
+            .iter()
+            .map(|a| action_uid(&Value::String(a.clone())).map(|uid| (a.clone(), uid)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+        for (principal_text, allowed) in &matrix.allow {
+            let principal = uid_field(&Value::String(principal_text.clone()), "allow")
+                .map_err(|m| at(path, format!("{owner}: {m}")))?;
+            let allowed: Vec<String> = serde_json::from_value(allowed.clone()).map_err(|_| {
+                at(
+                    path,
+                    format!("{owner}: `allow.{principal_text}` must be a list of action names"),
+                )
+            })?;
+            if let Some(stray) = allowed.iter().find(|a| !matrix.actions.contains(a)) {
+                return Err(at(
+                    path,
+                    format!(
+                        "{owner}: `allow.{principal_text}` lists `{stray}`, which is not in `actions`"
+                    ),
+                ));
+            }
+            for (name, action) in &actions {
+                let mut context = defaults_for(&file.context, action, catalog);
+                context.extend(defaults_for(&matrix.context, action, catalog));
+                let expect = if allowed.contains(name) {
+                    Verdict::Allow
+                } else {
+                    Verdict::Deny
+                };
+                cases.push(make_case(
+                    snapshot,
+                    format!("{} › {principal_text} › {name}", matrix.name),
+                    principal.clone(),
+                    action.clone(),
+                    resource.clone(),
+                    context,
+                    Arc::clone(&entities),
+                    expect,
+                    None,
+                ));
+            }
+        }
+    }
+
+    let name = file.name.unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .trim_end_matches(".test.json")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    });
+    Ok(Suite {
+        file: path.to_path_buf(),
+        name,
+        cases,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_case(
+    snapshot: &Snapshot,
+    name: String,
+    principal: EntityUid,
+    action: EntityUid,
+    resource: EntityUid,
+    context: Map<String, Value>,
+    entities: Arc<Entities>,
+    expect: Verdict,
+    reasons: Option<Vec<String>>,
+) -> Case {
+    let context = Value::Object(with_entity_refs(context, &action, &snapshot.catalog));
+    let request = build_request(
+        snapshot,
+        principal.clone(),
+        action.clone(),
+        resource.clone(),
+        Some(&context),
+    )
+    .map_err(|e| e.message);
+    Case {
+        name,
+        principal: principal.to_string(),
+        action: action.to_string(),
+        resource: resource.to_string(),
+        context,
+        request,
+        entities,
+        expect,
+        reasons: reasons.map(|mut r| {
+            r.sort();
+            r
+        }),
+    }
+}
+
+/// The keys of `defaults` that `action` declares in its context.
+fn defaults_for(
+    defaults: &Map<String, Value>,
+    action: &EntityUid,
+    catalog: &ActionCatalog,
+) -> Map<String, Value> {
+    let Some(info) = catalog.get(action) else {
+        return Map::new();
+    };
+    defaults
+        .iter()
+        .filter(|(k, _)| info.context.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Turns string values of entity-typed context keys into Cedar entity references.
+fn with_entity_refs(
+    context: Map<String, Value>,
+    action: &EntityUid,
+    catalog: &ActionCatalog,
+) -> Map<String, Value> {
+    let info = catalog.get(action);
+    context
+        .into_iter()
+        .map(|(k, v)| {
+            let is_entity = info
+                .and_then(|i| i.context.get(&k))
+                .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
+            let v = match (&v, is_entity) {
+                (Value::String(s), true) => flexible_uid(s).map_or(v, |u| entity_ref(&u)),
+                _ => v,
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+fn normalize_entities(entities: &[Value], catalog: &ActionCatalog) -> Result<Vec<Value>, String> {
+    entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| normalize_entity(e, catalog).map_err(|m| format!("entity {i}: {m}")))
+        .collect()
+}
+
+/// Cedar entity JSON with the suite conveniences resolved: string uids, and `attrs` and
+/// `parents` optional.
+fn normalize_entity(entity: &Value, catalog: &ActionCatalog) -> Result<Value, String> {
+    let Value::Object(fields) = entity else {
+        return Err(format!("an entity must be a JSON object, got `{entity}`"));
+    };
+    let uid = match fields.get("uid") {
+        Some(Value::String(s)) => {
+            flexible_uid(s).ok_or_else(|| format!("`uid` `{s}` is not an entity uid"))?
+        }
+        Some(other) => EntityUid::from_json(other.clone()).map_err(|e| format!("`uid`: {e}"))?,
+        None => return Err("an entity needs a `uid`".into()),
+    };
+    let entity_type = uid.type_name().to_string();
+    let mut attrs = match fields.get("attrs") {
+        Some(Value::Object(a)) => a.clone(),
+        None => Map::new(),
+        Some(other) => {
+            return Err(format!(
+                "`attrs` of `{uid}` must be an object, got `{other}`"
+            ));
+        }
+    };
+    for (name, value) in attrs.iter_mut() {
+        let is_entity = catalog
+            .entity_attr(&entity_type, name)
+            .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
+        if let (Value::String(s), true) = (&*value, is_entity)
+            && let Some(u) = flexible_uid(s)
+        {
+            *value = entity_ref(&u);
+        }
+    }
+    let parents = match fields.get("parents") {
+        Some(Value::Array(ps)) => ps
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => flexible_uid(s)
+                    .map(|u| uid_json(&u))
+                    .ok_or_else(|| format!("parent `{s}` of `{uid}` is not an entity uid")),
+                other => Ok(other.clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+        Some(other) => {
+            return Err(format!(
+                "`parents` of `{uid}` must be a list, got `{other}`"
+            ));
+        }
+    };
+    let mut out = fields.clone();
+    out.insert("uid".into(), uid_json(&uid));
+    out.insert("attrs".into(), Value::Object(attrs));
+    out.insert("parents".into(), Value::Array(parents));
+    Ok(Value::Object(out))
+}
+
+fn uid_field(value: &Value, field: &str) -> Result<EntityUid, String> {
+    match value {
+        Value::String(s) => {
+            flexible_uid(s).ok_or_else(|| format!("`{field}` `{s}` is not an entity uid"))
+        }
+        other => crate::decide::input::parse_uid(field, other).map_err(|e| e.message),
+    }
+}
+
+fn action_uid(value: &Value) -> Result<EntityUid, String> {
+    match value {
+        Value::String(s) if !s.contains("::") => Ok(EntityUid::from_type_name_and_id(
+            "Action"
+                .parse()
+                .map_err(|_| "internal: `Action` is not a type name".to_string())?,
+            EntityId::new(s),
+        )),
+        other => uid_field(other, "action"),
+    }
+}
+
+/// `User::"olga"` (Cedar's form) or `User::olga` (an id that is a plain word).
+pub fn flexible_uid(text: &str) -> Option<EntityUid> {
+    if let Ok(uid) = text.parse::<EntityUid>() {
+        return Some(uid);
+    }
+    let (type_name, id) = text.rsplit_once("::")?;
+    let plain = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.@+".contains(c));
+    if !plain {
+        return None;
+    }
+    let type_name: EntityTypeName = type_name.parse().ok()?;
+    Some(EntityUid::from_type_name_and_id(
+        type_name,
+        EntityId::new(id),
+    ))
+}
+
+fn uid_json(uid: &EntityUid) -> Value {
+    serde_json::json!({"type": uid.type_name().to_string(), "id": uid.id().unescaped()})
+}
+
+fn entity_ref(uid: &EntityUid) -> Value {
+    serde_json::json!({"__entity": uid_json(uid)})
+}

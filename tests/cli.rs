@@ -1,0 +1,189 @@
+//! The `gatehouse` binary as a user runs it: output and exit codes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gatehouse(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GATEHOUSE_POLICIES")
+        .env_remove("GATEHOUSE_SCHEMA")
+        .output()
+        .expect("run gatehouse")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_the_bundled_set_by_default() {
+    let out = gatehouse(&["validate"], &common::root());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ok: 41 policies in 9 files"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn validate_a_broken_set_prints_file_line_col_and_exits_3() {
+    let (_dir, sources) = common::scratch_copy();
+    common::edit(
+        &sources.policies.join("tokens.cedar"),
+        "resource.revoked",
+        "resource.revokd",
+    );
+    let out = gatehouse(
+        &[
+            "validate",
+            "--policies",
+            &sources.policies.display().to_string(),
+            "--schema",
+            &sources.schema.display().to_string(),
+        ],
+        &common::root(),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("tokens.cedar:16:8]"), "{stderr}");
+    assert!(stderr.contains("resource.revokd"), "{stderr}");
+    assert!(stderr.contains("did you mean `revoked`?"), "{stderr}");
+    assert!(
+        stderr.contains("error: the policy set is not valid (1 problem)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn test_runs_every_bundled_suite() {
+    let out = gatehouse(&["test", "--require-coverage"], &common::root());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let summary = stdout.lines().last().expect("summary");
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    assert!(stdout.contains("coverage: every one of the 41 policies decided at least one case"));
+}
+
+#[test]
+fn a_failing_case_is_shown_in_full_and_exits_4() {
+    let dir = tempfile::tempdir().expect("temp");
+    let suite = dir.path().join("wrong.test.json");
+    std::fs::write(
+        &suite,
+        r#"{"entities": [{"uid": "Project::p", "attrs": {"owner": "User::o", "admins": "Group::a", "managers": "Group::m", "editors": "Group::e", "viewers": "Group::v", "phase": "planning", "archived": false, "public": false, "downloads_enabled": false, "editors_can_share": false}}],
+            "cases": [
+              {"name": "a stranger edits (wrong on purpose)", "principal": "User::s", "action": "edit", "resource": "Project::p", "expect": "Allow"},
+              {"name": "the owner edits", "principal": "User::o", "action": "edit", "resource": "Project::p", "expect": "Allow", "reasons": ["roles.privileged"]}
+            ]}"#,
+    )
+    .expect("write");
+    let root = common::root();
+    let args = [
+        "test",
+        "--policies",
+        "policies",
+        "--schema",
+        "schemas/project_sharing.cedarschema",
+    ];
+    let out = gatehouse(
+        &[&args[..], &[suite.to_str().expect("utf-8")]].concat(),
+        &root,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("✗ a stranger edits (wrong on purpose)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("request:  User::\"s\" Action::\"edit\" Project::\"p\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected: Allow"), "{stdout}");
+    assert!(stdout.contains("actual:   Deny by []"), "{stdout}");
+    assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
+
+    let out = gatehouse(
+        &[
+            &args[..],
+            &["--format", "json", suite.to_str().expect("utf-8")],
+        ]
+        .concat(),
+        &root,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["passed"], 1);
+    assert_eq!(report["failed"], 1);
+    assert_eq!(
+        report["suites"][0]["cases"][0]["actual"]["decision"],
+        "Deny"
+    );
+
+    let out = gatehouse(
+        &[
+            &args[..],
+            &["--format", "junit", suite.to_str().expect("utf-8")],
+        ]
+        .concat(),
+        &root,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let xml = text(&out.stdout);
+    assert!(
+        xml.contains("<testsuites name=\"gatehouse policy tests\" tests=\"3\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure message=\"expected Allow\""), "{xml}");
+}
+
+#[test]
+fn coverage_is_required_only_on_request() {
+    let root = common::root();
+    let out = gatehouse(&["test", "tests/policies/public.test.json"], &root);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("policies decided no case:\n"));
+    let out = gatehouse(
+        &[
+            "test",
+            "--require-coverage",
+            "tests/policies/public.test.json",
+        ],
+        &root,
+    );
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn a_missing_path_exits_1_and_a_broken_set_exits_3() {
+    let root = common::root();
+    let out = gatehouse(&["test", "tests/policies/nope.test.json"], &root);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no such file or directory: `tests/policies/nope.test.json`")
+    );
+    let out = gatehouse(&["test", "--policies", "schemas"], &root);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn paths_come_from_the_environment_too() {
+    let (_dir, sources) = common::scratch_copy();
+    common::edit(
+        &sources.policies.join("public.cedar"),
+        "when { resource.public };",
+        "when { resource.publik };",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("validate")
+        .current_dir(common::root())
+        .env("GATEHOUSE_POLICIES", &sources.policies)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}

@@ -1,0 +1,121 @@
+//! Deciding fails closed: where Cedar skips a policy that errored, gatehouse denies.
+
+mod common;
+
+use cedar_policy::{Authorizer, Decision as CedarDecision};
+use gatehouse::decide::{Verdict, decide, input};
+use serde_json::json;
+
+#[test]
+fn a_forbid_that_cannot_evaluate_turns_allow_into_deny() {
+    let snapshot = common::bundled();
+    // The host forgot the organization entity: the owner's permit still matches, but the
+    // forbid that keeps sharing inside the organization cannot evaluate.
+    let entities = json!([
+        {"uid": {"type": "User", "id": "otto"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "Project", "id": "op1"}, "attrs": {
+            "owner": {"type": "User", "id": "otto"}, "organization": {"type": "Organization", "id": "acme"},
+            "admins": {"type": "Group", "id": "a"}, "managers": {"type": "Group", "id": "m"},
+            "editors": {"type": "Group", "id": "e"}, "viewers": {"type": "Group", "id": "v"},
+            "phase": "planning", "archived": false, "public": false,
+            "downloads_enabled": false, "editors_can_share": false}, "parents": []}
+    ]);
+    let entities = input::parse_entities(&snapshot, &[("entities", &entities)]).expect("entities");
+    let request = input::build_request(
+        &snapshot,
+        "User::\"otto\"".parse().expect("uid"),
+        "Action::\"share\"".parse().expect("uid"),
+        "Project::\"op1\"".parse().expect("uid"),
+        Some(&json!({"role": "viewer", "target": {"type": "User", "id": "outsider"}})),
+    )
+    .expect("request");
+
+    let cedar = Authorizer::new().is_authorized(&request, &snapshot.policies, &entities);
+    assert_eq!(
+        cedar.decision(),
+        CedarDecision::Allow,
+        "Cedar alone would allow"
+    );
+    let cedar_errors: Vec<String> = cedar
+        .diagnostics()
+        .errors()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        cedar_errors
+            .iter()
+            .any(|e| e.contains("sharing.target-in-organization")),
+        "{cedar_errors:?}"
+    );
+
+    let decision = decide(&snapshot, &request, &entities);
+    assert_eq!(decision.decision, Verdict::Deny);
+    assert!(decision.reasons.is_empty());
+    assert_eq!(
+        decision.errors, cedar_errors,
+        "every evaluation error is reported"
+    );
+}
+
+#[test]
+fn input_errors_name_the_field_and_value() {
+    let snapshot = common::bundled();
+    let uid = |s: &str| s.parse().expect("uid");
+    let err = input::build_request(
+        &snapshot,
+        uid("User::\"a\""),
+        uid("Action::\"edt\""),
+        uid("Project::\"p\""),
+        None,
+    )
+    .expect_err("unknown action");
+    assert_eq!(
+        (err.field.as_str(), err.message.as_str()),
+        ("action", "unknown action `Action::\"edt\"`")
+    );
+
+    let err = input::build_request(
+        &snapshot,
+        uid("Group::\"g\""),
+        uid("Action::\"view\""),
+        uid("Project::\"p\""),
+        None,
+    )
+    .expect_err("wrong principal type");
+    assert_eq!(err.field, "principal");
+    assert!(
+        err.message.contains("`Group::\"g\"`") && err.message.contains("`User`"),
+        "{}",
+        err.message
+    );
+
+    let err = input::build_request(
+        &snapshot,
+        uid("User::\"a\""),
+        uid("Action::\"request_access\""),
+        uid("Project::\"p\""),
+        None,
+    )
+    .expect_err("wrong resource type");
+    assert_eq!(err.field, "resource");
+    assert!(err.message.contains("`ShareToken`"), "{}", err.message);
+
+    let err = input::build_request(
+        &snapshot,
+        uid("User::\"a\""),
+        uid("Action::\"share\""),
+        uid("Project::\"p\""),
+        Some(&json!({"role": 1})),
+    )
+    .expect_err("bad context");
+    assert_eq!(err.field, "context");
+
+    let bad =
+        json!([{"uid": {"type": "Project", "id": "p1"}, "attrs": {"phase": 7}, "parents": []}]);
+    let err = input::parse_entities(&snapshot, &[("entities", &bad)]).expect_err("bad entity");
+    assert_eq!(err.field, "entities");
+    assert!(err.message.contains("`Project::\"p1\"`"), "{}", err.message);
+
+    let err = input::parse_uid("principal", &json!(42)).expect_err("not a uid");
+    assert_eq!(err.message, "`principal` must be an entity uid, got `42`");
+}

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let snapshot = policy::load(&Sources {
         policies: "policies".into(),
         schema: "schemas/project_sharing.cedarschema".into(),
+        entities: None,
     })?;
 
     // vera is a shared editor of p1, which is in the processing phase.

@@ -16,7 +16,10 @@
 //!   (human, JSON, JUnit).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 
+pub mod cedar_json;
 pub mod cli;
 pub mod decide;
+pub mod http;
 pub mod policy;
+pub mod telemetry;
 pub mod testing;

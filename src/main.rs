@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gatehouse::cli::{test, validate};
+use gatehouse::cli::{check, serve, test, validate};
 
 /// A Cedar policy-decision sidecar for applications that let people share projects.
 #[derive(Debug, Parser)]
@@ -15,6 +15,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve decisions over HTTP, reloading the policy files when they change.
+    Serve(Box<serve::ServeArgs>),
+    /// Decide one question from the shell, through the same path as the server.
+    Check(check::CheckArgs),
     /// Parse, re-id and strictly validate the policy set against the schema.
     Validate(validate::ValidateArgs),
     /// Run the policy test suites and report failures and coverage.
@@ -23,6 +27,8 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Serve(args) => serve::serve(&args),
+        Command::Check(args) => check::check(&args),
         Command::Validate(args) => validate::validate(&args),
         Command::Test(args) => test::test(&args),
     }

@@ -1,6 +1,8 @@
 //! The `gatehouse` subcommands, one module each: an `XxxArgs` struct and an
 //! `xxx(&XxxArgs) -> ExitCode` function. `main.rs` only parses and dispatches.
 
+pub mod check;
+pub mod serve;
 pub mod test;
 pub mod validate;
 
@@ -21,6 +23,8 @@ pub mod exit {
     pub const INVALID: u8 = 3;
     /// A policy test failed, a suite could not be read, or required coverage is missing.
     pub const TESTS_FAILED: u8 = 4;
+    /// `check`: the decision is Deny.
+    pub const DENIED: u8 = 5;
 }
 
 /// Where the policy set is: flattened into every subcommand that loads one.
@@ -44,6 +48,7 @@ impl PolicyArgs {
         Sources {
             policies: self.policies.clone(),
             schema: self.schema.clone(),
+            entities: None,
         }
     }
 }

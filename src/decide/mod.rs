@@ -1,11 +1,14 @@
 //! Deciding: JSON questions become Cedar requests and entities ([`input`]), Cedar evaluates
-//! them against a snapshot, and the answer fails closed.
+//! them against a snapshot, and the answer fails closed. [`question`] is the one path the
+//! sidecar and `gatehouse check` answer through, with the decision [`cache`] in front.
 //!
 //! Fail closed: Cedar skips a policy whose evaluation errors (a missing entity, a missing
 //! attribute), which could let a `permit` through when a `forbid` failed to evaluate. Here
 //! any evaluation error turns the decision into Deny, with the error in the answer.
 
+pub mod cache;
 pub mod input;
+pub mod question;
 
 use cedar_policy::{Authorizer, Entities, Request};
 use serde::Serialize;
@@ -13,6 +16,7 @@ use serde::Serialize;
 use crate::policy::Snapshot;
 
 pub use input::InputError;
+pub use question::{Answer, Decider, Question};
 
 /// Allow or Deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

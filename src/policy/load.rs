@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{Effect, Entities, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 
 use super::catalog::ActionCatalog;
 use super::problem::Problem;
@@ -38,8 +38,15 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
         }
     }
 
+    let mut stored = None;
     if let Some(schema) = &schema {
         parsed.validate(schema, &mut problems);
+        if let Some(path) = &sources.entities
+            && let Some(text) = read(path, &mut problems)
+        {
+            digest_file(&mut hasher, path, &text);
+            stored = parse_stored_entities(path, &text, schema, &mut problems);
+        }
     }
     let catalog = schema_text
         .as_deref()
@@ -48,6 +55,13 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
     match (schema, catalog) {
         (Some(schema), Some(catalog)) if problems.is_empty() => Ok(Snapshot {
             policies: parsed.set,
+            stored_entities: stored.as_ref().map_or(0, |(_, n)| *n),
+            entities: match stored {
+                Some((entities, _)) => entities,
+                None => schema
+                    .action_entities()
+                    .unwrap_or_else(|_| Entities::empty()),
+            },
             schema,
             catalog,
             info: parsed.info,
@@ -112,6 +126,51 @@ fn digest_file(hasher: &mut blake3::Hasher, path: &Path, text: &str) {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
+}
+
+/// The stored-entities file: a JSON array of Cedar entities, checked against the schema.
+fn parse_stored_entities(
+    path: &Path,
+    text: &Arc<str>,
+    schema: &Schema,
+    problems: &mut Vec<Problem>,
+) -> Option<(Entities, usize)> {
+    let json: serde_json::Value = match serde_json::from_str(text) {
+        Ok(json) => json,
+        Err(e) => {
+            let offset = offset_of(text, e.line(), e.column());
+            let message = e.to_string();
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m);
+            problems.push(Problem::at(
+                path,
+                text,
+                offset,
+                0,
+                format!("invalid JSON: {message}"),
+            ));
+            return None;
+        }
+    };
+    let count = json.as_array().map_or(0, Vec::len);
+    match crate::cedar_json::parse_entities(schema, &[("entities", &json)]) {
+        Ok(entities) => Some((entities, count)),
+        Err(e) => {
+            problems.push(Problem::whole_file(path, e.message));
+            None
+        }
+    }
+}
+
+/// The byte offset of 1-based `line` and `col` in `text`.
+fn offset_of(text: &str, line: usize, col: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (line_start + col.saturating_sub(1)).min(text.len())
 }
 
 fn parse_schema(path: &Path, text: &Arc<str>, problems: &mut Vec<Problem>) -> Option<Schema> {

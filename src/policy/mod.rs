@@ -2,21 +2,26 @@
 //! hands out the result as an immutable [`Snapshot`].
 //!
 //! A snapshot is built completely and validated strictly before anyone sees it; a set with
-//! any error or warning is never returned. This module knows nothing of HTTP or of requests.
+//! any error or warning is never returned. [`PolicyStore`] holds the live snapshot and swaps
+//! in a new one on reload; [`watch`] reloads it when the files change. This module knows
+//! nothing of HTTP or of requests.
 
 mod catalog;
 mod load;
 mod problem;
+pub mod store;
+pub mod watch;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use cedar_policy::{PolicySet, Schema};
+use cedar_policy::{Entities, PolicySet, Schema};
 
 pub use catalog::{ActionCatalog, ActionInfo, AttrType, ContextAttr};
 pub use load::{ID_ANNOTATION, load};
 pub use problem::Problem;
+pub use store::{PolicyStore, ReloadOutcome, ReloadStatus};
 
 /// Where a policy set comes from.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct Sources {
     pub policies: PathBuf,
     /// Cedar schema file, human syntax.
     pub schema: PathBuf,
+    /// Cedar entity JSON that every decision sees, if any.
+    pub entities: Option<PathBuf>,
 }
 
 /// A complete, validated policy set with its schema. Immutable once built.
@@ -36,6 +43,11 @@ pub struct Snapshot {
     pub schema: Schema,
     /// The requestable actions of the schema.
     pub catalog: ActionCatalog,
+    /// The stored entities (from `Sources::entities`), validated against the schema, plus
+    /// the schema's action entities.
+    pub entities: Entities,
+    /// How many entities the stored-entities file holds (0 without one).
+    pub stored_entities: usize,
     /// Where each policy was written, in file then source order.
     pub info: Vec<PolicyInfo>,
     /// The policy files read, sorted.

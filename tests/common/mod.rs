@@ -15,6 +15,7 @@ pub fn bundled_sources() -> Sources {
     Sources {
         policies: root().join("policies"),
         schema: root().join("schemas/project_sharing.cedarschema"),
+        entities: None,
     }
 }
 
@@ -35,7 +36,14 @@ pub fn scratch_copy() -> (tempfile::TempDir, Sources) {
     let schema = dir.path().join("schema.cedarschema");
     std::fs::copy(root().join("schemas/project_sharing.cedarschema"), &schema)
         .expect("copy schema");
-    (dir, Sources { policies, schema })
+    (
+        dir,
+        Sources {
+            policies,
+            schema,
+            entities: None,
+        },
+    )
 }
 
 /// Replaces `from` by `to` in `file`, asserting it was there.

@@ -1,0 +1,223 @@
+//! The decision routes: `/v1/is_authorized`, `/v1/is_authorized/batch`,
+//! `/v1/allowed_actions`. Each takes the live snapshot once and answers with it.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::decide::input::{build_request, parse_entities, parse_uid};
+use crate::decide::question::entities_for;
+use crate::decide::{Answer, Decision, Question, decide};
+
+/// Parses a JSON body into `T`, or a 400 saying what is wrong.
+pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::from_json(&e))
+}
+
+/// The request id the request-id layer set (or the caller sent).
+pub fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn decision_body(decision: &Decision, version: &str) -> Value {
+    json!({
+        "decision": decision.decision,
+        "diagnostics": {"reason": decision.reasons, "errors": decision.errors},
+        "policy_version": version,
+    })
+}
+
+/// `POST /v1/is_authorized`
+pub async fn is_authorized(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let question: Question = parse_body(body)?;
+    let snapshot = state.store.current();
+    let answer = state.decider.answer(&snapshot, &question, None)?;
+    state.record(request_id(&headers), &question, None, &answer, started);
+    Ok(Json(decision_body(
+        &answer.decision,
+        &answer.policy_version,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    #[serde(default)]
+    entities: Option<Value>,
+    requests: Vec<Value>,
+}
+
+/// `POST /v1/is_authorized/batch`
+pub async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let batch: Batch = parse_body(body)?;
+    let max = state.config.max_batch;
+    if batch.requests.len() > max {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "`requests` has {} items; at most {max} are allowed",
+                batch.requests.len()
+            ),
+        ));
+    }
+    let snapshot = state.store.current();
+    let shared = batch.entities.as_ref();
+    if let Some(shared) = shared {
+        // Shared entities wrong is the whole batch's fault, not each item's.
+        parse_entities(&snapshot, &[("entities", shared)])?;
+    }
+    let id = request_id(&headers);
+    let results: Vec<Value> = batch
+        .requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let question: Question = match serde_json::from_value(item) {
+                Ok(q) => q,
+                Err(e) => {
+                    let mut error = ApiError::from_json(&e);
+                    error.message = format!("`requests[{i}]`: {}", error.message);
+                    return error.body();
+                }
+            };
+            match state.decider.answer(&snapshot, &question, shared) {
+                Ok(answer) => {
+                    state.record(id, &question, shared, &answer, started);
+                    decision_body(&answer.decision, &answer.policy_version)
+                }
+                Err(e) => {
+                    let mut error = ApiError::from(e);
+                    error.message = format!("`requests[{i}]`: {}", error.message);
+                    error.body()
+                }
+            }
+        })
+        .collect();
+    Ok(Json(json!({"results": results})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowedQuestion {
+    principal: Value,
+    resource: Value,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    entities: Option<Value>,
+}
+
+/// `POST /v1/allowed_actions`: every action of the schema that applies to the principal and
+/// resource types and is allowed. An action whose required context keys are missing is
+/// listed in `needs_context`, never guessed.
+pub async fn allowed_actions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let question: AllowedQuestion = parse_body(body)?;
+    let snapshot = state.store.current();
+    let principal = parse_uid("principal", &question.principal)?;
+    let resource = parse_uid("resource", &question.resource)?;
+    let context: Map<String, Value> = match &question.context {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_context",
+                format!("`context` must be a JSON object, got `{other}`"),
+            ));
+        }
+    };
+    let (ptype, rtype) = (
+        principal.type_name().to_string(),
+        resource.type_name().to_string(),
+    );
+    let actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
+    if actions.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "no action of the schema applies to principal `{principal}` and resource `{resource}`"
+            ),
+        ));
+    }
+    let entities = entities_for(&snapshot, None, question.entities.as_ref())?;
+    let (mut allowed, mut denied, mut needs_context, mut errors) =
+        (vec![], vec![], vec![], Map::new());
+    for action in actions {
+        if action
+            .required_context()
+            .any(|key| !context.contains_key(key))
+        {
+            needs_context.push(action.name.clone());
+            continue;
+        }
+        // Each action gets the keys it declares; the others belong to other actions.
+        let own: Map<String, Value> = context
+            .iter()
+            .filter(|(k, _)| action.context.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own = Value::Object(own);
+        let request = build_request(
+            &snapshot,
+            principal.clone(),
+            action.uid.clone(),
+            resource.clone(),
+            Some(&own),
+        )?;
+        let decision = decide(&snapshot, &request, &entities);
+        let logged = Question {
+            principal: question.principal.clone(),
+            action: json!({"type": "Action", "id": action.name}),
+            resource: question.resource.clone(),
+            context: Some(own),
+            entities: question.entities.clone(),
+        };
+        let answer = Answer {
+            decision: std::sync::Arc::new(decision),
+            policy_version: snapshot.version.clone(),
+            cache_hit: false,
+        };
+        state.record(request_id(&headers), &logged, None, &answer, started);
+        if !answer.decision.errors.is_empty() {
+            errors.insert(action.name.clone(), json!(answer.decision.errors));
+        }
+        match answer.decision.decision {
+            crate::decide::Verdict::Allow => allowed.push(action.name.clone()),
+            crate::decide::Verdict::Deny => denied.push(action.name.clone()),
+        }
+    }
+    Ok(Json(json!({
+        "allowed": allowed,
+        "denied": denied,
+        "needs_context": needs_context,
+        "diagnostics": {"errors": errors},
+        "policy_version": snapshot.version,
+    })))
+}

@@ -1,0 +1,94 @@
+//! Watching the policy files: any change under the watched directories reloads the store.
+//!
+//! Directories are watched, not files: editors that save by writing a temporary file and
+//! renaming it (vim, many IDEs) replace the inode, and a watch on the file itself would go
+//! silent. Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink inside the
+//! mounted directory, which a directory watch sees too. Bursts of events are debounced into
+//! one reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+
+use super::store::PolicyStore;
+
+/// How long a burst of file events must be quiet before the reload.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// A running watch; dropping it stops watching.
+pub struct Watcher {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Watcher {
+    /// The directories watched.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+}
+
+/// Starts watching the store's sources; every relevant change calls [`PolicyStore::reload`]
+/// on the watcher's own thread.
+pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, String> {
+    let sources = store.sources().clone();
+    let mut files: Vec<PathBuf> = vec![absolute(&sources.schema)];
+    files.extend(sources.entities.as_deref().map(absolute));
+    let policies_dir = absolute(&sources.policies);
+    let mut dirs = vec![policies_dir.clone()];
+    for file in &files {
+        let dir = file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let relevant = move |path: &Path| {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.parent() == Some(policies_dir.as_path())
+            || files.iter().any(|f| f.file_name() == path.file_name())
+            || name.starts_with("..")
+    };
+    let mut debouncer =
+        new_debouncer(
+            DEBOUNCE,
+            None,
+            move |result: DebounceEventResult| match result {
+                Ok(events) => {
+                    let changed = events.iter().any(|e| {
+                        !matches!(e.event.kind, EventKind::Access(_))
+                            && e.event.paths.iter().any(|p| relevant(p))
+                    });
+                    if changed {
+                        store.reload();
+                    }
+                }
+                Err(errors) => {
+                    for error in errors {
+                        tracing::error!(%error, "file watch error");
+                    }
+                }
+            },
+        )
+        .map_err(|e| format!("cannot watch the policy files: {e}"))?;
+    for dir in &dirs {
+        debouncer
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch `{}`: {e}", dir.display()))?;
+    }
+    Ok(Watcher {
+        _debouncer: debouncer,
+        dirs,
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -53,22 +53,27 @@ pub fn build_request(
             ));
         }
     };
-    let context =
-        Context::from_json_value(context, Some((&snapshot.schema, &action))).map_err(|e| {
-            InputError::new(
-                "context",
-                format!("context of `{action}`: {}", innermost(&e)),
-            )
-        })?;
-    // The action and both types were checked above, so what Cedar's request validation can
-    // still reject is the context's attribute types.
-    let action_name = action.to_string();
-    Request::new(principal, action, resource, context, Some(&snapshot.schema)).map_err(|e| {
+    // Cedar's messages do not always name the key or the value ("invalid date pattern"),
+    // so the context as sent is part of the message.
+    let context_error = |e: &dyn std::error::Error| {
+        let sent = truncated(&context.to_string(), 200);
         InputError::new(
             "context",
-            format!("context of `{action_name}`: {}", innermost(&e)),
+            format!("context `{sent}` of `{action}`: {}", innermost(e)),
         )
-    })
+    };
+    let parsed = Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
+        .map_err(|e| context_error(&e))?;
+    // The action and both types were checked above, so what Cedar's request validation can
+    // still reject is the context's attribute types.
+    Request::new(
+        principal,
+        action.clone(),
+        resource,
+        parsed,
+        Some(&snapshot.schema),
+    )
+    .map_err(|e| context_error(&e))
 }
 
 /// Parses entity JSON layers (see [`crate::cedar_json::parse_entities`]) against the
@@ -91,6 +96,18 @@ pub fn with_stored(snapshot: &Snapshot, entities: Entities) -> Result<Entities, 
         .clone()
         .upsert_entities(entities, Some(&snapshot.schema))
         .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
+}
+
+/// At most `max` bytes of `text` (on a character boundary), with `…` when cut.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 fn one_of(types: &[String]) -> String {

@@ -21,7 +21,14 @@ use crate::decide::{Answer, Decision, Question, decide};
 /// Parses a JSON body into `T`, or a 400 saying what is wrong.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::from_json(&e))
+    serde_json::from_slice(&body).map_err(|e| {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if e.is_data() && first != Some(&b'{') {
+            ApiError::bad_request("invalid_request", "the body must be a JSON object")
+        } else {
+            ApiError::from_json(&e)
+        }
+    })
 }
 
 /// The request id the request-id layer set (or the caller sent).

@@ -1,0 +1,243 @@
+//! A real gatehouse server on `127.0.0.1:0` over a scratch copy of the bundled policies,
+//! with the watcher running, for end-to-end tests; and Cedar-JSON entity builders.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse::decide::Decider;
+use gatehouse::http::{self, AppState, HttpConfig, Shared};
+use gatehouse::policy::{PolicyStore, Sources, watch};
+use gatehouse::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// A running server and the files behind it.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The live store.
+    pub store: Arc<PolicyStore>,
+    /// Where its policies, schema and entities are.
+    pub sources: Sources,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _watcher: watch::Watcher,
+    log_writer: Option<DecisionLogWriter>,
+    _dir: tempfile::TempDir,
+}
+
+// `stop` moves the directory out: the server must not be a `Drop` type.
+
+/// Options for [`start`].
+#[derive(Default)]
+pub struct Options {
+    /// HTTP limits and token.
+    pub config: HttpConfig,
+    /// Stored entities file content.
+    pub stored_entities: Option<Value>,
+    /// Decision log file name inside the scratch dir (and whether full).
+    pub decision_log: Option<(&'static str, bool)>,
+    /// Cache capacity (default 10 000).
+    pub cache_capacity: Option<u64>,
+}
+
+/// Starts a server with default options.
+pub async fn start_default() -> TestServer {
+    start(Options::default()).await
+}
+
+/// Starts a server.
+pub async fn start(options: Options) -> TestServer {
+    let (dir, mut sources) = super::scratch_copy();
+    if let Some(entities) = &options.stored_entities {
+        let path = dir.path().join("stored").join("entities.json");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, serde_json::to_string_pretty(entities).expect("json"))
+            .expect("write");
+        sources.entities = Some(path);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let store = PolicyStore::open(sources.clone()).expect("the scratch set loads");
+    metrics.set_live(&store.current());
+    let observer = Arc::clone(&metrics);
+    let store = Arc::new(store.with_observer(move |o, live| observer.record_reload(o, live)));
+    let watcher = watch::watch(Arc::clone(&store)).expect("watch");
+    let (log, log_writer) = match options.decision_log {
+        Some((name, full)) => {
+            let (log, writer) =
+                DecisionLog::open(&dir.path().join(name).display().to_string(), full).expect("log");
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
+    let state = AppState::new(Shared {
+        store: Arc::clone(&store),
+        decider: Decider::new(
+            options.cache_capacity.unwrap_or(10_000),
+            Duration::from_secs(300),
+        ),
+        metrics,
+        log,
+        config: options.config,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(http::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        base,
+        store,
+        sources,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        task: Some(task),
+        _watcher: watcher,
+        log_writer,
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    /// The scratch directory.
+    pub fn dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
+    }
+
+    /// A policy file of the scratch set.
+    pub fn policy_file(&self, name: &str) -> PathBuf {
+        self.sources.policies.join(name)
+    }
+
+    /// POSTs JSON; returns the status and the JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, serde_json::to_vec(body).expect("json"))
+            .await
+    }
+
+    /// POSTs raw bytes; returns the status and the JSON body.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GETs a path; returns the status and the body text.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// The live policy version.
+    pub fn version(&self) -> String {
+        self.store.current().version.clone()
+    }
+
+    /// Waits until the live version differs from `old`, up to `limit`; returns how long it took.
+    pub async fn wait_for_new_version(&self, old: &str, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.version() != old {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    /// Waits until the last reload attempt failed, up to `limit`.
+    pub async fn wait_for_failed_reload(&self, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.store.status().result == "failed" {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    /// Stops the server gracefully and flushes the decision log; returns the scratch
+    /// directory, which lives as long as the caller keeps it.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("server");
+        }
+        // The server's state (and its log sender) is gone once the task ends.
+        if let Some(writer) = self.log_writer.take() {
+            writer.finish();
+        }
+        self._dir
+    }
+}
+
+/// A user in these groups.
+pub fn user(id: &str, groups: &[&str]) -> Value {
+    let parents: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"type": "Group", "id": g}))
+        .collect();
+    json!({"uid": {"type": "User", "id": id}, "attrs": {}, "parents": parents})
+}
+
+/// Project `id` owned by `owner`, with groups `{id}-admins` etc., in `phase`; `flags` set
+/// archived/public/downloads_enabled/editors_can_share (default false).
+pub fn project(id: &str, owner: &str, phase: &str, flags: &[&str]) -> Value {
+    let flag = |name: &str| flags.contains(&name);
+    json!({"uid": {"type": "Project", "id": id}, "parents": [], "attrs": {
+        "owner": {"type": "User", "id": owner},
+        "admins": {"type": "Group", "id": format!("{id}-admins")},
+        "managers": {"type": "Group", "id": format!("{id}-managers")},
+        "editors": {"type": "Group", "id": format!("{id}-editors")},
+        "viewers": {"type": "Group", "id": format!("{id}-viewers")},
+        "phase": phase, "archived": flag("archived"), "public": flag("public"),
+        "downloads_enabled": flag("downloads_enabled"), "editors_can_share": flag("editors_can_share")}})
+}
+
+/// The same, inside organization `org`.
+pub fn org_project(id: &str, owner: &str, org: &str, phase: &str) -> Value {
+    let mut p = project(id, owner, phase, &[]);
+    p["attrs"]["organization"] = json!({"type": "Organization", "id": org});
+    p
+}
+
+/// Organization `id` with groups `{id}-admins`, `{id}-data-owners`, `{id}-editors`,
+/// `{id}-viewers`, `{id}-members`.
+pub fn organization(id: &str) -> Value {
+    let g = |role: &str| json!({"type": "Group", "id": format!("{id}-{role}")});
+    json!({"uid": {"type": "Organization", "id": id}, "parents": [], "attrs": {
+        "admins": g("admins"), "data_owners": g("data-owners"), "editors": g("editors"),
+        "viewers": g("viewers"), "members": g("members")}})
+}
+
+/// A question body.
+pub fn question(principal: &str, action: &str, resource: &str, entities: &[Value]) -> Value {
+    json!({"principal": principal, "action": format!("Action::\"{action}\""), "resource": resource, "entities": entities})
+}

@@ -1,0 +1,372 @@
+//! Hot reload: edits go live, broken edits never do, and no decision of an older set is
+//! ever served for a newer one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::server::{
+    Options, TestServer, organization, project, question, start, start_default, user,
+};
+use gatehouse::decide::{Decider, Question};
+use gatehouse::policy::{PolicyStore, ReloadOutcome};
+use serde_json::{Value, json};
+
+/// Generous bound for CI machines; the measured figure is printed (`--nocapture`).
+const LIVE_WITHIN: Duration = Duration::from_secs(3);
+
+fn entities() -> Vec<Value> {
+    vec![
+        user("olga", &[]),
+        user("vic", &["p1-viewers"]),
+        user("stan", &[]),
+        project("p1", "olga", "planning", &[]),
+        project("pub", "olga", "planning", &["public"]),
+    ]
+}
+
+async fn ask(
+    server: &TestServer,
+    principal: &str,
+    action: &str,
+    resource: &str,
+) -> (String, Value) {
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &question(principal, action, resource, &entities()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    (
+        answer["decision"].as_str().unwrap_or_default().to_string(),
+        answer["diagnostics"]["reason"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn an_added_file_goes_live_and_the_cache_follows() {
+    let server = start_default().await;
+    assert_eq!(
+        ask(&server, "User::\"vic\"", "copy", "Project::\"p1\"")
+            .await
+            .0,
+        "Deny"
+    );
+    assert_eq!(
+        ask(&server, "User::\"vic\"", "copy", "Project::\"p1\"")
+            .await
+            .0,
+        "Deny"
+    ); // now cached
+    let old = server.version();
+    std::fs::write(
+        server.policy_file("extra.cedar"),
+        "@id(\"extra.viewers-copy\")\npermit (principal, action == Action::\"copy\", resource is Project)\nwhen { principal in resource.viewers };\n",
+    )
+    .expect("write");
+    let took = server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the new file goes live");
+    println!("added file live after {took:?}");
+    assert_eq!(
+        ask(&server, "User::\"vic\"", "copy", "Project::\"p1\"").await,
+        ("Allow".to_string(), json!(["extra.viewers-copy"]))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_edit_keeps_the_last_good_set_and_shows_the_error() {
+    let server = start_default().await;
+    let before = ask(&server, "User::\"vic\"", "view", "Project::\"p1\"").await;
+    assert_eq!(before.0, "Allow");
+    let old = server.version();
+    let roles = server.policy_file("roles.cedar");
+    common::edit(
+        &roles,
+        "  principal in resource.viewers ||\n  (resource has organization && principal in resource.organization.viewers)",
+        "  principal in resource.viewer ||\n  (resource has organization && principal in resource.organization.viewers)",
+    );
+    assert!(
+        server.wait_for_failed_reload(LIVE_WITHIN).await,
+        "the broken edit is seen"
+    );
+    assert_eq!(server.version(), old, "the broken set is never swapped in");
+    assert_eq!(
+        ask(&server, "User::\"vic\"", "view", "Project::\"p1\"").await,
+        before
+    );
+
+    let (_, status) = server.get("/v1/status").await;
+    let status: Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(status["policy_version"], old);
+    assert_eq!(status["last_reload"]["result"], "failed");
+    let error = &status["last_reload"]["errors"][0];
+    assert!(
+        error["file"]
+            .as_str()
+            .expect("file")
+            .ends_with("roles.cedar"),
+        "{error}"
+    );
+    assert_eq!(
+        (error["line"].as_u64(), error["col"].as_u64()),
+        (Some(40), Some(16)),
+        "{error}"
+    );
+    assert!(
+        error["text"]
+            .as_str()
+            .expect("text")
+            .contains("roles.cedar:40:16: for policy `roles.viewer`, attribute `viewer`"),
+        "{error}"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("gatehouse_reloads_total{result=\"failed\"}"),
+        "{metrics}"
+    );
+
+    // Mending it goes live again.
+    common::edit(
+        &roles,
+        "principal in resource.viewer ||",
+        "principal in resource.viewers ||",
+    );
+    server
+        .wait_for_new_version("a version that never was", LIVE_WITHIN)
+        .await;
+    let deadline = std::time::Instant::now() + LIVE_WITHIN;
+    while server.store.status().result != "unchanged" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        server.store.status().result,
+        "unchanged",
+        "the mended files are the old set again"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_style_save_is_picked_up() {
+    let server = start_default().await;
+    assert_eq!(
+        ask(&server, "User::\"stan\"", "view", "Project::\"pub\"")
+            .await
+            .0,
+        "Allow"
+    );
+    let old = server.version();
+    // What vim and many IDEs do: write a temporary file, then rename it over the original.
+    let public = server.policy_file("public.cedar");
+    let text = std::fs::read_to_string(&public).expect("read").replace(
+        "when { resource.public };",
+        "when { resource.public && principal in resource.viewers };",
+    );
+    let temp = server.sources.policies.join(".public.cedar.swp");
+    std::fs::write(&temp, text).expect("write temp");
+    std::fs::rename(&temp, &public).expect("rename");
+    let took = server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the renamed file goes live");
+    println!("rename-style save live after {took:?}");
+    assert_eq!(
+        ask(&server, "User::\"stan\"", "view", "Project::\"pub\"")
+            .await
+            .0,
+        "Deny"
+    );
+    // And a second save after the inode changed is still seen.
+    let old = server.version();
+    common::edit(
+        &public,
+        "when { resource.public && principal in resource.viewers };",
+        "when { resource.public };",
+    );
+    server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the second save goes live");
+    assert_eq!(
+        ask(&server, "User::\"stan\"", "view", "Project::\"pub\"")
+            .await
+            .0,
+        "Allow"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_picked_up() {
+    let server = start_default().await;
+    assert_eq!(
+        ask(&server, "User::\"stan\"", "copy", "Project::\"pub\"")
+            .await
+            .0,
+        "Allow"
+    );
+    let old = server.version();
+    std::fs::remove_file(server.policy_file("public.cedar")).expect("delete");
+    server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the deletion goes live");
+    assert_eq!(
+        ask(&server, "User::\"stan\"", "copy", "Project::\"pub\"").await,
+        ("Deny".to_string(), json!([]))
+    );
+    let (_, status) = server.get("/v1/status").await;
+    assert!(!status.contains("public.cedar"), "{status}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn schema_and_stored_entities_are_watched_too() {
+    let stored = json!([
+        organization("acme"),
+        user("erin", &["acme-members", "acme-editors"])
+    ]);
+    let server = start(Options {
+        stored_entities: Some(stored),
+        ..Options::default()
+    })
+    .await;
+    let op1 = common::server::org_project("op1", "otto", "acme", "planning");
+    let body = question(
+        "User::\"erin\"",
+        "edit",
+        "Project::\"op1\"",
+        std::slice::from_ref(&op1),
+    );
+    assert_eq!(
+        server.post("/v1/is_authorized", &body).await.1["decision"],
+        "Allow"
+    );
+
+    // Stored entities change: erin is no longer an organization editor.
+    let old = server.version();
+    let path = server.sources.entities.clone().expect("entities file");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&json!([
+            organization("acme"),
+            user("erin", &["acme-members"])
+        ]))
+        .expect("json"),
+    )
+    .expect("write");
+    server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the entities change goes live");
+    assert_eq!(
+        server.post("/v1/is_authorized", &body).await.1["decision"],
+        "Deny"
+    );
+
+    // A broken entities file is refused like a broken policy.
+    let old = server.version();
+    std::fs::write(
+        &path,
+        r#"[{"uid": {"type": "User", "id": "erin"}, "attrs": {"email": 1}, "parents": []}]"#,
+    )
+    .expect("write");
+    assert!(server.wait_for_failed_reload(LIVE_WITHIN).await);
+    assert_eq!(server.version(), old);
+    assert!(
+        server.store.status().errors[0].text.contains("`email`"),
+        "{:?}",
+        server.store.status().errors
+    );
+
+    // A schema change is a reload too.
+    std::fs::write(&path, "[]").expect("write");
+    server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("entities mended");
+    let old = server.version();
+    common::edit(
+        &server.sources.schema,
+        "entity Group;",
+        "entity Group;\nentity Team;",
+    );
+    server
+        .wait_for_new_version(&old, LIVE_WITHIN)
+        .await
+        .expect("the schema change goes live");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_forced_reload_reports_its_outcome() {
+    let server = start_default().await;
+    let (status, answer) = server.post("/v1/reload", &json!({})).await;
+    assert_eq!(
+        (status, answer["result"].clone()),
+        (200, json!("unchanged"))
+    );
+    std::fs::write(
+        server.policy_file("zz.cedar"),
+        "@id(\"z\")\npermit (principal, action, resource) when { 1 + };\n",
+    )
+    .expect("write");
+    let (status, answer) = server.post("/v1/reload", &json!({})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "reload_failed");
+    assert!(
+        answer["errors"][0]["text"]
+            .as_str()
+            .expect("text")
+            .contains("zz.cedar:2:49"),
+        "{answer}"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn a_decision_computed_under_the_old_set_is_never_served_for_the_new_one() {
+    let (_dir, sources) = common::scratch_copy();
+    let store = PolicyStore::open(sources.clone()).expect("open");
+    let decider = Decider::new(1000, Duration::from_secs(60));
+    let question: Question = serde_json::from_value(question(
+        "User::\"vic\"",
+        "copy",
+        "Project::\"p1\"",
+        &entities(),
+    ))
+    .expect("question");
+
+    // A request takes the snapshot, then the set changes before its decision is stored.
+    let old_snapshot = store.current();
+    std::fs::write(
+        sources.policies.join("extra.cedar"),
+        "@id(\"extra.viewers-copy\")\npermit (principal, action == Action::\"copy\", resource is Project)\nwhen { principal in resource.viewers };\n",
+    )
+    .expect("write");
+    assert!(matches!(store.reload(), ReloadOutcome::Swapped(_)));
+    let late = decider
+        .answer(&old_snapshot, &question, None)
+        .expect("answer");
+    assert_eq!(format!("{:?}", late.decision.decision), "Deny");
+    assert_eq!(late.policy_version, old_snapshot.version);
+
+    // The next request, under the new set, must not get that decision from the cache.
+    let fresh = decider
+        .answer(&store.current(), &question, None)
+        .expect("answer");
+    assert!(!fresh.cache_hit);
+    assert_eq!(format!("{:?}", fresh.decision.decision), "Allow");
+    assert_eq!(
+        fresh.decision.reasons,
+        vec!["extra.viewers-copy".to_string()]
+    );
+    let again = decider
+        .answer(&store.current(), &question, None)
+        .expect("answer");
+    assert!(again.cache_hit);
+}

@@ -1,0 +1,613 @@
+//! The HTTP API end to end: a real server on 127.0.0.1:0, every route and shape.
+
+mod common;
+
+use common::server::{
+    Options, TestServer, org_project, organization, project, question, start, start_default, user,
+};
+use gatehouse::http::HttpConfig;
+use serde_json::{Value, json};
+
+fn p1_entities() -> Vec<Value> {
+    vec![
+        user("olga", &[]),
+        user("vera", &["p1-editors"]),
+        user("vic", &["p1-viewers"]),
+        user("maya", &["p1-managers"]),
+        project("p1", "olga", "processing", &[]),
+    ]
+}
+
+async fn decide(server: &TestServer, body: &Value) -> (String, Vec<String>) {
+    let (status, answer) = server.post("/v1/is_authorized", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let reasons = answer["diagnostics"]["reason"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect();
+    (
+        answer["decision"].as_str().unwrap_or_default().to_string(),
+        reasons,
+    )
+}
+
+#[tokio::test]
+async fn is_authorized_answers_with_reasons_and_version() {
+    let server = start_default().await;
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &question("User::\"vera\"", "edit", "Project::\"p1\"", &p1_entities()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        json!({"decision": "Allow", "diagnostics": {"reason": ["roles.editor"], "errors": []}, "policy_version": server.version()})
+    );
+    // Object form of the uids; a viewer cannot edit.
+    let body = json!({"principal": {"type": "User", "id": "vic"}, "action": {"type": "Action", "id": "edit"},
+                      "resource": {"type": "Project", "id": "p1"}, "entities": p1_entities()});
+    assert_eq!(decide(&server, &body).await, ("Deny".to_string(), vec![]));
+    // A context, and a forbid that decides.
+    let mut body = question("User::\"maya\"", "share", "Project::\"p1\"", &p1_entities());
+    body["context"] = json!({"role": "admin", "target": {"type": "User", "id": "vic"}});
+    assert_eq!(
+        decide(&server, &body).await,
+        (
+            "Deny".to_string(),
+            vec!["sharing.admin-role-by-privileged-only".to_string()]
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_reuses_the_callers() {
+    let server = start_default().await;
+    let response = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("get");
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).expect("uuid").get_version_num(),
+        4
+    );
+    let response = server
+        .client
+        .post(format!("{}/v1/is_authorized", server.base))
+        .header("x-request-id", "caller-42")
+        .body("{")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-request-id"], "caller-42");
+    let response = server
+        .client
+        .get(format!("{}/nope", server.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("x-request-id"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn batch_keeps_order_mixes_principals_and_isolates_a_bad_item() {
+    let server = start_default().await;
+    let body = json!({
+        "entities": p1_entities(),
+        "requests": [
+            {"principal": "User::\"vera\"", "action": "Action::\"edit\"", "resource": "Project::\"p1\""},
+            {"principal": "User::\"vic\"", "action": "Action::\"edit\"", "resource": "Project::\"p1\""},
+            {"principal": "User::\"vic\"", "action": "Action::\"edt\"", "resource": "Project::\"p1\""},
+            {"principal": "User::\"olga\"", "action": "Action::\"delete\"", "resource": "Project::\"p1\""},
+            {"principal": "User::\"zed\"", "action": "Action::\"view\"", "resource": "Project::\"p2\"",
+             "entities": [user("zed", &["p2-viewers"]), project("p2", "olga", "planning", &[])]},
+            {"principal": "User::\"vic\"", "action": "Action::\"view\""}
+        ]
+    });
+    let (status, answer) = server.post("/v1/is_authorized/batch", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0]["decision"], "Allow");
+    assert_eq!(results[1]["decision"], "Deny");
+    assert_eq!(results[2]["error"]["code"], "invalid_action");
+    assert_eq!(
+        results[2]["error"]["message"],
+        "`requests[2]`: unknown action `Action::\"edt\"`"
+    );
+    assert_eq!(
+        results[3]["diagnostics"]["reason"],
+        json!(["ownership.owner-and-org-admins"])
+    );
+    assert_eq!(results[4]["diagnostics"]["reason"], json!(["roles.viewer"]));
+    assert!(
+        results[5]["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("missing field `resource`")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn batch_limits_and_shared_entities() {
+    let server = start(Options {
+        config: HttpConfig {
+            max_batch: 3,
+            ..HttpConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let item = json!({"principal": "User::\"vic\"", "action": "Action::\"view\"", "resource": "Project::\"p1\""});
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized/batch",
+            &json!({"requests": [item, item, item, item]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "batch_too_large");
+    assert_eq!(
+        answer["error"]["message"],
+        "`requests` has 4 items; at most 3 are allowed"
+    );
+    let bad_shared = json!({"entities": [{"uid": {"type": "Project", "id": "p1"}, "attrs": {}, "parents": []}], "requests": [item]});
+    let (status, answer) = server.post("/v1/is_authorized/batch", &bad_shared).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "invalid_entities");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn allowed_actions_lists_buttons_and_what_needs_context() {
+    let server = start_default().await;
+    let body = json!({"principal": "User::\"vera\"", "resource": "Project::\"p1\"", "entities": p1_entities()});
+    let (status, answer) = server.post("/v1/allowed_actions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["allowed"],
+        json!([
+            "copy",
+            "edit",
+            "leave",
+            "run_processing",
+            "view",
+            "view_members"
+        ])
+    );
+    assert_eq!(
+        answer["needs_context"],
+        json!([
+            "accept_access_request",
+            "change_member_role",
+            "remove_member",
+            "share",
+            "transfer_ownership"
+        ])
+    );
+    assert!(
+        answer["denied"]
+            .as_array()
+            .expect("denied")
+            .contains(&json!("delete"))
+    );
+    assert_eq!(answer["policy_version"], server.version());
+
+    // With a context, the sharing actions are decided too; each action gets its own keys.
+    let mut body = json!({"principal": "User::\"maya\"", "resource": "Project::\"p1\"", "entities": p1_entities(),
+                          "context": {"role": "editor", "target": {"type": "User", "id": "vic"}}});
+    let (_, answer) = server.post("/v1/allowed_actions", &body).await;
+    assert_eq!(answer["needs_context"], json!([]));
+    assert_eq!(
+        answer["allowed"],
+        json!([
+            "accept_access_request",
+            "change_member_role",
+            "generate_share_token",
+            "leave",
+            "reject_access_request",
+            "remove_member",
+            "share",
+            "stop_sharing",
+            "view",
+            "view_members"
+        ])
+    );
+    // A context with only a target: actions that also need a role still need context.
+    body["context"] = json!({"target": {"type": "User", "id": "vic"}});
+    let (_, answer) = server.post("/v1/allowed_actions", &body).await;
+    assert_eq!(
+        answer["needs_context"],
+        json!(["accept_access_request", "change_member_role", "share"])
+    );
+    assert!(
+        answer["allowed"]
+            .as_array()
+            .expect("allowed")
+            .contains(&json!("remove_member"))
+    );
+    // Types no action applies to.
+    let (status, answer) = server
+        .post(
+            "/v1/allowed_actions",
+            &json!({"principal": "Group::\"g\"", "resource": "Project::\"p1\""}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("no action of the schema applies")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_clear_4xx() {
+    let server = start(Options {
+        config: HttpConfig {
+            max_body: 4096,
+            ..HttpConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let project_with = |attr: &str, value: Value| {
+        let mut p = project("p1", "olga", "planning", &[]);
+        p["attrs"][attr] = value;
+        json!({"principal": "User::\"vic\"", "action": "Action::\"view\"", "resource": "Project::\"p1\"", "entities": [p]})
+    };
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
+        ("not JSON", b"{\"principal\":".to_vec(), 400, "malformed_json", "EOF while parsing"),
+        ("not UTF-8", b"{\"principal\": \"\xff\"}".to_vec(), 400, "malformed_json", "invalid unicode"),
+        ("too deep", deep.into_bytes(), 400, "malformed_json", "recursion limit exceeded"),
+        ("an array body", b"[]".to_vec(), 400, "invalid_request", "the body must be a JSON object"),
+        ("missing resource", br#"{"principal": "User::\"a\"", "action": "Action::\"view\""}"#.to_vec(), 400, "invalid_request", "missing field `resource`"),
+        ("unknown field", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "contxt": {}}"#.to_vec(), 400, "invalid_request", "unknown field `contxt`"),
+        ("unknown action", br#"{"principal": "User::\"a\"", "action": "Action::\"edt\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_action", "unknown action `Action::\"edt\"`"),
+        ("a uid that is not one", br#"{"principal": "alice", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`principal` must be an entity uid such as `User::\"alice\"`, got `alice`"),
+        ("a number for a uid", br#"{"principal": 7, "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`principal` must be an entity uid, got `7`"),
+        ("wrong principal type", br#"{"principal": "Project::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "does not apply to principal `Project::\"a\"`"),
+        ("wrong resource type", br#"{"principal": "User::\"a\"", "action": "Action::\"request_access\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_resource", "must be of type `ShareToken`"),
+        ("unknown type", br#"{"principal": "Usr::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`Usr::\"a\"`"),
+        ("missing context key", br#"{"principal": "User::\"a\"", "action": "Action::\"share\"", "resource": "Project::\"p\"", "context": {}}"#.to_vec(), 400, "invalid_context", "`role`"),
+        ("wrong context type", br#"{"principal": "User::\"a\"", "action": "Action::\"share\"", "resource": "Project::\"p\"", "context": {"role": 3}}"#.to_vec(), 400, "invalid_context", "role"),
+        ("extra context key", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "context": {"now": 1}}"#.to_vec(), 400, "invalid_context", "`now` should not exist"),
+        ("context not an object", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "context": [1]}"#.to_vec(), 400, "invalid_context", "`context` must be a JSON object"),
+        ("a bad datetime", br#"{"principal": "User::\"a\"", "action": "Action::\"request_access\"", "resource": "ShareToken::\"t\"", "context": {"now": "yesterday"}}"#.to_vec(), 400, "invalid_context", "yesterday"),
+        ("an unknown extension function", br#"{"principal": "User::\"a\"", "action": "Action::\"request_access\"", "resource": "ShareToken::\"t\"", "context": {"now": {"__extn": {"fn": "evil", "arg": "x"}}}}"#.to_vec(), 400, "invalid_context", "evil"),
+        ("an attribute of the wrong type", serde_json::to_vec(&project_with("phase", json!(3))).expect("json"), 400, "invalid_entities", "in attribute `phase` on `Project::\"p1\"`, type mismatch"),
+        ("a missing attribute", serde_json::to_vec(&{ let mut q = project_with("phase", json!("x")); q["entities"][0]["attrs"].as_object_mut().expect("attrs").remove("owner"); q }).expect("json"), 400, "invalid_entities", "`owner`"),
+        ("an unknown attribute", serde_json::to_vec(&project_with("colour", json!("red"))).expect("json"), 400, "invalid_entities", "`colour`"),
+        ("entities not a list", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": {}}"#.to_vec(), 400, "invalid_entities", "`entities` must be a JSON array"),
+        ("an entity twice", serde_json::to_vec(&json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [user("a", &[]), user("a", &[])]})).expect("json"), 400, "invalid_entities", "lists entity `User::\"a\"` twice"),
+        ("a wrong parent type", serde_json::to_vec(&json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [{"uid": {"type": "User", "id": "a"}, "attrs": {}, "parents": [{"type": "Project", "id": "p"}]}]})).expect("json"), 400, "invalid_entities", "ancestor of type `Project`"),
+        ("an entity without uid", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [{"attrs": {}}]}"#.to_vec(), 400, "invalid_entities", "`entities[0]` has no `uid`"),
+        ("a body too large", vec![b' '; 5000], 413, "body_too_large", "length limit"),
+    ];
+    for (name, body, status, code, fragment) in cases {
+        let (got, answer) = server.post_raw("/v1/is_authorized", body).await;
+        assert_eq!(got, status, "{name}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(fragment),
+            "{name}: `{message}` lacks `{fragment}`"
+        );
+    }
+    let (status, answer) = server.get("/v1/is_authorized").await;
+    assert_eq!(status, 405, "{answer}");
+    assert!(answer.contains("method_not_allowed"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_status_and_policies() {
+    let server = start_default().await;
+    assert_eq!(
+        server.get("/healthz").await,
+        (200, r#"{"status":"ok"}"#.to_string())
+    );
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&server.version()));
+
+    server
+        .post(
+            "/v1/is_authorized",
+            &question("User::\"vera\"", "edit", "Project::\"p1\"", &p1_entities()),
+        )
+        .await;
+    let (status, metrics) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "gatehouse_http_requests_total{route=\"/v1/is_authorized\",method=\"POST\",status=\"200\"} 1",
+        "gatehouse_http_request_duration_seconds_count{route=\"/v1/is_authorized\"} 1",
+        "gatehouse_decisions_total{result=\"Allow\"} 1",
+        "gatehouse_decision_cache_lookups_total{result=\"miss\"} 1",
+        &format!(
+            "gatehouse_policy_info{{version=\"{}\"}} 1",
+            server.version()
+        ),
+        "gatehouse_policies 41",
+        "gatehouse_last_reload_success_timestamp_seconds",
+    ] {
+        assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
+    }
+
+    let (status, body) = server.get("/v1/status").await;
+    assert_eq!(status, 200);
+    let status_json: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(status_json["policy_version"], server.version());
+    assert_eq!(status_json["policy_count"], 41);
+    assert_eq!(status_json["files"].as_array().expect("files").len(), 9);
+    assert_eq!(status_json["last_reload"]["result"], "ok");
+
+    let (status, body) = server.get("/v1/policies").await;
+    assert_eq!(status, 200);
+    let policies: Value = serde_json::from_str(&body).expect("json");
+    let viewer = policies["policies"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["id"] == "roles.viewer")
+        .expect("roles.viewer")
+        .clone();
+    assert_eq!(viewer["effect"], "permit");
+    assert!(
+        viewer["file"]
+            .as_str()
+            .expect("file")
+            .ends_with("roles.cedar")
+    );
+    assert_eq!(viewer["line"], 37);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_routes_need_the_token_when_one_is_set() {
+    let server = start(Options {
+        config: HttpConfig {
+            admin_token: Some("s3cret".into()),
+            ..HttpConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    for (method, path) in [
+        ("GET", "/v1/status"),
+        ("GET", "/v1/policies"),
+        ("POST", "/v1/reload"),
+    ] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer s3cre"),
+            Some("s3cret"),
+            Some("Basic s3cret"),
+        ] {
+            let mut request = server.client.request(
+                method.parse().expect("method"),
+                format!("{}{path}", server.base),
+            );
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.expect("send");
+            assert_eq!(response.status(), 401, "{method} {path} with {auth:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+        let response = server
+            .client
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", server.base),
+            )
+            .header("authorization", "Bearer s3cret")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "{method} {path}");
+    }
+    // Decision routes and health stay open.
+    let (status, _) = server
+        .post(
+            "/v1/is_authorized",
+            &question("User::\"vera\"", "edit", "Project::\"p1\"", &p1_entities()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(server.get("/metrics").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_question_is_a_cache_hit_and_order_does_not_matter() {
+    let server = start_default().await;
+    let body = question("User::\"vera\"", "edit", "Project::\"p1\"", &p1_entities());
+    let first = server.post("/v1/is_authorized", &body).await;
+    let second = server.post("/v1/is_authorized", &body).await;
+    assert_eq!(first, second);
+    // The same entities in another order, object keys in another order: the same question.
+    let mut reversed = p1_entities();
+    reversed.reverse();
+    let text = format!(
+        r#"{{"resource": "Project::\"p1\"", "entities": {}, "action": "Action::\"edit\"", "principal": "User::\"vera\""}}"#,
+        serde_json::to_string(&reversed).expect("json")
+    );
+    let third = server
+        .post_raw("/v1/is_authorized", text.into_bytes())
+        .await;
+    assert_eq!(third, first);
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("gatehouse_decision_cache_lookups_total{result=\"hit\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_decision_cache_lookups_total{result=\"miss\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stored_entities_are_seen_and_a_request_entity_overrides_them() {
+    let stored = json!([
+        organization("acme"),
+        user("erin", &["acme-members", "acme-editors"])
+    ]);
+    let server = start(Options {
+        stored_entities: Some(stored),
+        ..Options::default()
+    })
+    .await;
+    // The organization and erin's groups come from the stored file.
+    let body = question(
+        "User::\"erin\"",
+        "edit",
+        "Project::\"op1\"",
+        &[org_project("op1", "otto", "acme", "planning")],
+    );
+    assert_eq!(
+        decide(&server, &body).await,
+        ("Allow".to_string(), vec!["roles.editor".to_string()])
+    );
+    // The request's erin (no groups) replaces the stored one.
+    let body = question(
+        "User::\"erin\"",
+        "edit",
+        "Project::\"op1\"",
+        &[
+            org_project("op1", "otto", "acme", "planning"),
+            user("erin", &[]),
+        ],
+    );
+    assert_eq!(decide(&server, &body).await, ("Deny".to_string(), vec![]));
+    let (_, status) = server.get("/v1/status").await;
+    let status: Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(status["entities"]["count"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_entity_fails_closed_over_http() {
+    let server = start_default().await;
+    // The organization entity is missing: the owner's permit matches, the organization
+    // forbid cannot evaluate, so the answer is Deny with the error.
+    let mut body = question(
+        "User::\"otto\"",
+        "share",
+        "Project::\"op1\"",
+        &[org_project("op1", "otto", "acme", "planning")],
+    );
+    body["context"] = json!({"role": "viewer", "target": {"type": "User", "id": "zed"}});
+    let (status, answer) = server.post("/v1/is_authorized", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["decision"], "Deny");
+    let errors = answer["diagnostics"]["errors"].as_array().expect("errors");
+    assert!(
+        errors.iter().any(|e| e
+            .as_str()
+            .unwrap_or_default()
+            .contains("sharing.target-in-organization")),
+        "{answer}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_decision_log_has_one_line_per_decision() {
+    let server = start(Options {
+        decision_log: Some(("decisions.log", false)),
+        ..Options::default()
+    })
+    .await;
+    let path = server.dir().join("decisions.log");
+    let response = server
+        .client
+        .post(format!("{}/v1/is_authorized", server.base))
+        .header("x-request-id", "req-1")
+        .json(&question(
+            "User::\"vera\"",
+            "edit",
+            "Project::\"p1\"",
+            &p1_entities(),
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    server
+        .post(
+            "/v1/is_authorized",
+            &question("User::\"vera\"", "edit", "Project::\"p1\"", &p1_entities()),
+        )
+        .await;
+    let version = server.version();
+    let _dir = server.stop().await;
+    let text = std::fs::read_to_string(&path).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let first = &lines[0];
+    assert_eq!(first["request_id"], "req-1");
+    assert_eq!(first["principal"], "User::\"vera\"");
+    assert_eq!(first["action"], "Action::\"edit\"");
+    assert_eq!(first["resource"], "Project::\"p1\"");
+    assert_eq!(first["decision"], "Allow");
+    assert_eq!(first["reasons"], json!(["roles.editor"]));
+    assert_eq!(first["errors"], json!([]));
+    assert_eq!(first["policy_version"], version);
+    assert_eq!(first["cache_hit"], false);
+    assert_eq!(lines[1]["cache_hit"], true);
+    assert!(first["latency_us"].is_u64() && first["time"].is_string());
+    assert!(
+        first.get("context").is_none() && first.get("entities").is_none(),
+        "context and entities are left out: {first}"
+    );
+}
+
+#[tokio::test]
+async fn the_full_decision_log_carries_context_and_entities() {
+    let server = start(Options {
+        decision_log: Some(("full.log", true)),
+        ..Options::default()
+    })
+    .await;
+    let path = server.dir().join("full.log");
+    let mut body = question("User::\"maya\"", "share", "Project::\"p1\"", &p1_entities());
+    body["context"] = json!({"role": "viewer"});
+    server.post("/v1/is_authorized", &body).await;
+    let _dir = server.stop().await;
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&path)
+            .expect("log")
+            .lines()
+            .next()
+            .expect("line"),
+    )
+    .expect("json");
+    assert_eq!(line["context"], json!({"role": "viewer"}));
+    assert_eq!(line["entities"].as_array().expect("entities").len(), 5);
+}

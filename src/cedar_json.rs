@@ -2,7 +2,7 @@
 //! that name the offending field and value. Shared by the policy loader (the stored-entities
 //! file), deciding (questions) and the test runner (suites).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use cedar_policy::{Entities, EntityUid, Schema};
@@ -79,7 +79,18 @@ pub fn parse_uid(field: &str, value: &Value) -> Result<EntityUid, InputError> {
 /// in a later layer replaces the one with the same uid in an earlier layer; the same uid
 /// twice within one layer is an error. Checked against the schema.
 pub fn parse_entities(schema: &Schema, layers: &[(&str, &Value)]) -> Result<Entities, InputError> {
-    let mut merged: Vec<(String, Value)> = Vec::new();
+    let merged = merge_layers(layers)?;
+    let field = layers.last().map_or("entities", |(f, _)| *f);
+    Entities::from_json_value(Value::Array(merged), Some(schema))
+        .map_err(|e| InputError::new(field, format!("{field}: {}", innermost(&e))))
+}
+
+/// Merges entity JSON layers into one list: an entity in a later layer replaces the one with
+/// the same uid in an earlier layer (keeping its place); the same uid twice within one layer
+/// is an error, as is a layer that is not a list or an entity without `uid`.
+pub fn merge_layers(layers: &[(&str, &Value)]) -> Result<Vec<Value>, InputError> {
+    let mut merged: Vec<Value> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (field, layer) in layers {
         let Value::Array(items) = layer else {
             return Err(InputError::new(
@@ -99,14 +110,14 @@ pub fn parse_entities(schema: &Schema, layers: &[(&str, &Value)]) -> Result<Enti
                     format!("`{field}` lists entity `{uid}` twice"),
                 ));
             }
-            match merged.iter_mut().find(|(u, _)| *u == uid) {
-                Some(slot) => slot.1 = item.clone(),
-                None => merged.push((uid, item.clone())),
+            match index.get(&uid) {
+                Some(&at) => merged[at] = item.clone(),
+                None => {
+                    index.insert(uid, merged.len());
+                    merged.push(item.clone());
+                }
             }
         }
     }
-    let field = layers.last().map_or("entities", |(f, _)| *f);
-    let json = Value::Array(merged.into_iter().map(|(_, v)| v).collect());
-    Entities::from_json_value(json, Some(schema))
-        .map_err(|e| InputError::new(field, format!("{field}: {}", innermost(&e))))
+    Ok(merged)
 }

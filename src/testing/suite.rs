@@ -13,6 +13,7 @@ use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, Request};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::cedar_json::merge_layers;
 use crate::decide::Verdict;
 use crate::decide::input::{build_request, parse_entities};
 use crate::policy::{ActionCatalog, AttrType, Snapshot};
@@ -94,10 +95,25 @@ pub struct Case {
     pub request: Result<Request, String>,
     /// The entities the case sees.
     pub entities: Arc<Entities>,
+    /// The same entities as Cedar entity JSON, to send the case to a sidecar.
+    pub entities_json: Arc<Vec<Value>>,
     /// The expected decision.
     pub expect: Verdict,
     /// The expected deciding policy ids, when the case pins them.
     pub reasons: Option<Vec<String>>,
+}
+
+impl Case {
+    /// The case as a question in the sidecar's JSON (`POST /v1/is_authorized`).
+    pub fn question(&self) -> Value {
+        serde_json::json!({
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "context": self.context,
+            "entities": *self.entities_json,
+        })
+    }
 }
 
 /// A suite that could not be read: bad JSON, a missing fixture, an entity the schema rejects.
@@ -192,30 +208,29 @@ pub fn load(
         .map_err(|m| at(path, format!("`entities`: {m}")))?;
     let fixture_layer = Value::Array(fixture_entities);
     let suite_layer = Value::Array(suite_entities);
-    let shared = Arc::new(
-        parse_entities(
-            snapshot,
-            &[("fixtures", &fixture_layer), ("entities", &suite_layer)],
-        )
-        .map_err(|e| at(path, e.message))?,
-    );
-    let entities_for = |own: &[Value], owner: &str| -> Result<Arc<Entities>, SuiteError> {
+    // Each case's entities, parsed (to decide here) and as Cedar JSON (to send elsewhere).
+    type Both = (Arc<Entities>, Arc<Vec<Value>>);
+    let both = |layers: &[(&str, &Value)]| -> Result<Both, crate::cedar_json::InputError> {
+        Ok((
+            Arc::new(parse_entities(snapshot, layers)?),
+            Arc::new(merge_layers(layers)?),
+        ))
+    };
+    let shared = both(&[("fixtures", &fixture_layer), ("entities", &suite_layer)])
+        .map_err(|e| at(path, e.message))?;
+    let entities_for = |own: &[Value], owner: &str| -> Result<Both, SuiteError> {
         if own.is_empty() {
-            return Ok(Arc::clone(&shared));
+            return Ok((Arc::clone(&shared.0), Arc::clone(&shared.1)));
         }
         let own = Value::Array(
             normalize_entities(own, catalog)
                 .map_err(|m| at(path, format!("{owner}: `entities`: {m}")))?,
         );
-        parse_entities(
-            snapshot,
-            &[
-                ("fixtures", &fixture_layer),
-                ("entities", &suite_layer),
-                ("entities", &own),
-            ],
-        )
-        .map(Arc::new)
+        both(&[
+            ("fixtures", &fixture_layer),
+            ("entities", &suite_layer),
+            ("entities", &own),
+        ])
         .map_err(|e| at(path, format!("{owner}: {}", e.message)))
     };
 
@@ -290,7 +305,7 @@ pub fn load(
                     action.clone(),
                     resource.clone(),
                     context,
-                    Arc::clone(&entities),
+                    (Arc::clone(&entities.0), Arc::clone(&entities.1)),
                     expect,
                     None,
                 ));
@@ -322,7 +337,7 @@ fn make_case(
     action: EntityUid,
     resource: EntityUid,
     context: Map<String, Value>,
-    entities: Arc<Entities>,
+    (entities, entities_json): (Arc<Entities>, Arc<Vec<Value>>),
     expect: Verdict,
     reasons: Option<Vec<String>>,
 ) -> Case {
@@ -343,6 +358,7 @@ fn make_case(
         context,
         request,
         entities,
+        entities_json,
         expect,
         reasons: reasons.map(|mut r| {
             r.sort();

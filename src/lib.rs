@@ -9,9 +9,13 @@
 //!
 //! - [`policy`]: loads a whole policy set and schema from files, re-ids each policy by its
 //!   `@id`, validates strictly, and hands the result out as an immutable
-//!   [`policy::Snapshot`]; every problem is reported at `file:line:col`.
+//!   [`policy::Snapshot`]; every problem is reported at `file:line:col`. The live set is a
+//!   [`policy::PolicyStore`], reloaded by a file watcher.
+//! - [`cedar_json`]: Cedar's JSON formats for uids and entities, with errors naming the field.
 //! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
-//!   schema with errors that name the field, and asks Cedar, failing closed.
+//!   schema, and asks Cedar, failing closed; the decision cache in front.
+//! - [`http`]: the sidecar's HTTP API (axum): router, handlers, the one error type.
+//! - [`telemetry`]: logs, Prometheus metrics, the decision log.
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
 //!   (human, JSON, JUnit).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.

@@ -19,9 +19,13 @@
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
 //!   (human, JSON, JUnit).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
+//! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
+//!   for the domain's entities.
 
 pub mod cedar_json;
 pub mod cli;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod decide;
 pub mod http;
 pub mod policy;

@@ -1,0 +1,331 @@
+//! A project-sharing host application that asks gatehouse before every action.
+//!
+//! The caller is named by the `x-user` header (a stand-in for real authentication). Every
+//! handler builds the entity slice gatehouse needs from the host's records, asks, and answers
+//! 403 with the deciding policies on Deny. If gatehouse cannot be reached the answer is 503:
+//! the host fails closed too.
+
+mod db;
+mod projects;
+mod sharing;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use gatehouse::client::{
+    Client, ClientError, Decision, Entity, Organization, Project, Question, Uid, User,
+};
+use serde_json::{Value, json};
+
+pub use db::{Db, ProjectRec};
+
+/// The app's state: its records and its gatehouse client.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+/// What [`App`] shares.
+pub struct Inner {
+    /// The records. A std mutex: never held across an `.await`.
+    pub db: Mutex<Db>,
+    /// The sidecar.
+    pub gatehouse: Client,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// An empty app that asks the gatehouse at `gatehouse`.
+    pub fn new(gatehouse: Client) -> Self {
+        Self(Arc::new(Inner {
+            db: Mutex::new(Db::default()),
+            gatehouse,
+        }))
+    }
+
+    /// Locks the records.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks gatehouse; Deny becomes a 403 naming the action and the deciding policies.
+    pub async fn authorize(&self, question: Question) -> Result<Decision, AppError> {
+        let action = question.action.id.clone();
+        let answer = self.gatehouse.is_authorized(&question).await?;
+        if answer.body.allowed() {
+            Ok(answer.body)
+        } else {
+            Err(AppError::Forbidden {
+                action,
+                reasons: answer.body.reasons,
+                errors: answer.body.errors,
+            })
+        }
+    }
+}
+
+/// The app's routes.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/users", post(sharing::create_user))
+        .route("/orgs", post(sharing::create_org))
+        .route(
+            "/orgs/{org}/members/{user}",
+            put(sharing::set_org_role).delete(sharing::remove_org_member),
+        )
+        .route("/projects", post(projects::create))
+        .route("/projects/import", post(projects::import))
+        .route(
+            "/projects/{id}",
+            get(projects::show)
+                .patch(projects::rename)
+                .delete(projects::delete),
+        )
+        .route("/projects/{id}/buttons", get(projects::buttons))
+        .route("/projects/{id}/copy", post(projects::copy))
+        .route("/projects/{id}/export", get(projects::export))
+        .route("/projects/{id}/archive", post(projects::archive))
+        .route("/projects/{id}/restore", post(projects::restore))
+        .route("/projects/{id}/visibility", put(projects::set_visibility))
+        .route("/projects/{id}/settings", put(projects::settings))
+        .route("/projects/{id}/advance", post(projects::advance))
+        .route("/projects/{id}/processing", post(projects::run_processing))
+        .route("/projects/{id}/report", get(projects::report))
+        .route("/projects/{id}/download", get(projects::download))
+        .route(
+            "/projects/{id}/items",
+            post(projects::add_item).get(projects::list_items),
+        )
+        .route(
+            "/items/{id}",
+            get(projects::show_item)
+                .patch(projects::edit_item)
+                .delete(projects::delete_item),
+        )
+        .route("/items/{id}/download", get(projects::download_item))
+        .route("/my/projects", get(projects::my_projects))
+        .route("/projects/{id}/members", get(sharing::members))
+        .route(
+            "/projects/{id}/members/{user}",
+            put(sharing::change_role).delete(sharing::remove_member),
+        )
+        .route("/projects/{id}/leave", post(sharing::leave))
+        .route("/projects/{id}/transfer", post(sharing::transfer))
+        .route("/projects/{id}/invitations", post(sharing::invite))
+        .route("/invitations", get(sharing::my_invitations))
+        .route("/invitations/{id}/accept", post(sharing::accept_invitation))
+        .route("/invitations/{id}/cancel", post(sharing::cancel_invitation))
+        .route("/invitations/{id}/resend", post(sharing::resend_invitation))
+        .route("/projects/{id}/tokens", post(sharing::generate_token))
+        .route("/tokens/{token}", delete(sharing::stop_sharing))
+        .route("/tokens/{token}/requests", post(sharing::request_access))
+        .route("/projects/{id}/requests", get(sharing::list_requests))
+        .route("/requests/{id}/accept", post(sharing::accept_request))
+        .route("/requests/{id}/reject", post(sharing::reject_request))
+        .with_state(app)
+}
+
+/// What can go wrong, and its status code.
+#[derive(Debug)]
+pub enum AppError {
+    /// No `x-user`, or an unknown one.
+    Unauthenticated,
+    /// Gatehouse said Deny.
+    Forbidden {
+        /// The action asked.
+        action: String,
+        /// The deciding policies (forbids), empty when nothing permitted.
+        reasons: Vec<String>,
+        /// Evaluation errors, if the decision failed closed.
+        errors: Vec<String>,
+    },
+    /// No such record.
+    NotFound(String),
+    /// A malformed request.
+    BadRequest(String),
+    /// A request that conflicts with the state (an invitation no longer pending…).
+    Conflict(String),
+    /// Gatehouse could not answer: fail closed.
+    Gatehouse(ClientError),
+}
+
+impl From<ClientError> for AppError {
+    fn from(e: ClientError) -> Self {
+        AppError::Gatehouse(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            AppError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthenticated", "message": "name a known user in `x-user`"}),
+            ),
+            AppError::Forbidden {
+                action,
+                reasons,
+                errors,
+            } => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "action": action, "reasons": reasons, "errors": errors}),
+            ),
+            AppError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": what}),
+            ),
+            AppError::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": message}),
+            ),
+            AppError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({"error": "conflict", "message": message}),
+            ),
+            AppError::Gatehouse(e) => {
+                eprintln!("gatehouse: {e}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "authorization_unavailable", "message": e.to_string()}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The calling user, from `x-user`.
+pub struct Caller(pub String);
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
+        let user = parts
+            .headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AppError::Unauthenticated)?;
+        if !app.db().users.contains_key(user) {
+            return Err(AppError::Unauthenticated);
+        }
+        Ok(Caller(user.to_string()))
+    }
+}
+
+/// A JSON body, with a 400 in the app's shape when it is malformed.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes)
+            .map(Body)
+            .map_err(|e| AppError::BadRequest(e.to_string()))
+    }
+}
+
+/// The user's entity as gatehouse sees it for questions about `project`: the user with the
+/// project group of their role and the organization groups of their organization role.
+pub fn user_entity(db: &Db, user: &str, project: Option<&ProjectRec>) -> Entity {
+    let mut entity = User::new(user);
+    if let Some(email) = db.users.get(user).and_then(|u| u.email.clone()) {
+        entity = entity.email(email);
+    }
+    if let Some(project) = project {
+        if let Some(role) = project.members.get(user) {
+            entity = entity.member_of(Project::group(&project.id, *role));
+        }
+        if let Some(org) = &project.organization {
+            entity = with_org_groups(db, entity, user, org);
+        }
+    }
+    entity.build()
+}
+
+/// Adds the organization groups of `user`'s role in `org`.
+pub fn with_org_groups(db: &Db, mut entity: User, user: &str, org: &str) -> User {
+    if let Some(role) = db.orgs.get(org).and_then(|o| o.roles.get(user)) {
+        entity = entity.member_of(Organization::members(org));
+        if let Some(project_role) = role.project_role() {
+            entity = entity.member_of(Organization::group(org, project_role));
+        }
+    }
+    entity
+}
+
+/// The project's entity.
+pub fn project_entity(project: &ProjectRec) -> Entity {
+    let mut entity = Project::new(&project.id, &project.owner)
+        .phase(project.phase)
+        .archived(project.archived)
+        .public(project.public)
+        .downloads_enabled(project.downloads_enabled)
+        .editors_can_share(project.editors_can_share);
+    if let Some(org) = &project.organization {
+        entity = entity.organization(org);
+    }
+    entity.build()
+}
+
+/// Everything a question about `project` by `user` needs: the user, the project, its
+/// organization, and the users named in the context (`others`) with their groups.
+pub fn project_slice(db: &Db, user: &str, project: &ProjectRec, others: &[&str]) -> Vec<Entity> {
+    let mut entities = vec![
+        user_entity(db, user, Some(project)),
+        project_entity(project),
+    ];
+    if let Some(org) = &project.organization {
+        entities.push(Organization::new(org).build());
+    }
+    for other in others {
+        if *other != user {
+            entities.push(user_entity(db, other, Some(project)));
+        }
+    }
+    entities
+}
+
+/// A question about a project: `user` takes `action` on project `project`.
+pub fn project_question(
+    db: &Db,
+    user: &str,
+    action: &str,
+    project: &ProjectRec,
+    context: Option<Value>,
+    others: &[&str],
+) -> Question {
+    let question = Question::new(Uid::user(user), action, Uid::project(&project.id))
+        .entities(project_slice(db, user, project, others));
+    match context {
+        Some(context) => question.context(context),
+        None => question,
+    }
+}
+
+/// The project, or a 404.
+pub fn find_project(db: &Db, id: &str) -> Result<ProjectRec, AppError> {
+    db.projects
+        .get(id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("no project `{id}`")))
+}

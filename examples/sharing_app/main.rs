@@ -1,0 +1,43 @@
+//! The project-sharing host application: an axum service with its own records (in memory)
+//! that asks gatehouse before every action.
+//!
+//! Run with:
+//!
+//! ```sh
+//! cargo run --release -- serve &                          # gatehouse on 127.0.0.1:8180
+//! cargo run --example sharing_app -- 127.0.0.1:8080 http://127.0.0.1:8180
+//! ```
+//!
+//! Then try a flow with curl (the caller is named by the `x-user` header):
+//!
+//! ```sh
+//! curl -s localhost:8080/users -d '{"id": "ana", "email": "ana@example.com"}'
+//! curl -s localhost:8080/users -d '{"id": "ben"}'
+//! curl -s localhost:8080/projects -H 'x-user: ana' -d '{"name": "Survey"}'       # -> {"id": "p1", ...}
+//! curl -s localhost:8080/projects/p1/tokens -H 'x-user: ana' -d '{"expires_in_secs": 3600}'
+//! curl -s -X POST localhost:8080/tokens/TOKEN/requests -H 'x-user: ben'           # -> {"id": "req2", ...}
+//! curl -s localhost:8080/requests/req2/accept -H 'x-user: ana' -d '{"role": "viewer"}'
+//! curl -s localhost:8080/projects/p1 -H 'x-user: ben'                             # 200
+//! curl -s -X POST localhost:8080/projects/p1/processing -H 'x-user: ben'          # 403 {"error": "forbidden", ...}
+//! ```
+
+mod app;
+
+use gatehouse::client::Client;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
+    let gatehouse = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:8180".into());
+    let app = app::App::new(Client::new(&gatehouse)?);
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    eprintln!(
+        "sharing_app on http://{} asking gatehouse at {gatehouse}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app::router(app)).await?;
+    Ok(())
+}

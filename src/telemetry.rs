@@ -95,6 +95,15 @@ pub struct Metrics {
     pub policies: Gauge,
     /// Decision-log lines dropped because the writer fell behind.
     pub decision_log_dropped: Counter,
+    fixed: FixedCounters,
+}
+
+/// Handles on the counters every decision touches.
+struct FixedCounters {
+    allow: Counter,
+    deny: Counter,
+    hit: Counter,
+    miss: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,7 +177,21 @@ impl Metrics {
             "Decision-log lines dropped because the writer fell behind",
             decision_log_dropped.clone(),
         );
+        let result = |family: &Family<ResultLabel, Counter>, r: &str| {
+            family
+                .get_or_create(&ResultLabel {
+                    result: r.to_string(),
+                })
+                .clone()
+        };
+        let fixed = FixedCounters {
+            allow: result(&decisions, "Allow"),
+            deny: result(&decisions, "Deny"),
+            hit: result(&cache, "hit"),
+            miss: result(&cache, "miss"),
+        };
         Self {
+            fixed,
             registry,
             http_requests,
             http_latency,
@@ -208,6 +231,23 @@ impl Metrics {
         if !matches!(outcome, ReloadOutcome::Failed(_)) {
             self.set_live(live);
         }
+    }
+
+    /// Counts one decision and its cache lookup. The label sets are built once, so this
+    /// allocates nothing on the hot path.
+    pub fn count_decision(&self, verdict: &str, cache_hit: bool) {
+        let decided = if verdict == "Allow" {
+            &self.fixed.allow
+        } else {
+            &self.fixed.deny
+        };
+        decided.inc();
+        if cache_hit {
+            &self.fixed.hit
+        } else {
+            &self.fixed.miss
+        }
+        .inc();
     }
 
     /// Increments `family`'s counter for `result`.

@@ -119,3 +119,49 @@ fn input_errors_name_the_field_and_value() {
     let err = input::parse_uid("principal", &json!(42)).expect_err("not a uid");
     assert_eq!(err.message, "`principal` must be an entity uid, got `42`");
 }
+
+#[test]
+fn the_index_decides_every_bundled_case_as_the_full_set() {
+    use gatehouse::testing::{self, FixtureCache};
+    let snapshot = common::bundled();
+    let (max, mean) = snapshot.index.sizes();
+    assert!(
+        max < snapshot.info.len(),
+        "the index narrows the set: max {max}"
+    );
+    eprintln!(
+        "index: at most {max} policies per (action, resource type), {mean:.1} on average, of {}",
+        snapshot.info.len()
+    );
+    let files = testing::discover(&[common::root().join("tests/policies")]).expect("suites");
+    let mut fixtures = FixtureCache::default();
+    let mut compared = 0;
+    for file in &files {
+        let suite = testing::load_suite(file, &snapshot, &mut fixtures).expect("suite");
+        for case in &suite.cases {
+            let request = case.request.as_ref().expect("request");
+            let full = Authorizer::new().is_authorized(request, &snapshot.policies, &case.entities);
+            let indexed = Authorizer::new().is_authorized(
+                request,
+                snapshot.policies_for(request),
+                &case.entities,
+            );
+            assert_eq!(full.decision(), indexed.decision(), "{}", case.name);
+            let reasons = |r: &cedar_policy::Response| {
+                let mut v: Vec<String> = r.diagnostics().reason().map(|p| p.to_string()).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(reasons(&full), reasons(&indexed), "{}", case.name);
+            let errors = |r: &cedar_policy::Response| {
+                r.diagnostics()
+                    .errors()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(errors(&full), errors(&indexed), "{}", case.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 1000);
+}

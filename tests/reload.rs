@@ -332,7 +332,7 @@ async fn a_forced_reload_reports_its_outcome() {
 fn a_decision_computed_under_the_old_set_is_never_served_for_the_new_one() {
     let (_dir, sources) = common::scratch_copy();
     let store = PolicyStore::open(sources.clone()).expect("open");
-    let decider = Decider::new(1000, Duration::from_secs(60));
+    let decider = Decider::new(1000, 1000, Duration::from_secs(60));
     let question: Question = serde_json::from_value(question(
         "User::\"vic\"",
         "copy",
@@ -369,4 +369,120 @@ fn a_decision_computed_under_the_old_set_is_never_served_for_the_new_one() {
         .answer(&store.current(), &question, None)
         .expect("answer");
     assert!(again.cache_hit);
+}
+
+/// Policy changes under load (bounded: 30 changes in a few seconds; BENCHMARKS.md documents a
+/// longer run): every answer is a 200 whose decision is the one of the policy version it
+/// names, and every version named is a complete, valid set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_load_never_serve_a_wrong_or_failed_answer() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = start_default().await;
+    let extra = server.policy_file("extra.cedar");
+    let extra_text = "@id(\"extra.viewers-copy\")\npermit (principal, action == Action::\"copy\", resource is Project)\nwhen { principal in resource.viewers };\n";
+    let version_a = server.version();
+    // The version of the set with `extra.cedar`, computed from the same files.
+    std::fs::write(&extra, extra_text).expect("write");
+    let version_b = gatehouse::policy::load(&server.sources)
+        .expect("loads")
+        .version;
+    server
+        .wait_for_new_version(&version_a, LIVE_WITHIN)
+        .await
+        .expect("B live");
+    std::fs::remove_file(&extra).expect("delete");
+    server
+        .wait_for_new_version(&version_b, LIVE_WITHIN)
+        .await
+        .expect("A live again");
+    let expected = |version: &str| match version {
+        v if v == version_a => "Deny",
+        v if v == version_b => "Allow",
+        other => panic!("an answer from an unknown policy version `{other}`"),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (client, base, stop) = (
+            server.client.clone(),
+            server.base.clone(),
+            Arc::clone(&stop),
+        );
+        load.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let mut people = entities();
+                if n % 2 == 0 {
+                    // A distinct question each time: the miss path, not the cache.
+                    people.push(user(&format!("passer-{worker}-{n}"), &[]));
+                }
+                let body = question("User::\"vic\"", "copy", "Project::\"p1\"", &people);
+                let response = client
+                    .post(format!("{base}/v1/is_authorized"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send");
+                let status = response.status().as_u16();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                answers.push((status, answer));
+            }
+            answers
+        }));
+    }
+
+    let roles = server.policy_file("roles.cedar");
+    let good_roles = std::fs::read_to_string(&roles).expect("read");
+    let rename_save = |path: &std::path::Path, text: &str| {
+        let temp = path.with_file_name(".save.tmp");
+        std::fs::write(&temp, text).expect("write temp");
+        std::fs::rename(&temp, path).expect("rename");
+    };
+    for change in 0..30 {
+        match change % 6 {
+            0 => std::fs::write(&extra, extra_text).expect("add"),
+            1 => rename_save(
+                &roles,
+                &good_roles.replace("resource.viewers", "resource.viewerz"),
+            ),
+            2 => rename_save(&roles, &good_roles),
+            3 => std::fs::remove_file(&extra).expect("delete"),
+            4 => std::fs::write(
+                server.policy_file("zz.cedar"),
+                "@id(\"zz\") permit (principal, action, resource) when {",
+            )
+            .expect("broken"),
+            _ => std::fs::remove_file(server.policy_file("zz.cedar")).expect("delete broken"),
+        }
+        tokio::time::sleep(Duration::from_millis(40 + (change % 4) * 30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut count = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for worker in load {
+        for (status, answer) in worker.await.expect("join") {
+            assert_eq!(status, 200, "{answer}");
+            let version = answer["policy_version"].as_str().expect("version");
+            assert_eq!(answer["decision"], expected(version), "{answer}");
+            seen.insert(version.to_string());
+            count += 1;
+        }
+    }
+    println!("{count} answers under 30 changes, versions seen: {seen:?}");
+    assert!(count > 100, "only {count} answers");
+    assert_eq!(seen.len(), 2, "both valid sets served: {seen:?}");
+    assert_eq!(server.version(), version_a, "the final files are set A");
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("gatehouse_reloads_total{result=\"failed\"}"),
+        "broken saves were seen and refused"
+    );
+    server.stop().await;
 }

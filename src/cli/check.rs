@@ -56,7 +56,7 @@ pub fn check(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let decision = match evaluate(&snapshot, &question, None) {
+    let decision = match evaluate(&snapshot, &question) {
         Ok(decision) => decision,
         Err(e) => {
             eprintln!("error: {e}");

@@ -51,6 +51,15 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub cache_capacity: u64,
+    /// Most parsed request entities kept (entities repeat across questions: the project, its
+    /// organization, its groups), so that each is parsed once.
+    #[arg(
+        long,
+        env = "GATEHOUSE_ENTITY_CACHE_CAPACITY",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub entity_cache_capacity: u64,
     /// Longest a cached decision is kept.
     #[arg(
         long,
@@ -70,6 +79,22 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub max_batch: usize,
+    /// Most entities in one request (per question, shared and own lists together).
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_ENTITIES",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub max_entities: usize,
+    /// Most requests served at once; past that, 503 with `Retry-After: 1`.
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_CONCURRENCY",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_concurrency: usize,
     /// Longest a request may take, body upload included (answered 408 after).
     #[arg(
         long,
@@ -119,7 +144,11 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     };
     let state = AppState::new(Shared {
         store: Arc::clone(&store),
-        decider: Decider::new(args.cache_capacity, Duration::from_secs(args.cache_ttl)),
+        decider: Decider::new(
+            args.cache_capacity,
+            args.entity_cache_capacity,
+            Duration::from_secs(args.cache_ttl),
+        ),
         metrics,
         log,
         config: HttpConfig {
@@ -127,6 +156,11 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             max_body: args.max_body,
             max_batch: args.max_batch,
             request_timeout: Duration::from_secs(args.request_timeout),
+            // The hottest tenth of the cache also answers by the exact body's digest.
+            hot_capacity: args.cache_capacity / 10,
+            hot_ttl: Duration::from_secs(args.cache_ttl),
+            max_entities: args.max_entities,
+            max_concurrency: args.max_concurrency,
         },
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()

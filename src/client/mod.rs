@@ -411,7 +411,7 @@ pub async fn doc_server() -> (String, tokio::task::JoinHandle<std::io::Result<()
     .expect("the bundled policies load");
     let state = crate::http::AppState::new(crate::http::Shared {
         store: Arc::new(store),
-        decider: crate::decide::Decider::new(1000, Duration::from_secs(60)),
+        decider: crate::decide::Decider::new(1000, 1000, Duration::from_secs(60)),
         metrics: Arc::new(crate::telemetry::Metrics::new()),
         log: None,
         config: crate::http::HttpConfig::default(),

@@ -82,29 +82,15 @@ impl KeyBuilder {
         self
     }
 
-    /// Adds a list of entities, in any order: each entity is digested on its own and the
-    /// digests are sorted, so `[a, b]` and `[b, a]` make one key.
-    pub fn entities(mut self, entities: Option<&Value>) -> Self {
-        match entities {
-            Some(Value::Array(items)) => {
-                let mut digests: Vec<[u8; 32]> = items
-                    .iter()
-                    .map(|e| {
-                        let mut h = blake3::Hasher::new();
-                        canonical(&mut h, e);
-                        *h.finalize().as_bytes()
-                    })
-                    .collect();
-                digests.sort_unstable();
+    /// Adds a list of entities by the digest of the set (see [`set_digest`]), or its absence.
+    pub fn entity_set(mut self, set: Option<&Key>) -> Self {
+        match set {
+            Some(d) => {
                 self.0.update(b"E");
-                self.0.update(&(digests.len() as u64).to_le_bytes());
-                for d in &digests {
-                    self.0.update(d);
-                }
+                self.0.update(d);
             }
-            other => {
+            None => {
                 self.0.update(b"e");
-                canonical(&mut self.0, other.unwrap_or(&Value::Null));
             }
         }
         self
@@ -114,6 +100,26 @@ impl KeyBuilder {
     pub fn finish(self) -> Key {
         *self.0.finalize().as_bytes()
     }
+}
+
+/// The canonical digest of one JSON value.
+pub fn digest(value: &Value) -> Key {
+    let mut h = blake3::Hasher::new();
+    canonical(&mut h, value);
+    *h.finalize().as_bytes()
+}
+
+/// The digest of a list of entities in any order: the entities' digests, sorted, so that
+/// `[a, b]` and `[b, a]` are one set.
+pub fn set_digest(digests: &[Key]) -> Key {
+    let mut sorted = digests.to_vec();
+    sorted.sort_unstable();
+    let mut h = blake3::Hasher::new();
+    h.update(&(sorted.len() as u64).to_le_bytes());
+    for d in &sorted {
+        h.update(d);
+    }
+    *h.finalize().as_bytes()
 }
 
 /// An injective encoding of a JSON value with object keys sorted: equal encodings, equal

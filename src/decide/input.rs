@@ -77,25 +77,13 @@ pub fn build_request(
 }
 
 /// Parses entity JSON layers (see [`crate::cedar_json::parse_entities`]) against the
-/// snapshot's schema. The snapshot's stored entities are not included: see [`with_stored`].
+/// snapshot's schema, without the stored entities (the test runner's path; the sidecar's is
+/// [`crate::decide::Decider::entities`]).
 pub fn parse_entities(
     snapshot: &Snapshot,
     layers: &[(&str, &Value)],
 ) -> Result<Entities, InputError> {
     crate::cedar_json::parse_entities(&snapshot.schema, layers)
-}
-
-/// The snapshot's stored entities with `entities` added; an entity of `entities` replaces the
-/// stored one with the same uid.
-pub fn with_stored(snapshot: &Snapshot, entities: Entities) -> Result<Entities, InputError> {
-    if snapshot.stored_entities == 0 {
-        return Ok(entities);
-    }
-    snapshot
-        .entities
-        .clone()
-        .upsert_entities(entities, Some(&snapshot.schema))
-        .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
 }
 
 /// At most `max` bytes of `text` (on a character boundary), with `…` when cut.

@@ -7,6 +7,7 @@
 //! any evaluation error turns the decision into Deny, with the error in the answer.
 
 pub mod cache;
+pub mod entities;
 pub mod input;
 pub mod question;
 
@@ -19,7 +20,7 @@ pub use input::InputError;
 pub use question::{Answer, Decider, Question};
 
 /// Allow or Deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum Verdict {
     /// The request is permitted.
     Allow,
@@ -28,7 +29,7 @@ pub enum Verdict {
 }
 
 /// A decision with the policies that made it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Decision {
     /// Allow only when a permit matched, no forbid matched and nothing failed to evaluate.
     pub decision: Verdict,
@@ -39,9 +40,11 @@ pub struct Decision {
     pub errors: Vec<String>,
 }
 
-/// Evaluates `request` against the snapshot's policies, failing closed.
+/// Evaluates `request` against the snapshot's policies that can apply to it (the index),
+/// failing closed.
 pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
-    let response = Authorizer::new().is_authorized(request, &snapshot.policies, entities);
+    let response =
+        Authorizer::new().is_authorized(request, snapshot.policies_for(request), entities);
     let errors: Vec<String> = response
         .diagnostics()
         .errors()

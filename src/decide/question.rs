@@ -7,8 +7,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cache::{DecisionCache, KeyBuilder};
-use super::input::{self, InputError, build_request, parse_uid};
+use std::collections::HashMap;
+
+use cedar_policy::Entities;
+
+use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
+use super::entities::{EntityCache, Layer, assemble};
+use super::input::{InputError, build_request, parse_uid};
 use super::{Decision, decide};
 use crate::policy::Snapshot;
 
@@ -41,40 +46,129 @@ pub struct Answer {
     pub cache_hit: bool,
 }
 
-/// Answers questions, caching decisions.
+/// Entities shared by the questions of a batch: digested and parsed once for all of them.
+#[derive(Debug)]
+pub struct Shared {
+    set: Key,
+    parsed: Vec<cedar_policy::Entity>,
+    /// Assembled once, for the questions that bring no entities of their own.
+    alone: std::sync::OnceLock<Result<Arc<Entities>, InputError>>,
+}
+
+/// Answers questions, caching decisions and parsed entities.
 #[derive(Debug, Clone)]
 pub struct Decider {
     cache: DecisionCache,
+    entities: EntityCache,
+    /// Distinct outcomes are few (a verdict and a set of policy ids): cached decisions share
+    /// one allocation per outcome. A std mutex, taken only on a miss, never across `.await`.
+    interned: Arc<std::sync::Mutex<HashMap<Decision, Arc<Decision>>>>,
 }
 
+/// Most distinct outcomes interned; past that, decisions are simply not shared.
+const INTERNED: usize = 4096;
+
 impl Decider {
-    /// A decider with a cache of `capacity` decisions kept at most `ttl`.
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// A decider caching at most `decisions` decisions, each kept at most `ttl`, and at most
+    /// `entities` parsed entities.
+    pub fn new(decisions: u64, entities: u64, ttl: Duration) -> Self {
         Self {
-            cache: DecisionCache::new(capacity, ttl),
+            cache: DecisionCache::new(decisions, ttl),
+            entities: EntityCache::new(entities),
+            interned: Arc::default(),
         }
     }
 
-    /// The cache, for inspection.
+    /// A decider that caches nothing.
+    pub fn uncached() -> Self {
+        Self::new(0, 0, Duration::ZERO)
+    }
+
+    /// The shared allocation of this outcome (decisions with errors are not shared: their
+    /// messages name entities).
+    fn intern(&self, decision: Decision) -> Arc<Decision> {
+        if !decision.errors.is_empty() {
+            return Arc::new(decision);
+        }
+        let mut interned = self
+            .interned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(shared) = interned.get(&decision) {
+            return Arc::clone(shared);
+        }
+        let shared = Arc::new(decision.clone());
+        if interned.len() < INTERNED {
+            interned.insert(decision, Arc::clone(&shared));
+        }
+        shared
+    }
+
+    /// A decider that caches parsed entities but no decision: every question is evaluated
+    /// (what a stream of distinct questions about known entities costs).
+    pub fn entities_only(capacity: u64) -> Self {
+        Self {
+            cache: DecisionCache::new(0, Duration::ZERO),
+            entities: EntityCache::new(capacity),
+            interned: Arc::default(),
+        }
+    }
+
+    /// The decision cache, for inspection.
     pub fn cache(&self) -> &DecisionCache {
         &self.cache
     }
 
-    /// Answers `question` with `snapshot`. `shared` are entities shared by a batch (they come
-    /// before the question's own). The snapshot's stored entities come first of all.
+    /// Digests and parses the entities a batch shares.
+    pub fn shared(&self, snapshot: &Snapshot, json: &Value) -> Result<Shared, InputError> {
+        let layer = Layer::digest("entities", json)?;
+        Ok(Shared {
+            set: set_digest(&layer.digests),
+            parsed: self.entities.parse(snapshot, &layer)?,
+            alone: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The entities a question sees: stored, then `shared`, then `own`.
+    pub fn entities(
+        &self,
+        snapshot: &Snapshot,
+        shared: Option<&Shared>,
+        own: Option<&Layer<'_>>,
+    ) -> Result<Arc<Entities>, InputError> {
+        let own = own
+            .map(|layer| self.entities.parse(snapshot, layer))
+            .transpose()?;
+        match (shared, own) {
+            (Some(shared), None) => shared
+                .alone
+                .get_or_init(|| assemble(snapshot, &[&shared.parsed]).map(Arc::new))
+                .clone(),
+            (Some(shared), Some(own)) => assemble(snapshot, &[&shared.parsed, &own]).map(Arc::new),
+            (None, own) => assemble(snapshot, &[own.as_deref().unwrap_or_default()]).map(Arc::new),
+        }
+    }
+
+    /// Answers `question` with `snapshot`; `shared` are a batch's shared entities.
     pub fn answer(
         &self,
         snapshot: &Snapshot,
         question: &Question,
-        shared: Option<&Value>,
+        shared: Option<&Shared>,
     ) -> Result<Answer, InputError> {
+        let own = question
+            .entities
+            .as_ref()
+            .map(|json| Layer::digest("entities", json))
+            .transpose()?;
+        let own_set = own.as_ref().map(|layer| set_digest(&layer.digests));
         let key = KeyBuilder::new(&snapshot.version)
             .value(&question.principal)
             .value(&question.action)
             .value(&question.resource)
             .value(question.context.as_ref().unwrap_or(&Value::Null))
-            .entities(shared)
-            .entities(question.entities.as_ref())
+            .entity_set(shared.map(|s| &s.set))
+            .entity_set(own_set.as_ref())
             .finish();
         if let Some(decision) = self.cache.get(&key) {
             return Ok(Answer {
@@ -83,7 +177,18 @@ impl Decider {
                 cache_hit: true,
             });
         }
-        let decision = Arc::new(evaluate(snapshot, question, shared)?);
+        let principal = parse_uid("principal", &question.principal)?;
+        let action = parse_uid("action", &question.action)?;
+        let resource = parse_uid("resource", &question.resource)?;
+        let request = build_request(
+            snapshot,
+            principal,
+            action,
+            resource,
+            question.context.as_ref(),
+        )?;
+        let entities = self.entities(snapshot, shared, own.as_ref())?;
+        let decision = self.intern(decide(snapshot, &request, &entities));
         self.cache.insert(key, Arc::clone(&decision));
         Ok(Answer {
             decision,
@@ -93,44 +198,11 @@ impl Decider {
     }
 }
 
-/// Parses and evaluates a question without the cache.
-pub fn evaluate(
-    snapshot: &Snapshot,
-    question: &Question,
-    shared: Option<&Value>,
-) -> Result<Decision, InputError> {
-    let principal = parse_uid("principal", &question.principal)?;
-    let action = parse_uid("action", &question.action)?;
-    let resource = parse_uid("resource", &question.resource)?;
-    let request = build_request(
-        snapshot,
-        principal,
-        action,
-        resource,
-        question.context.as_ref(),
-    )?;
-    let entities = entities_for(snapshot, shared, question.entities.as_ref())?;
-    Ok(decide(snapshot, &request, &entities))
-}
-
-/// The entities a question sees: stored, then shared, then its own.
-pub fn entities_for(
-    snapshot: &Snapshot,
-    shared: Option<&Value>,
-    own: Option<&Value>,
-) -> Result<cedar_policy::Entities, InputError> {
-    let empty = Value::Array(Vec::new());
-    let layers = [
-        ("entities", shared.unwrap_or(&empty)),
-        ("entities", own.unwrap_or(&empty)),
-    ];
-    let layers: &[(&str, &Value)] = match (shared, own) {
-        (Some(_), Some(_)) => &layers,
-        (Some(_), None) => &layers[..1],
-        (None, _) => &layers[1..],
-    };
-    let entities = input::parse_entities(snapshot, layers)?;
-    input::with_stored(snapshot, entities)
+/// Parses and evaluates a question without any cache (`gatehouse check`).
+pub fn evaluate(snapshot: &Snapshot, question: &Question) -> Result<Decision, InputError> {
+    Decider::uncached()
+        .answer(snapshot, question, None)
+        .map(|answer| (*answer.decision).clone())
 }
 
 /// A uid as text for logs, whatever form it came in: `User::"alice"`.

@@ -12,11 +12,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::error::ApiError;
-use crate::decide::input::{build_request, parse_entities, parse_uid};
-use crate::decide::question::entities_for;
+use super::{AppState, HotAnswer};
+use crate::decide::entities::Layer;
+use crate::decide::input::{build_request, parse_uid};
+use crate::decide::question::uid_text;
 use crate::decide::{Answer, Decision, Question, decide};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 
 /// Parses a JSON body into `T`, or a 400 saying what is wrong.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -29,6 +32,23 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
             ApiError::from_json(&e)
         }
     })
+}
+
+/// Refuses a request carrying more than `max` entities in `lists`.
+fn check_entities(max: usize, lists: &[Option<&Value>]) -> Result<(), ApiError> {
+    let count: usize = lists
+        .iter()
+        .flatten()
+        .filter_map(|l| l.as_array())
+        .map(Vec::len)
+        .sum();
+    if count > max {
+        return Err(ApiError::bad_request(
+            "too_many_entities",
+            format!("the request carries {count} entities; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
 }
 
 /// The request id the request-id layer set (or the caller sent).
@@ -47,21 +67,52 @@ fn decision_body(decision: &Decision, version: &str) -> Value {
     })
 }
 
-/// `POST /v1/is_authorized`
+/// `POST /v1/is_authorized`. A body seen before under the live policy set is answered from
+/// the hot cache by the digest of its bytes, before any parsing.
 pub async fn is_authorized(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let question: Question = parse_body(body)?;
+    let body = body?;
     let snapshot = state.store.current();
+    let hot_key = state.hot().map(|_| {
+        let mut h = blake3::Hasher::new();
+        h.update(snapshot.version.as_bytes());
+        h.update(&body);
+        *h.finalize().as_bytes()
+    });
+    if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
+        && let Some(answer) = hot.0.get(key)
+    {
+        state.record_hot(request_id(&headers), &answer, &snapshot.version, started);
+        return Ok(json_response(answer.body.clone()));
+    }
+    let question: Question = parse_body(Ok(body))?;
+    check_entities(state.config.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
     state.record(request_id(&headers), &question, None, &answer, started);
-    Ok(Json(decision_body(
-        &answer.decision,
-        &answer.policy_version,
-    )))
+    let rendered = Bytes::from(
+        serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
+            .map_err(ApiError::internal)?,
+    );
+    if let (Some(hot), Some(key)) = (state.hot(), hot_key) {
+        let who = [&question.principal, &question.action, &question.resource].map(uid_text);
+        hot.0.insert(
+            key,
+            std::sync::Arc::new(HotAnswer {
+                body: rendered.clone(),
+                decision: answer.decision,
+                who,
+            }),
+        );
+    }
+    Ok(json_response(rendered))
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -90,12 +141,15 @@ pub async fn batch(
             ),
         ));
     }
+    let max_entities = state.config.max_entities;
+    check_entities(max_entities, &[batch.entities.as_ref()])?;
     let snapshot = state.store.current();
-    let shared = batch.entities.as_ref();
-    if let Some(shared) = shared {
-        // Shared entities wrong is the whole batch's fault, not each item's.
-        parse_entities(&snapshot, &[("entities", shared)])?;
-    }
+    // Shared entities are parsed once; wrong, they are the whole batch's fault.
+    let shared = batch
+        .entities
+        .as_ref()
+        .map(|json| state.decider.shared(&snapshot, json))
+        .transpose()?;
     let id = request_id(&headers);
     let results: Vec<Value> = batch
         .requests
@@ -110,9 +164,16 @@ pub async fn batch(
                     return error.body();
                 }
             };
-            match state.decider.answer(&snapshot, &question, shared) {
+            if let Err(mut error) = check_entities(
+                max_entities,
+                &[batch.entities.as_ref(), question.entities.as_ref()],
+            ) {
+                error.message = format!("`requests[{i}]`: {}", error.message);
+                return error.body();
+            }
+            match state.decider.answer(&snapshot, &question, shared.as_ref()) {
                 Ok(answer) => {
-                    state.record(id, &question, shared, &answer, started);
+                    state.record(id, &question, batch.entities.as_ref(), &answer, started);
                     decision_body(&answer.decision, &answer.policy_version)
                 }
                 Err(e) => {
@@ -147,6 +208,7 @@ pub async fn allowed_actions(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let question: AllowedQuestion = parse_body(body)?;
+    check_entities(state.config.max_entities, &[question.entities.as_ref()])?;
     let snapshot = state.store.current();
     let principal = parse_uid("principal", &question.principal)?;
     let resource = parse_uid("resource", &question.resource)?;
@@ -173,7 +235,12 @@ pub async fn allowed_actions(
             ),
         ));
     }
-    let entities = entities_for(&snapshot, None, question.entities.as_ref())?;
+    let own = question
+        .entities
+        .as_ref()
+        .map(|json| Layer::digest("entities", json))
+        .transpose()?;
+    let entities = state.decider.entities(&snapshot, None, own.as_ref())?;
     let (mut allowed, mut denied, mut needs_context, mut errors) =
         (vec![], vec![], vec![], Map::new());
     for action in actions {

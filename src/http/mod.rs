@@ -40,6 +40,15 @@ pub struct HttpConfig {
     pub max_batch: usize,
     /// Longest a request may take, body upload included.
     pub request_timeout: Duration,
+    /// Answers kept by the digest of the exact request body, served before any parsing
+    /// (0: none).
+    pub hot_capacity: u64,
+    /// Longest a hot answer is kept (the decision cache's TTL).
+    pub hot_ttl: Duration,
+    /// Most entities in one request (shared and per-question lists together, per question).
+    pub max_entities: usize,
+    /// Most requests served at once; past that, 503 with `Retry-After: 1`.
+    pub max_concurrency: usize,
 }
 
 impl Default for HttpConfig {
@@ -49,13 +58,48 @@ impl Default for HttpConfig {
             max_body: 1 << 20,
             max_batch: 100,
             request_timeout: Duration::from_secs(10),
+            hot_capacity: 10_000,
+            hot_ttl: Duration::from_secs(300),
+            max_entities: 10_000,
+            max_concurrency: 1024,
         }
     }
 }
 
 /// What every handler shares: a cheap-to-clone handle.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Inner>);
+
+/// [`Shared`] plus what the HTTP layer keeps for itself.
+#[derive(Debug)]
+pub struct Inner {
+    shared: Shared,
+    /// Rendered answers by the digest of (policy version, exact body bytes).
+    hot: HotCache,
+}
+
+/// Rendered `/v1/is_authorized` answers by the digest of the policy version and the exact
+/// request body: a repeated question is answered without parsing it at all. Its entries also
+/// hold what the decision log needs.
+#[derive(Clone)]
+pub struct HotCache(moka::sync::Cache<crate::decide::cache::Key, Arc<HotAnswer>>);
+
+impl std::fmt::Debug for HotCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HotCache")
+    }
+}
+
+/// A rendered answer and what to log about it.
+#[derive(Debug)]
+pub struct HotAnswer {
+    /// The response body.
+    pub body: axum::body::Bytes,
+    /// The decision, for the decision log and metrics.
+    pub decision: Arc<crate::decide::Decision>,
+    /// The question's principal, action and resource as text.
+    pub who: [String; 3],
+}
 
 /// The shared state behind [`AppState`].
 #[derive(Debug)]
@@ -75,14 +119,29 @@ pub struct Shared {
 impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
-        &self.0
+        &self.0.shared
     }
 }
 
 impl AppState {
     /// Bundles the parts.
     pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
+        let hot = HotCache(
+            moka::sync::Cache::builder()
+                .max_capacity(shared.config.hot_capacity)
+                .time_to_live(shared.config.hot_ttl)
+                .build(),
+        );
+        Self(Arc::new(Inner { shared, hot }))
+    }
+
+    /// The hot answers, unless the decision log must record each question's context and
+    /// entities (which a hot answer does not parse).
+    pub fn hot(&self) -> Option<&HotCache> {
+        match &self.log {
+            Some(log) if log.full => None,
+            _ => Some(&self.0.hot),
+        }
     }
 
     /// Counts a decision and writes its decision-log line.
@@ -94,34 +153,79 @@ impl AppState {
         answer: &Answer,
         started: Instant,
     ) {
-        let decision = &answer.decision;
+        let full = self.log.as_ref().is_some_and(|log| log.full);
+        let who = || {
+            [
+                uid_text(&question.principal),
+                uid_text(&question.action),
+                uid_text(&question.resource),
+            ]
+        };
+        let extra = full.then_some((
+            question.context.as_ref(),
+            question.entities.as_ref(),
+            shared_entities,
+        ));
+        self.count_and_log(
+            request_id,
+            who,
+            &answer.decision,
+            &answer.policy_version,
+            answer.cache_hit,
+            started,
+            extra,
+        );
+    }
+
+    /// Counts and logs an answer served from the hot cache.
+    pub fn record_hot(&self, request_id: &str, hot: &HotAnswer, version: &str, started: Instant) {
+        self.count_and_log(
+            request_id,
+            || hot.who.clone(),
+            &hot.decision,
+            version,
+            true,
+            started,
+            None,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn count_and_log(
+        &self,
+        request_id: &str,
+        who: impl FnOnce() -> [String; 3],
+        decision: &crate::decide::Decision,
+        policy_version: &str,
+        cache_hit: bool,
+        started: Instant,
+        extra: Option<(Option<&Value>, Option<&Value>, Option<&Value>)>,
+    ) {
         let verdict = match decision.decision {
             Verdict::Allow => "Allow",
             Verdict::Deny => "Deny",
         };
-        self.metrics.counter(&self.metrics.decisions, verdict);
-        self.metrics.counter(
-            &self.metrics.cache,
-            if answer.cache_hit { "hit" } else { "miss" },
-        );
+        self.metrics.count_decision(verdict, cache_hit);
         let Some(log) = &self.log else {
             return;
         };
+        let [principal, action, resource] = who();
+        let (context, entities, shared_entities) = extra.unwrap_or_default();
         let line = DecisionLine {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             request_id,
-            principal: uid_text(&question.principal),
-            action: uid_text(&question.action),
-            resource: uid_text(&question.resource),
+            principal,
+            action,
+            resource,
             decision: verdict,
             reasons: &decision.reasons,
             errors: &decision.errors,
-            policy_version: &answer.policy_version,
-            cache_hit: answer.cache_hit,
+            policy_version,
+            cache_hit,
             latency_us: started.elapsed().as_micros() as u64,
-            context: log.full.then_some(question.context.as_ref()).flatten(),
-            entities: log.full.then_some(question.entities.as_ref()).flatten(),
-            shared_entities: log.full.then_some(shared_entities).flatten(),
+            context,
+            entities,
+            shared_entities,
         };
         let written = serde_json::to_string(&line).is_ok_and(|text| log.write(text));
         if !written {
@@ -183,15 +287,42 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains the requests in
-/// flight and returns.
+/// flight and returns. Past `max_concurrency` requests in flight, a request is shed at once
+/// with 503 and `Retry-After: 1` rather than queued (the limit wraps the whole router:
+/// `Router::layer` would give each route its own).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let max = state.config.max_concurrency;
+    let service = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(max)
+        .service(app(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn overloaded(_: tower::BoxError) -> Response {
+    let mut response = ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "overloaded",
+        message: "gatehouse is serving as many requests as it is allowed to; retry shortly".into(),
+    }
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -54,6 +54,7 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
 
     match (schema, catalog) {
         (Some(schema), Some(catalog)) if problems.is_empty() => Ok(Snapshot {
+            index: super::PolicyIndex::build(&parsed.set, &schema, &catalog),
             policies: parsed.set,
             stored_entities: stored.as_ref().map_or(0, |(_, n)| *n),
             entities: match stored {

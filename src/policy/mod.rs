@@ -7,6 +7,7 @@
 //! nothing of HTTP or of requests.
 
 mod catalog;
+mod index;
 mod load;
 mod problem;
 pub mod store;
@@ -16,9 +17,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use cedar_policy::{Entities, PolicySet, Schema};
+use cedar_policy::{Entities, PolicySet, Request, Schema};
 
 pub use catalog::{ActionCatalog, ActionInfo, AttrType, ContextAttr};
+pub use index::PolicyIndex;
 pub use load::{ID_ANNOTATION, load};
 pub use problem::Problem;
 pub use store::{PolicyStore, ReloadOutcome, ReloadStatus};
@@ -39,6 +41,8 @@ pub struct Sources {
 pub struct Snapshot {
     /// The policies, each with its `@id` as policy id.
     pub policies: PolicySet,
+    /// The same policies by action and resource type: what a request is decided with.
+    pub index: PolicyIndex,
     /// The schema every request, entity and policy is checked against.
     pub schema: Schema,
     /// The requestable actions of the schema.
@@ -56,6 +60,20 @@ pub struct Snapshot {
     pub version: String,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    /// The policies that can apply to `request`: its entry of the index, or the whole set
+    /// for a request the index does not cover.
+    pub fn policies_for(&self, request: &Request) -> &PolicySet {
+        match (request.action(), request.resource()) {
+            (Some(action), Some(resource)) => self
+                .index
+                .get(action, &resource.type_name().to_string())
+                .unwrap_or(&self.policies),
+            _ => &self.policies,
+        }
+    }
 }
 
 /// Whether a policy permits or forbids.

@@ -78,6 +78,7 @@ pub async fn start(options: Options) -> TestServer {
         store: Arc::clone(&store),
         decider: Decider::new(
             options.cache_capacity.unwrap_or(10_000),
+            10_000,
             Duration::from_secs(300),
         ),
         metrics,
@@ -240,4 +241,35 @@ pub fn organization(id: &str) -> Value {
 /// A question body.
 pub fn question(principal: &str, action: &str, resource: &str, entities: &[Value]) -> Value {
     json!({"principal": principal, "action": format!("Action::\"{action}\""), "resource": resource, "entities": entities})
+}
+
+/// The app over the bundled policies, without a socket (for `oneshot` property tests).
+pub fn bundled_app(config: HttpConfig) -> (axum::Router, Arc<PolicyStore>) {
+    let store = Arc::new(PolicyStore::open(super::bundled_sources()).expect("bundled set"));
+    let state = AppState::new(Shared {
+        store: Arc::clone(&store),
+        decider: Decider::new(10_000, 10_000, Duration::from_secs(300)),
+        metrics: Arc::new(Metrics::new()),
+        log: None,
+        config,
+    });
+    (http::app(state), store)
+}
+
+/// Sends one request through the router; returns the status and the body.
+pub async fn oneshot(app: &axum::Router, path: &str, body: Vec<u8>) -> (u16, Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }

@@ -1,0 +1,138 @@
+//! Request entities, digested once and parsed once per policy set.
+//!
+//! Parsing entity JSON against the schema costs more than evaluating the policies, and hosts
+//! send the same entities again and again (the project, its organization, its groups; often
+//! only the user is new). So each entity is digested canonically (the digest also feeds the
+//! decision-cache key), and parsed only the first time the live policy set sees that digest;
+//! later requests reuse the parsed, schema-checked entity.
+
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{Entities, Entity, EntityUid};
+use serde_json::Value;
+
+use super::cache::{Key, digest};
+use super::input::{InputError, innermost, parse_uid};
+use crate::policy::Snapshot;
+
+/// One list of entities (stored, shared by a batch, or a question's own), digested.
+#[derive(Debug, Clone)]
+pub struct Layer<'a> {
+    field: &'a str,
+    items: &'a [Value],
+    /// Each entity's canonical digest, in order.
+    pub digests: Vec<Key>,
+}
+
+impl<'a> Layer<'a> {
+    /// Checks the shape (a list of objects, each with a `uid`) and digests each entity.
+    pub fn digest(field: &'a str, json: &'a Value) -> Result<Self, InputError> {
+        let Value::Array(items) = json else {
+            return Err(InputError::new(
+                field,
+                format!("`{field}` must be a JSON array of entities, got `{json}`"),
+            ));
+        };
+        let digests = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item.get("uid") {
+                Some(_) => Ok(digest(item)),
+                None => Err(InputError::new(
+                    field,
+                    format!("`{field}[{i}]` has no `uid`"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            field,
+            items,
+            digests,
+        })
+    }
+}
+
+/// Parsed entities by policy version and entity digest.
+#[derive(Clone)]
+pub struct EntityCache {
+    inner: moka::sync::Cache<Key, Entity>,
+}
+
+impl std::fmt::Debug for EntityCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntityCache")
+    }
+}
+
+impl EntityCache {
+    /// A cache of at most `capacity` parsed entities (0: none).
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            inner: moka::sync::Cache::new(capacity),
+        }
+    }
+
+    /// Parses a layer against the snapshot's schema, reusing entities parsed before. The same
+    /// uid twice in one layer is an error.
+    pub fn parse(&self, snapshot: &Snapshot, layer: &Layer<'_>) -> Result<Vec<Entity>, InputError> {
+        let field = layer.field;
+        let mut seen = HashSet::with_capacity(layer.items.len());
+        let mut parsed = Vec::with_capacity(layer.items.len());
+        for (i, (item, digest)) in layer.items.iter().zip(&layer.digests).enumerate() {
+            let key = versioned(&snapshot.version, digest);
+            let entity = match self.inner.get(&key) {
+                Some(entity) => entity,
+                None => {
+                    // Check the uid first, for an error that names the item.
+                    parse_uid(&format!("{field}[{i}].uid"), &item["uid"])?;
+                    let entity = Entity::from_json_value(item.clone(), Some(&snapshot.schema))
+                        .map_err(|e| {
+                            InputError::new(field, format!("{field}: {}", innermost(&e)))
+                        })?;
+                    self.inner.insert(key, entity.clone());
+                    entity
+                }
+            };
+            if !seen.insert(entity.uid()) {
+                return Err(InputError::new(
+                    field,
+                    format!("`{field}` lists entity `{}` twice", entity.uid()),
+                ));
+            }
+            parsed.push(entity);
+        }
+        Ok(parsed)
+    }
+}
+
+fn versioned(version: &str, digest: &Key) -> Key {
+    let mut h = blake3::Hasher::new();
+    h.update(version.as_bytes());
+    h.update(digest);
+    *h.finalize().as_bytes()
+}
+
+/// The snapshot's stored entities (and the schema's actions) with `layers` on top: an entity
+/// of a later layer replaces the one with the same uid below it.
+pub fn assemble(snapshot: &Snapshot, layers: &[&[Entity]]) -> Result<Entities, InputError> {
+    let mut merged: Vec<Entity> = Vec::with_capacity(layers.iter().map(|l| l.len()).sum());
+    let mut index: HashMap<EntityUid, usize> = HashMap::with_capacity(merged.capacity());
+    for layer in layers {
+        for entity in *layer {
+            match index.get(&entity.uid()) {
+                Some(&at) => merged[at] = entity.clone(),
+                None => {
+                    index.insert(entity.uid(), merged.len());
+                    merged.push(entity.clone());
+                }
+            }
+        }
+    }
+    // Every entity was checked against the schema when parsed; only the transitive closure
+    // is left to compute.
+    snapshot
+        .entities
+        .clone()
+        .upsert_entities(merged, None)
+        .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
+}

@@ -1,0 +1,261 @@
+//! Hostile input and load limits: always a clear 4xx (or a 503 when saturated), never a 5xx,
+//! a panic, a hang or unbounded work.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::server::{Options, bundled_app, oneshot, project, question, start, user};
+use gatehouse::http::HttpConfig;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// One app for every generated case: loading the policy set per case would dominate.
+fn shared_app() -> &'static axum::Router {
+    static APP: std::sync::OnceLock<axum::Router> = std::sync::OnceLock::new();
+    APP.get_or_init(|| bundled_app(HttpConfig::default()).0)
+}
+
+fn valid() -> Value {
+    question(
+        "User::\"vera\"",
+        "edit",
+        "Project::\"p1\"",
+        &[
+            user("vera", &["p1-editors"]),
+            project("p1", "olga", "processing", &[]),
+        ],
+    )
+}
+
+/// Any JSON value, nested a little.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+        Just(json!("User::\"vera\"")),
+        Just(json!({"type": "User", "id": "vera"})),
+        Just(json!({"__extn": {"fn": "datetime", "arg": "2026-01-01"}})),
+        Just(json!({"__extn": {"fn": "nope", "arg": "x"}})),
+        Just(json!({"__entity": {"type": "Group", "id": "g"}})),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A valid question with one path replaced by any value.
+fn mutated() -> impl Strategy<Value = Value> {
+    let paths = prop_oneof![
+        Just("/principal"),
+        Just("/action"),
+        Just("/resource"),
+        Just("/context"),
+        Just("/entities"),
+        Just("/entities/0"),
+        Just("/entities/0/uid"),
+        Just("/entities/0/parents"),
+        Just("/entities/0/parents/0"),
+        Just("/entities/1/attrs"),
+        Just("/entities/1/attrs/phase"),
+        Just("/entities/1/attrs/owner"),
+        Just("/entities/1/attrs/archived"),
+        Just("/entities/1/uid/type"),
+        Just("/action/id"),
+    ];
+    (paths, json_value()).prop_map(|(path, value)| {
+        let mut q = valid();
+        if let Some(slot) = q.pointer_mut(path) {
+            *slot = value;
+        }
+        q
+    })
+}
+
+fn assert_clean(status: u16, answer: &Value, what: &str) {
+    assert!(
+        matches!(status, 200 | 400 | 413),
+        "{what}: status {status}: {answer}"
+    );
+    if status != 200 {
+        assert!(
+            answer["error"]["code"].is_string() && answer["error"]["message"].is_string(),
+            "{what}: {answer}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_get_a_clean_answer(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let app = shared_app();
+        for path in ["/v1/is_authorized", "/v1/is_authorized/batch", "/v1/allowed_actions"] {
+            let (status, answer) = runtime().block_on(oneshot(app, path, bytes.clone()));
+            assert_clean(status, &answer, path);
+        }
+    }
+
+    #[test]
+    fn any_mutation_of_a_question_gets_a_clean_answer(q in mutated()) {
+        let app = shared_app();
+        let body = serde_json::to_vec(&q).expect("json");
+        let (status, answer) = runtime().block_on(oneshot(app, "/v1/is_authorized", body.clone()));
+        assert_clean(status, &answer, &q.to_string());
+        let batch = serde_json::to_vec(&json!({"requests": [q.clone(), valid()]})).expect("json");
+        let (status, answer) = runtime().block_on(oneshot(app, "/v1/is_authorized/batch", batch));
+        assert_clean(status, &answer, "batch");
+        let allowed = serde_json::to_vec(&json!({"principal": q["principal"], "resource": q["resource"], "entities": q["entities"]})).expect("json");
+        let (status, answer) = runtime().block_on(oneshot(app, "/v1/allowed_actions", allowed));
+        assert_clean(status, &answer, "allowed_actions");
+    }
+
+    #[test]
+    fn any_json_body_gets_a_clean_answer(v in json_value()) {
+        let app = shared_app();
+        let (status, answer) = runtime().block_on(oneshot(app, "/v1/is_authorized", serde_json::to_vec(&v).expect("json")));
+        assert_clean(status, &answer, &v.to_string());
+    }
+}
+
+#[test]
+fn pathological_inputs() {
+    let config = HttpConfig {
+        max_body: 8 << 20,
+        ..HttpConfig::default()
+    };
+    let (app, _) = bundled_app(config);
+    let send = |path: &str, body: Vec<u8>| runtime().block_on(oneshot(&app, path, body));
+
+    let deep = format!(
+        "{{\"principal\": {}1{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, answer) = send("/v1/is_authorized", deep.into_bytes());
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("malformed_json"))
+    );
+
+    let mut huge = valid();
+    huge["principal"] = json!(format!("User::\"{}\"", "x".repeat(4 << 20)));
+    let (status, _) = send(
+        "/v1/is_authorized",
+        serde_json::to_vec(&huge).expect("json"),
+    );
+    assert_eq!(
+        status, 200,
+        "a 4 MiB id under the body limit is just an unknown user"
+    );
+
+    let items: Vec<Value> = (0..10_000).map(|_| json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\""})).collect();
+    let (status, answer) = send(
+        "/v1/is_authorized/batch",
+        serde_json::to_vec(&json!({"requests": items})).expect("json"),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("batch_too_large"))
+    );
+
+    let many: Vec<Value> = (0..10_001).map(|i| user(&format!("u{i}"), &[])).collect();
+    let (status, answer) = send(
+        "/v1/is_authorized",
+        serde_json::to_vec(&question("User::\"a\"", "view", "Project::\"p\"", &many))
+            .expect("json"),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("too_many_entities"))
+    );
+
+    // Parents can only point at Groups, which have no parents: no cycle can be declared.
+    let cycle = vec![
+        json!({"uid": {"type": "Group", "id": "a"}, "attrs": {}, "parents": [{"type": "Group", "id": "b"}]}),
+        json!({"uid": {"type": "Group", "id": "b"}, "attrs": {}, "parents": [{"type": "Group", "id": "a"}]}),
+    ];
+    let (status, answer) = send(
+        "/v1/is_authorized",
+        serde_json::to_vec(&question("User::\"a\"", "view", "Project::\"p\"", &cycle))
+            .expect("json"),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("invalid_entities")),
+        "{answer}"
+    );
+    // A user who is its own group's member twice over is fine.
+    let twice = vec![user("a", &["g", "g"])];
+    let (status, _) = send(
+        "/v1/is_authorized",
+        serde_json::to_vec(&question("User::\"a\"", "view", "Project::\"p\"", &twice))
+            .expect("json"),
+    );
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn saturation_answers_503_with_retry_after() {
+    let server = start(Options {
+        config: HttpConfig {
+            max_concurrency: 1,
+            ..HttpConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Hold the only slot with a request whose body never finishes arriving.
+    let held = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            stream,
+            "POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .expect("write");
+        std::thread::sleep(Duration::from_millis(600));
+        drop(stream);
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded");
+    held.join().expect("join");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.get("/healthz").await.0,
+        200,
+        "the slot is free again"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,335 @@
+//! Properties over random worlds of the domain: the sidecar's decision equals a direct Cedar
+//! evaluation of the full policy set (no index, no cache); a batch equals its singles; a
+//! cache hit equals a fresh evaluation.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use cedar_policy::{Authorizer, Context, Entities, Request};
+use common::server::{bundled_app, oneshot};
+use gatehouse::client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
+use gatehouse::http::HttpConfig;
+use gatehouse::policy::PolicyStore;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use serde_json::{Value, json};
+
+const PROJECT_ACTIONS: &[&str] = &[
+    "view",
+    "view_members",
+    "edit",
+    "delete",
+    "copy",
+    "download",
+    "export",
+    "archive",
+    "restore",
+    "set_visibility",
+    "advance_phase",
+    "run_processing",
+    "export_report",
+    "share",
+    "change_member_role",
+    "remove_member",
+    "generate_share_token",
+    "stop_sharing",
+    "accept_access_request",
+    "reject_access_request",
+    "transfer_ownership",
+    "leave",
+];
+
+#[derive(Debug, Clone)]
+struct World {
+    owner: bool,
+    project_role: Option<Role>,
+    org: Option<Option<Role>>, // None: no organization; Some(role): member with that org role
+    target_project_role: Option<Role>,
+    target_org_role: Option<Option<Role>>,
+    target_is_owner: bool,
+    target_is_self: bool,
+    phase: Option<Phase>,
+    flags: [bool; 4],
+    item_phase: Option<Phase>,
+    token: (bool, bool),
+    action: usize,
+    resource: u8, // 0 project, 1 item, 2 token, 3 organization
+    role: &'static str,
+    with_target: bool,
+}
+
+fn role() -> impl Strategy<Value = Option<Role>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Role::Viewer)),
+        Just(Some(Role::Editor)),
+        Just(Some(Role::Manager)),
+        Just(Some(Role::Admin))
+    ]
+}
+
+fn phase() -> impl Strategy<Value = Option<Phase>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Phase::Planning)),
+        Just(Some(Phase::Processing)),
+        Just(Some(Phase::ReportReady))
+    ]
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        (
+            any::<bool>(),
+            role(),
+            prop::option::of(role()),
+            role(),
+            prop::option::of(role()),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (phase(), any::<[bool; 4]>(), phase(), any::<(bool, bool)>()),
+        (
+            0..PROJECT_ACTIONS.len(),
+            0u8..4,
+            prop_oneof![
+                Just("viewer"),
+                Just("editor"),
+                Just("manager"),
+                Just("admin"),
+                Just("owner")
+            ],
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (
+                    owner,
+                    project_role,
+                    org,
+                    target_project_role,
+                    target_org_role,
+                    target_is_owner,
+                    target_is_self,
+                ),
+                (phase, flags, item_phase, token),
+                (action, resource, role, with_target),
+            )| World {
+                owner,
+                project_role,
+                org,
+                target_project_role,
+                target_org_role,
+                target_is_owner,
+                target_is_self,
+                phase,
+                flags,
+                item_phase,
+                token,
+                action,
+                resource,
+                role,
+                with_target,
+            },
+        )
+}
+
+fn user(id: &str, project_role: Option<Role>, org_role: Option<Option<Role>>) -> Entity {
+    let mut u = User::new(id);
+    if let Some(role) = project_role {
+        u = u.member_of(Project::group("p", role));
+    }
+    if let Some(org_role) = org_role {
+        u = u.member_of(Organization::members("acme"));
+        if let Some(role) = org_role {
+            u = u.member_of(Organization::group("acme", role));
+        }
+    }
+    u.build()
+}
+
+/// The question (as the API takes it) and its entities.
+fn build(w: &World) -> Value {
+    let phase_name = |p: Option<Phase>| p.map_or("review", Phase::as_str).to_string();
+    let owner = if w.owner { "me" } else { "olga" };
+    let mut project = Project::new("p", owner)
+        .archived(w.flags[0])
+        .public(w.flags[1])
+        .downloads_enabled(w.flags[2])
+        .editors_can_share(w.flags[3]);
+    if w.org.is_some() || w.target_org_role.is_some() {
+        project = project.organization("acme");
+    }
+    let mut project = project.build();
+    project
+        .attrs
+        .insert("phase".into(), json!(phase_name(w.phase)));
+    let target = if w.target_is_self {
+        "me"
+    } else if w.target_is_owner {
+        owner
+    } else {
+        "tina"
+    };
+    let mut item = Item::new("i", "p", Phase::Planning).build();
+    item.attrs
+        .insert("phase".into(), json!(phase_name(w.item_phase)));
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let expiry = if w.token.0 {
+        now + Duration::from_secs(60)
+    } else {
+        now - Duration::from_secs(60)
+    };
+    let token = ShareToken::new("t", "p", expiry).revoked(w.token.1).build();
+    let mut entities = vec![
+        user("me", w.project_role, w.org),
+        project,
+        item,
+        token,
+        Organization::new("acme").build(),
+    ];
+    if target != "me" {
+        entities.push(user(target, w.target_project_role, w.target_org_role));
+    }
+    let (action, resource, context) = match w.resource {
+        0 => {
+            let action = PROJECT_ACTIONS[w.action];
+            let mut context = serde_json::Map::new();
+            if ["share", "change_member_role", "accept_access_request"].contains(&action) {
+                context.insert("role".into(), json!(w.role));
+            }
+            let needs_target = [
+                "change_member_role",
+                "remove_member",
+                "transfer_ownership",
+                "accept_access_request",
+            ]
+            .contains(&action);
+            if needs_target || (action == "share" && w.with_target) {
+                context.insert(
+                    "target".into(),
+                    json!({"__entity": {"type": "User", "id": target}}),
+                );
+            }
+            (action, Uid::project("p"), Value::Object(context))
+        }
+        1 => (
+            ["view", "download", "edit", "delete"][w.action % 4],
+            Uid::item("i"),
+            json!({}),
+        ),
+        2 => (
+            "request_access",
+            Uid::share_token("t"),
+            json!({"now": gatehouse::client::datetime(now)}),
+        ),
+        _ => (
+            ["view", "create_project", "manage_roles"][w.action % 3],
+            Uid::organization("acme"),
+            json!({}),
+        ),
+    };
+    json!({"principal": Uid::user("me"), "action": Uid::action(action), "resource": resource, "context": context, "entities": entities})
+}
+
+/// Cedar alone, over every policy, with the entities parsed by Cedar.
+fn direct(store: &PolicyStore, q: &Value) -> (String, Vec<String>) {
+    let snapshot = store.current();
+    let uid = |v: &Value| cedar_policy::EntityUid::from_json(v.clone()).expect("uid");
+    let action = uid(&q["action"]);
+    let context = Context::from_json_value(q["context"].clone(), Some((&snapshot.schema, &action)))
+        .expect("context");
+    let request = Request::new(
+        uid(&q["principal"]),
+        action,
+        uid(&q["resource"]),
+        context,
+        Some(&snapshot.schema),
+    )
+    .expect("request");
+    let entities =
+        Entities::from_json_value(q["entities"].clone(), Some(&snapshot.schema)).expect("entities");
+    let response = Authorizer::new().is_authorized(&request, &snapshot.policies, &entities);
+    assert_eq!(
+        response.diagnostics().errors().count(),
+        0,
+        "complete entities evaluate without errors"
+    );
+    let mut reasons: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(|p| p.to_string())
+        .collect();
+    reasons.sort();
+    (format!("{:?}", response.decision()), reasons)
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+fn app() -> &'static (axum::Router, std::sync::Arc<PolicyStore>) {
+    static APP: std::sync::OnceLock<(axum::Router, std::sync::Arc<PolicyStore>)> =
+        std::sync::OnceLock::new();
+    APP.get_or_init(|| bundled_app(HttpConfig::default()))
+}
+
+fn ask(q: &Value) -> Value {
+    let (status, answer) = runtime().block_on(oneshot(
+        &app().0,
+        "/v1/is_authorized",
+        serde_json::to_vec(q).expect("json"),
+    ));
+    assert_eq!(status, 200, "{answer}\n{q}");
+    answer
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_sidecar_decides_as_cedar_over_the_full_set(w in world()) {
+        let q = build(&w);
+        let answer = ask(&q);
+        let (decision, reasons) = direct(&app().1, &q);
+        prop_assert_eq!(answer["decision"].as_str().expect("decision"), decision.as_str(), "{:?}", w);
+        prop_assert_eq!(&answer["diagnostics"]["reason"], &json!(reasons), "{:?}", w);
+        // Asked again, the answer comes from the cache and is the same.
+        prop_assert_eq!(ask(&q), answer);
+    }
+
+    #[test]
+    fn a_batch_answers_as_its_singles(worlds in prop::collection::vec(world(), 1..8)) {
+        let questions: Vec<Value> = worlds.iter().map(build).collect();
+        let singles: Vec<Value> = questions.iter().map(ask).collect();
+        let body = serde_json::to_vec(&json!({"requests": questions})).expect("json");
+        let (status, answer) = runtime().block_on(oneshot(&app().0, "/v1/is_authorized/batch", body));
+        prop_assert_eq!(status, 200);
+        prop_assert_eq!(&answer["results"], &json!(singles));
+    }
+}
+
+#[test]
+fn a_cache_hit_equals_a_fresh_evaluation() {
+    let snapshot = app().1.current();
+    let cached = gatehouse::decide::Decider::new(100, 100, Duration::from_secs(60));
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..200 {
+        let w = world().new_tree(&mut runner).expect("tree").current();
+        let q: gatehouse::decide::Question = serde_json::from_value(build(&w)).expect("question");
+        let first = cached.answer(&snapshot, &q, None).expect("answer");
+        let again = cached.answer(&snapshot, &q, None).expect("answer");
+        assert!(again.cache_hit);
+        let fresh = gatehouse::decide::question::evaluate(&snapshot, &q).expect("answer");
+        assert_eq!(*again.decision, fresh, "{w:?}");
+        assert_eq!(first.decision, again.decision);
+    }
+}

@@ -52,11 +52,11 @@ pub struct ServeArgs {
     )]
     pub cache_capacity: u64,
     /// Most parsed request entities kept (entities repeat across questions: the project, its
-    /// organization, its groups), so that each is parsed once.
+    /// organization, its groups), so that each is parsed once. About 3 KiB each.
     #[arg(
         long,
         env = "GATEHOUSE_ENTITY_CACHE_CAPACITY",
-        default_value_t = 10_000,
+        default_value_t = 1_000,
         value_name = "N"
     )]
     pub entity_cache_capacity: u64,

@@ -6,9 +6,9 @@
 //! decision-cache key), and parsed only the first time the live policy set sees that digest;
 //! later requests reuse the parsed, schema-checked entity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use cedar_policy::{Entities, Entity, EntityUid};
+use cedar_policy::{Entities, Entity};
 use serde_json::Value;
 
 use super::cache::{Key, digest};
@@ -112,27 +112,20 @@ fn versioned(version: &str, digest: &Key) -> Key {
     *h.finalize().as_bytes()
 }
 
-/// The snapshot's stored entities (and the schema's actions) with `layers` on top: an entity
-/// of a later layer replaces the one with the same uid below it.
-pub fn assemble(snapshot: &Snapshot, layers: &[&[Entity]]) -> Result<Entities, InputError> {
-    let mut merged: Vec<Entity> = Vec::with_capacity(layers.iter().map(|l| l.len()).sum());
-    let mut index: HashMap<EntityUid, usize> = HashMap::with_capacity(merged.capacity());
-    for layer in layers {
-        for entity in *layer {
-            match index.get(&entity.uid()) {
-                Some(&at) => merged[at] = entity.clone(),
-                None => {
-                    index.insert(entity.uid(), merged.len());
-                    merged.push(entity.clone());
-                }
-            }
-        }
-    }
+/// The snapshot's stored entities (and the schema's actions) with `shared`, then `own`, on
+/// top: an entity replaces the one with the same uid below it (Cedar's upsert applies the
+/// last version of a uid). `own` is moved in, `shared` (a batch's, reused by every
+/// question) is copied.
+pub fn assemble(
+    snapshot: &Snapshot,
+    shared: &[Entity],
+    own: Vec<Entity>,
+) -> Result<Entities, InputError> {
     // Every entity was checked against the schema when parsed; only the transitive closure
     // is left to compute.
     snapshot
         .entities
         .clone()
-        .upsert_entities(merged, None)
+        .upsert_entities(shared.iter().cloned().chain(own), None)
         .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
 }

@@ -142,10 +142,10 @@ impl Decider {
         match (shared, own) {
             (Some(shared), None) => shared
                 .alone
-                .get_or_init(|| assemble(snapshot, &[&shared.parsed]).map(Arc::new))
+                .get_or_init(|| assemble(snapshot, &shared.parsed, Vec::new()).map(Arc::new))
                 .clone(),
-            (Some(shared), Some(own)) => assemble(snapshot, &[&shared.parsed, &own]).map(Arc::new),
-            (None, own) => assemble(snapshot, &[own.as_deref().unwrap_or_default()]).map(Arc::new),
+            (Some(shared), Some(own)) => assemble(snapshot, &shared.parsed, own).map(Arc::new),
+            (None, own) => assemble(snapshot, &[], own.unwrap_or_default()).map(Arc::new),
         }
     }
 

@@ -4,6 +4,15 @@
 -- host's "list items" call: a new user each time, `view` on each of 100 items of the project
 -- (the slice plus the items, shared by the 100 questions).
 local mode = os.getenv("MODE") or "hit"
+-- DELAY_MS paces each connection (wrk waits that long before each request): with enough
+-- connections, a steady rate below the peak.
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end
+-- RUN (environment) tags the user ids, so that successive "miss" runs against one server
+-- ask distinct questions too.
+local run = os.getenv("RUN") or "0"
 local n = 0
 local thread_id = 0
 local counter = 0
@@ -40,7 +49,7 @@ request = function()
     return wrk.format(nil, "/v1/is_authorized", nil, fixed)
   end
   n = n + 1
-  local user = string.format("u%d-%d", thread_id, n)
+  local user = string.format("u%s-%d-%d", run, thread_id, n)
   if mode == "miss" then
     local body = question(user, actions[(n % #actions) + 1]) .. ',"entities":[' .. slice(user) .. "]}"
     return wrk.format(nil, "/v1/is_authorized", nil, body)

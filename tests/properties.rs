@@ -333,3 +333,104 @@ fn a_cache_hit_equals_a_fresh_evaluation() {
         assert_eq!(first.decision, again.decision);
     }
 }
+
+/// Entities no question names: organizations with their groups and members.
+fn decoys() -> Vec<Value> {
+    let mut decoys = Vec::new();
+    for o in 0..20 {
+        let org = format!("org{o}");
+        decoys.push(serde_json::to_value(Organization::new(&org).build()).expect("json"));
+        for role in [Role::Viewer, Role::Editor, Role::Admin] {
+            let group = Organization::group(&org, role);
+            decoys.push(json!({"uid": group, "attrs": {}, "parents": []}));
+            decoys.push(
+                serde_json::to_value(
+                    User::new(format!("{org}-{role:?}"))
+                        .member_of(group)
+                        .build(),
+                )
+                .expect("json"),
+            );
+        }
+    }
+    decoys
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A question sees only its slice of the stored entities (what it can reach): whichever
+    /// of its entities are stored rather than sent, among unrelated ones, the decision is
+    /// Cedar's over the whole store.
+    #[test]
+    fn stored_entities_decide_as_cedar_over_the_whole_store(w in world(), stored_mask in any::<[bool; 6]>()) {
+        let q = build(&w);
+        let all = q["entities"].as_array().expect("entities").clone();
+        let (mut stored, mut sent) = (decoys(), Vec::new());
+        for (i, entity) in all.iter().enumerate() {
+            if stored_mask[i % 6] { stored.push(entity.clone()) } else { sent.push(entity.clone()) }
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("entities.json");
+        std::fs::write(&file, serde_json::to_vec(&stored).expect("json")).expect("write");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let snapshot = gatehouse::policy::load(&gatehouse::policy::Sources {
+            policies: root.join("policies"),
+            schema: root.join("schemas/project_sharing.cedarschema"),
+            entities: Some(file),
+        })
+        .expect("loads");
+        let mut asked = q.clone();
+        asked["entities"] = json!(sent);
+        let question: gatehouse::decide::Question = serde_json::from_value(asked).expect("question");
+        let answer = gatehouse::decide::Decider::new(0, 0, Duration::ZERO)
+            .answer(&snapshot, &question, None)
+            .expect("answer");
+        let mut whole = q.clone();
+        whole["entities"] = json!(stored.iter().chain(&sent).collect::<Vec<_>>());
+        let (decision, reasons) = direct(&app().1, &whole);
+        prop_assert_eq!(format!("{:?}", answer.decision.decision), decision, "{:?} {:?}", w, stored_mask);
+        prop_assert_eq!(&answer.decision.reasons, &reasons, "{:?} {:?}", w, stored_mask);
+        prop_assert!(answer.decision.errors.is_empty(), "{:?}", answer.decision.errors);
+    }
+}
+
+/// The context names a stored entity the question sends nothing about: the slice must hold
+/// it, or the organization admin's access could be changed from the project.
+#[test]
+fn a_stored_entity_named_only_by_the_context_is_in_the_slice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("entities.json");
+    let tina = User::new("tina")
+        .member_of(Organization::members("acme"))
+        .member_of(Organization::group("acme", Role::Admin))
+        .build();
+    let mut stored = decoys();
+    stored.push(serde_json::to_value(tina).expect("json"));
+    stored.push(serde_json::to_value(Organization::new("acme").build()).expect("json"));
+    std::fs::write(&file, serde_json::to_vec(&stored).expect("json")).expect("write");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snapshot = gatehouse::policy::load(&gatehouse::policy::Sources {
+        policies: root.join("policies"),
+        schema: root.join("schemas/project_sharing.cedarschema"),
+        entities: Some(file),
+    })
+    .expect("loads");
+    let me = User::new("me")
+        .member_of(Project::group("p", Role::Admin))
+        .build();
+    let project = Project::new("p", "olga").organization("acme").build();
+    let question: gatehouse::decide::Question = serde_json::from_value(json!({
+        "principal": Uid::user("me"),
+        "action": Uid::action("change_member_role"),
+        "resource": Uid::project("p"),
+        "context": {"role": "viewer", "target": {"__entity": {"type": "User", "id": "tina"}}},
+        "entities": [me, project],
+    }))
+    .expect("question");
+    let answer = gatehouse::decide::Decider::new(0, 0, Duration::ZERO)
+        .answer(&snapshot, &question, None)
+        .expect("answer");
+    assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
+    assert_eq!(answer.decision.reasons, ["sharing.org-admin-access-fixed"]);
+}

@@ -25,6 +25,11 @@ pub struct Layer<'a> {
 }
 
 impl<'a> Layer<'a> {
+    /// The entities' JSON.
+    pub fn items(&self) -> &'a [Value] {
+        self.items
+    }
+
     /// Checks the shape (a list of objects, each with a `uid`) and digests each entity.
     pub fn digest(field: &'a str, json: &'a Value) -> Result<Self, InputError> {
         let Value::Array(items) = json else {
@@ -127,5 +132,22 @@ pub fn assemble(
         .entities
         .clone()
         .upsert_entities(shared.iter().cloned().chain(own), None)
+        .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
+}
+
+/// The question's slice of the store (see [`crate::policy::Reach`]) with `shared`, then `own`,
+/// on top: the same decisions as [`assemble`] at a cost that does not grow with the store.
+pub fn assemble_slice(
+    snapshot: &Snapshot,
+    slice: &[&cedar_policy::EntityUid],
+    shared: &[Entity],
+    own: Vec<Entity>,
+) -> Result<Entities, InputError> {
+    let stored = slice
+        .iter()
+        .filter_map(|uid| snapshot.entities.get(uid))
+        .cloned();
+    Entities::empty()
+        .upsert_entities(stored.chain(shared.iter().cloned()).chain(own), None)
         .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
 }

@@ -12,10 +12,34 @@ use std::collections::HashMap;
 use cedar_policy::Entities;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
-use super::entities::{EntityCache, Layer, assemble};
+use super::entities::{EntityCache, Layer, assemble, assemble_slice};
 use super::input::{InputError, build_request, parse_uid};
 use super::{Decision, decide};
 use crate::policy::Snapshot;
+
+/// The uids of the store entities `question` can reach, or `None` when a request entity
+/// replaces a store entity.
+fn slice_of<'a>(
+    snapshot: &'a Snapshot,
+    question: &Question,
+    shared: Option<&Shared>,
+    own: Option<&Layer<'_>>,
+) -> Option<Vec<&'a cedar_policy::EntityUid>> {
+    let mut slice = snapshot.reach.slice();
+    if let Some(shared) = shared {
+        slice.marks(shared.named.as_deref()?);
+    }
+    if let Some(own) = own {
+        slice.marks(&snapshot.reach.named_by_entities(own.items())?);
+    }
+    for root in [&question.principal, &question.action, &question.resource] {
+        slice.json(root);
+    }
+    if let Some(context) = &question.context {
+        slice.json(context);
+    }
+    Some(slice.finish())
+}
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +75,8 @@ pub struct Answer {
 pub struct Shared {
     set: Key,
     parsed: Vec<cedar_policy::Entity>,
+    /// The store entities the shared entities name, `None` when one replaces a store entity.
+    named: Option<Vec<usize>>,
     /// Assembled once, for the questions that bring no entities of their own.
     alone: std::sync::OnceLock<Result<Arc<Entities>, InputError>>,
 }
@@ -125,21 +151,32 @@ impl Decider {
         Ok(Shared {
             set: set_digest(&layer.digests),
             parsed: self.entities.parse(snapshot, &layer)?,
+            named: snapshot.reach.named_by_entities(layer.items()),
             alone: std::sync::OnceLock::new(),
         })
     }
 
-    /// The entities a question sees: stored, then `shared`, then `own`.
+    /// The entities a question sees: stored, then `shared`, then `own`. With the question,
+    /// only its slice of the store (what it can reach); without, the whole store (for
+    /// `allowed_actions`, which asks about every action).
     pub fn entities(
         &self,
         snapshot: &Snapshot,
         shared: Option<&Shared>,
         own: Option<&Layer<'_>>,
+        question: Option<&Question>,
     ) -> Result<Arc<Entities>, InputError> {
-        let own = own
+        let own_parsed = own
             .map(|layer| self.entities.parse(snapshot, layer))
             .transpose()?;
-        match (shared, own) {
+        if let Some(question) = question
+            && let Some(slice) = slice_of(snapshot, question, shared, own)
+        {
+            let shared = shared.map_or(&[][..], |s| &s.parsed);
+            return assemble_slice(snapshot, &slice, shared, own_parsed.unwrap_or_default())
+                .map(Arc::new);
+        }
+        match (shared, own_parsed) {
             (Some(shared), None) => shared
                 .alone
                 .get_or_init(|| assemble(snapshot, &shared.parsed, Vec::new()).map(Arc::new))
@@ -187,7 +224,10 @@ impl Decider {
             resource,
             question.context.as_ref(),
         )?;
-        let entities = self.entities(snapshot, shared, own.as_ref())?;
+        // A batch's questions without entities of their own share one assembled store.
+        let alone = shared.is_some() && own.is_none();
+        let entities =
+            self.entities(snapshot, shared, own.as_ref(), (!alone).then_some(question))?;
         let decision = self.intern(decide(snapshot, &request, &entities));
         self.cache.insert(key, Arc::clone(&decision));
         Ok(Answer {

@@ -240,7 +240,9 @@ pub async fn allowed_actions(
         .as_ref()
         .map(|json| Layer::digest("entities", json))
         .transpose()?;
-    let entities = state.decider.entities(&snapshot, None, own.as_ref())?;
+    let entities = state
+        .decider
+        .entities(&snapshot, None, own.as_ref(), None)?;
     let (mut allowed, mut denied, mut needs_context, mut errors) =
         (vec![], vec![], vec![], Map::new());
     for action in actions {

@@ -53,23 +53,33 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
         .and_then(ActionCatalog::from_cedarschema);
 
     match (schema, catalog) {
-        (Some(schema), Some(catalog)) if problems.is_empty() => Ok(Snapshot {
-            index: super::PolicyIndex::build(&parsed.set, &schema, &catalog),
-            policies: parsed.set,
-            stored_entities: stored.as_ref().map_or(0, |(_, n)| *n),
-            entities: match stored {
-                Some((entities, _)) => entities,
-                None => schema
-                    .action_entities()
-                    .unwrap_or_else(|_| Entities::empty()),
-            },
-            schema,
-            catalog,
-            info: parsed.info,
-            files,
-            version: hasher.finalize().to_hex()[..16].to_string(),
-            loaded_at: SystemTime::now(),
-        }),
+        (Some(schema), Some(catalog)) if problems.is_empty() => {
+            let (entities, stored_json) = match stored {
+                Some((entities, json)) => (entities, Some(json)),
+                None => (
+                    schema
+                        .action_entities()
+                        .unwrap_or_else(|_| Entities::empty()),
+                    None,
+                ),
+            };
+            Ok(Snapshot {
+                index: super::PolicyIndex::build(&parsed.set, &schema, &catalog),
+                reach: super::Reach::build(&entities, stored_json.as_ref(), &parsed.set),
+                policies: parsed.set,
+                stored_entities: stored_json
+                    .as_ref()
+                    .and_then(|j| j.as_array())
+                    .map_or(0, Vec::len),
+                entities,
+                schema,
+                catalog,
+                info: parsed.info,
+                files,
+                version: hasher.finalize().to_hex()[..16].to_string(),
+                loaded_at: SystemTime::now(),
+            })
+        }
         _ => Err(LoadError { problems }),
     }
 }
@@ -135,7 +145,7 @@ fn parse_stored_entities(
     text: &Arc<str>,
     schema: &Schema,
     problems: &mut Vec<Problem>,
-) -> Option<(Entities, usize)> {
+) -> Option<(Entities, serde_json::Value)> {
     let json: serde_json::Value = match serde_json::from_str(text) {
         Ok(json) => json,
         Err(e) => {
@@ -154,9 +164,8 @@ fn parse_stored_entities(
             return None;
         }
     };
-    let count = json.as_array().map_or(0, Vec::len);
     match crate::cedar_json::parse_entities(schema, &[("entities", &json)]) {
-        Ok(entities) => Some((entities, count)),
+        Ok(entities) => Some((entities, json)),
         Err(e) => {
             problems.push(Problem::whole_file(path, e.message));
             None

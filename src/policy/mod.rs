@@ -10,6 +10,7 @@ mod catalog;
 mod index;
 mod load;
 mod problem;
+mod reach;
 pub mod store;
 pub mod watch;
 
@@ -23,6 +24,7 @@ pub use catalog::{ActionCatalog, ActionInfo, AttrType, ContextAttr};
 pub use index::PolicyIndex;
 pub use load::{ID_ANNOTATION, load};
 pub use problem::Problem;
+pub use reach::{Reach, Slice};
 pub use store::{PolicyStore, ReloadOutcome, ReloadStatus};
 
 /// Where a policy set comes from.
@@ -50,6 +52,8 @@ pub struct Snapshot {
     /// The stored entities (from `Sources::entities`), validated against the schema, plus
     /// the schema's action entities.
     pub entities: Entities,
+    /// What a question can reach among `entities`: its slice of the store.
+    pub reach: Reach,
     /// How many entities the stored-entities file holds (0 without one).
     pub stored_entities: usize,
     /// Where each policy was written, in file then source order.

@@ -13,6 +13,7 @@ SECS=${1:-10}
 CONNS=${2:-32}
 FLOOR=127.0.0.1:18100
 GATE=127.0.0.1:18180
+STORED=127.0.0.1:18181
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet --bin gatehouse --example floor
 
@@ -21,7 +22,21 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 ./target/release/examples/floor "$FLOOR" & pids+=($!)
 ./target/release/gatehouse serve --listen "$GATE" --cache-capacity 1000000 2>/dev/null & pids+=($!)
 gate_pid=$!
-for addr in $FLOOR $GATE; do
+# A second gatehouse with 3 000 stored entities (500 organizations, their five groups each),
+# none of which the questions name: a miss must not cost more for them.
+stored_file=$(mktemp --suffix=.json)
+python3 - "$stored_file" <<'PY'
+import json, sys
+entities = []
+for o in range(500):
+    groups = {k: {"type": "Group", "id": f"org{o}.{k}"} for k in ["admins", "data_owners", "editors", "viewers", "members"]}
+    entities.append({"uid": {"type": "Organization", "id": f"org{o}"}, "attrs": groups, "parents": []})
+    entities += [{"uid": g, "attrs": {}, "parents": []} for g in groups.values()]
+json.dump(entities, open(sys.argv[1], "w"))
+PY
+./target/release/gatehouse serve --listen "$STORED" --entities "$stored_file" --cache-capacity 1000000 2>/dev/null & pids+=($!)
+stored_pid=$!
+for addr in $FLOOR $GATE $STORED; do
   until curl -s -o /dev/null "http://$addr/" ; do sleep 0.1; done
 done
 
@@ -35,6 +50,7 @@ results=$(
   run floor "$FLOOR" hit
   run hit "$GATE" hit
   run miss "$GATE" miss
+  run miss-stored "$STORED" miss
   run floor-batch "$FLOOR" batch
   run batch "$GATE" batch
 )
@@ -68,7 +84,8 @@ for scenario in hit miss; do
 done
 
 # Memory: a fresh gatehouse filled with 100 000 distinct decisions by the miss load.
-kill "$gate_pid"; wait "$gate_pid" 2>/dev/null || true
+kill "$gate_pid" "$stored_pid"; wait "$gate_pid" "$stored_pid" 2>/dev/null || true
+rm -f "$stored_file"
 ./target/release/gatehouse serve --listen "$GATE" --cache-capacity 100000 2>/dev/null & pids+=($!)
 gate_pid=$!
 until curl -s -o /dev/null "http://$GATE/"; do sleep 0.1; done

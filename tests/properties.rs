@@ -334,6 +334,20 @@ fn a_cache_hit_equals_a_fresh_evaluation() {
     }
 }
 
+/// The bundled set with `stored` as its stored-entities file.
+fn with_stored(stored: &[Value]) -> gatehouse::policy::Snapshot {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("entities.json");
+    std::fs::write(&file, serde_json::to_vec(stored).expect("json")).expect("write");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    gatehouse::policy::load(&gatehouse::policy::Sources {
+        policies: root.join("policies"),
+        schema: root.join("schemas/project_sharing.cedarschema"),
+        entities: Some(file),
+    })
+    .expect("loads")
+}
+
 /// Entities no question names: organizations with their groups and members.
 fn decoys() -> Vec<Value> {
     let mut decoys = Vec::new();
@@ -370,16 +384,7 @@ proptest! {
         for (i, entity) in all.iter().enumerate() {
             if stored_mask[i % 6] { stored.push(entity.clone()) } else { sent.push(entity.clone()) }
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("entities.json");
-        std::fs::write(&file, serde_json::to_vec(&stored).expect("json")).expect("write");
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let snapshot = gatehouse::policy::load(&gatehouse::policy::Sources {
-            policies: root.join("policies"),
-            schema: root.join("schemas/project_sharing.cedarschema"),
-            entities: Some(file),
-        })
-        .expect("loads");
+        let snapshot = with_stored(&stored);
         let mut asked = q.clone();
         asked["entities"] = json!(sent);
         let question: gatehouse::decide::Question = serde_json::from_value(asked).expect("question");
@@ -399,8 +404,6 @@ proptest! {
 /// it, or the organization admin's access could be changed from the project.
 #[test]
 fn a_stored_entity_named_only_by_the_context_is_in_the_slice() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("entities.json");
     let tina = User::new("tina")
         .member_of(Organization::members("acme"))
         .member_of(Organization::group("acme", Role::Admin))
@@ -408,14 +411,7 @@ fn a_stored_entity_named_only_by_the_context_is_in_the_slice() {
     let mut stored = decoys();
     stored.push(serde_json::to_value(tina).expect("json"));
     stored.push(serde_json::to_value(Organization::new("acme").build()).expect("json"));
-    std::fs::write(&file, serde_json::to_vec(&stored).expect("json")).expect("write");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let snapshot = gatehouse::policy::load(&gatehouse::policy::Sources {
-        policies: root.join("policies"),
-        schema: root.join("schemas/project_sharing.cedarschema"),
-        entities: Some(file),
-    })
-    .expect("loads");
+    let snapshot = with_stored(&stored);
     let me = User::new("me")
         .member_of(Project::group("p", Role::Admin))
         .build();

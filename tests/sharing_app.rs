@@ -1146,3 +1146,51 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
     );
     gatehouse.stop().await;
 }
+
+/// Every builder of the client writes an entity the sidecar's schema accepts, and together
+/// they decide as DOMAIN.md says: a shared editor of an organization's project in processing
+/// edits an item of that phase, and requests access with a live token.
+#[tokio::test]
+async fn the_clients_builders_write_entities_the_schema_accepts() {
+    use gatehouse::client::{
+        Group, Item, Organization, Phase, Project, Question, Role, ShareToken, Uid, User, datetime,
+    };
+    let gatehouse = common::server::start_default().await;
+    let client = Client::new(&gatehouse.base).expect("client");
+    let now = std::time::SystemTime::now();
+    let mut entities = vec![
+        User::new("vera")
+            .email("vera@example.com")
+            .member_of(Project::group("p1", Role::Editor))
+            .member_of(Organization::members("acme"))
+            .build(),
+        Organization::new("acme").build(),
+        Project::new("p1", "olga")
+            .organization("acme")
+            .phase(Phase::Processing)
+            .build(),
+        Item::new("i1", "p1", Phase::Processing).build(),
+        ShareToken::new("t1", "p1", now + std::time::Duration::from_secs(3600)).build(),
+    ];
+    for role in [Role::Viewer, Role::Editor, Role::Manager, Role::Admin] {
+        entities.push(Group::new(Project::group("p1", role)).build());
+    }
+    entities.push(Group::new(Organization::members("acme")).build());
+    let questions = [
+        Question::new(Uid::user("vera"), "edit", Uid::item("i1")),
+        Question::new(Uid::user("vera"), "request_access", Uid::share_token("t1"))
+            .context(json!({"now": datetime(now)})),
+        Question::new(Uid::user("vera"), "delete", Uid::project("p1")),
+    ];
+    let answers = client.batch(&entities, &questions).await.expect("batch");
+    let decisions: Vec<_> = answers
+        .body
+        .iter()
+        .map(|result| match result {
+            gatehouse::client::BatchResult::Decided(answer) => answer.allowed(),
+            failed => panic!("{failed:?}"),
+        })
+        .collect();
+    assert_eq!(decisions, [true, true, false]);
+    gatehouse.stop().await;
+}

@@ -211,6 +211,24 @@ impl User {
     }
 }
 
+/// A `Group`: a role group of a project or an organization (see [`Project::group`],
+/// [`Organization::group`]). Groups have no attributes or parents. Deciding membership needs
+/// only the user's `member_of` groups; send the group entities too when a policy reads them.
+#[derive(Debug, Clone)]
+pub struct Group(Entity);
+
+impl Group {
+    /// The group with this uid, e.g. `Group::new(Project::group("p1", Role::Editor))`.
+    pub fn new(uid: Uid) -> Self {
+        Self(Entity::new(uid))
+    }
+
+    /// The entity.
+    pub fn build(self) -> Entity {
+        self.0
+    }
+}
+
 /// An `Organization`, with its five groups named `{id}.admins`, `{id}.data_owners`,
 /// `{id}.editors`, `{id}.viewers`, `{id}.members`.
 #[derive(Debug, Clone)]

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 pub use crate::decide::Verdict;
 pub use entities::{
-    Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User, datetime,
+    Entity, Group, Item, Organization, Phase, Project, Role, ShareToken, Uid, User, datetime,
 };
 
 /// Why a call failed.

@@ -322,6 +322,19 @@ pub fn project_question(
     }
 }
 
+/// Asks whether `user` may take `action` on project `id` (no context, no other user);
+/// returns the project on Allow.
+pub async fn guard(app: &App, user: &str, action: &str, id: &str) -> Result<ProjectRec, AppError> {
+    let (project, question) = {
+        let db = app.db();
+        let project = find_project(&db, id)?;
+        let question = project_question(&db, user, action, &project, None, &[]);
+        (project, question)
+    };
+    app.authorize(question).await?;
+    Ok(project)
+}
+
 /// The project, or a 404.
 pub fn find_project(db: &Db, id: &str) -> Result<ProjectRec, AppError> {
     db.projects

@@ -9,28 +9,11 @@ use serde_json::{Value, json};
 
 use super::db::ItemRec;
 use super::{
-    App, AppError, Body, Caller, find_project, project_entity, project_question, project_slice,
+    App, AppError, Body, Caller, find_project, guard, project_entity, project_slice,
     with_org_groups,
 };
 
 type Answer = Result<Json<Value>, AppError>;
-
-/// Asks whether `user` may take `action` on project `id`; returns the project on Allow.
-async fn guard(
-    app: &App,
-    user: &str,
-    action: &str,
-    id: &str,
-) -> Result<super::ProjectRec, AppError> {
-    let (project, question) = {
-        let db = app.db();
-        let project = find_project(&db, id)?;
-        let question = project_question(&db, user, action, &project, None, &[]);
-        (project, question)
-    };
-    app.authorize(question).await?;
-    Ok(project)
-}
 
 #[derive(Deserialize)]
 pub struct NewProject {

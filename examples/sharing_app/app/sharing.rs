@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::db::{AccessRequest, Invitation, Invitee, OrgRec, OrgRole, Status, TokenRec, UserRec};
 use super::{
-    App, AppError, Body, Caller, find_project, project_question, project_slice, with_org_groups,
+    App, AppError, Body, Caller, find_project, guard, project_question, project_slice,
+    with_org_groups,
 };
 
 type Answer = Result<Json<Value>, AppError>;
@@ -121,13 +122,7 @@ pub async fn remove_org_member(
 
 /// `GET /projects/{id}/members`
 pub async fn members(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
-    let (project, question) = {
-        let db = app.db();
-        let project = find_project(&db, &id)?;
-        let question = project_question(&db, &me, "view_members", &project, None, &[]);
-        (project, question)
-    };
-    app.authorize(question).await?;
+    let project = guard(&app, &me, "view_members", &id).await?;
     Ok(Json(
         json!({"owner": project.owner, "members": project.members}),
     ))
@@ -383,11 +378,7 @@ pub async fn remove_member(
 
 /// `POST /projects/{id}/leave`: leave a project shared with you.
 pub async fn leave(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
-    let question = {
-        let db = app.db();
-        project_question(&db, &me, "leave", &find_project(&db, &id)?, None, &[])
-    };
-    app.authorize(question).await?;
+    guard(&app, &me, "leave", &id).await?;
     let mut db = app.db();
     let project = db
         .projects
@@ -461,18 +452,7 @@ pub async fn generate_token(
             ));
         }
     };
-    let question = {
-        let db = app.db();
-        project_question(
-            &db,
-            &me,
-            "generate_share_token",
-            &find_project(&db, &id)?,
-            None,
-            &[],
-        )
-    };
-    app.authorize(question).await?;
+    guard(&app, &me, "generate_share_token", &id).await?;
     let mut db = app.db();
     let token = TokenRec {
         id: format!("tok-{}", uuid::Uuid::new_v4().simple()),
@@ -499,18 +479,7 @@ pub async fn stop_sharing(
     Path(token): Path<String>,
 ) -> Answer {
     let record = find_token(&app, &token)?;
-    let question = {
-        let db = app.db();
-        project_question(
-            &db,
-            &me,
-            "stop_sharing",
-            &find_project(&db, &record.project)?,
-            None,
-            &[],
-        )
-    };
-    app.authorize(question).await?;
+    guard(&app, &me, "stop_sharing", &record.project).await?;
     let mut db = app.db();
     let record = db
         .tokens
@@ -564,18 +533,7 @@ pub async fn list_requests(
     Caller(me): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let question = {
-        let db = app.db();
-        project_question(
-            &db,
-            &me,
-            "reject_access_request",
-            &find_project(&db, &id)?,
-            None,
-            &[],
-        )
-    };
-    app.authorize(question).await?;
+    guard(&app, &me, "reject_access_request", &id).await?;
     let db = app.db();
     let pending: Vec<&AccessRequest> = db
         .requests
@@ -644,18 +602,7 @@ pub async fn reject_request(
     Path(id): Path<String>,
 ) -> Answer {
     let request = pending_request(&app, &id)?;
-    let question = {
-        let db = app.db();
-        project_question(
-            &db,
-            &me,
-            "reject_access_request",
-            &find_project(&db, &request.project)?,
-            None,
-            &[],
-        )
-    };
-    app.authorize(question).await?;
+    guard(&app, &me, "reject_access_request", &request.project).await?;
     let mut db = app.db();
     let record = db
         .requests

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use cedar_policy::{Entities, Entity};
+use cedar_policy::{Entities, Entity, EntityUid};
 use serde_json::Value;
 
 use super::cache::{Key, digest};
@@ -117,37 +117,33 @@ fn versioned(version: &str, digest: &Key) -> Key {
     *h.finalize().as_bytes()
 }
 
-/// The snapshot's stored entities (and the schema's actions) with `shared`, then `own`, on
-/// top: an entity replaces the one with the same uid below it (Cedar's upsert applies the
-/// last version of a uid). `own` is moved in, `shared` (a batch's, reused by every
-/// question) is copied.
+/// The store a question is decided on: the snapshot's stored entities (and the schema's
+/// actions), or only those in `slice` (the question's, see [`crate::policy::Reach`]), with
+/// `shared`, then `own`, on top. An entity replaces the one with the same uid below it
+/// (Cedar's upsert applies the last version of a uid). `own` is moved in; `shared` (a
+/// batch's, reused by every question) is copied.
 pub fn assemble(
     snapshot: &Snapshot,
+    slice: Option<&[&EntityUid]>,
     shared: &[Entity],
     own: Vec<Entity>,
 ) -> Result<Entities, InputError> {
+    let (base, stored) = match slice {
+        None => (snapshot.entities.clone(), Vec::new()),
+        Some(slice) => (
+            Entities::empty(),
+            slice
+                .iter()
+                .filter_map(|uid| snapshot.entities.get(uid))
+                .cloned()
+                .collect(),
+        ),
+    };
     // Every entity was checked against the schema when parsed; only the transitive closure
     // is left to compute.
-    snapshot
-        .entities
-        .clone()
-        .upsert_entities(shared.iter().cloned().chain(own), None)
-        .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
-}
-
-/// The question's slice of the store (see [`crate::policy::Reach`]) with `shared`, then `own`,
-/// on top: the same decisions as [`assemble`] at a cost that does not grow with the store.
-pub fn assemble_slice(
-    snapshot: &Snapshot,
-    slice: &[&cedar_policy::EntityUid],
-    shared: &[Entity],
-    own: Vec<Entity>,
-) -> Result<Entities, InputError> {
-    let stored = slice
-        .iter()
-        .filter_map(|uid| snapshot.entities.get(uid))
-        .cloned();
-    Entities::empty()
-        .upsert_entities(stored.chain(shared.iter().cloned()).chain(own), None)
-        .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
+    base.upsert_entities(
+        stored.into_iter().chain(shared.iter().cloned()).chain(own),
+        None,
+    )
+    .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use cedar_policy::Entities;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
-use super::entities::{EntityCache, Layer, assemble, assemble_slice};
+use super::entities::{EntityCache, Layer, assemble};
 use super::input::{InputError, build_request, parse_uid};
 use super::{Decision, decide};
 use crate::policy::Snapshot;
@@ -173,16 +173,23 @@ impl Decider {
             && let Some(slice) = slice_of(snapshot, question, shared, own)
         {
             let shared = shared.map_or(&[][..], |s| &s.parsed);
-            return assemble_slice(snapshot, &slice, shared, own_parsed.unwrap_or_default())
-                .map(Arc::new);
+            return assemble(
+                snapshot,
+                Some(&slice),
+                shared,
+                own_parsed.unwrap_or_default(),
+            )
+            .map(Arc::new);
         }
         match (shared, own_parsed) {
             (Some(shared), None) => shared
                 .alone
-                .get_or_init(|| assemble(snapshot, &shared.parsed, Vec::new()).map(Arc::new))
+                .get_or_init(|| assemble(snapshot, None, &shared.parsed, Vec::new()).map(Arc::new))
                 .clone(),
-            (Some(shared), Some(own)) => assemble(snapshot, &shared.parsed, own).map(Arc::new),
-            (None, own) => assemble(snapshot, &[], own.unwrap_or_default()).map(Arc::new),
+            (Some(shared), Some(own)) => {
+                assemble(snapshot, None, &shared.parsed, own).map(Arc::new)
+            }
+            (None, own) => assemble(snapshot, None, &[], own.unwrap_or_default()).map(Arc::new),
         }
     }
 

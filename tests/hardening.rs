@@ -6,20 +6,10 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::server::{Options, bundled_app, oneshot, project, question, start, user};
+use common::server::{Options, bundled_app, oneshot, project, question, runtime, start, user};
 use gatehouse::http::HttpConfig;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
 
 /// One app for every generated case: loading the policy set per case would dominate.
 fn shared_app() -> &'static axum::Router {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use cedar_policy::{Authorizer, Context, Entities, Request};
-use common::server::{bundled_app, oneshot};
+use common::server::{bundled_app, oneshot, runtime};
 use gatehouse::client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
 use gatehouse::http::HttpConfig;
 use gatehouse::policy::PolicyStore;
@@ -266,16 +266,6 @@ fn direct(store: &PolicyStore, q: &Value) -> (String, Vec<String>) {
     (format!("{:?}", response.decision()), reasons)
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
-
 fn app() -> &'static (axum::Router, std::sync::Arc<PolicyStore>) {
     static APP: std::sync::OnceLock<(axum::Router, std::sync::Arc<PolicyStore>)> =
         std::sync::OnceLock::new();
@@ -339,11 +329,9 @@ fn with_stored(stored: &[Value]) -> gatehouse::policy::Snapshot {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("entities.json");
     std::fs::write(&file, serde_json::to_vec(stored).expect("json")).expect("write");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     gatehouse::policy::load(&gatehouse::policy::Sources {
-        policies: root.join("policies"),
-        schema: root.join("schemas/project_sharing.cedarschema"),
         entities: Some(file),
+        ..common::bundled_sources()
     })
     .expect("loads")
 }

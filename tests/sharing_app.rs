@@ -1121,16 +1121,30 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
         }
         other => panic!("{other:?}"),
     }
-    let timeout = Client::builder(&gatehouse.base)
-        .timeout(std::time::Duration::from_nanos(1))
+    // A listener that accepts and never answers: the timeout must fire (a real sidecar can
+    // answer within the timer's one-millisecond resolution, however short the timeout).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_base = format!("http://{}", silent.local_addr().expect("addr"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let timeout = Client::builder(&silent_base)
+        .timeout(std::time::Duration::from_millis(100))
         .build()
         .expect("client");
-    assert!(matches!(
-        timeout
-            .is_authorized(&Question::new(Uid::user("a"), "view", Uid::project("p")))
-            .await,
-        Err(ClientError::Timeout { .. })
-    ));
+    let timed_out = timeout
+        .is_authorized(&Question::new(Uid::user("a"), "view", Uid::project("p")))
+        .await;
+    assert!(
+        matches!(timed_out, Err(ClientError::Timeout { .. })),
+        "{timed_out:?}"
+    );
+    held.abort();
     let batch = client
         .batch(
             &[],

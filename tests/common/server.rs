@@ -256,6 +256,17 @@ pub fn bundled_app(config: HttpConfig) -> (axum::Router, Arc<PolicyStore>) {
     (http::app(state), store)
 }
 
+/// One current-thread runtime for the synchronous (proptest) tests that drive `oneshot`.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
 /// Sends one request through the router; returns the status and the body.
 pub async fn oneshot(app: &axum::Router, path: &str, body: Vec<u8>) -> (u16, Value) {
     use tower::ServiceExt;

@@ -1,6 +1,6 @@
 //! The `gatehouse` binary as a user runs it: output and exit codes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! Deciding fails closed: where Cedar skips a policy that errored, gatehouse denies.
 
-mod common;
+use crate::common;
 
 use cedar_policy::{Authorizer, Decision as CedarDecision};
 use gatehouse::decide::{Verdict, decide, input};

@@ -1,11 +1,9 @@
 //! The example host application end to end: gatehouse and the app on 127.0.0.1:0, every
 //! sharing flow walked as a user would, asserting what works and what is refused.
 
-mod common;
+use crate::common;
 
-#[path = "../examples/sharing_app/app/mod.rs"]
-#[allow(dead_code)]
-mod app;
+use crate::sharing_app_host as app;
 
 use common::server::TestServer;
 use gatehouse::client::Client;

@@ -1,7 +1,7 @@
 //! Hostile input and load limits: always a clear 4xx (or a 503 when saturated), never a 5xx,
 //! a panic, a hang or unbounded work.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! evaluation of the full policy set (no index, no cache); a batch equals its singles; a
 //! cache hit equals a fresh evaluation.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,7 +1,7 @@
 //! Every case of the bundled policy suites, asked over HTTP: the sidecar gives the answers
 //! the suites expect (the whole DOMAIN.md table), the same as in-process evaluation.
 
-mod common;
+use crate::common;
 
 use gatehouse::decide::decide;
 use gatehouse::testing::{self, FixtureCache};

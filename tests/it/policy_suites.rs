@@ -1,7 +1,7 @@
 //! The bundled policy test suites, run through the same runner as `gatehouse test`: a
 //! policy change that breaks a rule of DOMAIN.md fails `cargo test`.
 
-mod common;
+use crate::common;
 
 use gatehouse::testing::{self, report};
 

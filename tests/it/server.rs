@@ -1,6 +1,6 @@
 //! The HTTP API end to end: a real server on 127.0.0.1:0, every route and shape.
 
-mod common;
+use crate::common;
 
 use common::server::{
     Options, TestServer, org_project, organization, project, question, start, start_default, user,

@@ -1,6 +1,6 @@
 //! The policy test format: conveniences, defaults, and errors that name the place.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

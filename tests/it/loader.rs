@@ -1,6 +1,6 @@
 //! Loading a policy set: all or nothing, every problem located at `file:line:col`.
 
-mod common;
+use crate::common;
 
 use gatehouse::policy::{self, PolicyEffect};
 

@@ -1,7 +1,7 @@
 //! Hot reload: edits go live, broken edits never do, and no decision of an older set is
 //! ever served for a newer one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `gatehouse serve` and `gatehouse check` as processes: start-up, signals, exit codes.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

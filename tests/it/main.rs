@@ -1,0 +1,20 @@
+//! Every integration test of gatehouse, in one crate: one binary to link instead of one per
+//! file. Each module is one concern; `common` holds the helpers they share.
+
+mod cli;
+mod common;
+mod decide;
+mod hardening;
+mod loader;
+mod policy_suites;
+mod properties;
+mod reload;
+mod serve_cli;
+mod server;
+mod sharing_app;
+mod suite_format;
+mod suites_over_http;
+
+/// The example host application, compiled into the tests so that they drive its real code.
+#[path = "../../examples/sharing_app/app/mod.rs"]
+mod sharing_app_host;

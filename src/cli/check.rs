@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{PolicyArgs, exit, report_load_error};
 use crate::decide::question::evaluate;
 use crate::decide::{Question, Verdict};
-use crate::policy::{self, Sources};
+use crate::policy::{self, ActionCatalog, Sources};
 
 /// Arguments of `gatehouse check`.
 #[derive(Debug, Args)]
@@ -49,7 +49,7 @@ pub fn check(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(exit::INVALID);
         }
     };
-    let question = match question(args) {
+    let question = match question(args, &snapshot.catalog) {
         Ok(question) => question,
         Err(e) => {
             eprintln!("error: {e}");
@@ -81,7 +81,7 @@ pub fn check(args: &CheckArgs) -> ExitCode {
     }
 }
 
-fn question(args: &CheckArgs) -> Result<Question, String> {
+fn question(args: &CheckArgs, catalog: &ActionCatalog) -> Result<Question, String> {
     let uid = |s: &str| -> Value {
         // A JSON uid object is passed through; anything else is Cedar's string form.
         serde_json::from_str::<Value>(s)
@@ -92,7 +92,10 @@ fn question(args: &CheckArgs) -> Result<Question, String> {
     let action = if args.action.contains("::") {
         uid(&args.action)
     } else {
-        Value::String(format!("Action::{:?}", args.action))
+        let action = catalog
+            .action_named(&args.action)
+            .map_err(|e| e.to_string())?;
+        Value::String(action.to_string())
     };
     let context = args
         .context

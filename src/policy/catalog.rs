@@ -1,30 +1,44 @@
 //! What the schema says about each requestable action (the principal and resource types it
-//! applies to, the keys of its context) and about each entity type's attributes. Cedar's
-//! `Schema` answers the first question but not the others, so the catalog reads the schema
-//! text once, at load time.
+//! applies to, the keys and types of its context) and about each entity type's attributes.
 //!
-//! Action groups (actions without `appliesTo`) are not in the catalog: nobody requests them.
+//! Names are resolved exactly as Cedar resolves them: the action's principal and resource
+//! types come from Cedar's own [`Schema`]; context and attribute types come from Cedar's
+//! resolved JSON form of the schema text ([`schema_str_to_json_with_resolved_types`]), in
+//! which every type reference is already fully qualified (an unqualified name inside a
+//! namespace names that namespace's type only when the namespace declares it, and the empty
+//! namespace's type otherwise). Common types are inlined here, so a type is always one of
+//! the shapes of [`AttrType`].
+//!
+//! Action groups (actions that apply to nothing) are not in the catalog: nobody requests them.
 
 use std::collections::BTreeMap;
 
-use cedar_policy::{EntityUid, schema_str_to_json_with_resolved_types};
-use serde_json::Value;
+use cedar_policy::{EntityUid, Schema, schema_str_to_json_with_resolved_types};
+use serde_json::{Map, Value};
 
-/// The type of one context attribute, as far as request parsing cares.
+/// The type of an attribute (of an entity, or of an action's context).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttrType {
-    /// An entity reference of the named type.
+    /// `String`.
+    String,
+    /// `Long`.
+    Long,
+    /// `Bool`.
+    Bool,
+    /// An entity reference of the named (fully qualified) type.
     Entity(String),
-    /// An extension value (`datetime`, `decimal`, `ipaddr`…).
+    /// An extension value: `datetime`, `duration`, `decimal`, `ipaddr`.
     Extension(String),
-    /// Any other type (String, Long, Boolean, Set, Record).
-    Other(String),
+    /// A set of values of one type.
+    Set(Box<AttrType>),
+    /// A record with these attributes.
+    Record(BTreeMap<String, Attribute>),
 }
 
-/// One key of an action's context.
+/// One attribute: its type and whether it must be present.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextAttr {
-    /// Whether a request must supply it.
+pub struct Attribute {
+    /// Whether it must be present (a context key a request must supply).
     pub required: bool,
     /// Its declared type.
     pub ty: AttrType,
@@ -37,12 +51,12 @@ pub struct ActionInfo {
     pub name: String,
     /// The action's entity uid, e.g. `Action::"view"`.
     pub uid: EntityUid,
-    /// Principal entity types it applies to.
+    /// Principal entity types it applies to, fully qualified.
     pub principals: Vec<String>,
-    /// Resource entity types it applies to.
+    /// Resource entity types it applies to, fully qualified.
     pub resources: Vec<String>,
     /// Context keys by name.
-    pub context: BTreeMap<String, ContextAttr>,
+    pub context: BTreeMap<String, Attribute>,
 }
 
 impl ActionInfo {
@@ -65,66 +79,82 @@ impl ActionInfo {
 #[derive(Debug, Clone, Default)]
 pub struct ActionCatalog {
     actions: BTreeMap<String, ActionInfo>,
-    entity_attrs: BTreeMap<String, BTreeMap<String, ContextAttr>>,
+    entity_attrs: BTreeMap<String, BTreeMap<String, Attribute>>,
 }
 
+/// A plain action id that several namespaces declare.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("action `{name}` is ambiguous: write one of {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))]
+pub struct AmbiguousAction {
+    /// The id as written.
+    pub name: String,
+    /// The uids it could mean.
+    pub candidates: Vec<String>,
+}
+
+/// Why the catalog could not be read from a schema that Cedar accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the schema's types: {0}")]
+pub struct CatalogError(String);
+
 impl ActionCatalog {
-    /// Reads the catalog from Cedar schema text. Returns `None` when the text does not parse,
-    /// which the caller has already reported through `Schema`'s own error.
-    pub fn from_cedarschema(text: &str) -> Option<Self> {
-        let (json, _warnings) = schema_str_to_json_with_resolved_types(text).ok()?;
-        let mut actions = BTreeMap::new();
+    /// Reads the catalog of `schema`, whose Cedar text is `text`.
+    pub fn build(schema: &Schema, text: &str) -> Result<Self, CatalogError> {
+        let (json, _warnings) = schema_str_to_json_with_resolved_types(text)
+            .map_err(|e| CatalogError(e.to_string()))?;
+        let fragments = json
+            .as_object()
+            .ok_or_else(|| CatalogError("the resolved schema is not a JSON object".into()))?;
+        let types = Types::new(fragments);
+
         let mut entity_attrs = BTreeMap::new();
-        for (namespace, fragment) in json.as_object()? {
-            let qualify = |name: &str| {
-                if namespace.is_empty() || name.contains("::") {
-                    name.to_string()
-                } else {
-                    format!("{namespace}::{name}")
-                }
-            };
-            let action_type = qualify("Action");
-            for (name, decl) in fragment
-                .get("entityTypes")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                entity_attrs.insert(
-                    qualify(name),
-                    record_attrs(decl.pointer("/shape/attributes"), &qualify),
-                );
-            }
-            let Some(decls) = fragment.get("actions").and_then(Value::as_object) else {
-                continue;
-            };
-            for (name, decl) in decls {
-                let Some(applies) = decl.get("appliesTo") else {
-                    continue;
+        for (namespace, fragment) in fragments {
+            for (name, decl) in object(fragment, "entityTypes") {
+                let attrs = match decl.get("shape") {
+                    Some(shape) => types.record(shape)?,
+                    None => BTreeMap::new(),
                 };
-                let types = |key: &str| -> Vec<String> {
-                    applies
-                        .get(key)
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(&qualify).collect())
-                        .unwrap_or_default()
-                };
-                let context = record_attrs(applies.pointer("/context/attributes"), &qualify);
-                let uid = EntityUid::from_type_name_and_id(
-                    action_type.parse().ok()?,
-                    cedar_policy::EntityId::new(name),
-                );
-                let info = ActionInfo {
-                    name: name.clone(),
-                    uid: uid.clone(),
-                    principals: types("principalTypes"),
-                    resources: types("resourceTypes"),
-                    context,
-                };
-                actions.insert(uid.to_string(), info);
+                entity_attrs.insert(qualified(namespace, name), attrs);
             }
         }
-        Some(Self {
+
+        let mut actions = BTreeMap::new();
+        for uid in schema.actions() {
+            let types_of = |found: Option<Vec<String>>| found.unwrap_or_default();
+            let principals = types_of(
+                schema
+                    .principals_for_action(uid)
+                    .map(|ts| ts.map(ToString::to_string).collect()),
+            );
+            let resources = types_of(
+                schema
+                    .resources_for_action(uid)
+                    .map(|ts| ts.map(ToString::to_string).collect()),
+            );
+            if principals.is_empty() || resources.is_empty() {
+                continue;
+            }
+            let name = uid.id().unescaped().to_string();
+            let namespace = uid.type_name().namespace();
+            let decl = fragments
+                .get(&namespace)
+                .and_then(|f| f.get("actions"))
+                .and_then(|a| a.get(&name))
+                .ok_or_else(|| CatalogError(format!("action `{uid}` has no declaration")))?;
+            let context = match decl.pointer("/appliesTo/context") {
+                Some(context) => types.record(context)?,
+                None => BTreeMap::new(),
+            };
+            let info = ActionInfo {
+                name,
+                uid: uid.clone(),
+                principals,
+                resources,
+                context,
+            };
+            actions.insert(uid.to_string(), info);
+        }
+        Ok(Self {
             actions,
             entity_attrs,
         })
@@ -133,6 +163,28 @@ impl ActionCatalog {
     /// The action with this uid, if the schema declares it as requestable.
     pub fn get(&self, uid: &EntityUid) -> Option<&ActionInfo> {
         self.actions.get(&uid.to_string())
+    }
+
+    /// The uid a plain action id such as `view` names: the one requestable action with that
+    /// id, whatever its namespace, or `Action::"view"` when there is none (which the request
+    /// then reports as unknown). Several namespaces declaring it make the id ambiguous.
+    pub fn action_named(&self, name: &str) -> Result<EntityUid, AmbiguousAction> {
+        let mut found = self.actions.values().filter(|a| a.name == name);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(one.uid.clone()),
+            (None, _) => Ok(EntityUid::from_type_name_and_id(
+                "Action".parse().expect("`Action` is a valid type name"),
+                cedar_policy::EntityId::new(name),
+            )),
+            (Some(first), Some(second)) => Err(AmbiguousAction {
+                name: name.to_string(),
+                candidates: [first, second]
+                    .into_iter()
+                    .chain(found)
+                    .map(|a| a.uid.to_string())
+                    .collect(),
+            }),
+        }
     }
 
     /// Every requestable action, in uid order.
@@ -149,41 +201,99 @@ impl ActionCatalog {
         self.iter()
             .filter(move |a| a.applies_to(principal, resource))
     }
-}
 
-impl ActionCatalog {
-    /// The declared type of attribute `attr` of entity type `entity_type`.
-    pub fn entity_attr(&self, entity_type: &str, attr: &str) -> Option<&ContextAttr> {
+    /// The declared type of attribute `attr` of entity type `entity_type` (fully qualified).
+    pub fn entity_attr(&self, entity_type: &str, attr: &str) -> Option<&Attribute> {
         self.entity_attrs.get(entity_type)?.get(attr)
     }
 }
 
-fn record_attrs(
-    attrs: Option<&Value>,
-    qualify: &impl Fn(&str) -> String,
-) -> BTreeMap<String, ContextAttr> {
-    attrs
-        .and_then(Value::as_object)
-        .map(|attrs| {
-            attrs
-                .iter()
-                .map(|(key, decl)| (key.clone(), context_attr(decl, qualify)))
-                .collect()
-        })
-        .unwrap_or_default()
+/// `namespace::name`, or `name` in the empty namespace: how a declaration is named.
+fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}::{name}")
+    }
 }
 
-fn context_attr(decl: &Value, qualify: &impl Fn(&str) -> String) -> ContextAttr {
-    let required = decl
-        .get("required")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let kind = decl.get("type").and_then(Value::as_str).unwrap_or_default();
-    let name = decl.get("name").and_then(Value::as_str).unwrap_or_default();
-    let ty = match kind {
-        "Entity" => AttrType::Entity(qualify(name)),
-        "Extension" => AttrType::Extension(name.to_string()),
-        other => AttrType::Other(other.to_string()),
-    };
-    ContextAttr { required, ty }
+fn object<'a>(fragment: &'a Value, key: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    fragment
+        .get(key)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+}
+
+/// The common types of every namespace, by qualified name, to inline references to them.
+struct Types<'a> {
+    common: BTreeMap<String, &'a Value>,
+}
+
+/// Common types nest; Cedar rejects cycles, so this depth is never reached by a valid schema.
+const MAX_DEPTH: usize = 64;
+
+impl<'a> Types<'a> {
+    fn new(fragments: &'a Map<String, Value>) -> Self {
+        let mut common = BTreeMap::new();
+        for (namespace, fragment) in fragments {
+            for (name, decl) in object(fragment, "commonTypes") {
+                common.insert(qualified(namespace, name), decl);
+            }
+        }
+        Self { common }
+    }
+
+    /// The attributes of a record type (or of a common type naming one).
+    fn record(&self, decl: &Value) -> Result<BTreeMap<String, Attribute>, CatalogError> {
+        match self.ty(decl, 0)? {
+            AttrType::Record(attrs) => Ok(attrs),
+            other => Err(CatalogError(format!(
+                "expected a record type, got {other:?}"
+            ))),
+        }
+    }
+
+    fn ty(&self, decl: &Value, depth: usize) -> Result<AttrType, CatalogError> {
+        if depth > MAX_DEPTH {
+            return Err(CatalogError("common types nest too deeply".into()));
+        }
+        let kind = decl.get("type").and_then(Value::as_str).unwrap_or_default();
+        let name = || decl.get("name").and_then(Value::as_str).unwrap_or_default();
+        let keyword = ["Record", "Set", "Entity", "EntityOrCommon", "Extension"].contains(&kind);
+        if !keyword && let Some(common) = self.common.get(kind) {
+            return self.ty(common, depth + 1);
+        }
+        Ok(match kind.strip_prefix("__cedar::").unwrap_or(kind) {
+            "String" => AttrType::String,
+            "Long" => AttrType::Long,
+            "Boolean" | "Bool" => AttrType::Bool,
+            "Entity" => AttrType::Entity(name().to_string()),
+            "EntityOrCommon" => match self.common.get(name()) {
+                Some(common) => self.ty(common, depth + 1)?,
+                None => AttrType::Entity(name().to_string()),
+            },
+            "Extension" => AttrType::Extension(name().to_string()),
+            "Set" => {
+                let element = decl
+                    .get("element")
+                    .ok_or_else(|| CatalogError("a set type without `element`".into()))?;
+                AttrType::Set(Box::new(self.ty(element, depth + 1)?))
+            }
+            "Record" => {
+                let mut attrs = BTreeMap::new();
+                for (key, attr) in object(decl, "attributes") {
+                    let required = attr
+                        .get("required")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true);
+                    let ty = self.ty(attr, depth + 1)?;
+                    attrs.insert(key.clone(), Attribute { required, ty });
+                }
+                AttrType::Record(attrs)
+            }
+            // What remains of a schema Cedar accepted is an extension type by its name.
+            extension => AttrType::Extension(extension.to_string()),
+        })
+    }
 }

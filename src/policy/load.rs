@@ -48,9 +48,12 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
             stored = parse_stored_entities(path, &text, schema, &mut problems);
         }
     }
-    let catalog = schema_text
-        .as_deref()
-        .and_then(ActionCatalog::from_cedarschema);
+    let catalog = match (&schema, &schema_text) {
+        (Some(schema), Some(text)) => ActionCatalog::build(schema, text)
+            .map_err(|e| problems.push(Problem::whole_file(&sources.schema, e.to_string())))
+            .ok(),
+        _ => None,
+    };
 
     match (schema, catalog) {
         (Some(schema), Some(catalog)) if problems.is_empty() => {

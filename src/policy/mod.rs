@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use cedar_policy::{Entities, PolicySet, Request, Schema};
 
-pub use catalog::{ActionCatalog, ActionInfo, AttrType, ContextAttr};
+pub use catalog::{ActionCatalog, ActionInfo, AmbiguousAction, AttrType, Attribute, CatalogError};
 pub use index::PolicyIndex;
 pub use load::{ID_ANNOTATION, load};
 pub use problem::Problem;

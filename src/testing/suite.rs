@@ -242,7 +242,8 @@ pub fn load(
             .map_err(|m| at(path, format!("{owner}: {m}")))?;
         let resource =
             uid_field(&spec.resource, "resource").map_err(|m| at(path, format!("{owner}: {m}")))?;
-        let action = action_uid(&spec.action).map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let action =
+            action_uid(&spec.action, catalog).map_err(|m| at(path, format!("{owner}: {m}")))?;
         // The suite's defaults fill in only the keys this action declares; the case's own
         // context is sent as written, so a misspelt key is an error, not silently dropped.
         // A case removes a default by setting it to `null`.
@@ -270,7 +271,7 @@ pub fn load(
         let actions = matrix
             .actions
             .iter()
-            .map(|a| action_uid(&Value::String(a.clone())).map(|uid| (a.clone(), uid)))
+            .map(|a| action_uid(&Value::String(a.clone()), catalog).map(|uid| (a.clone(), uid)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| at(path, format!("{owner}: {m}")))?;
         for (principal_text, allowed) in &matrix.allow {
@@ -479,14 +480,9 @@ fn uid_field(value: &Value, field: &str) -> Result<EntityUid, String> {
     }
 }
 
-fn action_uid(value: &Value) -> Result<EntityUid, String> {
+fn action_uid(value: &Value, catalog: &ActionCatalog) -> Result<EntityUid, String> {
     match value {
-        Value::String(s) if !s.contains("::") => Ok(EntityUid::from_type_name_and_id(
-            "Action"
-                .parse()
-                .map_err(|_| "internal: `Action` is not a type name".to_string())?,
-            EntityId::new(s),
-        )),
+        Value::String(s) if !s.contains("::") => catalog.action_named(s).map_err(|e| e.to_string()),
         other => uid_field(other, "action"),
     }
 }

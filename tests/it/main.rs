@@ -6,6 +6,7 @@ mod common;
 mod decide;
 mod hardening;
 mod loader;
+mod namespaces;
 mod policy_suites;
 mod properties;
 mod reload;

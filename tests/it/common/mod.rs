@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests.
 
-
 pub mod server;
 
 use std::path::{Path, PathBuf};

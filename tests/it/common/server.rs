@@ -1,7 +1,6 @@
 //! A real gatehouse server on `127.0.0.1:0` over a scratch copy of the bundled policies,
 //! with the watcher running, for end-to-end tests; and Cedar-JSON entity builders.
 
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use gatehouse::decide::input::{build_request, parse_entities, parse_uid};
+use gatehouse::cedar_json::parse_entities;
+use gatehouse::decide::input::{Part, build_request, parse_uid};
 use gatehouse::decide::question::evaluate;
 use gatehouse::decide::{Decider, Question, Verdict, decide};
 use gatehouse::policy::{self, Snapshot, Sources};
@@ -153,14 +154,14 @@ fn bench(c: &mut Criterion) {
         let q = &case.question;
         let request = build_request(
             &snapshot,
-            parse_uid("principal", &q.principal).expect("uid"),
-            parse_uid("action", &q.action).expect("uid"),
-            parse_uid("resource", &q.resource).expect("uid"),
+            parse_uid(Part::Principal, "principal", &q.principal).expect("uid"),
+            parse_uid(Part::Action, "action", &q.action).expect("uid"),
+            parse_uid(Part::Resource, "resource", &q.resource).expect("uid"),
             q.context.as_ref(),
         )
         .expect("request");
         let entities = parse_entities(
-            &snapshot,
+            &snapshot.schema,
             &[("entities", q.entities.as_ref().expect("entities"))],
         )
         .expect("entities");
@@ -196,7 +197,7 @@ fn bench(c: &mut Criterion) {
     });
     let entities = editor.entities.clone().expect("entities");
     parse.bench_function("10 entities with the schema", |b| {
-        b.iter(|| parse_entities(&snapshot, &[("entities", &entities)]).expect("entities"))
+        b.iter(|| parse_entities(&snapshot.schema, &[("entities", &entities)]).expect("entities"))
     });
     parse.finish();
 

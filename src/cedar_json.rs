@@ -8,19 +8,37 @@ use std::fmt;
 use cedar_policy::{Entities, EntityUid, Schema};
 use serde_json::Value;
 
+/// The part of a question that is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// The principal's uid, or the principal's type for the action.
+    Principal,
+    /// The action's uid: unknown, or not applying to the types.
+    Action,
+    /// The resource's uid, or the resource's type for the action.
+    Resource,
+    /// The context: not an object, or not what the action declares.
+    Context,
+    /// An entity list, or one of its entities.
+    Entities,
+}
+
 /// A question that cannot be asked: malformed, or not conforming to the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
-    /// The field at fault, e.g. `action` or `entities`.
+    /// The part of the question at fault.
+    pub part: Part,
+    /// The field at fault, as a path into the question: `action`, `entities[3].uid`.
     pub field: String,
     /// What is wrong, naming the field and the value.
     pub message: String,
 }
 
 impl InputError {
-    /// An error in `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error in `field`, which belongs to `part`.
+    pub fn new(part: Part, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            part,
             field: field.into(),
             message: message.into(),
         }
@@ -49,10 +67,11 @@ pub fn innermost(error: &dyn std::error::Error) -> String {
 
 /// Parses an entity uid given as Cedar's JSON `{"type": "User", "id": "alice"}` (or its
 /// `{"__entity": {...}}` escape) or as Cedar's string form `User::"alice"`.
-pub fn parse_uid(field: &str, value: &Value) -> Result<EntityUid, InputError> {
+pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, InputError> {
     match value {
         Value::String(s) => s.parse().map_err(|_| {
             InputError::new(
+                part,
                 field,
                 format!("`{field}` must be an entity uid such as `User::\"alice\"`, got `{s}`"),
             )
@@ -61,6 +80,7 @@ pub fn parse_uid(field: &str, value: &Value) -> Result<EntityUid, InputError> {
             let inner = o.get("__entity").unwrap_or(value);
             EntityUid::from_json(inner.clone()).map_err(|_| {
                 InputError::new(
+                    part,
                     field,
                     format!(
                         "`{field}` must be an entity uid such as {{\"type\": \"User\", \"id\": \"alice\"}}, got `{value}`"
@@ -69,6 +89,7 @@ pub fn parse_uid(field: &str, value: &Value) -> Result<EntityUid, InputError> {
             })
         }
         other => Err(InputError::new(
+            part,
             field,
             format!("`{field}` must be an entity uid, got `{other}`"),
         )),
@@ -82,7 +103,7 @@ pub fn parse_entities(schema: &Schema, layers: &[(&str, &Value)]) -> Result<Enti
     let merged = merge_layers(layers)?;
     let field = layers.last().map_or("entities", |(f, _)| *f);
     Entities::from_json_value(Value::Array(merged), Some(schema))
-        .map_err(|e| InputError::new(field, format!("{field}: {}", innermost(&e))))
+        .map_err(|e| InputError::new(Part::Entities, field, format!("{field}: {}", innermost(&e))))
 }
 
 /// Merges entity JSON layers into one list: an entity in a later layer replaces the one with
@@ -94,19 +115,26 @@ pub fn merge_layers(layers: &[(&str, &Value)]) -> Result<Vec<Value>, InputError>
     for (field, layer) in layers {
         let Value::Array(items) = layer else {
             return Err(InputError::new(
+                Part::Entities,
                 *field,
                 format!("`{field}` must be a JSON array of entities, got `{layer}`"),
             ));
         };
         let mut seen = HashSet::new();
         for (i, item) in items.iter().enumerate() {
-            let uid_value = item
-                .get("uid")
-                .ok_or_else(|| InputError::new(*field, format!("`{field}[{i}]` has no `uid`")))?;
-            let uid = parse_uid(&format!("{field}[{i}].uid"), uid_value)?.to_string();
+            let uid_value = item.get("uid").ok_or_else(|| {
+                InputError::new(
+                    Part::Entities,
+                    format!("{field}[{i}]"),
+                    format!("`{field}[{i}]` has no `uid`"),
+                )
+            })?;
+            let uid =
+                parse_uid(Part::Entities, &format!("{field}[{i}].uid"), uid_value)?.to_string();
             if !seen.insert(uid.clone()) {
                 return Err(InputError::new(
-                    *field,
+                    Part::Entities,
+                    format!("{field}[{i}]"),
                     format!("`{field}` lists entity `{uid}` twice"),
                 ));
             }
@@ -120,4 +148,33 @@ pub fn merge_layers(layers: &[(&str, &Value)]) -> Result<Vec<Value>, InputError>
         }
     }
     Ok(merged)
+}
+
+/// Calls `found` with the type and id of everything in `json` shaped like a uid: an object
+/// with string `type` and `id` (Cedar's uid JSON, also inside `__entity`), or a string
+/// `Type::"id"`. Conservative by design: it may find a uid that is only text, never miss one.
+pub fn uid_shapes(json: &Value, found: &mut dyn FnMut(&str, &str)) {
+    match json {
+        Value::Object(map) => {
+            if let (Some(Value::String(ty)), Some(Value::String(id))) =
+                (map.get("type"), map.get("id"))
+            {
+                found(ty, id);
+            }
+            for value in map.values() {
+                uid_shapes(value, found);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                uid_shapes(item, found);
+            }
+        }
+        Value::String(text) if text.contains("::") => {
+            if let Ok(uid) = text.parse::<EntityUid>() {
+                found(&uid.type_name().to_string(), uid.id().unescaped());
+            }
+        }
+        _ => {}
+    }
 }

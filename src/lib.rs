@@ -22,10 +22,12 @@
 //! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
 //!   for the domain's entities.
 
+pub mod app;
 pub mod cedar_json;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod config;
 pub mod decide;
 pub mod http;
 pub mod policy;

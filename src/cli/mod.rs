@@ -7,11 +7,9 @@ pub mod test;
 pub mod validate;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
-use clap::Args;
-
-use crate::policy::{LoadError, Sources};
+pub use crate::config::PolicyArgs;
+use crate::policy::LoadError;
 
 /// Exit codes shared by every subcommand. 2 is clap's, for a usage error.
 pub mod exit {
@@ -25,32 +23,6 @@ pub mod exit {
     pub const TESTS_FAILED: u8 = 4;
     /// `check`: the decision is Deny.
     pub const DENIED: u8 = 5;
-}
-
-/// Where the policy set is: flattened into every subcommand that loads one.
-#[derive(Debug, Clone, Args)]
-pub struct PolicyArgs {
-    /// Directory of `*.cedar` policy files.
-    #[arg(long, env = "GATEHOUSE_POLICIES", default_value = "policies")]
-    pub policies: PathBuf,
-    /// Cedar schema file (human syntax).
-    #[arg(
-        long,
-        env = "GATEHOUSE_SCHEMA",
-        default_value = "schemas/project_sharing.cedarschema"
-    )]
-    pub schema: PathBuf,
-}
-
-impl PolicyArgs {
-    /// The sources these arguments name.
-    pub fn sources(&self) -> Sources {
-        Sources {
-            policies: self.policies.clone(),
-            schema: self.schema.clone(),
-            entities: None,
-        }
-    }
 }
 
 /// Writes `text` to stdout, ending it with a newline. A closed pipe (`gatehouse test | head`)

@@ -398,28 +398,23 @@ fn innermost(error: &dyn std::error::Error) -> String {
     crate::cedar_json::innermost(error)
 }
 
-/// Starts a sidecar on the bundled policies for the documentation's examples.
+/// Starts a sidecar on the bundled policies for the documentation's examples, through the
+/// one builder.
 #[doc(hidden)]
 pub async fn doc_server() -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
-    use std::sync::Arc;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let store = crate::policy::PolicyStore::open(crate::policy::Sources {
-        policies: root.join("policies"),
-        schema: root.join("schemas/project_sharing.cedarschema"),
-        entities: None,
-    })
-    .expect("the bundled policies load");
-    let state = crate::http::AppState::new(crate::http::Shared {
-        store: Arc::new(store),
-        decider: crate::decide::Decider::new(1000, 1000, Duration::from_secs(60)),
-        metrics: Arc::new(crate::telemetry::Metrics::new()),
-        log: None,
-        config: crate::http::HttpConfig::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let config = crate::config::Config {
+        listen: "127.0.0.1:0".into(),
+        ..crate::config::Config::for_sources(&crate::policy::Sources {
+            policies: root.join("policies"),
+            schema: root.join("schemas/project_sharing.cedarschema"),
+            entities: None,
+        })
+    };
+    let app = crate::app::Application::build(&config)
         .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(crate::http::run(listener, state, std::future::pending()));
+        .expect("the bundled sidecar starts");
+    let base = format!("http://{}", app.address().expect("addr"));
+    let task = tokio::spawn(app.run_until(std::future::pending()));
     (base, task)
 }

@@ -104,22 +104,17 @@ impl KeyBuilder {
     }
 }
 
-thread_local! {
-    /// The encoding buffer [`digest`] reuses, so that digesting allocates nothing.
-    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The canonical digest of one JSON value.
 pub fn digest(value: &Value) -> Key {
-    BUFFER.with_borrow_mut(|buf| {
-        buf.clear();
-        canonical(buf, value);
-        let key = *blake3::hash(buf).as_bytes();
-        // Keep a typical entity's worth, not the largest value ever seen.
-        buf.truncate(0);
-        buf.shrink_to(4096);
-        key
-    })
+    digest_with(&mut Vec::new(), value)
+}
+
+/// [`digest`], encoding into `buf` (cleared first): digesting many values with one buffer
+/// allocates once.
+pub fn digest_with(buf: &mut Vec<u8>, value: &Value) -> Key {
+    buf.clear();
+    canonical(buf, value);
+    *blake3::hash(buf).as_bytes()
 }
 
 /// The digest of a list of entities in any order: the entities' digests, sorted, so that

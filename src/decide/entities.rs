@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use cedar_policy::{Entities, Entity, EntityUid};
 use serde_json::Value;
 
-use super::cache::{Key, digest};
-use super::input::{InputError, innermost, parse_uid};
+use super::cache::{Key, digest_with};
+use super::input::{InputError, Part, innermost, parse_uid};
 use crate::policy::Snapshot;
 
 /// One list of entities (stored, shared by a batch, or a question's own), digested.
@@ -34,17 +34,20 @@ impl<'a> Layer<'a> {
     pub fn digest(field: &'a str, json: &'a Value) -> Result<Self, InputError> {
         let Value::Array(items) = json else {
             return Err(InputError::new(
+                Part::Entities,
                 field,
                 format!("`{field}` must be a JSON array of entities, got `{json}`"),
             ));
         };
+        let mut buf = Vec::with_capacity(1024);
         let digests = items
             .iter()
             .enumerate()
             .map(|(i, item)| match item.get("uid") {
-                Some(_) => Ok(digest(item)),
+                Some(_) => Ok(digest_with(&mut buf, item)),
                 None => Err(InputError::new(
-                    field,
+                    Part::Entities,
+                    format!("{field}[{i}]"),
                     format!("`{field}[{i}]` has no `uid`"),
                 )),
             })
@@ -77,6 +80,17 @@ impl EntityCache {
         }
     }
 
+    /// How many parsed entities are cached (approximately: moka counts lazily).
+    pub fn len(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+
+    /// Whether no parsed entity is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Parses a layer against the snapshot's schema, reusing entities parsed before. The same
     /// uid twice in one layer is an error.
     pub fn parse(&self, snapshot: &Snapshot, layer: &Layer<'_>) -> Result<Vec<Entity>, InputError> {
@@ -89,10 +103,15 @@ impl EntityCache {
                 Some(entity) => entity,
                 None => {
                     // Check the uid first, for an error that names the item.
-                    parse_uid(&format!("{field}[{i}].uid"), &item["uid"])?;
+                    let uid =
+                        parse_uid(Part::Entities, &format!("{field}[{i}].uid"), &item["uid"])?;
                     let entity = Entity::from_json_value(item.clone(), Some(&snapshot.schema))
                         .map_err(|e| {
-                            InputError::new(field, format!("{field}: {}", innermost(&e)))
+                            InputError::new(
+                                Part::Entities,
+                                format!("{field}[{i}]"),
+                                format!("`{field}[{i}]` (`{uid}`): {}", innermost(&e)),
+                            )
                         })?;
                     self.inner.insert(key, entity.clone());
                     entity
@@ -100,7 +119,8 @@ impl EntityCache {
             };
             if !seen.insert(entity.uid()) {
                 return Err(InputError::new(
-                    field,
+                    Part::Entities,
+                    format!("{field}[{i}]"),
                     format!("`{field}` lists entity `{}` twice", entity.uid()),
                 ));
             }
@@ -118,7 +138,7 @@ fn versioned(version: &str, digest: &Key) -> Key {
 }
 
 /// The store a question is decided on: the snapshot's stored entities (and the schema's
-/// actions), or only those in `slice` (the question's, see [`crate::policy::Reach`]), with
+/// actions), or only those in `slice` (the question's, see [`super::slice`]), with
 /// `shared`, then `own`, on top. An entity replaces the one with the same uid below it
 /// (Cedar's upsert applies the last version of a uid). `own` is moved in; `shared` (a
 /// batch's, reused by every question) is copied.
@@ -145,5 +165,11 @@ pub fn assemble(
         stored.into_iter().chain(shared.iter().cloned()).chain(own),
         None,
     )
-    .map_err(|e| InputError::new("entities", format!("entities: {}", innermost(&e))))
+    .map_err(|e| {
+        InputError::new(
+            Part::Entities,
+            "entities",
+            format!("entities: {}", innermost(&e)),
+        )
+    })
 }

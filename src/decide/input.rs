@@ -1,12 +1,12 @@
 //! JSON questions to Cedar requests, checked against the snapshot's schema. Every error
 //! names the offending field and value; nothing is guessed.
 
-use cedar_policy::{Context, Entities, EntityUid, Request};
+use cedar_policy::{Context, EntityUid, Request};
 use serde_json::Value;
 
 use crate::policy::Snapshot;
 
-pub use crate::cedar_json::{InputError, innermost, parse_uid};
+pub use crate::cedar_json::{InputError, Part, innermost, parse_uid};
 
 /// Builds a Cedar request, checking that the action exists and applies to the principal and
 /// resource types, and that the context conforms to the action's context type.
@@ -19,6 +19,7 @@ pub fn build_request(
 ) -> Result<Request, InputError> {
     let Some(info) = snapshot.catalog.get(&action) else {
         return Err(InputError::new(
+            Part::Action,
             "action",
             format!("unknown action `{action}`"),
         ));
@@ -26,6 +27,7 @@ pub fn build_request(
     let principal_type = principal.type_name().to_string();
     if !info.principals.contains(&principal_type) {
         return Err(InputError::new(
+            Part::Principal,
             "principal",
             format!(
                 "action `{action}` does not apply to principal `{principal}`: the principal must be of type {}",
@@ -36,6 +38,7 @@ pub fn build_request(
     let resource_type = resource.type_name().to_string();
     if !info.resources.contains(&resource_type) {
         return Err(InputError::new(
+            Part::Resource,
             "resource",
             format!(
                 "action `{action}` does not apply to resource `{resource}`: the resource must be of type {}",
@@ -48,6 +51,7 @@ pub fn build_request(
         Some(v @ Value::Object(_)) => v.clone(),
         Some(other) => {
             return Err(InputError::new(
+                Part::Context,
                 "context",
                 format!("`context` must be a JSON object, got `{other}`"),
             ));
@@ -58,6 +62,7 @@ pub fn build_request(
     let context_error = |e: &dyn std::error::Error| {
         let sent = truncated(&context.to_string(), 200);
         InputError::new(
+            Part::Context,
             "context",
             format!("context `{sent}` of `{action}`: {}", innermost(e)),
         )
@@ -74,16 +79,6 @@ pub fn build_request(
         Some(&snapshot.schema),
     )
     .map_err(|e| context_error(&e))
-}
-
-/// Parses entity JSON layers (see [`crate::cedar_json::parse_entities`]) against the
-/// snapshot's schema, without the stored entities (the test runner's path; the sidecar's is
-/// [`crate::decide::Decider::entities`]).
-pub fn parse_entities(
-    snapshot: &Snapshot,
-    layers: &[(&str, &Value)],
-) -> Result<Entities, InputError> {
-    crate::cedar_json::parse_entities(&snapshot.schema, layers)
 }
 
 /// At most `max` bytes of `text` (on a character boundary), with `…` when cut.

@@ -6,18 +6,20 @@
 //! attribute), which could let a `permit` through when a `forbid` failed to evaluate. Here
 //! any evaluation error turns the decision into Deny, with the error in the answer.
 
+pub mod allowed;
 pub mod cache;
 pub mod entities;
 pub mod input;
 pub mod question;
+pub mod slice;
 
-use cedar_policy::{Authorizer, Entities, Request};
+use cedar_policy::{Authorizer, Entities, PolicySet, Request};
 use serde::Serialize;
 
 use crate::policy::Snapshot;
 
-pub use input::InputError;
-pub use question::{Answer, Decider, Question};
+pub use input::{InputError, Part};
+pub use question::{Answer, BatchEntities, Decider, Question};
 
 /// Allow or Deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -44,7 +46,7 @@ pub struct Decision {
 /// failing closed.
 pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
     let response =
-        Authorizer::new().is_authorized(request, snapshot.policies_for(request), entities);
+        Authorizer::new().is_authorized(request, policies_for(snapshot, request), entities);
     let errors: Vec<String> = response
         .diagnostics()
         .errors()
@@ -71,5 +73,18 @@ pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> De
         decision,
         reasons,
         errors,
+    }
+}
+
+/// The policies that can apply to `request`: its entry of the snapshot's index, or the whole
+/// set for a request the index does not cover. Public so that tests can compare it with the
+/// whole set.
+pub fn policies_for<'a>(snapshot: &'a Snapshot, request: &Request) -> &'a PolicySet {
+    match (request.action(), request.resource()) {
+        (Some(action), Some(resource)) => snapshot
+            .index
+            .get(action, &resource.type_name().to_string())
+            .unwrap_or(&snapshot.policies),
+        _ => &snapshot.policies,
     }
 }

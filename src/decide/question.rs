@@ -1,45 +1,21 @@
-//! A question as the HTTP API and `gatehouse check` send it, and the one path that answers
-//! it: cache lookup, parsing against the schema, evaluation, cache insert.
+//! A question as the HTTP API, `gatehouse check` and the policy test runner send it, and the
+//! one path that answers it: cache lookup, parsing against the schema, the question's slice
+//! of the store, evaluation, cache insert.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use cedar_policy::{Entities, Entity, EntityUid};
 use serde::Deserialize;
 use serde_json::Value;
 
-use std::collections::HashMap;
-
-use cedar_policy::Entities;
-
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, assemble};
-use super::input::{InputError, build_request, parse_uid};
+use super::input::{InputError, Part, build_request, parse_uid};
+use super::slice::{Slice, named_by_entities};
 use super::{Decision, decide};
 use crate::policy::Snapshot;
-
-/// The uids of the store entities `question` can reach, or `None` when a request entity
-/// replaces a store entity.
-fn slice_of<'a>(
-    snapshot: &'a Snapshot,
-    question: &Question,
-    shared: Option<&Shared>,
-    own: Option<&Layer<'_>>,
-) -> Option<Vec<&'a cedar_policy::EntityUid>> {
-    let mut slice = snapshot.reach.slice();
-    if let Some(shared) = shared {
-        slice.marks(shared.named.as_deref()?);
-    }
-    if let Some(own) = own {
-        slice.marks(&snapshot.reach.named_by_entities(own.items())?);
-    }
-    for root in [&question.principal, &question.action, &question.resource] {
-        slice.json(root);
-    }
-    if let Some(context) = &question.context {
-        slice.json(context);
-    }
-    Some(slice.finish())
-}
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,23 +48,25 @@ pub struct Answer {
 
 /// Entities shared by the questions of a batch: digested and parsed once for all of them.
 #[derive(Debug)]
-pub struct Shared {
+pub struct BatchEntities {
     set: Key,
-    parsed: Vec<cedar_policy::Entity>,
+    parsed: Vec<Entity>,
     /// The store entities the shared entities name, `None` when one replaces a store entity.
     named: Option<Vec<usize>>,
+    /// The store entities any question of the batch can reach, `None` as for `named`.
+    slice: Option<Vec<EntityUid>>,
     /// Assembled once, for the questions that bring no entities of their own.
-    alone: std::sync::OnceLock<Result<Arc<Entities>, InputError>>,
+    alone: OnceLock<Result<Arc<Entities>, InputError>>,
 }
 
-/// Answers questions, caching decisions and parsed entities.
+/// Answers questions, caching decisions and parsed entities. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Decider {
     cache: DecisionCache,
     entities: EntityCache,
     /// Distinct outcomes are few (a verdict and a set of policy ids): cached decisions share
     /// one allocation per outcome. A std mutex, taken only on a miss, never across `.await`.
-    interned: Arc<std::sync::Mutex<HashMap<Decision, Arc<Decision>>>>,
+    interned: Arc<Mutex<HashMap<Decision, Arc<Decision>>>>,
 }
 
 /// Most distinct outcomes interned; past that, decisions are simply not shared.
@@ -116,10 +94,7 @@ impl Decider {
         if !decision.errors.is_empty() {
             return Arc::new(decision);
         }
-        let mut interned = self
-            .interned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut interned = self.interned.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(shared) = interned.get(&decision) {
             return Arc::clone(shared);
         }
@@ -130,75 +105,105 @@ impl Decider {
         shared
     }
 
-    /// A decider that caches parsed entities but no decision: every question is evaluated
-    /// (what a stream of distinct questions about known entities costs).
-    pub fn entities_only(capacity: u64) -> Self {
-        Self {
-            cache: DecisionCache::new(0, Duration::ZERO),
-            entities: EntityCache::new(capacity),
-            interned: Arc::default(),
-        }
-    }
-
     /// The decision cache, for inspection.
     pub fn cache(&self) -> &DecisionCache {
         &self.cache
     }
 
-    /// Digests and parses the entities a batch shares.
-    pub fn shared(&self, snapshot: &Snapshot, json: &Value) -> Result<Shared, InputError> {
+    /// How many parsed entities are cached.
+    pub fn cached_entities(&self) -> u64 {
+        self.entities.len()
+    }
+
+    /// Digests and parses the entities a batch shares. `requests` are the batch's questions
+    /// as sent: what they name (outside their own entities) makes the batch's slice.
+    pub fn batch(
+        &self,
+        snapshot: &Snapshot,
+        json: &Value,
+        requests: &[Value],
+    ) -> Result<BatchEntities, InputError> {
         let layer = Layer::digest("entities", json)?;
-        Ok(Shared {
+        let named = named_by_entities(&snapshot.reach, layer.items());
+        let slice = named.as_ref().map(|named| {
+            let mut slice = Slice::new(&snapshot.reach);
+            slice.marks(named);
+            for request in requests.iter().filter_map(Value::as_object) {
+                for (key, value) in request {
+                    if key != "entities" {
+                        slice.json(value);
+                    }
+                }
+            }
+            slice.finish().into_iter().cloned().collect()
+        });
+        Ok(BatchEntities {
             set: set_digest(&layer.digests),
             parsed: self.entities.parse(snapshot, &layer)?,
-            named: snapshot.reach.named_by_entities(layer.items()),
-            alone: std::sync::OnceLock::new(),
+            named,
+            slice,
+            alone: OnceLock::new(),
         })
     }
 
-    /// The entities a question sees: stored, then `shared`, then `own`. With the question,
-    /// only its slice of the store (what it can reach); without, the whole store (for
-    /// `allowed_actions`, which asks about every action).
+    /// The entities a question sees: stored, then `batch`, then `own`. Of the store, only
+    /// the slice that `roots` marks (with what `batch` and `own` name), or the whole store
+    /// when an entity of `batch` or `own` replaces a stored one.
     pub fn entities(
         &self,
         snapshot: &Snapshot,
-        shared: Option<&Shared>,
+        batch: Option<&BatchEntities>,
         own: Option<&Layer<'_>>,
-        question: Option<&Question>,
+        roots: impl FnOnce(&mut Slice<'_>),
     ) -> Result<Arc<Entities>, InputError> {
         let own_parsed = own
             .map(|layer| self.entities.parse(snapshot, layer))
-            .transpose()?;
-        if let Some(question) = question
-            && let Some(slice) = slice_of(snapshot, question, shared, own)
-        {
-            let shared = shared.map_or(&[][..], |s| &s.parsed);
-            return assemble(
-                snapshot,
-                Some(&slice),
-                shared,
-                own_parsed.unwrap_or_default(),
-            )
-            .map(Arc::new);
-        }
-        match (shared, own_parsed) {
-            (Some(shared), None) => shared
-                .alone
-                .get_or_init(|| assemble(snapshot, None, &shared.parsed, Vec::new()).map(Arc::new))
-                .clone(),
-            (Some(shared), Some(own)) => {
-                assemble(snapshot, None, &shared.parsed, own).map(Arc::new)
+            .transpose()?
+            .unwrap_or_default();
+        let shared = batch.map_or(&[][..], |b| &b.parsed);
+        let batch_named = match batch {
+            Some(batch) => batch.named.as_deref(),
+            None => Some(&[][..]),
+        };
+        let own_named = match own {
+            Some(own) => named_by_entities(&snapshot.reach, own.items()),
+            None => Some(Vec::new()),
+        };
+        let slice = match (batch_named, own_named) {
+            (Some(batch_named), Some(own_named)) => {
+                let mut slice = Slice::new(&snapshot.reach);
+                slice.marks(batch_named);
+                slice.marks(&own_named);
+                roots(&mut slice);
+                Some(slice.finish())
             }
-            (None, own) => assemble(snapshot, None, &[], own.unwrap_or_default()).map(Arc::new),
-        }
+            _ => None,
+        };
+        assemble(snapshot, slice.as_deref(), shared, own_parsed).map(Arc::new)
     }
 
-    /// Answers `question` with `snapshot`; `shared` are a batch's shared entities.
+    /// The store of a batch's questions that bring no entities of their own: assembled once.
+    fn batch_alone(
+        &self,
+        snapshot: &Snapshot,
+        batch: &BatchEntities,
+    ) -> Result<Arc<Entities>, InputError> {
+        batch
+            .alone
+            .get_or_init(|| {
+                let slice: Option<Vec<&EntityUid>> =
+                    batch.slice.as_ref().map(|s| s.iter().collect());
+                assemble(snapshot, slice.as_deref(), &batch.parsed, Vec::new()).map(Arc::new)
+            })
+            .clone()
+    }
+
+    /// Answers `question` with `snapshot`; `batch` are a batch's shared entities.
     pub fn answer(
         &self,
         snapshot: &Snapshot,
         question: &Question,
-        shared: Option<&Shared>,
+        batch: Option<&BatchEntities>,
     ) -> Result<Answer, InputError> {
         let own = question
             .entities
@@ -211,7 +216,7 @@ impl Decider {
             .value(&question.action)
             .value(&question.resource)
             .value(question.context.as_ref().unwrap_or(&Value::Null))
-            .entity_set(shared.map(|s| &s.set))
+            .entity_set(batch.map(|b| &b.set))
             .entity_set(own_set.as_ref())
             .finish();
         if let Some(decision) = self.cache.get(&key) {
@@ -221,9 +226,9 @@ impl Decider {
                 cache_hit: true,
             });
         }
-        let principal = parse_uid("principal", &question.principal)?;
-        let action = parse_uid("action", &question.action)?;
-        let resource = parse_uid("resource", &question.resource)?;
+        let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
+        let action = parse_uid(Part::Action, "action", &question.action)?;
+        let resource = parse_uid(Part::Resource, "resource", &question.resource)?;
         let request = build_request(
             snapshot,
             principal,
@@ -231,10 +236,17 @@ impl Decider {
             resource,
             question.context.as_ref(),
         )?;
-        // A batch's questions without entities of their own share one assembled store.
-        let alone = shared.is_some() && own.is_none();
-        let entities =
-            self.entities(snapshot, shared, own.as_ref(), (!alone).then_some(question))?;
+        let entities = match (batch, &own) {
+            (Some(batch), None) => self.batch_alone(snapshot, batch)?,
+            _ => self.entities(snapshot, batch, own.as_ref(), |slice| {
+                for root in [&question.principal, &question.action, &question.resource] {
+                    slice.json(root);
+                }
+                if let Some(context) = &question.context {
+                    slice.json(context);
+                }
+            })?,
+        };
         let decision = self.intern(decide(snapshot, &request, &entities));
         self.cache.insert(key, Arc::clone(&decision));
         Ok(Answer {
@@ -254,7 +266,7 @@ pub fn evaluate(snapshot: &Snapshot, question: &Question) -> Result<Decision, In
 
 /// A uid as text for logs, whatever form it came in: `User::"alice"`.
 pub fn uid_text(value: &Value) -> String {
-    match parse_uid("uid", value) {
+    match parse_uid(Part::Principal, "uid", value) {
         Ok(uid) => uid.to_string(),
         Err(_) => value.to_string(),
     }

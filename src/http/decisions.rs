@@ -1,25 +1,27 @@
 //! The decision routes: `/v1/is_authorized`, `/v1/is_authorized/batch`,
-//! `/v1/allowed_actions`. Each takes the live snapshot once and answers with it.
+//! `/v1/allowed_actions`. Each takes the live snapshot once and answers with it, counts each
+//! decision and writes its decision-log line.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{AppState, HotAnswer};
-use crate::decide::entities::Layer;
-use crate::decide::input::{build_request, parse_uid};
+use crate::decide::allowed::{ActionsQuestion, allowed_actions as decide_actions};
 use crate::decide::question::uid_text;
-use crate::decide::{Answer, Decision, Question, decide};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use crate::decide::{Decision, Question, Verdict};
+use crate::telemetry::Source;
+use crate::telemetry::decision_log::DecisionLine;
 
 /// Parses a JSON body into `T`, or a 400 saying what is wrong.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -27,7 +29,7 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
     serde_json::from_slice(&body).map_err(|e| {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if e.is_data() && first != Some(&b'{') {
-            ApiError::bad_request("invalid_request", "the body must be a JSON object")
+            ApiError::new(ErrorCode::InvalidRequest, "the body must be a JSON object")
         } else {
             ApiError::from_json(&e)
         }
@@ -43,10 +45,11 @@ fn check_entities(max: usize, lists: &[Option<&Value>]) -> Result<(), ApiError> 
         .map(Vec::len)
         .sum();
     if count > max {
-        return Err(ApiError::bad_request(
-            "too_many_entities",
+        return Err(ApiError::new(
+            ErrorCode::TooManyEntities,
             format!("the request carries {count} entities; at most {max} are allowed"),
-        ));
+        )
+        .with_field("entities"));
     }
     Ok(())
 }
@@ -67,6 +70,61 @@ fn decision_body(decision: &Decision, version: &str) -> Value {
     })
 }
 
+/// One decision to count and log.
+struct Record<'a> {
+    source: Source,
+    who: [&'a str; 3],
+    decision: &'a Decision,
+    policy_version: &'a str,
+    /// `None` when no cache was asked (`allowed_actions`).
+    cache_hit: Option<bool>,
+    /// The question's context, own entities and a batch's shared entities, logged with
+    /// `--decision-log-full`.
+    full: [Option<&'a Value>; 3],
+}
+
+impl AppState {
+    /// Counts a decision and writes its decision-log line.
+    fn record(&self, request_id: &str, started: Instant, record: Record<'_>) {
+        self.metrics
+            .count_decision(record.decision.decision, record.source);
+        if let Some(hit) = record.cache_hit {
+            self.metrics.count_cache_lookup(hit);
+        }
+        let Some(log) = &self.log else {
+            return;
+        };
+        let [principal, action, resource] = record.who;
+        let [context, entities, shared_entities] = if log.full { record.full } else { [None; 3] };
+        let line = DecisionLine {
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            request_id,
+            principal,
+            action,
+            resource,
+            decision: record.decision,
+            policy_version: record.policy_version,
+            cache_hit: record.cache_hit.unwrap_or(false),
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            context,
+            entities,
+            shared_entities,
+        };
+        let written = serde_json::to_string(&line).is_ok_and(|text| log.write(text));
+        if !written {
+            self.metrics.decision_log_dropped.inc();
+        }
+    }
+}
+
+fn who(question: &Question) -> [String; 3] {
+    [&question.principal, &question.action, &question.resource].map(uid_text)
+}
+
+fn as_strs(who: &[String; 3]) -> [&str; 3] {
+    [who[0].as_str(), who[1].as_str(), who[2].as_str()]
+}
+
 /// `POST /v1/is_authorized`. A body seen before under the live policy set is answered from
 /// the hot cache by the digest of its bytes, before any parsing.
 pub async fn is_authorized(
@@ -77,6 +135,7 @@ pub async fn is_authorized(
     let started = Instant::now();
     let body = body?;
     let snapshot = state.store.current();
+    let id = request_id(&headers);
     let hot_key = state.hot().map(|_| {
         let mut h = blake3::Hasher::new();
         h.update(snapshot.version.as_bytes());
@@ -86,27 +145,41 @@ pub async fn is_authorized(
     if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
         && let Some(answer) = hot.0.get(key)
     {
-        state.record_hot(request_id(&headers), &answer, &snapshot.version, started);
+        let record = Record {
+            source: Source::Question,
+            who: as_strs(&answer.who),
+            decision: &answer.decision,
+            policy_version: &snapshot.version,
+            cache_hit: Some(true),
+            full: [None; 3],
+        };
+        state.record(id, started, record);
         return Ok(json_response(answer.body.clone()));
     }
     let question: Question = parse_body(Ok(body))?;
-    check_entities(state.config.max_entities, &[question.entities.as_ref()])?;
+    check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
-    state.record(request_id(&headers), &question, None, &answer, started);
+    let who = who(&question);
+    let record = Record {
+        source: Source::Question,
+        who: as_strs(&who),
+        decision: &answer.decision,
+        policy_version: &answer.policy_version,
+        cache_hit: Some(answer.cache_hit),
+        full: [question.context.as_ref(), question.entities.as_ref(), None],
+    };
+    state.record(id, started, record);
     let rendered = Bytes::from(
         serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
             .map_err(ApiError::internal)?,
     );
     if let (Some(hot), Some(key)) = (state.hot(), hot_key) {
-        let who = [&question.principal, &question.action, &question.resource].map(uid_text);
-        hot.0.insert(
-            key,
-            std::sync::Arc::new(HotAnswer {
-                body: rendered.clone(),
-                decision: answer.decision,
-                who,
-            }),
-        );
+        let answer = HotAnswer {
+            body: rendered.clone(),
+            decision: answer.decision,
+            who,
+        };
+        hot.0.insert(key, Arc::new(answer));
     }
     Ok(json_response(rendered))
 }
@@ -123,79 +196,67 @@ struct Batch {
     requests: Vec<Value>,
 }
 
-/// `POST /v1/is_authorized/batch`
+/// `POST /v1/is_authorized/batch`. An item that cannot be asked gets an error object of its
+/// own (with its `index`); the others are answered.
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let batch: Batch = parse_body(body)?;
-    let max = state.config.max_batch;
-    if batch.requests.len() > max {
-        return Err(ApiError::bad_request(
-            "batch_too_large",
+    let Batch { entities, requests } = parse_body(body)?;
+    let max = state.limits.max_batch;
+    if requests.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
             format!(
                 "`requests` has {} items; at most {max} are allowed",
-                batch.requests.len()
+                requests.len()
             ),
-        ));
+        )
+        .with_field("requests"));
     }
-    let max_entities = state.config.max_entities;
-    check_entities(max_entities, &[batch.entities.as_ref()])?;
+    let max_entities = state.limits.max_entities;
+    check_entities(max_entities, &[entities.as_ref()])?;
     let snapshot = state.store.current();
     // Shared entities are parsed once; wrong, they are the whole batch's fault.
-    let shared = batch
-        .entities
+    let shared = entities
         .as_ref()
-        .map(|json| state.decider.shared(&snapshot, json))
+        .map(|json| state.decider.batch(&snapshot, json, &requests))
         .transpose()?;
     let id = request_id(&headers);
-    let results: Vec<Value> = batch
-        .requests
+    let answer_one = |item: Value| -> Result<Value, ApiError> {
+        let question: Question =
+            serde_json::from_value(item).map_err(|e| ApiError::from_json(&e))?;
+        check_entities(
+            max_entities,
+            &[entities.as_ref(), question.entities.as_ref()],
+        )?;
+        let answer = state
+            .decider
+            .answer(&snapshot, &question, shared.as_ref())?;
+        let who = who(&question);
+        let record = Record {
+            source: Source::Batch,
+            who: as_strs(&who),
+            decision: &answer.decision,
+            policy_version: &answer.policy_version,
+            cache_hit: Some(answer.cache_hit),
+            full: [
+                question.context.as_ref(),
+                question.entities.as_ref(),
+                entities.as_ref(),
+            ],
+        };
+        state.record(id, started, record);
+        Ok(decision_body(&answer.decision, &answer.policy_version))
+    };
+    let results: Vec<Value> = requests
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            let question: Question = match serde_json::from_value(item) {
-                Ok(q) => q,
-                Err(e) => {
-                    let mut error = ApiError::from_json(&e);
-                    error.message = format!("`requests[{i}]`: {}", error.message);
-                    return error.body();
-                }
-            };
-            if let Err(mut error) = check_entities(
-                max_entities,
-                &[batch.entities.as_ref(), question.entities.as_ref()],
-            ) {
-                error.message = format!("`requests[{i}]`: {}", error.message);
-                return error.body();
-            }
-            match state.decider.answer(&snapshot, &question, shared.as_ref()) {
-                Ok(answer) => {
-                    state.record(id, &question, batch.entities.as_ref(), &answer, started);
-                    decision_body(&answer.decision, &answer.policy_version)
-                }
-                Err(e) => {
-                    let mut error = ApiError::from(e);
-                    error.message = format!("`requests[{i}]`: {}", error.message);
-                    error.body()
-                }
-            }
-        })
+        .map(|(i, item)| answer_one(item).unwrap_or_else(|error| error.at_index(i).body()))
         .collect();
     Ok(Json(json!({"results": results})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllowedQuestion {
-    principal: Value,
-    resource: Value,
-    #[serde(default)]
-    context: Option<Value>,
-    #[serde(default)]
-    entities: Option<Value>,
 }
 
 /// `POST /v1/allowed_actions`: every action of the schema that applies to the principal and
@@ -207,93 +268,32 @@ pub async fn allowed_actions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let question: AllowedQuestion = parse_body(body)?;
-    check_entities(state.config.max_entities, &[question.entities.as_ref()])?;
+    let question: ActionsQuestion = parse_body(body)?;
+    check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let snapshot = state.store.current();
-    let principal = parse_uid("principal", &question.principal)?;
-    let resource = parse_uid("resource", &question.resource)?;
-    let context: Map<String, Value> = match &question.context {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_context",
-                format!("`context` must be a JSON object, got `{other}`"),
-            ));
-        }
-    };
-    let (ptype, rtype) = (
-        principal.type_name().to_string(),
-        resource.type_name().to_string(),
-    );
-    let actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
-    if actions.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!(
-                "no action of the schema applies to principal `{principal}` and resource `{resource}`"
-            ),
-        ));
-    }
-    let own = question
-        .entities
-        .as_ref()
-        .map(|json| Layer::digest("entities", json))
-        .transpose()?;
-    let entities = state
-        .decider
-        .entities(&snapshot, None, own.as_ref(), None)?;
-    let (mut allowed, mut denied, mut needs_context, mut errors) =
-        (vec![], vec![], vec![], Map::new());
-    for action in actions {
-        if action
-            .required_context()
-            .any(|key| !context.contains_key(key))
-        {
-            needs_context.push(action.name.clone());
-            continue;
-        }
-        // Each action gets the keys it declares; the others belong to other actions.
-        let own: Map<String, Value> = context
-            .iter()
-            .filter(|(k, _)| action.context.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let own = Value::Object(own);
-        let request = build_request(
-            &snapshot,
-            principal.clone(),
-            action.uid.clone(),
-            resource.clone(),
-            Some(&own),
-        )?;
-        let decision = decide(&snapshot, &request, &entities);
-        let logged = Question {
-            principal: question.principal.clone(),
-            action: json!({"type": "Action", "id": action.name}),
-            resource: question.resource.clone(),
-            context: Some(own),
-            entities: question.entities.clone(),
+    let answer = decide_actions(&state.decider, &snapshot, &question)?;
+    let id = request_id(&headers);
+    for decided in &answer.decided {
+        let who = who(&decided.question);
+        let record = Record {
+            source: Source::AllowedActions,
+            who: as_strs(&who),
+            decision: &decided.decision,
+            policy_version: &snapshot.version,
+            cache_hit: None,
+            full: [
+                decided.question.context.as_ref(),
+                decided.question.entities.as_ref(),
+                None,
+            ],
         };
-        let answer = Answer {
-            decision: std::sync::Arc::new(decision),
-            policy_version: snapshot.version.clone(),
-            cache_hit: false,
-        };
-        state.record(request_id(&headers), &logged, None, &answer, started);
-        if !answer.decision.errors.is_empty() {
-            errors.insert(action.name.clone(), json!(answer.decision.errors));
-        }
-        match answer.decision.decision {
-            crate::decide::Verdict::Allow => allowed.push(action.name.clone()),
-            crate::decide::Verdict::Deny => denied.push(action.name.clone()),
-        }
+        state.record(id, started, record);
     }
     Ok(Json(json!({
-        "allowed": allowed,
-        "denied": denied,
-        "needs_context": needs_context,
-        "diagnostics": {"errors": errors},
+        "allowed": answer.with(Verdict::Allow),
+        "denied": answer.with(Verdict::Deny),
+        "needs_context": answer.needs_context,
+        "diagnostics": {"errors": answer.errors()},
         "policy_version": snapshot.version,
     })))
 }

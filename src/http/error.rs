@@ -1,110 +1,283 @@
-//! The one error type of the API, and the only place where errors become status codes.
-//! Client errors keep their message, which names the offending field and value; internal
-//! errors answer a generic message and are logged.
+//! The one error type of the API. [`ErrorCode::status`] is the only place where an error
+//! becomes a status code: handlers, extractors, the 404/405 fallbacks, the timeout, load
+//! shedding and the reload's 422 all answer an [`ApiError`].
+//!
+//! Client errors keep their message, which names the offending field and value; an internal
+//! error answers a generic message and carries its detail to the tracking middleware, which
+//! logs it with the request id.
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
-use crate::decide::InputError;
+use crate::decide::{InputError, Part};
+use crate::policy::store::ProblemReport;
 
-/// `{"error": {"code": "...", "message": "..."}}` with a status code.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable, machine-readable code.
-    pub code: &'static str,
-    /// What is wrong, for a person.
-    pub message: String,
+/// The machine-readable cause of an error, as clients match on it (`snake_case` on the
+/// wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// The body is JSON of the wrong shape (a missing or unknown field, a wrong type).
+    InvalidRequest,
+    /// The principal is not a uid, or not of a type the action applies to.
+    InvalidPrincipal,
+    /// The action is not a uid, or not a requestable action of the schema.
+    InvalidAction,
+    /// The resource is not a uid, or not of a type the action applies to.
+    InvalidResource,
+    /// The context is not an object, or not what the action declares.
+    InvalidContext,
+    /// An entity list, or one of its entities, does not conform to the schema.
+    InvalidEntities,
+    /// More entities than `--max-entities`.
+    TooManyEntities,
+    /// More questions in a batch than `--max-batch`.
+    BatchTooLarge,
+    /// A body over `--max-body`.
+    BodyTooLarge,
+    /// The body could not be read.
+    UnreadableBody,
+    /// An admin route without the admin token.
+    Unauthorized,
+    /// No such route.
+    NotFound,
+    /// The route does not take this method.
+    MethodNotAllowed,
+    /// The request took longer than `--request-timeout`.
+    RequestTimeout,
+    /// More requests in flight than `--max-concurrency`: retry after a second.
+    Overloaded,
+    /// `/v1/reload`: the files do not load; the last good set stays live.
+    ReloadFailed,
+    /// A fault of gatehouse's: see its log.
+    Internal,
 }
 
+impl ErrorCode {
+    /// Every code, in the order the README lists them.
+    pub const ALL: [ErrorCode; 18] = [
+        Self::MalformedJson,
+        Self::InvalidRequest,
+        Self::InvalidPrincipal,
+        Self::InvalidAction,
+        Self::InvalidResource,
+        Self::InvalidContext,
+        Self::InvalidEntities,
+        Self::TooManyEntities,
+        Self::BatchTooLarge,
+        Self::BodyTooLarge,
+        Self::UnreadableBody,
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::RequestTimeout,
+        Self::Overloaded,
+        Self::ReloadFailed,
+        Self::Internal,
+    ];
+
+    /// The HTTP status of this code: the only mapping from errors to status codes.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson
+            | Self::InvalidRequest
+            | Self::InvalidPrincipal
+            | Self::InvalidAction
+            | Self::InvalidResource
+            | Self::InvalidContext
+            | Self::InvalidEntities
+            | Self::TooManyEntities
+            | Self::BatchTooLarge
+            | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ReloadFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidPrincipal => "invalid_principal",
+            Self::InvalidAction => "invalid_action",
+            Self::InvalidResource => "invalid_resource",
+            Self::InvalidContext => "invalid_context",
+            Self::InvalidEntities => "invalid_entities",
+            Self::TooManyEntities => "too_many_entities",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::BodyTooLarge => "body_too_large",
+            Self::UnreadableBody => "unreadable_body",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
+            Self::Overloaded => "overloaded",
+            Self::ReloadFailed => "reload_failed",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl From<Part> for ErrorCode {
+    fn from(part: Part) -> Self {
+        match part {
+            Part::Principal => Self::InvalidPrincipal,
+            Part::Action => Self::InvalidAction,
+            Part::Resource => Self::InvalidResource,
+            Part::Context => Self::InvalidContext,
+            Part::Entities => Self::InvalidEntities,
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "field"?, "index"?, "problems"?}}` with the code's status.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for people: names the offending field and value.
+    pub message: String,
+    /// The offending field, as a path into the body (`entities[3].uid`), when known.
+    pub field: Option<String>,
+    /// The batch item at fault, for an error inside a batch's `results`.
+    pub index: Option<usize>,
+    /// Every problem of the policy files, for `reload_failed`.
+    pub problems: Vec<ProblemReport>,
+    /// What to log (never answered): the detail of an internal error.
+    internal: Option<String>,
+}
+
+/// An internal error's detail, left in the response's extensions for the tracking
+/// middleware to log with the request id.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
+
 impl ApiError {
-    /// A 400 with this code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
             code,
             message: message.into(),
+            field: None,
+            index: None,
+            problems: Vec::new(),
+            internal: None,
         }
+    }
+
+    /// Names the offending field.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Marks the error as batch item `index`'s.
+    pub fn at_index(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
     }
 
     /// The request needs the admin token.
     pub fn unauthorized() -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "this route needs `Authorization: Bearer <admin token>`".into(),
-        }
+        Self::new(
+            ErrorCode::Unauthorized,
+            "this route needs `Authorization: Bearer <admin token>`",
+        )
     }
 
-    /// A fault of ours: logged in full, answered generically.
+    /// A fault of ours: answered generically, its detail logged by the middleware.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "internal error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; see the sidecar's log".into(),
-        }
+        let mut error = Self::new(ErrorCode::Internal, "internal error; see the sidecar's log");
+        error.internal = Some(detail.to_string());
+        error
     }
 
     /// A body that is not valid JSON, or valid JSON of the wrong shape.
     pub fn from_json(error: &serde_json::Error) -> Self {
         if error.is_data() {
-            Self::bad_request("invalid_request", error.to_string())
+            Self::new(ErrorCode::InvalidRequest, error.to_string())
         } else {
-            Self::bad_request(
-                "malformed_json",
+            Self::new(
+                ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {error}"),
             )
         }
     }
 
-    /// The body as JSON, for batch items that fail alone.
-    pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+    /// The policy files do not load.
+    pub fn reload_failed(problems: Vec<ProblemReport>) -> Self {
+        let first = problems.first().map(|p| p.text.clone()).unwrap_or_default();
+        let mut error = Self::new(
+            ErrorCode::ReloadFailed,
+            format!("the policy files do not load; the last good set stays live: {first}"),
+        );
+        error.problems = problems;
+        error
+    }
+
+    /// The error object, as a batch's results carry it and as the body wraps it.
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        if let Some(field) = &self.field {
+            error.insert("field".into(), json!(field));
+        }
+        if let Some(index) = self.index {
+            error.insert("index".into(), json!(index));
+        }
+        if !self.problems.is_empty() {
+            error.insert("problems".into(), json!(self.problems));
+        }
+        json!({ "error": error })
     }
 }
 
 impl From<InputError> for ApiError {
     fn from(error: InputError) -> Self {
-        let code = match error.field.split(['[', '.']).next().unwrap_or_default() {
-            "action" => "invalid_action",
-            "principal" => "invalid_principal",
-            "resource" => "invalid_resource",
-            "context" => "invalid_context",
-            "entities" | "fixtures" => "invalid_entities",
-            _ => "invalid_request",
-        };
-        Self::bad_request(code, error.message)
+        Self::new(error.part.into(), error.message).with_field(error.field)
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
+        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::BodyTooLarge
         } else {
-            "unreadable_body"
+            ErrorCode::UnreadableBody
         };
-        Self {
-            status,
-            code,
-            message: rejection.body_text(),
-        }
+        Self::new(code, rejection.body_text())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body())).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let mut response = (self.code.status(), Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match self.code {
+            ErrorCode::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ErrorCode::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        if let Some(detail) = self.internal {
+            response.extensions_mut().insert(InternalDetail(detail));
         }
         response
     }

@@ -4,7 +4,9 @@
 //! A snapshot is built completely and validated strictly before anyone sees it; a set with
 //! any error or warning is never returned. [`PolicyStore`] holds the live snapshot and swaps
 //! in a new one on reload; [`watch`] reloads it when the files change. This module knows
-//! nothing of HTTP or of requests.
+//! nothing of HTTP, of questions or of requests: what a snapshot holds for deciding (the
+//! index, the entity graph) is built here, once per snapshot; walking it for one question is
+//! [`crate::decide`]'s work.
 
 mod catalog;
 mod index;
@@ -18,14 +20,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use cedar_policy::{Entities, PolicySet, Request, Schema};
+use cedar_policy::{Entities, PolicySet, Schema};
 
 pub use catalog::{ActionCatalog, ActionInfo, AmbiguousAction, AttrType, Attribute, CatalogError};
 pub use index::PolicyIndex;
 pub use load::{ID_ANNOTATION, load};
 pub use problem::Problem;
-pub use reach::{Reach, Slice};
-pub use store::{PolicyStore, ReloadOutcome, ReloadStatus};
+pub use reach::Reach;
+pub use store::{LoadResult, PolicyStore, ProblemReport, ReloadOutcome, ReloadStatus};
 
 /// Where a policy set comes from.
 #[derive(Debug, Clone)]
@@ -64,20 +66,6 @@ pub struct Snapshot {
     pub version: String,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
-}
-
-impl Snapshot {
-    /// The policies that can apply to `request`: its entry of the index, or the whole set
-    /// for a request the index does not cover.
-    pub fn policies_for(&self, request: &Request) -> &PolicySet {
-        match (request.action(), request.resource()) {
-            (Some(action), Some(resource)) => self
-                .index
-                .get(action, &resource.type_name().to_string())
-                .unwrap_or(&self.policies),
-            _ => &self.policies,
-        }
-    }
 }
 
 /// Whether a policy permits or forbids.

@@ -25,6 +25,40 @@ pub enum ReloadOutcome {
     Failed(LoadError),
 }
 
+impl ReloadOutcome {
+    /// The outcome's result, without its details.
+    pub fn result(&self) -> LoadResult {
+        match self {
+            Self::Swapped(_) => LoadResult::Ok,
+            Self::Unchanged => LoadResult::Unchanged,
+            Self::Failed(_) => LoadResult::Failed,
+        }
+    }
+}
+
+/// How a load of the policy files ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadResult {
+    /// A new, valid set is live (or, at start-up, the first one).
+    Ok,
+    /// The files load to the set already live.
+    Unchanged,
+    /// The files do not load; the last good set stays live.
+    Failed,
+}
+
+impl LoadResult {
+    /// The result as `/v1/status` and the metrics write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Unchanged => "unchanged",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// A problem as `/v1/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProblemReport {
@@ -58,8 +92,8 @@ pub struct ReloadStatus {
     /// When the last attempt ran (the start-up load counts as one).
     #[serde(serialize_with = "rfc3339")]
     pub at: SystemTime,
-    /// `ok` (a new set is live), `unchanged`, or `failed`.
-    pub result: &'static str,
+    /// How it ended.
+    pub result: LoadResult,
     /// The problems of a failed attempt.
     pub errors: Vec<ProblemReport>,
     /// Attempts that swapped in a new set, or found the live one unchanged.
@@ -105,7 +139,7 @@ impl PolicyStore {
             reloading: Mutex::new(()),
             status: Mutex::new(ReloadStatus {
                 at: SystemTime::now(),
-                result: "ok",
+                result: LoadResult::Ok,
                 errors: Vec::new(),
                 ok: 1,
                 failed: 0,
@@ -163,18 +197,13 @@ impl PolicyStore {
         {
             let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
             status.at = SystemTime::now();
+            status.result = outcome.result();
             match &outcome {
                 ReloadOutcome::Swapped(_) | ReloadOutcome::Unchanged => {
-                    status.result = if matches!(outcome, ReloadOutcome::Unchanged) {
-                        "unchanged"
-                    } else {
-                        "ok"
-                    };
                     status.errors.clear();
                     status.ok += 1;
                 }
                 ReloadOutcome::Failed(error) => {
-                    status.result = "failed";
                     status.errors = error.problems.iter().map(ProblemReport::from).collect();
                     status.failed += 1;
                 }

@@ -24,6 +24,12 @@ pub struct Watcher {
     dirs: Vec<PathBuf>,
 }
 
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").field("dirs", &self.dirs).finish()
+    }
+}
+
 impl Watcher {
     /// The directories watched.
     pub fn dirs(&self) -> &[PathBuf] {
@@ -31,9 +37,21 @@ impl Watcher {
     }
 }
 
+/// Why the files cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch `{}`: {source}", dir.display())]
+pub struct WatchError {
+    /// The directory that could not be watched (the first one, if the watcher itself could
+    /// not start).
+    pub dir: PathBuf,
+    /// What the operating system said.
+    #[source]
+    pub source: notify_debouncer_full::notify::Error,
+}
+
 /// Starts watching the store's sources; every relevant change calls [`PolicyStore::reload`]
 /// on the watcher's own thread.
-pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, String> {
+pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, WatchError> {
     let sources = store.sources().clone();
     let mut files: Vec<PathBuf> = vec![absolute(&sources.schema)];
     files.extend(sources.entities.as_deref().map(absolute));
@@ -77,11 +95,17 @@ pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, String> {
                 }
             },
         )
-        .map_err(|e| format!("cannot watch the policy files: {e}"))?;
+        .map_err(|source| WatchError {
+            dir: dirs[0].clone(),
+            source,
+        })?;
     for dir in &dirs {
         debouncer
             .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch `{}`: {e}", dir.display()))?;
+            .map_err(|source| WatchError {
+                dir: dir.clone(),
+                source,
+            })?;
     }
     Ok(Watcher {
         _debouncer: debouncer,

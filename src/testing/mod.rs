@@ -25,8 +25,13 @@
 //! declares. A matrix expects every listed action allowed for each principal and every
 //! other action denied. See `tests/policies/README.md` for the whole format.
 //!
-//! The runner decides every case through [`crate::decide`], the path the sidecar uses, and
-//! records which policies decided, so that it can report the policies no case exercised.
+//! The runner asks every case through [`Decider::answer`], exactly as the sidecar answers a
+//! batch (`POST /v1/is_authorized/batch`): the suite's entities are the batch's shared
+//! entities, uids are parsed, the request checked against the schema, entities parsed and
+//! assembled on the batch's slice of the store. The decision cache is off, so every case is
+//! evaluated; `tests/it/suites_over_http.rs` asks every bundled case again, one by one, over
+//! HTTP, and requires the same answers. It records which policies decided, so that it can
+//! report the policies no case exercised.
 
 pub mod report;
 mod suite;
@@ -37,7 +42,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::decide::{Decision, Verdict, decide};
+use std::sync::Arc;
+
+use crate::decide::{Decider, Decision, InputError, Question, Verdict};
 use crate::policy::Snapshot;
 
 pub use suite::{Case, FixtureCache, Suite, SuiteError, flexible_uid, load as load_suite};
@@ -138,14 +145,19 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// Parsed suite entities kept while running: enough for every fixture entity of the bundled
+/// suites many times over.
+const ENTITY_CACHE: u64 = 100_000;
+
 /// Runs every suite file against the snapshot.
 pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
+    let decider = Decider::new(0, ENTITY_CACHE, std::time::Duration::ZERO);
     let mut fixtures = FixtureCache::default();
     let mut decided = BTreeSet::new();
     let mut suites = Vec::new();
     for file in files {
         suites.push(match load_suite(file, snapshot, &mut fixtures) {
-            Ok(suite) => run_suite(snapshot, &suite, &mut decided),
+            Ok(suite) => run_suite(&decider, snapshot, &suite, &mut decided),
             Err(e) => SuiteOutcome {
                 file: file.clone(),
                 name: display_name(file),
@@ -183,14 +195,21 @@ pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
     }
 }
 
-fn run_suite(snapshot: &Snapshot, suite: &Suite, decided: &mut BTreeSet<String>) -> SuiteOutcome {
+fn run_suite(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    suite: &Suite,
+    decided: &mut BTreeSet<String>,
+) -> SuiteOutcome {
+    let answers = answer_cases(decider, snapshot, &suite.cases);
     let cases = suite
         .cases
         .iter()
-        .map(|case| {
-            let (actual, error) = match &case.request {
-                Ok(request) => (Some(decide(snapshot, request, &case.entities)), None),
-                Err(e) => (None, Some(e.clone())),
+        .zip(answers)
+        .map(|(case, answer)| {
+            let (actual, error) = match answer {
+                Ok(decision) => (Some(decision), None),
+                Err(e) => (None, Some(e.message)),
             };
             let passed = actual.as_ref().is_some_and(|d| {
                 d.decision == case.expect && case.reasons.as_ref().is_none_or(|r| *r == d.reasons)
@@ -218,6 +237,46 @@ fn run_suite(snapshot: &Snapshot, suite: &Suite, decided: &mut BTreeSet<String>)
         error: None,
         cases,
     }
+}
+
+/// Answers cases as the sidecar answers a batch: the cases that see the same entities (a
+/// suite's, or a matrix's) are one batch whose entities are parsed and assembled once, and
+/// each case is asked through [`Decider::answer`]. The answers come in the cases' order.
+pub fn answer_cases(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    cases: &[Case],
+) -> Vec<Result<Decision, InputError>> {
+    let mut groups: Vec<(&Arc<Vec<Value>>, Vec<usize>)> = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(e, _)| Arc::ptr_eq(e, &case.entities))
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((&case.entities, vec![i])),
+        }
+    }
+    let mut answers: Vec<Option<Result<Decision, InputError>>> =
+        cases.iter().map(|_| None).collect();
+    for (entities, members) in groups {
+        let questions: Vec<Question> = members.iter().map(|&i| cases[i].question()).collect();
+        let requests: Vec<Value> = questions
+            .iter()
+            .map(|q| serde_json::json!({"principal": q.principal, "action": q.action, "resource": q.resource, "context": q.context}))
+            .collect();
+        let batch = decider.batch(snapshot, &Value::Array(entities.to_vec()), &requests);
+        for (&i, question) in members.iter().zip(&questions) {
+            let answer = match &batch {
+                Ok(batch) => decider
+                    .answer(snapshot, question, Some(batch))
+                    .map(|a| (*a.decision).clone()),
+                Err(e) => Err(e.clone()),
+            };
+            answers[i] = Some(answer);
+        }
+    }
+    answers.into_iter().flatten().collect()
 }
 
 fn display_name(file: &Path) -> String {

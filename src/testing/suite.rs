@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, Request};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::cedar_json::merge_layers;
-use crate::decide::Verdict;
-use crate::decide::input::{build_request, parse_entities};
+use crate::cedar_json::{Part, merge_layers, parse_entities, parse_uid};
+use crate::decide::{Question, Verdict};
 use crate::policy::{ActionCatalog, AttrType, Snapshot};
 
 #[derive(Deserialize)]
@@ -91,12 +90,9 @@ pub struct Case {
     pub resource: String,
     /// The context sent, after defaults and string uids were filled in.
     pub context: Value,
-    /// The request, or why it could not be built (a failed case).
-    pub request: Result<Request, String>,
-    /// The entities the case sees.
-    pub entities: Arc<Entities>,
-    /// The same entities as Cedar entity JSON, to send the case to a sidecar.
-    pub entities_json: Arc<Vec<Value>>,
+    /// The entities the case sees (fixtures, then the suite's, then its own), as Cedar
+    /// entity JSON.
+    pub entities: Arc<Vec<Value>>,
     /// The expected decision.
     pub expect: Verdict,
     /// The expected deciding policy ids, when the case pins them.
@@ -105,14 +101,25 @@ pub struct Case {
 
 impl Case {
     /// The case as a question in the sidecar's JSON (`POST /v1/is_authorized`).
-    pub fn question(&self) -> Value {
+    pub fn question_json(&self) -> Value {
         serde_json::json!({
             "principal": self.principal,
             "action": self.action,
             "resource": self.resource,
             "context": self.context,
-            "entities": *self.entities_json,
+            "entities": *self.entities,
         })
+    }
+
+    /// The case as the runner asks it: its entities go as a batch's shared entities.
+    pub fn question(&self) -> Question {
+        Question {
+            principal: Value::String(self.principal.clone()),
+            action: Value::String(self.action.clone()),
+            resource: Value::String(self.resource.clone()),
+            context: Some(self.context.clone()),
+            entities: None,
+        }
     }
 }
 
@@ -208,25 +215,24 @@ pub fn load(
         .map_err(|m| at(path, format!("`entities`: {m}")))?;
     let fixture_layer = Value::Array(fixture_entities);
     let suite_layer = Value::Array(suite_entities);
-    // Each case's entities, parsed (to decide here) and as Cedar JSON (to send elsewhere).
-    type Both = (Arc<Entities>, Arc<Vec<Value>>);
-    let both = |layers: &[(&str, &Value)]| -> Result<Both, crate::cedar_json::InputError> {
-        Ok((
-            Arc::new(parse_entities(snapshot, layers)?),
-            Arc::new(merge_layers(layers)?),
-        ))
-    };
-    let shared = both(&[("fixtures", &fixture_layer), ("entities", &suite_layer)])
+    // Each case's entities as Cedar JSON, checked against the schema here so that a wrong
+    // entity makes the suite unreadable instead of failing its cases one by one.
+    let merged =
+        |layers: &[(&str, &Value)]| -> Result<Arc<Vec<Value>>, crate::cedar_json::InputError> {
+            parse_entities(&snapshot.schema, layers)?;
+            Ok(Arc::new(merge_layers(layers)?))
+        };
+    let shared = merged(&[("fixtures", &fixture_layer), ("entities", &suite_layer)])
         .map_err(|e| at(path, e.message))?;
-    let entities_for = |own: &[Value], owner: &str| -> Result<Both, SuiteError> {
+    let entities_for = |own: &[Value], owner: &str| -> Result<Arc<Vec<Value>>, SuiteError> {
         if own.is_empty() {
-            return Ok((Arc::clone(&shared.0), Arc::clone(&shared.1)));
+            return Ok(Arc::clone(&shared));
         }
         let own = Value::Array(
             normalize_entities(own, catalog)
                 .map_err(|m| at(path, format!("{owner}: `entities`: {m}")))?,
         );
-        both(&[
+        merged(&[
             ("fixtures", &fixture_layer),
             ("entities", &suite_layer),
             ("entities", &own),
@@ -306,7 +312,7 @@ pub fn load(
                     action.clone(),
                     resource.clone(),
                     context,
-                    (Arc::clone(&entities.0), Arc::clone(&entities.1)),
+                    Arc::clone(&entities),
                     expect,
                     None,
                 ));
@@ -330,7 +336,10 @@ pub fn load(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a case is these nine things; a struct would only rename them"
+)]
 fn make_case(
     snapshot: &Snapshot,
     name: String,
@@ -338,28 +347,18 @@ fn make_case(
     action: EntityUid,
     resource: EntityUid,
     context: Map<String, Value>,
-    (entities, entities_json): (Arc<Entities>, Arc<Vec<Value>>),
+    entities: Arc<Vec<Value>>,
     expect: Verdict,
     reasons: Option<Vec<String>>,
 ) -> Case {
     let context = Value::Object(with_entity_refs(context, &action, &snapshot.catalog));
-    let request = build_request(
-        snapshot,
-        principal.clone(),
-        action.clone(),
-        resource.clone(),
-        Some(&context),
-    )
-    .map_err(|e| e.message);
     Case {
         name,
         principal: principal.to_string(),
         action: action.to_string(),
         resource: resource.to_string(),
         context,
-        request,
         entities,
-        entities_json,
         expect,
         reasons: reasons.map(|mut r| {
             r.sort();
@@ -476,7 +475,7 @@ fn uid_field(value: &Value, field: &str) -> Result<EntityUid, String> {
         Value::String(s) => {
             flexible_uid(s).ok_or_else(|| format!("`{field}` `{s}` is not an entity uid"))
         }
-        other => crate::decide::input::parse_uid(field, other).map_err(|e| e.message),
+        other => parse_uid(Part::Entities, field, other).map_err(|e| e.message),
     }
 }
 

@@ -3,7 +3,8 @@
 use crate::common;
 
 use cedar_policy::{Authorizer, Decision as CedarDecision};
-use gatehouse::decide::{Verdict, decide, input};
+use gatehouse::cedar_json::{Part, parse_entities};
+use gatehouse::decide::{Verdict, decide, input, policies_for};
 use serde_json::json;
 
 #[test]
@@ -20,7 +21,7 @@ fn a_forbid_that_cannot_evaluate_turns_allow_into_deny() {
             "phase": "planning", "archived": false, "public": false,
             "downloads_enabled": false, "editors_can_share": false}, "parents": []}
     ]);
-    let entities = input::parse_entities(&snapshot, &[("entities", &entities)]).expect("entities");
+    let entities = parse_entities(&snapshot.schema, &[("entities", &entities)]).expect("entities");
     let request = input::build_request(
         &snapshot,
         "User::\"otto\"".parse().expect("uid"),
@@ -112,11 +113,11 @@ fn input_errors_name_the_field_and_value() {
 
     let bad =
         json!([{"uid": {"type": "Project", "id": "p1"}, "attrs": {"phase": 7}, "parents": []}]);
-    let err = input::parse_entities(&snapshot, &[("entities", &bad)]).expect_err("bad entity");
+    let err = parse_entities(&snapshot.schema, &[("entities", &bad)]).expect_err("bad entity");
     assert_eq!(err.field, "entities");
     assert!(err.message.contains("`Project::\"p1\"`"), "{}", err.message);
 
-    let err = input::parse_uid("principal", &json!(42)).expect_err("not a uid");
+    let err = input::parse_uid(Part::Principal, "principal", &json!(42)).expect_err("not a uid");
     assert_eq!(err.message, "`principal` must be an entity uid, got `42`");
 }
 
@@ -136,15 +137,51 @@ fn the_index_decides_every_bundled_case_as_the_full_set() {
     let files = testing::discover(&[common::root().join("tests/policies")]).expect("suites");
     let mut fixtures = FixtureCache::default();
     let mut compared = 0;
+    // Cases share their entity list (a suite's, a matrix's): parse each list once.
+    let mut parsed: Vec<(
+        std::sync::Arc<Vec<serde_json::Value>>,
+        std::rc::Rc<cedar_policy::Entities>,
+    )> = Vec::new();
     for file in &files {
         let suite = testing::load_suite(file, &snapshot, &mut fixtures).expect("suite");
         for case in &suite.cases {
-            let request = case.request.as_ref().expect("request");
-            let full = Authorizer::new().is_authorized(request, &snapshot.policies, &case.entities);
+            let uid = |s: &str| s.parse().expect("uid");
+            let request = &input::build_request(
+                &snapshot,
+                uid(&case.principal),
+                uid(&case.action),
+                uid(&case.resource),
+                Some(&case.context),
+            )
+            .expect("request");
+            let entities = match parsed
+                .iter()
+                .find(|(e, _)| std::sync::Arc::ptr_eq(e, &case.entities))
+            {
+                Some((_, entities)) => std::rc::Rc::clone(entities),
+                None => {
+                    let entities = std::rc::Rc::new(
+                        parse_entities(
+                            &snapshot.schema,
+                            &[(
+                                "entities",
+                                &serde_json::Value::Array(case.entities.to_vec()),
+                            )],
+                        )
+                        .expect("entities"),
+                    );
+                    parsed.push((
+                        std::sync::Arc::clone(&case.entities),
+                        std::rc::Rc::clone(&entities),
+                    ));
+                    entities
+                }
+            };
+            let full = Authorizer::new().is_authorized(request, &snapshot.policies, &entities);
             let indexed = Authorizer::new().is_authorized(
                 request,
-                snapshot.policies_for(request),
-                &case.entities,
+                policies_for(&snapshot, request),
+                &entities,
             );
             assert_eq!(full.decision(), indexed.decision(), "{}", case.name);
             let reasons = |r: &cedar_policy::Response| {

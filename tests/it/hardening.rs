@@ -7,14 +7,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::server::{Options, bundled_app, oneshot, project, question, runtime, start, user};
-use gatehouse::http::HttpConfig;
+use gatehouse::config::Config;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 /// One app for every generated case: loading the policy set per case would dominate.
 fn shared_app() -> &'static axum::Router {
     static APP: std::sync::OnceLock<axum::Router> = std::sync::OnceLock::new();
-    APP.get_or_init(|| bundled_app(HttpConfig::default()).0)
+    APP.get_or_init(|| bundled_app(Config::default()).0)
 }
 
 fn valid() -> Value {
@@ -131,9 +131,9 @@ proptest! {
 
 #[test]
 fn pathological_inputs() {
-    let config = HttpConfig {
+    let config = Config {
         max_body: 8 << 20,
-        ..HttpConfig::default()
+        ..Config::default()
     };
     let (app, _) = bundled_app(config);
     let send = |path: &str, body: Vec<u8>| runtime().block_on(oneshot(&app, path, body));
@@ -209,9 +209,9 @@ fn pathological_inputs() {
 #[tokio::test]
 async fn saturation_answers_503_with_retry_after() {
     let server = start(Options {
-        config: HttpConfig {
+        config: Config {
             max_concurrency: 1,
-            ..HttpConfig::default()
+            ..Config::default()
         },
         ..Options::default()
     })

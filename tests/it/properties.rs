@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use cedar_policy::{Authorizer, Context, Entities, Request};
 use common::server::{bundled_app, oneshot, runtime};
 use gatehouse::client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
-use gatehouse::http::HttpConfig;
+use gatehouse::config::Config;
 use gatehouse::policy::PolicyStore;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -269,7 +269,7 @@ fn direct(store: &PolicyStore, q: &Value) -> (String, Vec<String>) {
 fn app() -> &'static (axum::Router, std::sync::Arc<PolicyStore>) {
     static APP: std::sync::OnceLock<(axum::Router, std::sync::Arc<PolicyStore>)> =
         std::sync::OnceLock::new();
-    APP.get_or_init(|| bundled_app(HttpConfig::default()))
+    APP.get_or_init(|| bundled_app(Config::default()))
 }
 
 fn ask(q: &Value) -> Value {

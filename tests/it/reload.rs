@@ -9,7 +9,7 @@ use common::server::{
     Options, TestServer, organization, project, question, start, start_default, user,
 };
 use gatehouse::decide::{Decider, Question};
-use gatehouse::policy::{PolicyStore, ReloadOutcome};
+use gatehouse::policy::{LoadResult, PolicyStore, ReloadOutcome};
 use serde_json::{Value, json};
 
 /// Generous bound for CI machines; the measured figure is printed (`--nocapture`).
@@ -124,10 +124,12 @@ async fn a_broken_edit_keeps_the_last_good_set_and_shows_the_error() {
         "{error}"
     );
     let (_, metrics) = server.get("/metrics").await;
-    assert!(
-        metrics.contains("gatehouse_reloads_total{result=\"failed\"}"),
-        "{metrics}"
-    );
+    for needle in [
+        "gatehouse_policy_loads_total{result=\"failed\"}",
+        "gatehouse_policy_files_valid 0",
+    ] {
+        assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
+    }
 
     // Mending it goes live again.
     common::edit(
@@ -139,12 +141,14 @@ async fn a_broken_edit_keeps_the_last_good_set_and_shows_the_error() {
         .wait_for_new_version("a version that never was", LIVE_WITHIN)
         .await;
     let deadline = std::time::Instant::now() + LIVE_WITHIN;
-    while server.store.status().result != "unchanged" && std::time::Instant::now() < deadline {
+    while server.store.status().result != LoadResult::Unchanged
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
         server.store.status().result,
-        "unchanged",
+        LoadResult::Unchanged,
         "the mended files are the old set again"
     );
     server.stop().await;
@@ -319,7 +323,7 @@ async fn a_forced_reload_reports_its_outcome() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], "reload_failed");
     assert!(
-        answer["errors"][0]["text"]
+        answer["error"]["problems"][0]["text"]
             .as_str()
             .expect("text")
             .contains("zz.cedar:2:49"),
@@ -515,7 +519,7 @@ async fn reloads_under_load_never_serve_a_wrong_or_failed_answer() {
     assert_eq!(server.version(), version_c, "the final files are set C");
     let (_, metrics) = server.get("/metrics").await;
     assert!(
-        metrics.contains("gatehouse_reloads_total{result=\"failed\"}"),
+        metrics.contains("gatehouse_policy_loads_total{result=\"failed\"}"),
         "broken saves were seen and refused"
     );
     server.stop().await;
@@ -600,5 +604,5 @@ fn a_configmap_style_symlink_swap_is_picked_up() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_ne!(store.current().version, before, "the swap went live");
-    assert_eq!(store.status().result, "ok");
+    assert_eq!(store.status().result, LoadResult::Ok);
 }

@@ -5,7 +5,7 @@ use crate::common;
 use common::server::{
     Options, TestServer, org_project, organization, project, question, start, start_default, user,
 };
-use gatehouse::http::HttpConfig;
+use gatehouse::config::Config;
 use serde_json::{Value, json};
 
 fn p1_entities() -> Vec<Value> {
@@ -123,10 +123,10 @@ async fn batch_keeps_order_mixes_principals_and_isolates_a_bad_item() {
     assert_eq!(results.len(), 6);
     assert_eq!(results[0]["decision"], "Allow");
     assert_eq!(results[1]["decision"], "Deny");
-    assert_eq!(results[2]["error"]["code"], "invalid_action");
     assert_eq!(
-        results[2]["error"]["message"],
-        "`requests[2]`: unknown action `Action::\"edt\"`"
+        results[2],
+        json!({"error": {"code": "invalid_action", "message": "unknown action `Action::\"edt\"`",
+                         "field": "action", "index": 2}})
     );
     assert_eq!(
         results[3]["diagnostics"]["reason"],
@@ -145,9 +145,9 @@ async fn batch_keeps_order_mixes_principals_and_isolates_a_bad_item() {
 #[tokio::test]
 async fn batch_limits_and_shared_entities() {
     let server = start(Options {
-        config: HttpConfig {
+        config: Config {
             max_batch: 3,
-            ..HttpConfig::default()
+            ..Config::default()
         },
         ..Options::default()
     })
@@ -260,9 +260,9 @@ async fn allowed_actions_lists_buttons_and_what_needs_context() {
 #[tokio::test]
 async fn malformed_requests_get_a_clear_4xx() {
     let server = start(Options {
-        config: HttpConfig {
+        config: Config {
             max_body: 4096,
-            ..HttpConfig::default()
+            ..Config::default()
         },
         ..Options::default()
     })
@@ -339,8 +339,16 @@ async fn health_readiness_metrics_status_and_policies() {
     for needle in [
         "gatehouse_http_requests_total{route=\"/v1/is_authorized\",method=\"POST\",status=\"200\"} 1",
         "gatehouse_http_request_duration_seconds_count{route=\"/v1/is_authorized\"} 1",
-        "gatehouse_decisions_total{result=\"Allow\"} 1",
+        "gatehouse_decisions_total{result=\"Allow\",source=\"is_authorized\"} 1",
         "gatehouse_decision_cache_lookups_total{result=\"miss\"} 1",
+        "gatehouse_decision_cache_entries 1",
+        "gatehouse_http_requests_in_flight 1",
+        "gatehouse_policy_loads_total{result=\"ok\"} 1",
+        "gatehouse_policy_files_valid 1",
+        "gatehouse_build_info{version=\"0.1.0\",cedar=\"4.14.1\"} 1",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
         &format!(
             "gatehouse_policy_info{{version=\"{}\"}} 1",
             server.version()
@@ -383,9 +391,9 @@ async fn health_readiness_metrics_status_and_policies() {
 #[tokio::test]
 async fn admin_routes_need_the_token_when_one_is_set() {
     let server = start(Options {
-        config: HttpConfig {
+        config: Config {
             admin_token: Some("s3cret".into()),
-            ..HttpConfig::default()
+            ..Config::default()
         },
         ..Options::default()
     })

@@ -1,9 +1,10 @@
-//! Every case of the bundled policy suites, asked over HTTP: the sidecar gives the answers
-//! the suites expect (the whole DOMAIN.md table), the same as in-process evaluation.
+//! Every case of the bundled policy suites, asked over HTTP one by one: the sidecar gives the
+//! answers the suites expect (the whole contract's table), the same as the test runner, which
+//! asks them in batches.
 
 use crate::common;
 
-use gatehouse::decide::decide;
+use gatehouse::decide::Decider;
 use gatehouse::testing::{self, FixtureCache};
 use serde_json::json;
 
@@ -14,15 +15,15 @@ async fn the_sidecar_answers_every_bundled_case_as_expected() {
     let files = testing::discover(&[common::root().join("tests/policies")]).expect("suites");
     let mut fixtures = FixtureCache::default();
     let mut asked = 0;
+    let decider = Decider::new(0, 100_000, std::time::Duration::ZERO);
     for file in &files {
         let suite = testing::load_suite(file, &snapshot, &mut fixtures).expect("suite loads");
-        for case in &suite.cases {
-            let request = case
-                .request
-                .as_ref()
-                .expect("every bundled case is a valid request");
-            let local = decide(&snapshot, request, &case.entities);
-            let (status, answer) = server.post("/v1/is_authorized", &case.question()).await;
+        let local = testing::answer_cases(&decider, &snapshot, &suite.cases);
+        for (case, local) in suite.cases.iter().zip(local) {
+            let local = local.expect("every bundled case can be asked");
+            let (status, answer) = server
+                .post("/v1/is_authorized", &case.question_json())
+                .await;
             assert_eq!(status, 200, "{} › {}: {answer}", suite.name, case.name);
             let expected_body = json!({
                 "decision": local.decision,

@@ -1,14 +1,15 @@
 //! A real gatehouse server on `127.0.0.1:0` over a scratch copy of the bundled policies,
-//! with the watcher running, for end-to-end tests; and Cedar-JSON entity builders.
+//! built by [`Application::build`] exactly as `gatehouse serve` builds it (watcher, metrics,
+//! decision log); and Cedar-JSON entity builders.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse::decide::Decider;
-use gatehouse::http::{self, AppState, HttpConfig, Shared};
-use gatehouse::policy::{PolicyStore, Sources, watch};
-use gatehouse::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
+use gatehouse::app::Application;
+use gatehouse::config::Config;
+use gatehouse::http::AppState;
+use gatehouse::policy::{LoadResult, PolicyStore, Sources};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -18,15 +19,15 @@ pub struct TestServer {
     pub base: String,
     /// The live store.
     pub store: Arc<PolicyStore>,
+    /// The server's state (metrics, caches).
+    pub state: AppState,
     /// Where its policies, schema and entities are.
     pub sources: Sources,
     /// An HTTP client.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _watcher: watch::Watcher,
-    log_writer: Option<DecisionLogWriter>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 // `stop` moves the directory out: the server must not be a `Drop` type.
@@ -34,14 +35,13 @@ pub struct TestServer {
 /// Options for [`start`].
 #[derive(Default)]
 pub struct Options {
-    /// HTTP limits and token.
-    pub config: HttpConfig,
+    /// The configuration; its listen address, sources and decision log are the scratch
+    /// directory's.
+    pub config: Config,
     /// Stored entities file content.
     pub stored_entities: Option<Value>,
     /// Decision log file name inside the scratch dir (and whether full).
     pub decision_log: Option<(&'static str, bool)>,
-    /// Cache capacity (default 10 000).
-    pub cache_capacity: Option<u64>,
 }
 
 /// Starts a server with default options.
@@ -59,56 +59,42 @@ pub async fn start(options: Options) -> TestServer {
             .expect("write");
         sources.entities = Some(path);
     }
-    let metrics = Arc::new(Metrics::new());
-    let store = PolicyStore::open(sources.clone()).expect("the scratch set loads");
-    metrics.set_live(&store.current());
-    let observer = Arc::clone(&metrics);
-    let store = Arc::new(store.with_observer(move |o, live| observer.record_reload(o, live)));
-    let watcher = watch::watch(Arc::clone(&store)).expect("watch");
-    let (log, log_writer) = match options.decision_log {
-        Some((name, full)) => {
-            let (log, writer) =
-                DecisionLog::open(&dir.path().join(name).display().to_string(), full).expect("log");
-            (Some(log), Some(writer))
-        }
-        None => (None, None),
+    let scratch = Config::for_sources(&sources);
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        policy: scratch.policy,
+        entities: scratch.entities,
+        decision_log: options
+            .decision_log
+            .map(|(name, _)| dir.path().join(name).display().to_string()),
+        decision_log_full: options.decision_log.is_some_and(|(_, full)| full),
+        ..options.config
     };
-    let state = AppState::new(Shared {
-        store: Arc::clone(&store),
-        decider: Decider::new(
-            options.cache_capacity.unwrap_or(10_000),
-            10_000,
-            Duration::from_secs(300),
-        ),
-        metrics,
-        log,
-        config: options.config,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let app = Application::build(&config)
         .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+        .expect("the scratch sidecar starts");
+    let base = format!("http://{}", app.address().expect("addr"));
+    let (store, state) = (Arc::clone(app.store()), app.state().clone());
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(http::run(listener, state, async {
+    let task = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestServer {
         base,
         store,
+        state,
         sources,
         client: reqwest::Client::new(),
         shutdown: Some(tx),
         task: Some(task),
-        _watcher: watcher,
-        log_writer,
-        _dir: dir,
+        dir,
     }
 }
 
 impl TestServer {
     /// The scratch directory.
     pub fn dir(&self) -> PathBuf {
-        self._dir.path().to_path_buf()
+        self.dir.path().to_path_buf()
     }
 
     /// A policy file of the scratch set.
@@ -173,7 +159,7 @@ impl TestServer {
     pub async fn wait_for_failed_reload(&self, limit: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.store.status().result == "failed" {
+            if self.store.status().result == LoadResult::Failed {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -181,20 +167,18 @@ impl TestServer {
         false
     }
 
-    /// Stops the server gracefully and flushes the decision log; returns the scratch
+    /// Stops the server gracefully (which flushes the decision log); returns the scratch
     /// directory, which lives as long as the caller keeps it.
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // The log's sender lives in the state: let it go before the server flushes.
+        drop(self.state);
         if let Some(task) = self.task.take() {
             task.await.expect("join").expect("server");
         }
-        // The server's state (and its log sender) is gone once the task ends.
-        if let Some(writer) = self.log_writer.take() {
-            writer.finish();
-        }
-        self._dir
+        self.dir
     }
 }
 
@@ -242,17 +226,20 @@ pub fn question(principal: &str, action: &str, resource: &str, entities: &[Value
     json!({"principal": principal, "action": format!("Action::\"{action}\""), "resource": resource, "entities": entities})
 }
 
-/// The app over the bundled policies, without a socket (for `oneshot` property tests).
-pub fn bundled_app(config: HttpConfig) -> (axum::Router, Arc<PolicyStore>) {
-    let store = Arc::new(PolicyStore::open(super::bundled_sources()).expect("bundled set"));
-    let state = AppState::new(Shared {
-        store: Arc::clone(&store),
-        decider: Decider::new(10_000, 10_000, Duration::from_secs(300)),
-        metrics: Arc::new(Metrics::new()),
-        log: None,
-        config,
-    });
-    (http::app(state), store)
+/// The app over the bundled policies, built by the one builder, driven without its socket
+/// (for `oneshot` property tests).
+pub fn bundled_app(config: Config) -> (axum::Router, Arc<PolicyStore>) {
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        ..Config {
+            policy: Config::for_sources(&super::bundled_sources()).policy,
+            ..config
+        }
+    };
+    let app = runtime()
+        .block_on(Application::build(&config))
+        .expect("the bundled sidecar starts");
+    (app.router(), Arc::clone(app.store()))
 }
 
 /// One current-thread runtime for the synchronous (proptest) tests that drive `oneshot`.

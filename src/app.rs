@@ -1,0 +1,194 @@
+//! The running sidecar, built in one place: [`Application::build`] loads the policy set,
+//! starts the watcher, opens the decision log and makes the metrics, the decider and the
+//! router, all from one [`Config`]. `gatehouse serve`, the integration tests, the client's
+//! documentation example and the fuzz target all start gatehouse through it, so what they
+//! exercise is the production wiring.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::decide::Decider;
+use crate::http::{self, AppState, Limits, Parts};
+use crate::policy::watch::{self, WatchError, Watcher};
+use crate::policy::{LoadError, PolicyStore};
+use crate::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
+
+/// How long `run_until` waits for the decision log's last lines.
+const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The first load failed: gatehouse does not serve without a valid set.
+    #[error("the policy set is not valid: {0}")]
+    InvalidPolicies(#[source] LoadError),
+    /// The admin token file cannot be read.
+    #[error("cannot read the admin token file `{}`: {source}", path.display())]
+    AdminTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin token file holds no token.
+    #[error("the admin token file `{}` is empty", .0.display())]
+    EmptyAdminToken(PathBuf),
+    /// The policy files cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    /// The decision log cannot be opened.
+    #[error("cannot open the decision log `{path}`: {source}")]
+    DecisionLog {
+        /// The path given.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listening address cannot be bound.
+    #[error("cannot listen on `{addr}`: {source}")]
+    Listen {
+        /// The address given.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built sidecar, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
+    _watcher: Watcher,
+    log_writer: Option<DecisionLogWriter>,
+}
+
+impl Application {
+    /// Loads the set (refusing to start without a valid one), starts watching the files,
+    /// opens the decision log and binds `config.listen` (port 0 picks a free port).
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let admin_token = admin_token(config)?;
+        let metrics = Arc::new(Metrics::new());
+        let store = PolicyStore::open(config.sources()).map_err(StartError::InvalidPolicies)?;
+        metrics.record_start(&store.current());
+        let observer = Arc::clone(&metrics);
+        let store = Arc::new(
+            store.with_observer(move |outcome, live| observer.record_reload(outcome, live)),
+        );
+        let watcher = watch::watch(Arc::clone(&store))?;
+        let (log, log_writer) = match &config.decision_log {
+            Some(path) => {
+                let (log, writer) =
+                    DecisionLog::open(path, config.decision_log_full).map_err(|source| {
+                        StartError::DecisionLog {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                (Some(log), Some(writer))
+            }
+            None => (None, None),
+        };
+        let state = AppState::new(Parts {
+            store,
+            decider: Decider::new(
+                config.cache_capacity,
+                config.entity_cache_capacity,
+                config.cache_ttl(),
+            ),
+            metrics,
+            log,
+            limits: Limits {
+                max_body: config.max_body,
+                max_batch: config.max_batch,
+                max_entities: config.max_entities,
+                max_concurrency: config.max_concurrency,
+                request_timeout: config.request_timeout(),
+            },
+            admin_token,
+            hot: (config.hot_capacity(), config.cache_ttl()),
+        });
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
+        Ok(Self {
+            state,
+            listener,
+            _watcher: watcher,
+            log_writer,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The live policy set.
+    pub fn store(&self) -> &Arc<PolicyStore> {
+        &self.state.store
+    }
+
+    /// The shared state, for inspection (metrics, caches).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The API as a router, to drive with `oneshot` without the socket.
+    pub fn router(&self) -> Router {
+        http::app(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, drains the requests in flight, stops watching and
+    /// flushes the decision log.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            state,
+            listener,
+            _watcher,
+            log_writer,
+        } = self;
+        let served = http::run(listener, state, shutdown).await;
+        drop(_watcher);
+        if let Some(writer) = log_writer {
+            // Every sender lives in the state, which the server has dropped, unless a router
+            // taken with `router()` is still alive: then the lines are flushed when it goes.
+            let flushed = tokio::task::spawn_blocking(|| writer.finish());
+            if tokio::time::timeout(LOG_FLUSH, flushed).await.is_err() {
+                tracing::warn!("the decision log is still open: a router outlives the server");
+            }
+        }
+        served
+    }
+}
+
+/// The admin token, from `--admin-token` or the first line of `--admin-token-file`.
+fn admin_token(config: &Config) -> Result<Option<String>, StartError> {
+    let Some(path) = &config.admin_token_file else {
+        return Ok(config.admin_token.clone());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::AdminTokenFile {
+        path: path.clone(),
+        source,
+    })?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(StartError::EmptyAdminToken(path.clone()));
+    }
+    Ok(Some(token.to_string()))
+}

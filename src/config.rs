@@ -1,0 +1,187 @@
+//! The sidecar's configuration: every setting of `gatehouse serve`, its flag, its
+//! environment variable and its default, in one place. Parsed once at start (by clap, in
+//! `main`) and passed down; tests build it with [`Config::default`] and change what they
+//! need.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::policy::Sources;
+
+/// Every default, used both by the command line and by [`Config::default`].
+pub mod defaults {
+    /// `--listen`.
+    pub const LISTEN: &str = "127.0.0.1:8180";
+    /// `--policies`.
+    pub const POLICIES: &str = "policies";
+    /// `--schema`.
+    pub const SCHEMA: &str = "schemas/project_sharing.cedarschema";
+    /// `--cache-capacity`.
+    pub const CACHE_CAPACITY: u64 = 100_000;
+    /// `--entity-cache-capacity`.
+    pub const ENTITY_CACHE_CAPACITY: u64 = 1_000;
+    /// `--cache-ttl`, in seconds.
+    pub const CACHE_TTL_SECS: u64 = 300;
+    /// `--max-body`, in bytes.
+    pub const MAX_BODY: usize = 1 << 20;
+    /// `--max-batch`.
+    pub const MAX_BATCH: usize = 100;
+    /// `--max-entities`.
+    pub const MAX_ENTITIES: usize = 10_000;
+    /// `--max-concurrency`.
+    pub const MAX_CONCURRENCY: usize = 1024;
+    /// `--request-timeout`, in seconds.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 10;
+}
+
+/// Where the policy set is: flattened into every subcommand that loads one.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Directory of `*.cedar` policy files.
+    #[arg(long, env = "GATEHOUSE_POLICIES", default_value = defaults::POLICIES)]
+    pub policies: PathBuf,
+    /// Cedar schema file (human syntax).
+    #[arg(long, env = "GATEHOUSE_SCHEMA", default_value = defaults::SCHEMA)]
+    pub schema: PathBuf,
+}
+
+impl Default for PolicyArgs {
+    fn default() -> Self {
+        Self {
+            policies: defaults::POLICIES.into(),
+            schema: defaults::SCHEMA.into(),
+        }
+    }
+}
+
+impl PolicyArgs {
+    /// The sources these arguments name, without stored entities.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            policies: self.policies.clone(),
+            schema: self.schema.clone(),
+            entities: None,
+        }
+    }
+}
+
+/// Everything `gatehouse serve` is told; each setting also read from its `GATEHOUSE_*`
+/// variable (a flag wins).
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = defaults::LISTEN)]
+    pub listen: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Cedar entity JSON that every decision sees (watched and reloaded like the policies).
+    /// An entity sent with a request replaces the stored one with the same uid.
+    #[arg(long, env = "GATEHOUSE_ENTITIES", value_name = "FILE")]
+    pub entities: Option<PathBuf>,
+    /// Require `Authorization: Bearer <T>` on /v1/status, /v1/policies and /v1/reload.
+    /// Prefer `--admin-token-file`: a flag is visible to every user in the process list.
+    #[arg(
+        long,
+        env = "GATEHOUSE_ADMIN_TOKEN",
+        value_name = "T",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token: Option<String>,
+    /// Read the admin token from this file (its first line; a mounted Kubernetes Secret).
+    #[arg(long, env = "GATEHOUSE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Write one JSON line per decision to this file, or `-` for stdout.
+    #[arg(long, env = "GATEHOUSE_DECISION_LOG", value_name = "PATH|-")]
+    pub decision_log: Option<String>,
+    /// Include each question's context and entities in the decision log.
+    #[arg(long, env = "GATEHOUSE_DECISION_LOG_FULL")]
+    pub decision_log_full: bool,
+    /// Most decisions kept in the cache (0 disables it); a tenth as many rendered answers
+    /// are kept by the digest of the exact body.
+    #[arg(long, env = "GATEHOUSE_CACHE_CAPACITY", default_value_t = defaults::CACHE_CAPACITY, value_name = "N")]
+    pub cache_capacity: u64,
+    /// Most parsed request entities kept (entities repeat across questions: the project, its
+    /// organization, its groups), so that each is parsed once. About 3 KiB each.
+    #[arg(long, env = "GATEHOUSE_ENTITY_CACHE_CAPACITY", default_value_t = defaults::ENTITY_CACHE_CAPACITY, value_name = "N")]
+    pub entity_cache_capacity: u64,
+    /// Longest a cached decision is kept.
+    #[arg(long, env = "GATEHOUSE_CACHE_TTL", default_value_t = defaults::CACHE_TTL_SECS, value_name = "SECS")]
+    pub cache_ttl: u64,
+    /// Largest accepted request body.
+    #[arg(long, env = "GATEHOUSE_MAX_BODY", default_value_t = defaults::MAX_BODY, value_name = "BYTES")]
+    pub max_body: usize,
+    /// Most questions in one batch.
+    #[arg(long, env = "GATEHOUSE_MAX_BATCH", default_value_t = defaults::MAX_BATCH, value_name = "N")]
+    pub max_batch: usize,
+    /// Most entities in one request (per question, shared and own lists together).
+    #[arg(long, env = "GATEHOUSE_MAX_ENTITIES", default_value_t = defaults::MAX_ENTITIES, value_name = "N")]
+    pub max_entities: usize,
+    /// Most requests served at once; past that, 503 with `Retry-After: 1`.
+    #[arg(long, env = "GATEHOUSE_MAX_CONCURRENCY", default_value_t = defaults::MAX_CONCURRENCY, value_name = "N")]
+    pub max_concurrency: usize,
+    /// Longest a request may take, body upload included (answered 408 after).
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value_t = defaults::REQUEST_TIMEOUT_SECS, value_name = "SECS")]
+    pub request_timeout: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: defaults::LISTEN.into(),
+            policy: PolicyArgs::default(),
+            entities: None,
+            admin_token: None,
+            admin_token_file: None,
+            decision_log: None,
+            decision_log_full: false,
+            cache_capacity: defaults::CACHE_CAPACITY,
+            entity_cache_capacity: defaults::ENTITY_CACHE_CAPACITY,
+            cache_ttl: defaults::CACHE_TTL_SECS,
+            max_body: defaults::MAX_BODY,
+            max_batch: defaults::MAX_BATCH,
+            max_entities: defaults::MAX_ENTITIES,
+            max_concurrency: defaults::MAX_CONCURRENCY,
+            request_timeout: defaults::REQUEST_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, serving the set at `sources`.
+    pub fn for_sources(sources: &Sources) -> Self {
+        Self {
+            policy: PolicyArgs {
+                policies: sources.policies.clone(),
+                schema: sources.schema.clone(),
+            },
+            entities: sources.entities.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// The policy files, schema and stored entities to load.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            entities: self.entities.clone(),
+            ..self.policy.sources()
+        }
+    }
+
+    /// `--cache-ttl` as a duration.
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl)
+    }
+
+    /// `--request-timeout` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+
+    /// How many rendered answers the hot cache keeps: the hottest tenth of the decisions.
+    pub fn hot_capacity(&self) -> u64 {
+        self.cache_capacity / 10
+    }
+}

@@ -1,0 +1,160 @@
+//! "Which buttons may this user press?": every action of the schema that applies to the
+//! principal's and resource's types, each decided on one store assembled for all of them.
+//! An action whose required context keys were not given is listed apart, never guessed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::entities::Layer;
+use super::input::{InputError, Part, build_request, parse_uid};
+use super::question::Question;
+use super::{Decider, Decision, Verdict, decide};
+use crate::policy::Snapshot;
+
+/// `{"principal", "resource", "context"?, "entities"?}`: the question without an action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsQuestion {
+    /// The principal's uid.
+    pub principal: Value,
+    /// The resource's uid.
+    pub resource: Value,
+    /// Context keys; each action gets the keys it declares.
+    #[serde(default)]
+    pub context: Option<Value>,
+    /// Entities for this question, in Cedar's entity JSON.
+    #[serde(default)]
+    pub entities: Option<Value>,
+}
+
+/// One action's decision, with the question it answered (for the decision log).
+#[derive(Debug)]
+pub struct ActionDecision {
+    /// The action's id, e.g. `view`.
+    pub action: String,
+    /// The question as asked for this action: the action's own context keys only.
+    pub question: Question,
+    /// The decision.
+    pub decision: Arc<Decision>,
+}
+
+/// Every applicable action, decided or set apart.
+#[derive(Debug)]
+pub struct AllowedActions {
+    /// Each decided action, in the schema's order.
+    pub decided: Vec<ActionDecision>,
+    /// Actions whose required context keys were not given.
+    pub needs_context: Vec<String>,
+}
+
+impl AllowedActions {
+    /// The ids of the actions with this verdict.
+    pub fn with(&self, verdict: Verdict) -> Vec<&str> {
+        self.decided
+            .iter()
+            .filter(|d| d.decision.decision == verdict)
+            .map(|d| d.action.as_str())
+            .collect()
+    }
+
+    /// Evaluation errors by action id.
+    pub fn errors(&self) -> BTreeMap<&str, &[String]> {
+        self.decided
+            .iter()
+            .filter(|d| !d.decision.errors.is_empty())
+            .map(|d| (d.action.as_str(), d.decision.errors.as_slice()))
+            .collect()
+    }
+}
+
+/// Decides every action of the schema that applies to the question's principal and
+/// resource types. Not cached: each call evaluates every action.
+pub fn allowed_actions(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    question: &ActionsQuestion,
+) -> Result<AllowedActions, InputError> {
+    let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
+    let resource = parse_uid(Part::Resource, "resource", &question.resource)?;
+    let context: Map<String, Value> = match &question.context {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(InputError::new(
+                Part::Context,
+                "context",
+                format!("`context` must be a JSON object, got `{other}`"),
+            ));
+        }
+    };
+    let (ptype, rtype) = (
+        principal.type_name().to_string(),
+        resource.type_name().to_string(),
+    );
+    let actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
+    if actions.is_empty() {
+        return Err(InputError::new(
+            Part::Resource,
+            "resource",
+            format!(
+                "no action of the schema applies to principal `{principal}` and resource `{resource}`"
+            ),
+        ));
+    }
+    let own = question
+        .entities
+        .as_ref()
+        .map(|json| Layer::digest("entities", json))
+        .transpose()?;
+    let entities = decider.entities(snapshot, None, own.as_ref(), |slice| {
+        slice.uid(&principal);
+        slice.uid(&resource);
+        slice.json(&Value::Object(context.clone()));
+        for action in &actions {
+            slice.uid(&action.uid);
+        }
+    })?;
+    let mut answer = AllowedActions {
+        decided: Vec::new(),
+        needs_context: Vec::new(),
+    };
+    for action in actions {
+        if action
+            .required_context()
+            .any(|key| !context.contains_key(key))
+        {
+            answer.needs_context.push(action.name.clone());
+            continue;
+        }
+        // Each action gets the keys it declares; the others belong to other actions.
+        let own_context: Map<String, Value> = context
+            .iter()
+            .filter(|(k, _)| action.context.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let own_context = Value::Object(own_context);
+        let request = build_request(
+            snapshot,
+            principal.clone(),
+            action.uid.clone(),
+            resource.clone(),
+            Some(&own_context),
+        )?;
+        let decision = decide(snapshot, &request, &entities);
+        answer.decided.push(ActionDecision {
+            action: action.name.clone(),
+            question: Question {
+                principal: question.principal.clone(),
+                action: json!(action.uid.to_string()),
+                resource: question.resource.clone(),
+                context: Some(own_context),
+                entities: question.entities.clone(),
+            },
+            decision: Arc::new(decision),
+        });
+    }
+    Ok(answer)
+}

@@ -1,0 +1,97 @@
+//! One question's slice of the store: the stored entities it can reach from what it names
+//! (see [`crate::policy::Reach`] for why that is all Cedar can read). The walk costs what the
+//! slice holds, not what the store holds: marks live in a set, and the entities every
+//! question reaches (those the policies name) were closed over once, when the snapshot was
+//! built.
+
+use std::collections::HashSet;
+
+use cedar_policy::EntityUid;
+use serde_json::Value;
+
+use crate::cedar_json::uid_shapes;
+use crate::policy::Reach;
+
+/// A slice in the making: mark what the question names, then take the closure.
+#[derive(Debug)]
+pub struct Slice<'a> {
+    reach: &'a Reach,
+    marked: HashSet<usize>,
+    stack: Vec<usize>,
+}
+
+impl<'a> Slice<'a> {
+    /// An empty slice of `reach`'s store.
+    pub fn new(reach: &'a Reach) -> Self {
+        Self {
+            reach,
+            marked: HashSet::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// Marks every entity of the store that `json` names (a uid, a context, an entity).
+    pub fn json(&mut self, json: &Value) {
+        let reach = self.reach;
+        uid_shapes(json, &mut |ty, id| {
+            if let Some(at) = reach.index_of(ty, id) {
+                self.mark(at);
+            }
+        });
+    }
+
+    /// Marks the entity with this uid, if the store has it.
+    pub fn uid(&mut self, uid: &EntityUid) {
+        if let Some(at) = self
+            .reach
+            .index_of(&uid.type_name().to_string(), uid.id().unescaped())
+        {
+            self.mark(at);
+        }
+    }
+
+    /// Marks entities found by [`named_by_entities`].
+    pub fn marks(&mut self, named: &[usize]) {
+        for &at in named {
+            self.mark(at);
+        }
+    }
+
+    fn mark(&mut self, at: usize) {
+        if !self.reach.is_always(at) && self.marked.insert(at) {
+            self.stack.push(at);
+        }
+    }
+
+    /// The uids of every store entity reachable from what was marked, and of those every
+    /// question reaches.
+    pub fn finish(mut self) -> Vec<&'a EntityUid> {
+        let reach = self.reach;
+        let mut reached: Vec<&EntityUid> = reach.always().iter().map(|&at| reach.uid(at)).collect();
+        while let Some(at) = self.stack.pop() {
+            reached.push(reach.uid(at));
+            for &next in reach.edges(at) {
+                self.mark(next);
+            }
+        }
+        reached
+    }
+}
+
+/// The store entities that request entities `items` name, or `None` when one of them has
+/// the uid of a store entity (it replaces that entity, which a slice does not model: such a
+/// question is decided on the whole store).
+pub fn named_by_entities(reach: &Reach, items: &[Value]) -> Option<Vec<usize>> {
+    let mut named = Vec::new();
+    for item in items {
+        if item
+            .get("uid")
+            .and_then(|uid| reach.index_of_json(uid))
+            .is_some()
+        {
+            return None;
+        }
+        uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
+    }
+    Some(named)
+}

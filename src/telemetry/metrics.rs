@@ -1,0 +1,348 @@
+//! Every Prometheus metric gatehouse exports, in a registry owned by the app (no global
+//! recorder, so several servers can live in one process, as they do in the tests).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::process::ProcessCollector;
+use crate::decide::Verdict;
+use crate::policy::{LoadResult, ReloadOutcome, Snapshot};
+
+/// Labels of HTTP metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route, e.g. `/v1/is_authorized`, or `unmatched`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Label of the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The matched route.
+    pub route: String,
+}
+
+/// A single-valued label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+/// Labels of `gatehouse_decisions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    result: String,
+    source: String,
+}
+
+/// The policy version label of `gatehouse_policy_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
+/// Labels of `gatehouse_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    cedar: String,
+}
+
+/// Where a decision was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /v1/is_authorized`.
+    Question,
+    /// One question of `POST /v1/is_authorized/batch`.
+    Batch,
+    /// One action of `POST /v1/allowed_actions`: a request decides every applicable action.
+    AllowedActions,
+}
+
+impl Source {
+    const ALL: [Source; 3] = [Self::Question, Self::Batch, Self::AllowedActions];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Question => "is_authorized",
+            Self::Batch => "batch",
+            Self::AllowedActions => "allowed_actions",
+        }
+    }
+}
+
+type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 25 µs to ~0.8 s.
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 16))
+}
+
+/// Every metric gatehouse exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method and status: every request, shed and timed-out ones included.
+    pub http_requests: Family<RouteLabels, Counter>,
+    /// Request latency by route, in seconds.
+    pub http_latency: HistogramFamily,
+    /// Requests being served now.
+    pub in_flight: Gauge,
+    /// Requests shed (503) because `--max-concurrency` were in flight.
+    pub shed: Counter,
+    /// Decision-log lines dropped because the writer fell behind.
+    pub decision_log_dropped: Counter,
+    /// Decisions in the decision cache (set at each scrape).
+    pub decision_cache_entries: Gauge,
+    /// Parsed entities in the entity cache (set at each scrape).
+    pub entity_cache_entries: Gauge,
+    /// Rendered answers in the hot cache (set at each scrape).
+    pub hot_cache_entries: Gauge,
+    policy_loads: Family<ResultLabel, Counter>,
+    files_valid: Gauge,
+    last_load_success: Gauge<f64, AtomicU64>,
+    policy_info: Family<VersionLabel, Gauge>,
+    policies: Gauge,
+    /// The counters every decision touches, made once so that counting allocates nothing:
+    /// `[source][verdict]`, then cache hit and miss.
+    decided: [[Counter; 2]; 3],
+    cache_hit: Counter,
+    cache_miss: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<RouteLabels, Counter>::default();
+        let http_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let cache = Family::<ResultLabel, Counter>::default();
+        let policy_loads = Family::<ResultLabel, Counter>::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                cedar: cedar_policy::get_sdk_version().to_string(),
+            })
+            .set(1);
+        // One statement per `get_or_create`: its guard lives to the end of the statement, and
+        // a second call on the same family within it would deadlock.
+        let result = |family: &Family<ResultLabel, Counter>, result: &str| {
+            let counter = family.get_or_create(&ResultLabel {
+                result: result.into(),
+            });
+            counter.clone()
+        };
+        let cache_hit = result(&cache, "hit");
+        let cache_miss = result(&cache, "miss");
+        let decided = Source::ALL.map(|source| {
+            [Verdict::Allow, Verdict::Deny].map(|verdict| {
+                let counter = decisions.get_or_create(&DecisionLabels {
+                    result: format!("{verdict:?}"),
+                    source: source.as_str().into(),
+                });
+                counter.clone()
+            })
+        });
+        let metrics = Self {
+            registry: Registry::default(),
+            http_requests,
+            http_latency,
+            in_flight: Gauge::default(),
+            shed: Counter::default(),
+            decision_log_dropped: Counter::default(),
+            decision_cache_entries: Gauge::default(),
+            entity_cache_entries: Gauge::default(),
+            hot_cache_entries: Gauge::default(),
+            policy_loads,
+            files_valid: Gauge::default(),
+            last_load_success: Gauge::default(),
+            policy_info: Family::default(),
+            policies: Gauge::default(),
+            decided,
+            cache_hit,
+            cache_miss,
+        };
+        let r = &mut registry;
+        r.register(
+            "gatehouse_http_requests",
+            "HTTP requests by route, method and status, shed and timed-out ones included",
+            metrics.http_requests.clone(),
+        );
+        r.register(
+            "gatehouse_http_request_duration_seconds",
+            "HTTP request latency by route",
+            metrics.http_latency.clone(),
+        );
+        r.register(
+            "gatehouse_http_requests_in_flight",
+            "HTTP requests being served",
+            metrics.in_flight.clone(),
+        );
+        r.register(
+            "gatehouse_http_requests_shed",
+            "HTTP requests refused with 503 because --max-concurrency were in flight",
+            metrics.shed.clone(),
+        );
+        r.register(
+            "gatehouse_decisions",
+            "Decisions by result and source; allowed_actions counts one decision per action it decides",
+            decisions,
+        );
+        r.register(
+            "gatehouse_decision_cache_lookups",
+            "Decision cache lookups by result (hit, miss)",
+            cache,
+        );
+        r.register(
+            "gatehouse_decision_cache_entries",
+            "Decisions in the decision cache",
+            metrics.decision_cache_entries.clone(),
+        );
+        r.register(
+            "gatehouse_entity_cache_entries",
+            "Parsed request entities in the entity cache",
+            metrics.entity_cache_entries.clone(),
+        );
+        r.register(
+            "gatehouse_hot_cache_entries",
+            "Rendered answers in the hot cache",
+            metrics.hot_cache_entries.clone(),
+        );
+        r.register(
+            "gatehouse_policy_loads",
+            "Loads of the policy files by result (ok, unchanged, failed), the start-up load included",
+            metrics.policy_loads.clone(),
+        );
+        r.register(
+            "gatehouse_policy_files_valid",
+            "1 when the policy files on disk loaded at the last attempt, 0 when the live set is older than the files",
+            metrics.files_valid.clone(),
+        );
+        r.register(
+            "gatehouse_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful policy load",
+            metrics.last_load_success.clone(),
+        );
+        r.register(
+            "gatehouse_policy_info",
+            "The live policy version (value 1)",
+            metrics.policy_info.clone(),
+        );
+        r.register(
+            "gatehouse_policies",
+            "Policies in the live set",
+            metrics.policies.clone(),
+        );
+        r.register(
+            "gatehouse_decision_log_dropped",
+            "Decision-log lines dropped because the writer fell behind",
+            metrics.decision_log_dropped.clone(),
+        );
+        r.register(
+            "gatehouse_build_info",
+            "The gatehouse and Cedar versions of this binary (value 1)",
+            build_info,
+        );
+        r.register_collector(Box::new(ProcessCollector::new()));
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Records the start-up load: the set is live and the files are valid.
+    pub fn record_start(&self, live: &Snapshot) {
+        self.count_load(LoadResult::Ok);
+        self.set_live(live);
+    }
+
+    /// Records a reload's outcome.
+    pub fn record_reload(&self, outcome: &ReloadOutcome, live: &Snapshot) {
+        self.count_load(outcome.result());
+        match outcome {
+            ReloadOutcome::Failed(_) => {
+                self.files_valid.set(0);
+            }
+            ReloadOutcome::Swapped(_) | ReloadOutcome::Unchanged => self.set_live(live),
+        }
+    }
+
+    fn count_load(&self, result: LoadResult) {
+        self.policy_loads
+            .get_or_create(&ResultLabel {
+                result: result.as_str().into(),
+            })
+            .inc();
+    }
+
+    fn set_live(&self, snapshot: &Snapshot) {
+        self.files_valid.set(1);
+        self.policy_info.clear();
+        self.policy_info
+            .get_or_create(&VersionLabel {
+                version: snapshot.version.clone(),
+            })
+            .set(1);
+        self.policies.set(snapshot.info.len() as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_load_success.set(now);
+    }
+
+    /// Counts one decision.
+    pub fn count_decision(&self, verdict: Verdict, source: Source) {
+        let source = match source {
+            Source::Question => 0,
+            Source::Batch => 1,
+            Source::AllowedActions => 2,
+        };
+        let verdict = match verdict {
+            Verdict::Allow => 0,
+            Verdict::Deny => 1,
+        };
+        self.decided[source][verdict].inc();
+    }
+
+    /// Counts one lookup of the decision cache.
+    pub fn count_cache_lookup(&self, hit: bool) {
+        if hit {
+            &self.cache_hit
+        } else {
+            &self.cache_miss
+        }
+        .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

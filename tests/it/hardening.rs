@@ -23,7 +23,7 @@ fn valid() -> Value {
         "edit",
         "Project::\"p1\"",
         &[
-            user("vera", &["p1-editors"]),
+            user("vera", &["p1.editors"]),
             project("p1", "olga", "processing", &[]),
         ],
     )

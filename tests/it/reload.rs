@@ -18,7 +18,7 @@ const LIVE_WITHIN: Duration = Duration::from_secs(3);
 fn entities() -> Vec<Value> {
     vec![
         user("olga", &[]),
-        user("vic", &["p1-viewers"]),
+        user("vic", &["p1.viewers"]),
         user("stan", &[]),
         project("p1", "olga", "planning", &[]),
         project("pub", "olga", "planning", &["public"]),
@@ -232,7 +232,7 @@ async fn a_deleted_file_is_picked_up() {
 async fn schema_and_stored_entities_are_watched_too() {
     let stored = json!([
         organization("acme"),
-        user("erin", &["acme-members", "acme-editors"])
+        user("erin", &["acme.members", "acme.editors"])
     ]);
     let server = start(Options {
         stored_entities: Some(stored),
@@ -258,7 +258,7 @@ async fn schema_and_stored_entities_are_watched_too() {
         &path,
         serde_json::to_string(&json!([
             organization("acme"),
-            user("erin", &["acme-members"])
+            user("erin", &["acme.members"])
         ]))
         .expect("json"),
     )

@@ -68,7 +68,7 @@ fn wait(child: &mut Child) -> Option<i32> {
 
 fn body() -> Vec<u8> {
     let entities = [
-        user("vera", &["p1-editors"]),
+        user("vera", &["p1.editors"]),
         project("p1", "olga", "processing", &[]),
     ];
     serde_json::to_vec(&question(
@@ -180,7 +180,7 @@ fn check_decides_through_the_server_path() {
     std::fs::write(
         &entities,
         serde_json::to_vec(&[
-            user("vera", &["p1-editors"]),
+            user("vera", &["p1.editors"]),
             project("p1", "olga", "processing", &[]),
         ])
         .expect("json"),

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 fn p1_entities() -> Vec<Value> {
     vec![
         user("olga", &[]),
-        user("vera", &["p1-editors"]),
-        user("vic", &["p1-viewers"]),
-        user("maya", &["p1-managers"]),
+        user("vera", &["p1.editors"]),
+        user("vic", &["p1.viewers"]),
+        user("maya", &["p1.managers"]),
         project("p1", "olga", "processing", &[]),
     ]
 }
@@ -113,7 +113,7 @@ async fn batch_keeps_order_mixes_principals_and_isolates_a_bad_item() {
             {"principal": "User::\"vic\"", "action": "Action::\"edt\"", "resource": "Project::\"p1\""},
             {"principal": "User::\"olga\"", "action": "Action::\"delete\"", "resource": "Project::\"p1\""},
             {"principal": "User::\"zed\"", "action": "Action::\"view\"", "resource": "Project::\"p2\"",
-             "entities": [user("zed", &["p2-viewers"]), project("p2", "olga", "planning", &[])]},
+             "entities": [user("zed", &["p2.viewers"]), project("p2", "olga", "planning", &[])]},
             {"principal": "User::\"vic\"", "action": "Action::\"view\""}
         ]
     });
@@ -481,7 +481,7 @@ async fn a_repeated_question_is_a_cache_hit_and_order_does_not_matter() {
 async fn stored_entities_are_seen_and_a_request_entity_overrides_them() {
     let stored = json!([
         organization("acme"),
-        user("erin", &["acme-members", "acme-editors"])
+        user("erin", &["acme.members", "acme.editors"])
     ]);
     let server = start(Options {
         stored_entities: Some(stored),

@@ -149,7 +149,7 @@ fn entities_are_checked_against_the_schema() {
 fn suite_entities_replace_fixture_entities() {
     let report = run_suite(
         r#"{"fixtures": ["fixtures/individual.json"],
-            "entities": [{"uid": "User::stan", "parents": ["Group::p1-viewers"]}],
+            "entities": [{"uid": "User::stan", "parents": ["Group::p1.viewers"]}],
             "cases": [{"name": "stan is now a viewer", "principal": "User::stan", "action": "view", "resource": "Project::p1", "expect": "Allow", "reasons": ["roles.viewer"]},
                       {"name": "and a case can undo it", "principal": "User::stan", "action": "view", "resource": "Project::p1", "entities": [{"uid": "User::stan"}], "expect": "Deny"}]}"#,
     );

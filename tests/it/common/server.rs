@@ -191,16 +191,16 @@ pub fn user(id: &str, groups: &[&str]) -> Value {
     json!({"uid": {"type": "User", "id": id}, "attrs": {}, "parents": parents})
 }
 
-/// Project `id` owned by `owner`, with groups `{id}-admins` etc., in `phase`; `flags` set
+/// Project `id` owned by `owner`, with groups `{id}.admins` etc., in `phase`; `flags` set
 /// archived/public/downloads_enabled/editors_can_share (default false).
 pub fn project(id: &str, owner: &str, phase: &str, flags: &[&str]) -> Value {
     let flag = |name: &str| flags.contains(&name);
     json!({"uid": {"type": "Project", "id": id}, "parents": [], "attrs": {
         "owner": {"type": "User", "id": owner},
-        "admins": {"type": "Group", "id": format!("{id}-admins")},
-        "managers": {"type": "Group", "id": format!("{id}-managers")},
-        "editors": {"type": "Group", "id": format!("{id}-editors")},
-        "viewers": {"type": "Group", "id": format!("{id}-viewers")},
+        "admins": {"type": "Group", "id": format!("{id}.admins")},
+        "managers": {"type": "Group", "id": format!("{id}.managers")},
+        "editors": {"type": "Group", "id": format!("{id}.editors")},
+        "viewers": {"type": "Group", "id": format!("{id}.viewers")},
         "phase": phase, "archived": flag("archived"), "public": flag("public"),
         "downloads_enabled": flag("downloads_enabled"), "editors_can_share": flag("editors_can_share")}})
 }
@@ -212,12 +212,12 @@ pub fn org_project(id: &str, owner: &str, org: &str, phase: &str) -> Value {
     p
 }
 
-/// Organization `id` with groups `{id}-admins`, `{id}-data-owners`, `{id}-editors`,
-/// `{id}-viewers`, `{id}-members`.
+/// Organization `id` with groups `{id}.admins`, `{id}.data_owners`, `{id}.editors`,
+/// `{id}.viewers`, `{id}.members`.
 pub fn organization(id: &str) -> Value {
-    let g = |role: &str| json!({"type": "Group", "id": format!("{id}-{role}")});
+    let g = |role: &str| json!({"type": "Group", "id": format!("{id}.{role}")});
     json!({"uid": {"type": "Organization", "id": id}, "parents": [], "attrs": {
-        "admins": g("admins"), "data_owners": g("data-owners"), "editors": g("editors"),
+        "admins": g("admins"), "data_owners": g("data_owners"), "editors": g("editors"),
         "viewers": g("viewers"), "members": g("members")}})
 }
 

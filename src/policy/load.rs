@@ -38,15 +38,17 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
         }
     }
 
-    let mut stored = None;
     if let Some(schema) = &schema {
         parsed.validate(schema, &mut problems);
-        if let Some(path) = &sources.entities
-            && let Some(text) = read(path, &mut problems)
-        {
-            digest_file(&mut hasher, path, &text);
-            stored = parse_stored_entities(path, &text, schema, &mut problems);
-        }
+    }
+    // Read and parsed even when the schema failed, so that its own problems are reported too;
+    // checked against the schema when there is one.
+    let mut stored = None;
+    if let Some(path) = &sources.entities
+        && let Some(text) = read(path, &mut problems)
+    {
+        digest_file(&mut hasher, path, &text);
+        stored = parse_stored_entities(path, &text, schema.as_ref(), &mut problems);
     }
     let catalog = match (&schema, &schema_text) {
         (Some(schema), Some(text)) => ActionCatalog::build(schema, text)
@@ -112,7 +114,7 @@ pub fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         })
         .collect();
     files.sort();
-    if files.is_empty() && problems.is_empty() {
+    if files.is_empty() {
         problems.push(Problem::whole_file(
             dir,
             "no `.cedar` files in the policies directory",
@@ -146,7 +148,7 @@ fn digest_file(hasher: &mut blake3::Hasher, path: &Path, text: &str) {
 fn parse_stored_entities(
     path: &Path,
     text: &Arc<str>,
-    schema: &Schema,
+    schema: Option<&Schema>,
     problems: &mut Vec<Problem>,
 ) -> Option<(Entities, serde_json::Value)> {
     let json: serde_json::Value = match serde_json::from_str(text) {
@@ -167,6 +169,7 @@ fn parse_stored_entities(
             return None;
         }
     };
+    let schema = schema?;
     match crate::cedar_json::parse_entities(schema, &[("entities", &json)]) {
         Ok(entities) => Some((entities, json)),
         Err(e) => {

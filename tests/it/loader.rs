@@ -202,3 +202,37 @@ fn a_broken_schema_is_located() {
     );
     assert!(error.to_string().contains("Strin"), "{error}");
 }
+
+#[test]
+fn every_problem_is_reported_even_when_the_schema_already_failed() {
+    // A missing schema and an empty policies directory: two problems, neither hidden by the
+    // other.
+    let dir = tempfile::tempdir().expect("temp");
+    let sources = policy::Sources {
+        policies: dir.path().to_path_buf(),
+        schema: dir.path().join("missing.cedarschema"),
+        entities: None,
+    };
+    let error = policy::load(&sources).expect_err("nothing loads");
+    let messages: Vec<String> = error.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].contains("missing.cedarschema: cannot read"), "{messages:#?}");
+    assert!(messages[1].contains("no `.cedar` files"), "{messages:#?}");
+}
+
+#[test]
+fn a_broken_entities_file_is_reported_beside_a_broken_schema() {
+    let dir = tempfile::tempdir().expect("temp");
+    let entities = dir.path().join("entities.json");
+    std::fs::write(&entities, "[{\"uid\": ").expect("write");
+    let sources = policy::Sources {
+        entities: Some(entities),
+        schema: dir.path().join("missing.cedarschema"),
+        ..common::bundled_sources()
+    };
+    let error = policy::load(&sources).expect_err("nothing loads");
+    let messages: Vec<String> = error.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].contains("cannot read"), "{messages:#?}");
+    assert!(messages[1].contains("entities.json:1:9: invalid JSON"), "{messages:#?}");
+}

@@ -388,6 +388,52 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A batch whose questions bring no entities of their own is decided on one store: the
+    /// union of the questions' slices of the stored entities, with the shared entities on
+    /// top. Each answer is Cedar's over the whole store.
+    #[test]
+    fn a_batch_over_stored_entities_decides_as_cedar_over_the_whole_store(
+        w in world(),
+        actions in prop::collection::vec(0..PROJECT_ACTIONS.len(), 1..5),
+        stored_mask in any::<[bool; 6]>(),
+    ) {
+        let questions: Vec<Value> = actions
+            .iter()
+            .map(|&action| build(&World { action, ..w.clone() }))
+            .collect();
+        let all = questions[0]["entities"].as_array().expect("entities").clone();
+        let (mut stored, mut sent) = (decoys(), Vec::new());
+        for (i, entity) in all.iter().enumerate() {
+            if stored_mask[i % 6] { stored.push(entity.clone()) } else { sent.push(entity.clone()) }
+        }
+        let snapshot = with_stored(&stored);
+        let requests: Vec<Value> = questions
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                q.as_object_mut().expect("object").remove("entities");
+                q
+            })
+            .collect();
+        let decider = gatehouse::decide::Decider::new(0, 0, Duration::ZERO);
+        let batch = decider.batch(&snapshot, &json!(sent), &requests).expect("batch");
+        for (request, q) in requests.iter().zip(&questions) {
+            let question: gatehouse::decide::Question =
+                serde_json::from_value(request.clone()).expect("question");
+            let answer = decider.answer(&snapshot, &question, Some(&batch)).expect("answer");
+            let mut whole = q.clone();
+            whole["entities"] = json!(stored.iter().chain(&sent).collect::<Vec<_>>());
+            let (decision, reasons) = direct(&app().1, &whole);
+            prop_assert_eq!(format!("{:?}", answer.decision.decision), decision, "{:?} {:?}", w, stored_mask);
+            prop_assert_eq!(&answer.decision.reasons, &reasons, "{:?} {:?}", w, stored_mask);
+            prop_assert!(answer.decision.errors.is_empty(), "{:?}", answer.decision.errors);
+        }
+    }
+}
+
 /// The context names a stored entity the question sends nothing about: the slice must hold
 /// it, or the organization admin's access could be changed from the project.
 #[test]

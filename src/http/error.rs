@@ -17,9 +17,8 @@ use crate::decide::{InputError, Part};
 use crate::policy::store::ProblemReport;
 
 /// The machine-readable cause of an error, as clients match on it (`snake_case` on the
-/// wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// wire, see [`ErrorCode::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// The body is not valid JSON.
     MalformedJson,
@@ -128,6 +127,12 @@ impl ErrorCode {
             Self::ReloadFailed => "reload_failed",
             Self::Internal => "internal",
         }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -247,5 +247,61 @@ async fn saturation_answers_503_with_retry_after() {
         200,
         "the slot is free again"
     );
+    // The shed request is counted: the metrics layer is outside the limit.
+    let (_, metrics) = server.get("/metrics").await;
+    for needle in [
+        "gatehouse_http_requests_shed_total 1",
+        "gatehouse_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"503\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_request_gets_408_in_the_error_shape_and_is_counted() {
+    let server = start(Options {
+        config: Config {
+            request_timeout: 1,
+            ..Config::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // A body that never finishes arriving.
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            stream,
+            "POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .expect("write");
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 || answer.ends_with(b"}}") {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&answer).contains("}}") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).expect("body");
+    let body: Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    let (_, metrics) = server.get("/metrics").await;
+    let needle = "gatehouse_http_requests_total{route=\"/v1/is_authorized\",method=\"POST\",status=\"408\"} 1";
+    assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
     server.stop().await;
 }

@@ -216,7 +216,10 @@ fn every_problem_is_reported_even_when_the_schema_already_failed() {
     let error = policy::load(&sources).expect_err("nothing loads");
     let messages: Vec<String> = error.problems.iter().map(ToString::to_string).collect();
     assert_eq!(messages.len(), 2, "{messages:#?}");
-    assert!(messages[0].contains("missing.cedarschema: cannot read"), "{messages:#?}");
+    assert!(
+        messages[0].contains("missing.cedarschema: cannot read"),
+        "{messages:#?}"
+    );
     assert!(messages[1].contains("no `.cedar` files"), "{messages:#?}");
 }
 
@@ -234,5 +237,8 @@ fn a_broken_entities_file_is_reported_beside_a_broken_schema() {
     let messages: Vec<String> = error.problems.iter().map(ToString::to_string).collect();
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages[0].contains("cannot read"), "{messages:#?}");
-    assert!(messages[1].contains("entities.json:1:9: invalid JSON"), "{messages:#?}");
+    assert!(
+        messages[1].contains("entities.json:1:9: invalid JSON"),
+        "{messages:#?}"
+    );
 }

@@ -322,3 +322,51 @@ fn a_namespace_type_shadowing_an_empty_namespace_type_is_refused() {
     .expect_err("shadowing is refused");
     assert!(error.problems[0].to_string().contains("shadows"), "{error}");
 }
+
+#[tokio::test]
+async fn the_sidecar_answers_namespaced_questions_over_http() {
+    for world in worlds() {
+        let (_dir, sources, _snapshot) = load(&world);
+        let config = gatehouse::config::Config {
+            listen: "127.0.0.1:0".into(),
+            ..gatehouse::config::Config::for_sources(&sources)
+        };
+        let app = gatehouse::app::Application::build(&config)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", world.name));
+        let router = app.router();
+        let body = serde_json::to_vec(&json!({
+            "principal": world.principal,
+            "action": r#"App::Action::"read""#,
+            "resource": world.resource,
+            "context": world.context,
+            "entities": world.entities,
+        }))
+        .expect("json");
+        let (status, answer) = common::server::oneshot(&router, "/v1/is_authorized", body).await;
+        assert_eq!(status, 200, "{}: {answer}", world.name);
+        assert_eq!(answer["decision"], "Allow", "{}: {answer}", world.name);
+        assert_eq!(
+            answer["diagnostics"]["reason"],
+            json!(["p"]),
+            "{}",
+            world.name
+        );
+
+        let body = serde_json::to_vec(&json!({
+            "principal": world.principal,
+            "resource": world.resource,
+            "context": world.context,
+            "entities": world.entities,
+        }))
+        .expect("json");
+        let (status, answer) = common::server::oneshot(&router, "/v1/allowed_actions", body).await;
+        assert_eq!(status, 200, "{}: {answer}", world.name);
+        assert_eq!(
+            answer["allowed"],
+            json!(["read"]),
+            "{}: {answer}",
+            world.name
+        );
+    }
+}

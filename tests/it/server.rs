@@ -313,8 +313,41 @@ async fn malformed_requests_get_a_clear_4xx() {
     }
     let (status, answer) = server.get("/v1/is_authorized").await;
     assert_eq!(status, 405, "{answer}");
-    assert!(answer.contains("method_not_allowed"));
+    let answer: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        answer,
+        json!({"error": {"code": "method_not_allowed", "message": "`GET` is not allowed on `/v1/is_authorized`"}})
+    );
+    let (status, answer) = server.get("/v2/nothing").await;
+    assert_eq!(status, 404, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        answer,
+        json!({"error": {"code": "not_found", "message": "no route `GET /v2/nothing`"}})
+    );
     server.stop().await;
+}
+
+/// The README's table of error codes is the API's: every code with its status, no other.
+#[test]
+fn the_readme_lists_every_error_code_with_its_status() {
+    use gatehouse::http::error::ErrorCode;
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| {
+            l.starts_with("| `") && l.contains("` | 4")
+                || l.starts_with("| `") && l.contains("` | 5")
+        })
+        .collect();
+    for code in ErrorCode::ALL {
+        let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+        assert!(
+            rows.iter().any(|r| r.starts_with(&row)),
+            "README lacks the row `{row}`"
+        );
+    }
+    assert_eq!(rows.len(), ErrorCode::ALL.len(), "{rows:#?}");
 }
 
 #[tokio::test]
@@ -390,11 +423,40 @@ async fn health_readiness_metrics_status_and_policies() {
 
 #[tokio::test]
 async fn admin_routes_need_the_token_when_one_is_set() {
+    admin_routes_need_the_token(Config {
+        admin_token: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_token_can_come_from_a_file() {
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret\n").expect("write");
+    admin_routes_need_the_token(Config {
+        admin_token_file: Some(file),
+        ..Config::default()
+    })
+    .await;
+    // An empty file is refused at start-up rather than leaving the routes open.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        admin_token_file: Some(empty),
+        ..Config::for_sources(&common::bundled_sources())
+    };
+    let error = gatehouse::app::Application::build(&config)
+        .await
+        .expect_err("an empty token file is refused");
+    assert!(error.to_string().contains("is empty"), "{error}");
+}
+
+async fn admin_routes_need_the_token(config: Config) {
     let server = start(Options {
-        config: Config {
-            admin_token: Some("s3cret".into()),
-            ..Config::default()
-        },
+        config,
         ..Options::default()
     })
     .await;

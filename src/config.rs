@@ -74,6 +74,7 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = defaults::LISTEN)]
     pub listen: String,
+    /// The policy set.
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Cedar entity JSON that every decision sees (watched and reloaded like the policies).

@@ -14,6 +14,7 @@ use crate::policy::{self, ActionCatalog, Sources};
 /// Arguments of `gatehouse check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The policy set.
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// The principal, e.g. `User::"vera"` (or Cedar's JSON uid).

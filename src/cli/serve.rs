@@ -15,6 +15,7 @@ use crate::telemetry;
 /// `GATEHOUSE_*` variable (a flag wins).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Every setting of the sidecar.
     #[command(flatten)]
     pub config: Config,
 }

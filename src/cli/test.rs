@@ -23,6 +23,7 @@ pub enum Format {
 /// Arguments of `gatehouse test`.
 #[derive(Debug, Args)]
 pub struct TestArgs {
+    /// The policy set.
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Suite files, or directories searched for `*.test.json`.

@@ -10,6 +10,7 @@ use crate::policy;
 /// Arguments of `gatehouse validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The policy set.
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

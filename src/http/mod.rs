@@ -74,7 +74,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The parts [`AppState::new`] is built from.
+/// The parts an [`AppState`] is built from (by [`crate::app::Application::build`]).
 #[derive(Debug)]
 pub struct Parts {
     /// The live policy set.

@@ -21,7 +21,7 @@ use crate::policy::{ActionCatalog, AttrType, Snapshot};
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
     name: Option<String>,
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "free text for the reader: accepted, never read")]
     description: Option<String>,
     #[serde(default)]
     fixtures: Vec<String>,
@@ -39,7 +39,7 @@ struct SuiteFile {
 #[serde(deny_unknown_fields)]
 struct CaseSpec {
     name: String,
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "free text for the reader: accepted, never read")]
     description: Option<String>,
     principal: Value,
     action: Value,
@@ -55,7 +55,7 @@ struct CaseSpec {
 #[serde(deny_unknown_fields)]
 struct MatrixSpec {
     name: String,
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "free text for the reader: accepted, never read")]
     description: Option<String>,
     resource: Value,
     actions: Vec<String>,

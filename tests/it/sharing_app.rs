@@ -1,18 +1,133 @@
 //! The example host application end to end: gatehouse and the app on 127.0.0.1:0, every
-//! sharing flow walked as a user would, asserting what works and what is refused.
+//! sharing flow walked as a user would, asserting what works and what is refused. Flows read
+//! as tables of steps: who, what request, and what must come back.
 
-use crate::common;
-
-use crate::sharing_app_host as app;
-
-use common::server::TestServer;
-use gatehouse::client::Client;
 use serde_json::{Value, json};
 
+use crate::common;
+use crate::common::server::TestServer;
+use crate::sharing_app_host as app;
+use gatehouse::client::Client;
+
+/// The app, its gatehouse, and an HTTP client.
 struct World {
     base: String,
     http: reqwest::Client,
     gatehouse: TestServer,
+}
+
+/// What a step must get back.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// 200.
+    Ok,
+    /// 403, whatever decided it.
+    Refused,
+    /// 403, decided by exactly these policies.
+    RefusedBy(&'static [&'static str]),
+    /// This status.
+    Status(u16),
+}
+use Expect::{Ok, Refused, RefusedBy, Status};
+
+/// One step of a flow: `user` sends `method path` with `body` and gets `expect`.
+struct Step {
+    user: &'static str,
+    method: &'static str,
+    path: String,
+    body: Value,
+    expect: Expect,
+}
+
+/// A table of steps, one per line: `(user, method, path, body) => expected`.
+macro_rules! steps {
+    ($(($user:expr, $method:expr, $path:expr, $body:expr) => $expect:expr),* $(,)?) => {
+        [$(Step { user: $user, method: $method, path: String::from($path), body: $body, expect: $expect }),*]
+    };
+}
+
+/// What came back.
+struct Reply {
+    status: u16,
+    body: Value,
+    what: String,
+}
+
+impl Reply {
+    /// Asserts a 200 and returns the body.
+    fn ok(self) -> Value {
+        assert_eq!(self.status, 200, "{}: {}", self.what, self.body);
+        self.body
+    }
+
+    /// Asserts a 403 in the app's error shape and returns the deciding policies.
+    fn refused(self) -> Vec<String> {
+        assert_eq!(
+            self.status, 403,
+            "{} should be refused: {}",
+            self.what, self.body
+        );
+        let error = &self.body["error"];
+        assert_eq!(error["code"], "forbidden", "{}: {}", self.what, self.body);
+        serde_json::from_value(error["reasons"].clone()).expect("reasons")
+    }
+
+    /// Asserts `expect`.
+    fn expect(self, expect: Expect) {
+        match expect {
+            Ok => {
+                self.ok();
+            }
+            Refused => {
+                self.refused();
+            }
+            RefusedBy(reasons) => {
+                let what = self.what.clone();
+                assert_eq!(self.refused(), reasons, "{what}");
+            }
+            Status(status) => assert_eq!(self.status, status, "{}: {}", self.what, self.body),
+        }
+    }
+}
+
+/// Requests sent as one user.
+struct As<'a> {
+    world: &'a World,
+    user: Option<&'a str>,
+}
+
+impl As<'_> {
+    async fn send(&self, method: &str, path: &str, body: Value) -> Reply {
+        let mut request = self.world.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.world.base),
+        );
+        if let Some(user) = self.user {
+            request = request.header("x-user", user);
+        }
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        Reply {
+            status,
+            body: response.json().await.unwrap_or(Value::Null),
+            what: format!("{:?}: {method} {path}", self.user),
+        }
+    }
+
+    async fn get(&self, path: impl AsRef<str>) -> Reply {
+        self.send("GET", path.as_ref(), Value::Null).await
+    }
+
+    async fn post(&self, path: impl AsRef<str>, body: Value) -> Reply {
+        self.send("POST", path.as_ref(), body).await
+    }
+
+    async fn patch(&self, path: impl AsRef<str>, body: Value) -> Reply {
+        self.send("PATCH", path.as_ref(), body).await
+    }
 }
 
 impl World {
@@ -33,99 +148,68 @@ impl World {
             http: reqwest::Client::new(),
             gatehouse,
         };
-        for (user, email) in [
-            ("ana", "ana@example.com"),
-            ("adam", "adam@example.com"),
-            ("cole", "cole@example.com"),
-            ("eddie", "eddie@example.com"),
-            ("vic", "vic@example.com"),
-            ("stan", "stan@example.com"),
-        ] {
-            world
-                .call("POST", "/users", None, json!({"id": user, "email": email}))
-                .await;
+        for user in ["ana", "adam", "cole", "eddie", "vic", "stan"] {
+            let email = format!("{user}@example.com");
+            let body = json!({"id": user, "email": email});
+            world.anonymous().post("/users", body).await.ok();
         }
         world
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        user: Option<&str>,
-        body: Value,
-    ) -> (u16, Value) {
-        let mut request = self.http.request(
-            method.parse().expect("method"),
-            format!("{}{path}", self.base),
-        );
-        if let Some(user) = user {
-            request = request.header("x-user", user);
+    /// Requests as `user` (the `x-user` header).
+    fn as_<'a>(&'a self, user: &'a str) -> As<'a> {
+        As {
+            world: self,
+            user: Some(user),
         }
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn ok(&self, method: &str, path: &str, user: &str, body: Value) -> Value {
-        let (status, answer) = self.call(method, path, Some(user), body).await;
-        assert_eq!(status, 200, "{user}: {method} {path}: {answer}");
-        answer
+    /// Requests without `x-user`.
+    fn anonymous(&self) -> As<'_> {
+        As {
+            world: self,
+            user: None,
+        }
     }
 
-    /// Asserts a 403 and returns the deciding policies.
-    async fn refused(&self, method: &str, path: &str, user: &str, body: Value) -> Vec<String> {
-        let (status, answer) = self.call(method, path, Some(user), body).await;
-        assert_eq!(
-            status, 403,
-            "{user}: {method} {path} should be refused: {answer}"
-        );
-        assert_eq!(answer["error"], "forbidden");
-        serde_json::from_value(answer["reasons"].clone()).expect("reasons")
+    /// Runs the steps in order.
+    async fn run(&self, steps: &[Step]) {
+        for s in steps {
+            let user = self.as_(s.user);
+            user.send(s.method, &s.path, s.body.clone())
+                .await
+                .expect(s.expect);
+        }
     }
 
     async fn project(&self, owner: &str, name: &str) -> String {
-        let project = self
-            .ok("POST", "/projects", owner, json!({"name": name}))
-            .await;
-        project["id"].as_str().expect("id").to_string()
+        let body = json!({"name": name});
+        id(&self.as_(owner).post("/projects", body).await.ok())
     }
 
     /// Invites `user` at `role` (as `by`) and has them accept.
     async fn share(&self, project: &str, by: &str, user: &str, role: &str) {
-        let invitation = self
-            .ok(
-                "POST",
-                &format!("/projects/{project}/invitations"),
-                by,
-                json!({"user": user, "role": role}),
-            )
-            .await;
-        let id = invitation["id"].as_str().expect("id");
-        self.ok(
-            "POST",
-            &format!("/invitations/{id}/accept"),
-            user,
-            Value::Null,
-        )
-        .await;
+        let body = json!({"user": user, "role": role});
+        let path = format!("/projects/{project}/invitations");
+        let invitation = self.as_(by).post(path, body).await.ok();
+        let path = format!("/invitations/{}/accept", id(&invitation));
+        self.as_(user).post(path, NONE).await.ok();
     }
 
-    async fn list(&self, user: &str) -> Value {
-        self.ok("GET", "/my/projects", user, Value::Null).await
+    /// The ids of `user`'s projects in list `which` (`owned`, `shared`, `organization`).
+    async fn list(&self, user: &str, which: &str) -> Vec<String> {
+        let lists = self.as_(user).get("/my/projects").await.ok();
+        let list = lists[which].as_array().expect("list");
+        list.iter().map(id).collect()
     }
 }
 
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .expect("list")
-        .iter()
-        .map(|p| p["id"].as_str().expect("id").to_string())
-        .collect()
+fn id(record: &Value) -> String {
+    record["id"].as_str().expect("id").to_string()
 }
+
+/// No body.
+const NONE: Value = Value::Null;
 
 #[tokio::test]
 async fn walkthrough_share_token_access_request_read_only_then_removed() {
@@ -134,77 +218,43 @@ async fn walkthrough_share_token_access_request_read_only_then_removed() {
     w.share(&p, "ana", "adam", "admin").await;
 
     // An administrator generates a share token and notes its expiry.
+    let body = json!({"expires_in_secs": 3600});
     let token = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/tokens"),
-            "adam",
-            json!({"expires_in_secs": 3600}),
-        )
-        .await;
+        .as_("adam")
+        .post(format!("/projects/{p}/tokens"), body)
+        .await
+        .ok();
     let expiry = token["expires_at"].as_str().expect("expiry");
     assert!(humantime::parse_rfc3339(expiry).expect("RFC 3339") > std::time::SystemTime::now());
-    let token = token["id"].as_str().expect("token").to_string();
 
-    // A colleague submits an access request with it.
-    let request = w
-        .ok(
-            "POST",
-            &format!("/tokens/{token}/requests"),
-            "cole",
-            Value::Null,
-        )
-        .await;
+    // A colleague submits an access request with it; the administrator sees it pending.
+    let path = format!("/tokens/{}/requests", id(&token));
+    let request = w.as_("cole").post(path, NONE).await.ok();
     assert_eq!(request["status"], "pending");
     let pending = w
-        .ok(
-            "GET",
-            &format!("/projects/{p}/requests"),
-            "adam",
-            Value::Null,
-        )
-        .await;
+        .as_("adam")
+        .get(format!("/projects/{p}/requests"))
+        .await
+        .ok();
     assert_eq!(pending["requests"][0]["requester"], "cole");
 
-    // The administrator accepts at Read Only.
-    let id = request["id"].as_str().expect("id");
-    w.ok(
-        "POST",
-        &format!("/requests/{id}/accept"),
-        "adam",
-        json!({"role": "viewer"}),
-    )
-    .await;
+    // Accepted at Read Only: the colleague opens the project but cannot run processing.
+    let accept = format!("/requests/{}/accept", id(&request));
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("adam", "POST", &accept, json!({"role": "viewer"})) => Ok,
+        ("cole", "GET", format!("/projects/{p}"), NONE) => Ok,
+        ("cole", "POST", format!("/projects/{p}/processing"), NONE) => RefusedBy(&[]),
+    ]).await;
+    assert_eq!(w.list("cole", "shared").await, [p.as_str()]);
 
-    // The colleague can open the project but cannot run processing.
-    assert_eq!(
-        w.ok("GET", &format!("/projects/{p}"), "cole", Value::Null)
-            .await["name"],
-        "Survey"
-    );
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/projects/{p}/processing"),
-            "cole",
-            Value::Null
-        )
-        .await,
-        Vec::<String>::new()
-    );
-    assert_eq!(ids(&w.list("cole").await["shared"]), vec![p.clone()]);
-
-    // The administrator removes the colleague; the project disappears from the list.
-    w.ok(
-        "DELETE",
-        &format!("/projects/{p}/members/cole"),
-        "adam",
-        Value::Null,
-    )
-    .await;
-    assert!(ids(&w.list("cole").await["shared"]).is_empty());
-    w.refused("GET", &format!("/projects/{p}"), "cole", Value::Null)
-        .await;
+    // Removed, the project disappears from the colleague's list and page.
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("adam", "DELETE", format!("/projects/{p}/members/cole"), NONE) => Ok,
+        ("cole", "GET", format!("/projects/{p}"), NONE) => Refused,
+    ]).await;
+    assert!(w.list("cole", "shared").await.is_empty());
 }
 
 #[tokio::test]
@@ -213,171 +263,74 @@ async fn a_viewer_cannot_reshare_and_an_editor_shares_only_when_allowed() {
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
     w.share(&p, "ana", "eddie", "editor").await;
-
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/invitations"),
-        "vic",
-        json!({"user": "stan", "role": "viewer"}),
-    )
-    .await;
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/invitations"),
-        "eddie",
-        json!({"user": "stan", "role": "viewer"}),
-    )
-    .await;
-    // An editor cannot allow it themselves; the owner can.
-    w.refused(
-        "PUT",
-        &format!("/projects/{p}/settings"),
-        "eddie",
-        json!({"editors_can_share": true}),
-    )
-    .await;
-    w.ok(
-        "PUT",
-        &format!("/projects/{p}/settings"),
-        "ana",
-        json!({"editors_can_share": true}),
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/invitations"),
-        "eddie",
-        json!({"user": "stan", "role": "editor"}),
-    )
-    .await;
-    // Up to the role ceiling: an editor grants at most editor.
-    let reasons = w
-        .refused(
-            "POST",
-            &format!("/projects/{p}/invitations"),
-            "eddie",
-            json!({"user": "cole", "role": "manager"}),
-        )
-        .await;
-    assert_eq!(reasons, ["sharing.manager-role-by-managers-and-up"]);
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/invitations"),
-        "vic",
-        json!({"user": "cole", "role": "viewer"}),
-    )
-    .await;
+    let (invite, settings) = (
+        format!("/projects/{p}/invitations"),
+        format!("/projects/{p}/settings"),
+    );
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("vic", "POST", &invite, json!({"user": "stan", "role": "viewer"})) => Refused,
+        ("eddie", "POST", &invite, json!({"user": "stan", "role": "viewer"})) => Refused,
+        // An editor cannot allow it themselves; the owner can.
+        ("eddie", "PUT", &settings, json!({"editors_can_share": true})) => Refused,
+        ("ana", "PUT", &settings, json!({"editors_can_share": true})) => Ok,
+        ("eddie", "POST", &invite, json!({"user": "stan", "role": "editor"})) => Ok,
+        // Up to the role ceiling: an editor grants at most editor.
+        ("eddie", "POST", &invite, json!({"user": "cole", "role": "manager"}))
+            => RefusedBy(&["sharing.manager-role-by-managers-and-up"]),
+        ("vic", "POST", &invite, json!({"user": "cole", "role": "viewer"})) => Refused,
+    ]).await;
 }
 
 #[tokio::test]
 async fn organization_roles_combine_and_an_org_admins_access_is_fixed() {
     let w = World::new().await;
     for user in ["oa", "om", "oe", "ov"] {
-        w.call("POST", "/users", None, json!({"id": user})).await;
+        w.anonymous().post("/users", json!({"id": user})).await.ok();
     }
-    w.ok("POST", "/orgs", "oa", json!({"id": "acme"})).await;
-    for (user, role) in [("om", "member"), ("oe", "editor"), ("ov", "viewer")] {
-        w.ok(
-            "PUT",
-            &format!("/orgs/acme/members/{user}"),
-            "oa",
-            json!({"role": role}),
-        )
-        .await;
-    }
-    // Only organization admins set organization-wide roles.
-    w.refused(
-        "PUT",
-        "/orgs/acme/members/ov",
-        "om",
-        json!({"role": "admin"}),
-    )
-    .await;
-    // Only members create projects in the organization.
-    w.refused(
-        "POST",
-        "/projects",
-        "stan",
-        json!({"name": "x", "organization": "acme"}),
-    )
-    .await;
-    let p = w
-        .ok(
-            "POST",
-            "/projects",
-            "om",
-            json!({"name": "Org survey", "organization": "acme"}),
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-
-    // Organization-wide roles apply to the organization's projects.
-    w.ok(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "oe",
-        json!({"name": "edited by an org editor"}),
-    )
-    .await;
-    w.ok("GET", &format!("/projects/{p}"), "ov", Value::Null)
-        .await;
-    w.refused(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "ov",
-        json!({"name": "no"}),
-    )
-    .await;
-    w.ok("POST", &format!("/projects/{p}/archive"), "oa", Value::Null)
-        .await;
-    w.ok("POST", &format!("/projects/{p}/restore"), "oa", Value::Null)
-        .await;
+    w.as_("oa").post("/orgs", json!({"id": "acme"})).await.ok();
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("oa", "PUT", "/orgs/acme/members/om", json!({"role": "member"})) => Ok,
+        ("oa", "PUT", "/orgs/acme/members/oe", json!({"role": "editor"})) => Ok,
+        ("oa", "PUT", "/orgs/acme/members/ov", json!({"role": "viewer"})) => Ok,
+        // Only organization admins set organization-wide roles.
+        ("om", "PUT", "/orgs/acme/members/ov", json!({"role": "admin"})) => Refused,
+        // Only members create projects in the organization.
+        ("stan", "POST", "/projects", json!({"name": "x", "organization": "acme"})) => Refused,
+    ]).await;
+    let body = json!({"name": "Org survey", "organization": "acme"});
+    let p = id(&w.as_("om").post("/projects", body).await.ok());
+    let page = format!("/projects/{p}");
+    #[rustfmt::skip]
+    w.run(&steps![
+        // Organization-wide roles apply to the organization's projects.
+        ("oe", "PATCH", &page, json!({"name": "edited by an org editor"})) => Ok,
+        ("ov", "GET", &page, NONE) => Ok,
+        ("ov", "PATCH", &page, json!({"name": "no"})) => Refused,
+        ("oa", "POST", format!("{page}/archive"), NONE) => Ok,
+        ("oa", "POST", format!("{page}/restore"), NONE) => Ok,
+    ]).await;
     // The highest of organization and project roles: an org viewer made project editor edits.
     w.share(&p, "om", "ov", "editor").await;
-    w.ok(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "ov",
-        json!({"name": "edited by ov"}),
-    )
-    .await;
+    w.as_("ov")
+        .patch(&page, json!({"name": "by ov"}))
+        .await
+        .ok();
     // The organization's projects are listed for its members.
-    assert_eq!(ids(&w.list("oe").await["organization"]), vec![p.clone()]);
-    assert!(ids(&w.list("stan").await["organization"]).is_empty());
-
-    // An org admin's access cannot be changed from a project.
-    let reasons = w
-        .refused(
-            "PUT",
-            &format!("/projects/{p}/members/oa"),
-            "om",
-            json!({"role": "viewer"}),
-        )
-        .await;
-    assert_eq!(reasons, ["sharing.org-admin-access-fixed"]);
-    assert_eq!(
-        w.refused(
-            "DELETE",
-            &format!("/projects/{p}/members/oa"),
-            "om",
-            Value::Null
-        )
-        .await,
-        ["sharing.org-admin-access-fixed"]
-    );
-    // An organization's project is shared only with its members.
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/projects/{p}/invitations"),
-            "om",
-            json!({"user": "stan", "role": "viewer"})
-        )
-        .await,
-        ["sharing.target-in-organization"]
-    );
+    assert_eq!(w.list("oe", "organization").await, [p.as_str()]);
+    assert!(w.list("stan", "organization").await.is_empty());
+    #[rustfmt::skip]
+    w.run(&steps![
+        // An org admin's access cannot be changed from a project.
+        ("om", "PUT", format!("{page}/members/oa"), json!({"role": "viewer"}))
+            => RefusedBy(&["sharing.org-admin-access-fixed"]),
+        ("om", "DELETE", format!("{page}/members/oa"), NONE)
+            => RefusedBy(&["sharing.org-admin-access-fixed"]),
+        // An organization's project is shared only with its members.
+        ("om", "POST", format!("{page}/invitations"), json!({"user": "stan", "role": "viewer"}))
+            => RefusedBy(&["sharing.target-in-organization"]),
+    ]).await;
 }
 
 #[tokio::test]
@@ -385,484 +338,170 @@ async fn in_processing_a_shared_editor_sees_edits_and_misses_the_right_items() {
     let w = World::new().await;
     let dump = json!({"name": "Phased", "phase": "processing", "items": [
         {"name": "plan", "phase": "planning"}, {"name": "run", "phase": "processing"}, {"name": "report", "phase": "report_ready"}]});
-    let p = w.ok("POST", "/projects/import", "ana", dump).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let p = id(&w.as_("ana").post("/projects/import", dump).await.ok());
     w.share(&p, "ana", "eddie", "editor").await;
 
-    let owner_items = w
-        .ok("GET", &format!("/projects/{p}/items"), "ana", Value::Null)
-        .await;
+    let owner_items = w.as_("ana").get(format!("/projects/{p}/items")).await.ok();
     let item = |name: &str| {
-        owner_items["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|i| i["name"] == name)
-            .expect("item")["id"]
-            .as_str()
-            .expect("id")
-            .to_string()
+        let items = owner_items["items"].as_array().expect("items");
+        id(items.iter().find(|i| i["name"] == name).expect("item"))
     };
     let (plan, run, report) = (item("plan"), item("run"), item("report"));
 
     let visible = w
-        .ok("GET", &format!("/projects/{p}/items"), "eddie", Value::Null)
-        .await;
-    let names: Vec<&str> = visible["items"]
-        .as_array()
-        .expect("items")
+        .as_("eddie")
+        .get(format!("/projects/{p}/items"))
+        .await
+        .ok();
+    let visible = visible["items"].as_array().expect("items");
+    let names: Vec<&str> = visible
         .iter()
         .map(|i| i["name"].as_str().expect("name"))
         .collect();
     assert_eq!(names, ["plan", "run"]);
-    w.ok(
-        "PATCH",
-        &format!("/items/{run}"),
-        "eddie",
-        json!({"name": "run v2"}),
-    )
-    .await;
-    assert_eq!(
-        w.refused(
-            "PATCH",
-            &format!("/items/{plan}"),
-            "eddie",
-            json!({"name": "no"})
-        )
-        .await,
-        ["phases.items-edited-in-their-phase"]
-    );
-    assert_eq!(
-        w.refused("GET", &format!("/items/{report}"), "eddie", Value::Null)
-            .await,
-        ["phases.items-not-ahead-of-project"]
-    );
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("eddie", "PATCH", format!("/items/{run}"), json!({"name": "run v2"})) => Ok,
+        ("eddie", "PATCH", format!("/items/{plan}"), json!({"name": "no"}))
+            => RefusedBy(&["phases.items-edited-in-their-phase"]),
+        ("eddie", "GET", format!("/items/{report}"), NONE)
+            => RefusedBy(&["phases.items-not-ahead-of-project"]),
+    ]).await;
     // New items belong to the current phase; the owner edits any phase.
-    assert_eq!(
-        w.ok(
-            "POST",
-            &format!("/projects/{p}/items"),
-            "eddie",
-            json!({"name": "new"})
-        )
-        .await["phase"],
-        "processing"
-    );
-    w.ok(
-        "PATCH",
-        &format!("/items/{report}"),
-        "ana",
-        json!({"name": "report v2"}),
-    )
-    .await;
-    // Downloads only when enabled.
-    w.refused(
-        "GET",
-        &format!("/items/{plan}/download"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "PUT",
-        &format!("/projects/{p}/settings"),
-        "ana",
-        json!({"downloads_enabled": true}),
-    )
-    .await;
-    w.ok(
-        "GET",
-        &format!("/items/{plan}/download"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "GET",
-        &format!("/projects/{p}/download"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    // Reports only once ready; then shared editors may no longer run processing.
-    assert_eq!(
-        w.refused("GET", &format!("/projects/{p}/report"), "ana", Value::Null)
-            .await,
-        ["phases.report-when-ready"]
-    );
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/processing"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/advance"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/advance"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "GET",
-        &format!("/projects/{p}/report"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/projects/{p}/processing"),
-            "eddie",
-            Value::Null
-        )
-        .await,
-        ["phases.processing-until-report"]
-    );
-    w.ok("GET", &format!("/items/{report}"), "eddie", Value::Null)
-        .await;
+    let path = format!("/projects/{p}/items");
+    let new = w.as_("eddie").post(path, json!({"name": "new"})).await.ok();
+    assert_eq!(new["phase"], "processing");
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("ana", "PATCH", format!("/items/{report}"), json!({"name": "report v2"})) => Ok,
+        // Downloads only when enabled.
+        ("eddie", "GET", format!("/items/{plan}/download"), NONE) => Refused,
+        ("ana", "PUT", format!("/projects/{p}/settings"), json!({"downloads_enabled": true})) => Ok,
+        ("eddie", "GET", format!("/items/{plan}/download"), NONE) => Ok,
+        ("eddie", "GET", format!("/projects/{p}/download"), NONE) => Ok,
+        // Reports only once ready; then shared editors may no longer run processing.
+        ("ana", "GET", format!("/projects/{p}/report"), NONE) => RefusedBy(&["phases.report-when-ready"]),
+        ("eddie", "POST", format!("/projects/{p}/processing"), NONE) => Ok,
+        ("eddie", "POST", format!("/projects/{p}/advance"), NONE) => Refused,
+        ("ana", "POST", format!("/projects/{p}/advance"), NONE) => Ok,
+        ("eddie", "GET", format!("/projects/{p}/report"), NONE) => Ok,
+        ("eddie", "POST", format!("/projects/{p}/processing"), NONE)
+            => RefusedBy(&["phases.processing-until-report"]),
+        ("eddie", "GET", format!("/items/{report}"), NONE) => Ok,
+    ]).await;
 }
 
 #[tokio::test]
 async fn expired_and_stopped_tokens_are_refused_and_a_new_one_works() {
     let w = World::new().await;
     let p = w.project("ana", "Survey").await;
-    let expired = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/tokens"),
-            "ana",
-            json!({"expires_at": "2020-01-01T00:00:00Z"}),
-        )
-        .await;
-    let expired = expired["id"].as_str().expect("id");
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/tokens/{expired}/requests"),
-            "cole",
-            Value::Null
-        )
-        .await,
-        ["tokens.expired"]
-    );
-
-    let token = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/tokens"),
-            "ana",
-            json!({"expires_in_secs": 600}),
-        )
-        .await;
-    let token = token["id"].as_str().expect("id");
-    // Reusable by several people until it expires or is stopped.
-    w.ok(
-        "POST",
-        &format!("/tokens/{token}/requests"),
-        "cole",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/tokens/{token}/requests"),
-        "stan",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/tokens/{token}/requests"),
-            "ana",
-            Value::Null
-        )
-        .await,
-        ["tokens.not-for-owner"]
-    );
-    w.refused("DELETE", &format!("/tokens/{token}"), "cole", Value::Null)
-        .await;
-    w.ok("DELETE", &format!("/tokens/{token}"), "ana", Value::Null)
-        .await;
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/tokens/{token}/requests"),
-            "vic",
-            Value::Null
-        )
-        .await,
-        ["tokens.revoked"]
-    );
-    // A rejected request leaves no access.
+    let tokens = format!("/projects/{p}/tokens");
+    let past = json!({"expires_at": "2020-01-01T00:00:00Z"});
+    let expired = id(&w.as_("ana").post(&tokens, past).await.ok());
+    let live = json!({"expires_in_secs": 600});
+    let token = id(&w.as_("ana").post(&tokens, live.clone()).await.ok());
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("cole", "POST", format!("/tokens/{expired}/requests"), NONE) => RefusedBy(&["tokens.expired"]),
+        // Reusable by several people until it expires or is stopped.
+        ("cole", "POST", format!("/tokens/{token}/requests"), NONE) => Ok,
+        ("stan", "POST", format!("/tokens/{token}/requests"), NONE) => Ok,
+        ("ana", "POST", format!("/tokens/{token}/requests"), NONE) => RefusedBy(&["tokens.not-for-owner"]),
+        ("cole", "DELETE", format!("/tokens/{token}"), NONE) => Refused,
+        ("ana", "DELETE", format!("/tokens/{token}"), NONE) => Ok,
+        ("vic", "POST", format!("/tokens/{token}/requests"), NONE) => RefusedBy(&["tokens.revoked"]),
+    ]).await;
     let requests = w
-        .ok(
-            "GET",
-            &format!("/projects/{p}/requests"),
-            "ana",
-            Value::Null,
-        )
-        .await;
-    let stan = requests["requests"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["requester"] == "stan")
-        .expect("stan's")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    w.ok(
-        "POST",
-        &format!("/requests/{stan}/reject"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    w.refused("GET", &format!("/projects/{p}"), "stan", Value::Null)
-        .await;
-    // Accepting at each role works for the owner; a manager stops at Just Administrator.
-    let cole = requests["requests"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["requester"] == "cole")
-        .expect("cole's")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+        .as_("ana")
+        .get(format!("/projects/{p}/requests"))
+        .await
+        .ok();
+    let request_of = |who: &str| {
+        let list = requests["requests"].as_array().expect("list");
+        id(list
+            .iter()
+            .find(|r| r["requester"] == who)
+            .expect("request"))
+    };
+    let (stan, cole) = (request_of("stan"), request_of("cole"));
+    // A rejected request leaves no access.
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("ana", "POST", format!("/requests/{stan}/reject"), NONE) => Ok,
+        ("stan", "GET", format!("/projects/{p}"), NONE) => Refused,
+    ]).await;
+    // A manager accepts up to Just Administrator.
     w.share(&p, "ana", "adam", "manager").await;
-    assert_eq!(
-        w.refused(
-            "POST",
-            &format!("/requests/{cole}/accept"),
-            "adam",
-            json!({"role": "admin"})
-        )
-        .await,
-        ["sharing.admin-role-by-privileged-only"]
-    );
-    w.ok(
-        "POST",
-        &format!("/requests/{cole}/accept"),
-        "adam",
-        json!({"role": "manager"}),
-    )
-    .await;
-    // A new token after expiry works again.
-    let fresh = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/tokens"),
-            "ana",
-            json!({"expires_in_secs": 600}),
-        )
-        .await;
-    w.ok(
-        "POST",
-        &format!("/tokens/{}/requests", fresh["id"].as_str().expect("id")),
-        "vic",
-        Value::Null,
-    )
-    .await;
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("adam", "POST", format!("/requests/{cole}/accept"), json!({"role": "admin"}))
+            => RefusedBy(&["sharing.admin-role-by-privileged-only"]),
+        ("adam", "POST", format!("/requests/{cole}/accept"), json!({"role": "manager"})) => Ok,
+    ]).await;
+    // A new token works again.
+    let fresh = id(&w.as_("ana").post(&tokens, live).await.ok());
+    let path = format!("/tokens/{fresh}/requests");
+    w.as_("vic").post(path, NONE).await.ok();
 }
 
 #[tokio::test]
 async fn invitations_members_roles_and_leaving() {
     let w = World::new().await;
     let p = w.project("ana", "Survey").await;
-    // By e-mail, for someone without an account yet.
-    let by_mail = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/invitations"),
-            "ana",
-            json!({"email": "nora@example.com", "role": "editor"}),
-        )
-        .await;
+    let invite = format!("/projects/{p}/invitations");
+    // By e-mail, for someone without an account yet; resent; accepted once the account exists.
+    let body = json!({"email": "nora@example.com", "role": "editor"});
+    let by_mail = w.as_("ana").post(&invite, body).await.ok();
     assert_eq!(by_mail["invitee"], json!({"email": "nora@example.com"}));
-    let resent = w
-        .ok(
-            "POST",
-            &format!(
-                "/invitations/{}/resend",
-                by_mail["id"].as_str().expect("id")
-            ),
-            "ana",
-            Value::Null,
-        )
-        .await;
-    assert_eq!(resent["sent"], 2);
-    w.call(
-        "POST",
-        "/users",
-        None,
-        json!({"id": "nora", "email": "nora@example.com"}),
-    )
-    .await;
-    let mine = w.ok("GET", "/invitations", "nora", Value::Null).await;
+    let path = format!("/invitations/{}/resend", id(&by_mail));
+    assert_eq!(w.as_("ana").post(path, NONE).await.ok()["sent"], 2);
+    let nora = json!({"id": "nora", "email": "nora@example.com"});
+    w.anonymous().post("/users", nora).await.ok();
+    let mine = w.as_("nora").get("/invitations").await.ok();
     assert_eq!(mine["invitations"][0]["project"], p);
-    w.ok(
-        "POST",
-        &format!(
-            "/invitations/{}/accept",
-            by_mail["id"].as_str().expect("id")
-        ),
-        "nora",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "nora",
-        json!({"name": "nora edits"}),
-    )
-    .await;
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("nora", "POST", format!("/invitations/{}/accept", id(&by_mail)), NONE) => Ok,
+        ("nora", "PATCH", format!("/projects/{p}"), json!({"name": "nora edits"})) => Ok,
+    ]).await;
 
-    // Cancel a pending invitation; it can no longer be accepted.
-    let pending = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/invitations"),
-            "ana",
-            json!({"user": "cole", "role": "viewer"}),
-        )
-        .await;
-    let id = pending["id"].as_str().expect("id");
-    w.refused(
-        "POST",
-        &format!("/invitations/{id}/cancel"),
-        "cole",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/invitations/{id}/cancel"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        w.call(
-            "POST",
-            &format!("/invitations/{id}/accept"),
-            Some("cole"),
-            Value::Null
-        )
-        .await
-        .0,
-        409
-    );
-    // Only the invitee accepts.
-    let other = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/invitations"),
-            "ana",
-            json!({"user": "vic", "role": "viewer"}),
-        )
-        .await;
-    w.refused(
-        "POST",
-        &format!("/invitations/{}/accept", other["id"].as_str().expect("id")),
-        "stan",
-        Value::Null,
-    )
-    .await;
+    // A cancelled invitation can no longer be accepted; only the invitee accepts.
+    let body = json!({"user": "cole", "role": "viewer"});
+    let pending = id(&w.as_("ana").post(&invite, body).await.ok());
+    let body = json!({"user": "vic", "role": "viewer"});
+    let other = id(&w.as_("ana").post(&invite, body).await.ok());
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("cole", "POST", format!("/invitations/{pending}/cancel"), NONE) => Refused,
+        ("ana", "POST", format!("/invitations/{pending}/cancel"), NONE) => Ok,
+        ("cole", "POST", format!("/invitations/{pending}/accept"), NONE) => Status(409),
+        ("stan", "POST", format!("/invitations/{other}/accept"), NONE) => Refused,
+    ]).await;
 
     // Change a member's role; remove a member; leave.
     w.share(&p, "ana", "adam", "manager").await;
     w.share(&p, "ana", "eddie", "viewer").await;
-    w.refused(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "eddie",
-        json!({"name": "no"}),
-    )
-    .await;
-    w.ok(
-        "PUT",
-        &format!("/projects/{p}/members/eddie"),
-        "adam",
-        json!({"role": "editor"}),
-    )
-    .await;
-    w.ok(
-        "PATCH",
-        &format!("/projects/{p}"),
-        "eddie",
-        json!({"name": "eddie edits"}),
-    )
-    .await;
-    assert_eq!(
-        w.refused(
-            "PUT",
-            &format!("/projects/{p}/members/adam"),
-            "adam",
-            json!({"role": "admin"})
-        )
-        .await,
-        [
-            "sharing.admin-role-by-privileged-only",
-            "sharing.no-own-role-change"
-        ]
-    );
-    assert_eq!(
-        w.refused(
-            "PUT",
-            &format!("/projects/{p}/members/ana"),
-            "adam",
-            json!({"role": "viewer"})
-        )
-        .await,
-        ["sharing.owner-access-fixed"]
-    );
-    let members = w
-        .ok(
-            "GET",
-            &format!("/projects/{p}/members"),
-            "eddie",
-            Value::Null,
-        )
-        .await;
-    assert_eq!(members["members"]["eddie"], "editor");
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/leave"),
-        "eddie",
-        Value::Null,
-    )
-    .await;
-    w.refused("GET", &format!("/projects/{p}"), "eddie", Value::Null)
-        .await;
-    assert_eq!(
-        w.refused("POST", &format!("/projects/{p}/leave"), "ana", Value::Null)
-            .await,
-        ["ownership.owner-cannot-leave"]
-    );
-    w.ok(
-        "DELETE",
-        &format!("/projects/{p}/members/nora"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    w.refused("GET", &format!("/projects/{p}"), "nora", Value::Null)
-        .await;
+    let members = format!("/projects/{p}/members");
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("eddie", "PATCH", format!("/projects/{p}"), json!({"name": "no"})) => Refused,
+        ("adam", "PUT", format!("{members}/eddie"), json!({"role": "editor"})) => Ok,
+        ("eddie", "PATCH", format!("/projects/{p}"), json!({"name": "eddie edits"})) => Ok,
+        ("adam", "PUT", format!("{members}/adam"), json!({"role": "admin"}))
+            => RefusedBy(&["sharing.admin-role-by-privileged-only", "sharing.no-own-role-change"]),
+        ("adam", "PUT", format!("{members}/ana"), json!({"role": "viewer"}))
+            => RefusedBy(&["sharing.owner-access-fixed"]),
+    ]).await;
+    let list = w.as_("eddie").get(&members).await.ok();
+    assert_eq!(list["members"]["eddie"], "editor");
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("eddie", "POST", format!("/projects/{p}/leave"), NONE) => Ok,
+        ("eddie", "GET", format!("/projects/{p}"), NONE) => Refused,
+        ("ana", "POST", format!("/projects/{p}/leave"), NONE) => RefusedBy(&["ownership.owner-cannot-leave"]),
+        ("ana", "DELETE", format!("{members}/nora"), NONE) => Ok,
+        ("nora", "GET", format!("/projects/{p}"), NONE) => Refused,
+    ]).await;
 }
 
 #[tokio::test]
@@ -870,139 +509,81 @@ async fn transfer_copy_export_import_archive_visibility() {
     let w = World::new().await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
+    let page = format!("/projects/{p}");
 
     // Transfer: the previous owner keeps Full Administrator and cannot take ownership back.
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/transfer"),
-        "vic",
-        json!({"to": "vic"}),
-    )
-    .await;
+    let to = |user: &str| json!({"to": user});
+    w.as_("vic")
+        .post(format!("{page}/transfer"), to("vic"))
+        .await
+        .refused();
     let moved = w
-        .ok(
-            "POST",
-            &format!("/projects/{p}/transfer"),
-            "ana",
-            json!({"to": "adam"}),
-        )
-        .await;
+        .as_("ana")
+        .post(format!("{page}/transfer"), to("adam"))
+        .await
+        .ok();
     assert_eq!(
         (moved["owner"].clone(), moved["members"]["ana"].clone()),
         (json!("adam"), json!("admin"))
     );
-    w.refused(
-        "POST",
-        &format!("/projects/{p}/transfer"),
-        "ana",
-        json!({"to": "ana"}),
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/archive"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/restore"),
-        "ana",
-        Value::Null,
-    )
-    .await;
-    w.refused("DELETE", &format!("/projects/{p}"), "ana", Value::Null)
-        .await;
-    assert_eq!(ids(&w.list("adam").await["owned"]), vec![p.clone()]);
-    assert_eq!(ids(&w.list("ana").await["shared"]), vec![p.clone()]);
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("ana", "POST", format!("{page}/transfer"), to("ana")) => Refused,
+        ("ana", "POST", format!("{page}/archive"), NONE) => Ok,
+        ("ana", "POST", format!("{page}/restore"), NONE) => Ok,
+        ("ana", "DELETE", &page, NONE) => Refused,
+        // Copy and export: not for viewers.
+        ("vic", "POST", format!("{page}/copy"), NONE) => Refused,
+        ("vic", "GET", format!("{page}/export"), NONE) => Refused,
+    ]).await;
+    assert_eq!(w.list("adam", "owned").await, [p.as_str()]);
+    assert_eq!(w.list("ana", "shared").await, [p.as_str()]);
 
-    // Copy: private to its creator.
-    w.refused("POST", &format!("/projects/{p}/copy"), "vic", Value::Null)
-        .await;
-    let copy = w
-        .ok("POST", &format!("/projects/{p}/copy"), "ana", Value::Null)
-        .await;
+    // A copy is private to its creator.
+    let copy = w.as_("ana").post(format!("{page}/copy"), NONE).await.ok();
     assert_eq!(
         (copy["owner"].clone(), copy["members"].clone()),
         (json!("ana"), json!({}))
     );
-    w.refused(
-        "GET",
-        &format!("/projects/{}", copy["id"].as_str().expect("id")),
-        "vic",
-        Value::Null,
-    )
-    .await;
+    w.as_("vic")
+        .get(format!("/projects/{}", id(&copy)))
+        .await
+        .refused();
 
     // Export and import: the imported project has no shares.
-    w.refused("GET", &format!("/projects/{p}/export"), "vic", Value::Null)
-        .await;
-    let dump = w
-        .ok("GET", &format!("/projects/{p}/export"), "adam", Value::Null)
-        .await;
-    let imported = w.ok("POST", "/projects/import", "stan", dump).await;
+    let dump = w.as_("adam").get(format!("{page}/export")).await.ok();
+    let imported = w.as_("stan").post("/projects/import", dump).await.ok();
     assert_eq!(
         (imported["owner"].clone(), imported["members"].clone()),
         (json!("stan"), json!({}))
     );
 
     // Archive: gone from shared users' lists and pages, not from the owner's.
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/archive"),
-        "adam",
-        Value::Null,
-    )
-    .await;
-    assert!(ids(&w.list("vic").await["shared"]).is_empty());
-    assert_eq!(ids(&w.list("adam").await["owned"]), vec![p.clone()]);
-    assert_eq!(
-        w.refused("GET", &format!("/projects/{p}"), "vic", Value::Null)
-            .await,
-        ["archive.hidden-from-shared-users"]
-    );
-    w.ok(
-        "POST",
-        &format!("/projects/{p}/restore"),
-        "adam",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(ids(&w.list("vic").await["shared"]), vec![p.clone()]);
+    w.as_("adam")
+        .post(format!("{page}/archive"), NONE)
+        .await
+        .ok();
+    assert!(w.list("vic", "shared").await.is_empty());
+    assert_eq!(w.list("adam", "owned").await, [p.as_str()]);
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("vic", "GET", &page, NONE) => RefusedBy(&["archive.hidden-from-shared-users"]),
+        ("adam", "POST", format!("{page}/restore"), NONE) => Ok,
+    ]).await;
+    assert_eq!(w.list("vic", "shared").await, [p.as_str()]);
 
     // Public: anyone views and copies, nothing more.
-    w.refused("GET", &format!("/projects/{p}"), "stan", Value::Null)
-        .await;
-    w.ok(
-        "PUT",
-        &format!("/projects/{p}/visibility"),
-        "adam",
-        json!({"public": true}),
-    )
-    .await;
-    w.ok("GET", &format!("/projects/{p}"), "stan", Value::Null)
-        .await;
-    w.ok("POST", &format!("/projects/{p}/copy"), "stan", Value::Null)
-        .await;
-    w.refused(
-        "GET",
-        &format!("/projects/{p}/members"),
-        "stan",
-        Value::Null,
-    )
-    .await;
-    w.ok(
-        "PUT",
-        &format!("/projects/{p}/visibility"),
-        "adam",
-        json!({"public": false}),
-    )
-    .await;
-    w.refused("GET", &format!("/projects/{p}"), "stan", Value::Null)
-        .await;
-    w.ok("DELETE", &format!("/projects/{p}"), "adam", Value::Null)
-        .await;
+    #[rustfmt::skip]
+    w.run(&steps![
+        ("stan", "GET", &page, NONE) => Refused,
+        ("adam", "PUT", format!("{page}/visibility"), json!({"public": true})) => Ok,
+        ("stan", "GET", &page, NONE) => Ok,
+        ("stan", "POST", format!("{page}/copy"), NONE) => Ok,
+        ("stan", "GET", format!("{page}/members"), NONE) => Refused,
+        ("adam", "PUT", format!("{page}/visibility"), json!({"public": false})) => Ok,
+        ("stan", "GET", &page, NONE) => Refused,
+        ("adam", "DELETE", &page, NONE) => Ok,
+    ]).await;
 }
 
 #[tokio::test]
@@ -1010,13 +591,11 @@ async fn the_buttons_of_a_project_page() {
     let w = World::new().await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
-    let viewer = w
-        .ok("GET", &format!("/projects/{p}/buttons"), "vic", Value::Null)
-        .await;
+    let buttons = format!("/projects/{p}/buttons");
+    let viewer = w.as_("vic").get(&buttons).await.ok();
     assert_eq!(viewer["allowed"], json!(["leave", "view", "view_members"]));
-    let owner = w
-        .ok("GET", &format!("/projects/{p}/buttons"), "ana", Value::Null)
-        .await;
+    let owner = w.as_("ana").get(&buttons).await.ok();
+    let allowed = owner["allowed"].as_array().expect("allowed");
     for button in [
         "archive",
         "delete",
@@ -1025,30 +604,11 @@ async fn the_buttons_of_a_project_page() {
         "set_visibility",
         "view",
     ] {
-        assert!(
-            owner["allowed"]
-                .as_array()
-                .expect("allowed")
-                .contains(&json!(button)),
-            "{button}: {owner}"
-        );
+        assert!(allowed.contains(&json!(button)), "{button}: {owner}");
     }
-    assert!(
-        owner["needs_context"]
-            .as_array()
-            .expect("list")
-            .contains(&json!("share"))
-    );
-    assert_eq!(
-        w.ok(
-            "GET",
-            &format!("/projects/{p}/buttons"),
-            "stan",
-            Value::Null
-        )
-        .await["allowed"],
-        json!([])
-    );
+    let needs_context = owner["needs_context"].as_array().expect("list");
+    assert!(needs_context.contains(&json!("share")), "{owner}");
+    assert_eq!(w.as_("stan").get(&buttons).await.ok()["allowed"], json!([]));
 }
 
 #[tokio::test]
@@ -1061,27 +621,36 @@ async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
     let dead = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
     let w = World::with_gatehouse_at(&dead, gatehouse).await;
-    let (status, answer) = w
-        .call("POST", "/projects", Some("ana"), json!({"name": "x"}))
-        .await;
-    assert_eq!(
-        status, 200,
-        "an individual project needs no question: {answer}"
-    );
-    let id = answer["id"].as_str().expect("id");
-    let (status, answer) = w
-        .call("GET", &format!("/projects/{id}"), Some("ana"), Value::Null)
-        .await;
-    assert_eq!(status, 503, "{answer}");
-    assert_eq!(answer["error"], "authorization_unavailable");
+    // An individual project needs no question; opening it does.
+    let p = w.project("ana", "x").await;
+    let reply = w.as_("ana").get(format!("/projects/{p}")).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let error = &reply.body["error"];
+    assert_eq!(error["code"], "authorization_unavailable", "{}", reply.body);
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("cannot reach gatehouse"), "{message}");
+}
+
+/// A 4xx from gatehouse means the host asked a bad question: a bug of the host's, answered
+/// 500 (and logged), never the 503 of an unreachable sidecar, never a guess.
+#[tokio::test]
+async fn a_question_gatehouse_refuses_is_a_host_error_not_an_outage() {
+    use gatehouse::client::{Question, Uid};
+    let w = World::new().await;
+    let app = app::App::new(Client::new(&w.gatehouse.base).expect("client"));
+    let question = Question::new(Uid::user("ana"), "no_such_action", Uid::project("p"));
+    let refused = app.authorize(question).await.expect_err("refused");
     assert!(
-        answer["message"]
-            .as_str()
-            .expect("message")
-            .contains("cannot reach gatehouse"),
-        "{answer}"
+        matches!(refused, app::AppError::BadQuestion(_)),
+        "{refused:?}"
     );
-    let _ = &w.gatehouse;
+    let response = axum::response::IntoResponse::into_response(refused);
+    assert_eq!(response.status(), 500);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["error"]["code"], "authorization_error", "{body}");
 }
 
 #[tokio::test]
@@ -1127,7 +696,7 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
     let silent_base = format!("http://{}", silent.local_addr().expect("addr"));
     let held = tokio::spawn(async move {
         let mut open = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
+        while let std::result::Result::Ok((stream, _)) = silent.accept().await {
             open.push(stream);
         }
     });
@@ -1160,7 +729,7 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
 }
 
 /// Every builder of the client writes an entity the sidecar's schema accepts, and together
-/// they decide as DOMAIN.md says: a shared editor of an organization's project in processing
+/// they decide as the contract says: a shared editor of an organization's project in processing
 /// edits an item of that phase, and requests access with a live token.
 #[tokio::test]
 async fn the_clients_builders_write_entities_the_schema_accepts() {

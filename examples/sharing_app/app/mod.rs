@@ -2,8 +2,11 @@
 //!
 //! The caller is named by the `x-user` header (a stand-in for real authentication). Every
 //! handler builds the entity slice gatehouse needs from the host's records, asks, and answers
-//! 403 with the deciding policies on Deny. If gatehouse cannot be reached the answer is 503:
-//! the host fails closed too.
+//! 403 with the deciding policies on Deny. It fails closed: if gatehouse cannot be reached or
+//! does not answer in time the answer is 503 `authorization_unavailable`; if gatehouse
+//! refuses the question (a 4xx: the host built a bad question, a bug of the host's) the
+//! refusal is logged and the answer is 500 `authorization_error`, never a guess. Errors use
+//! gatehouse's own shape: `{"error": {"code", "message", ...}}`.
 
 mod db;
 mod projects;
@@ -155,14 +158,31 @@ pub enum AppError {
     BadRequest(String),
     /// A request that conflicts with the state (an invitation no longer pending…).
     Conflict(String),
-    /// Gatehouse could not answer: fail closed.
-    Gatehouse(ClientError),
+    /// Gatehouse could not answer (unreachable, timed out, overloaded): fail closed, 503.
+    Unavailable(ClientError),
+    /// Gatehouse refused the question (a 4xx): the host asked something malformed, a bug of
+    /// the host's. Fail closed, 500.
+    BadQuestion(ClientError),
 }
 
 impl From<ClientError> for AppError {
     fn from(e: ClientError) -> Self {
-        AppError::Gatehouse(e)
+        match &e {
+            ClientError::Rejected { status, .. } if (400..500).contains(status) => {
+                AppError::BadQuestion(e)
+            }
+            _ => AppError::Unavailable(e),
+        }
     }
+}
+
+/// `{"error": {"code": code, "message": message, ...extra}}`: gatehouse's error shape.
+fn error_body(code: &str, message: impl Into<String>, extra: Value) -> Value {
+    let mut error = json!({"code": code, "message": message.into()});
+    if let (Some(error), Value::Object(extra)) = (error.as_object_mut(), extra) {
+        error.extend(extra);
+    }
+    json!({ "error": error })
 }
 
 impl IntoResponse for AppError {
@@ -170,7 +190,11 @@ impl IntoResponse for AppError {
         let (status, body) = match self {
             AppError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
-                json!({"error": "unauthenticated", "message": "name a known user in `x-user`"}),
+                error_body(
+                    "unauthenticated",
+                    "name a known user in `x-user`",
+                    Value::Null,
+                ),
             ),
             AppError::Forbidden {
                 action,
@@ -178,25 +202,42 @@ impl IntoResponse for AppError {
                 errors,
             } => (
                 StatusCode::FORBIDDEN,
-                json!({"error": "forbidden", "action": action, "reasons": reasons, "errors": errors}),
+                error_body(
+                    "forbidden",
+                    format!("`{action}` is not allowed"),
+                    json!({"action": action, "reasons": reasons, "errors": errors}),
+                ),
             ),
             AppError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "message": what}),
+                error_body("not_found", what, Value::Null),
             ),
             AppError::BadRequest(message) => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": "bad_request", "message": message}),
+                error_body("bad_request", message, Value::Null),
             ),
             AppError::Conflict(message) => (
                 StatusCode::CONFLICT,
-                json!({"error": "conflict", "message": message}),
+                error_body("conflict", message, Value::Null),
             ),
-            AppError::Gatehouse(e) => {
-                eprintln!("gatehouse: {e}");
+            AppError::Unavailable(e) => {
+                eprintln!("gatehouse unavailable: {e}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "authorization_unavailable", "message": e.to_string()}),
+                    error_body("authorization_unavailable", e.to_string(), Value::Null),
+                )
+            }
+            AppError::BadQuestion(e) => {
+                // A bug of this host's: the question it built was refused. Logged in full
+                // for the host's developers; the caller learns only that it failed.
+                eprintln!("gatehouse refused a question of this host: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_body(
+                        "authorization_error",
+                        "the authorization question could not be asked; see the host's log",
+                        Value::Null,
+                    ),
                 )
             }
         };

@@ -202,3 +202,46 @@ fn the_index_decides_every_bundled_case_as_the_full_set() {
     }
     assert!(compared > 1000);
 }
+
+/// The organization-project example of docs/DOMAIN.md decides as the text says, and so do
+/// the two variants it describes.
+#[test]
+fn the_domain_documents_example_decides_as_described() {
+    use gatehouse::decide::Question;
+    use gatehouse::decide::question::evaluate;
+    let text = std::fs::read_to_string(common::root().join("docs/DOMAIN.md")).expect("DOMAIN.md");
+    let section = text
+        .split("### An organization's project")
+        .nth(1)
+        .expect("the section");
+    let example = section
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the JSON example");
+    let example: serde_json::Value = serde_json::from_str(example).expect("valid JSON");
+    let snapshot = common::bundled();
+    let ask = |q: &serde_json::Value| {
+        let question: Question = serde_json::from_value(q.clone()).expect("question");
+        evaluate(&snapshot, &question).expect("answer")
+    };
+
+    let decision = ask(&example);
+    assert_eq!(decision.decision, Verdict::Allow, "{decision:?}");
+    assert_eq!(decision.reasons, ["sharing.editors-when-allowed"]);
+
+    let without = |uid: &str| {
+        let mut q = example.clone();
+        q["entities"]
+            .as_array_mut()
+            .expect("entities")
+            .retain(|e| e["uid"]["id"] != uid);
+        q
+    };
+    let decision = ask(&without("acme"));
+    assert_eq!(decision.decision, Verdict::Deny);
+    assert!(!decision.errors.is_empty(), "{decision:?}");
+    let decision = ask(&without("tom"));
+    assert_eq!(decision.decision, Verdict::Deny);
+    assert_eq!(decision.reasons, ["sharing.target-in-organization"]);
+}

@@ -1,5 +1,5 @@
 //! The bundled policy test suites, run through the same runner as `gatehouse test`: a
-//! policy change that breaks a rule of DOMAIN.md fails `cargo test`.
+//! policy change that breaks a rule of docs/DOMAIN.md fails `cargo test`.
 
 use crate::common;
 

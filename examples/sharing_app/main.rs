@@ -18,7 +18,7 @@
 //! curl -s -X POST localhost:8080/tokens/TOKEN/requests -H 'x-user: ben'           # -> {"id": "req2", ...}
 //! curl -s localhost:8080/requests/req2/accept -H 'x-user: ana' -d '{"role": "viewer"}'
 //! curl -s localhost:8080/projects/p1 -H 'x-user: ben'                             # 200
-//! curl -s -X POST localhost:8080/projects/p1/processing -H 'x-user: ben'          # 403 {"error": "forbidden", ...}
+//! curl -s -X POST localhost:8080/projects/p1/processing -H 'x-user: ben'          # 403 {"error": {"code": "forbidden", ...}}
 //! ```
 
 mod app;

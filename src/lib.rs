@@ -7,14 +7,17 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: builds the running sidecar from a [`config::Config`], the one way to start it.
+//! - [`config`]: every setting of `gatehouse serve`, with its default.
 //! - [`policy`]: loads a whole policy set and schema from files, re-ids each policy by its
 //!   `@id`, validates strictly, and hands the result out as an immutable
 //!   [`policy::Snapshot`]; every problem is reported at `file:line:col`. The live set is a
 //!   [`policy::PolicyStore`], reloaded by a file watcher.
 //! - [`cedar_json`]: Cedar's JSON formats for uids and entities, with errors naming the field.
 //! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
-//!   schema, and asks Cedar, failing closed; the decision cache in front.
-//! - [`http`]: the sidecar's HTTP API (axum): router, handlers, the one error type.
+//!   schema, decides each on its slice of the stored entities, failing closed; the decision
+//!   cache in front.
+//! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error type.
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
 //!   (human, JSON, JUnit).

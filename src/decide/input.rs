@@ -24,28 +24,8 @@ pub fn build_request(
             format!("unknown action `{action}`"),
         ));
     };
-    let principal_type = principal.type_name().to_string();
-    if !info.principals.contains(&principal_type) {
-        return Err(InputError::new(
-            Part::Principal,
-            "principal",
-            format!(
-                "action `{action}` does not apply to principal `{principal}`: the principal must be of type {}",
-                one_of(&info.principals)
-            ),
-        ));
-    }
-    let resource_type = resource.type_name().to_string();
-    if !info.resources.contains(&resource_type) {
-        return Err(InputError::new(
-            Part::Resource,
-            "resource",
-            format!(
-                "action `{action}` does not apply to resource `{resource}`: the resource must be of type {}",
-                one_of(&info.resources)
-            ),
-        ));
-    }
+    check_type(Part::Principal, &action, &principal, &info.principals)?;
+    check_type(Part::Resource, &action, &resource, &info.resources)?;
     let context = match context {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(v @ Value::Object(_)) => v.clone(),
@@ -79,6 +59,31 @@ pub fn build_request(
         Some(&snapshot.schema),
     )
     .map_err(|e| context_error(&e))
+}
+
+/// Refuses `uid` as the principal or resource of `action` unless its type is one of `types`.
+fn check_type(
+    part: Part,
+    action: &EntityUid,
+    uid: &EntityUid,
+    types: &[String],
+) -> Result<(), InputError> {
+    if types.contains(&uid.type_name().to_string()) {
+        return Ok(());
+    }
+    let role = if part == Part::Principal {
+        "principal"
+    } else {
+        "resource"
+    };
+    Err(InputError::new(
+        part,
+        role,
+        format!(
+            "action `{action}` does not apply to {role} `{uid}`: the {role} must be of type {}",
+            one_of(types)
+        ),
+    ))
 }
 
 /// At most `max` bytes of `text` (on a character boundary), with `…` when cut.

@@ -83,6 +83,31 @@ struct Record<'a> {
     full: [Option<&'a Value>; 3],
 }
 
+impl<'a> Record<'a> {
+    /// The record of `question`'s decision; `shared` are its batch's shared entities.
+    fn of(
+        source: Source,
+        who: &'a [String; 3],
+        question: &'a Question,
+        (decision, policy_version): (&'a Decision, &'a str),
+        cache_hit: Option<bool>,
+        shared: Option<&'a Value>,
+    ) -> Self {
+        Self {
+            source,
+            who: [who[0].as_str(), who[1].as_str(), who[2].as_str()],
+            decision,
+            policy_version,
+            cache_hit,
+            full: [
+                question.context.as_ref(),
+                question.entities.as_ref(),
+                shared,
+            ],
+        }
+    }
+}
+
 impl AppState {
     /// Counts a decision and writes its decision-log line.
     fn record(&self, request_id: &str, started: Instant, record: Record<'_>) {
@@ -121,10 +146,6 @@ fn who(question: &Question) -> [String; 3] {
     [&question.principal, &question.action, &question.resource].map(uid_text)
 }
 
-fn as_strs(who: &[String; 3]) -> [&str; 3] {
-    [who[0].as_str(), who[1].as_str(), who[2].as_str()]
-}
-
 /// `POST /v1/is_authorized`. A body seen before under the live policy set is answered from
 /// the hot cache by the digest of its bytes, before any parsing.
 pub async fn is_authorized(
@@ -145,9 +166,10 @@ pub async fn is_authorized(
     if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
         && let Some(answer) = hot.0.get(key)
     {
+        let who = &answer.who;
         let record = Record {
             source: Source::Question,
-            who: as_strs(&answer.who),
+            who: [who[0].as_str(), who[1].as_str(), who[2].as_str()],
             decision: &answer.decision,
             policy_version: &snapshot.version,
             cache_hit: Some(true),
@@ -160,14 +182,15 @@ pub async fn is_authorized(
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
     let who = who(&question);
-    let record = Record {
-        source: Source::Question,
-        who: as_strs(&who),
-        decision: &answer.decision,
-        policy_version: &answer.policy_version,
-        cache_hit: Some(answer.cache_hit),
-        full: [question.context.as_ref(), question.entities.as_ref(), None],
-    };
+    let decided = (&*answer.decision, answer.policy_version.as_str());
+    let record = Record::of(
+        Source::Question,
+        &who,
+        &question,
+        decided,
+        Some(answer.cache_hit),
+        None,
+    );
     state.record(id, started, record);
     let rendered = Bytes::from(
         serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
@@ -236,18 +259,16 @@ pub async fn batch(
             .decider
             .answer(&snapshot, &question, shared.as_ref())?;
         let who = who(&question);
-        let record = Record {
-            source: Source::Batch,
-            who: as_strs(&who),
-            decision: &answer.decision,
-            policy_version: &answer.policy_version,
-            cache_hit: Some(answer.cache_hit),
-            full: [
-                question.context.as_ref(),
-                question.entities.as_ref(),
-                entities.as_ref(),
-            ],
-        };
+        let decided = (&*answer.decision, answer.policy_version.as_str());
+        let hit = Some(answer.cache_hit);
+        let record = Record::of(
+            Source::Batch,
+            &who,
+            &question,
+            decided,
+            hit,
+            entities.as_ref(),
+        );
         state.record(id, started, record);
         Ok(decision_body(&answer.decision, &answer.policy_version))
     };
@@ -275,18 +296,15 @@ pub async fn allowed_actions(
     let id = request_id(&headers);
     for decided in &answer.decided {
         let who = who(&decided.question);
-        let record = Record {
-            source: Source::AllowedActions,
-            who: as_strs(&who),
-            decision: &decided.decision,
-            policy_version: &snapshot.version,
-            cache_hit: None,
-            full: [
-                decided.question.context.as_ref(),
-                decided.question.entities.as_ref(),
-                None,
-            ],
-        };
+        let made = (&*decided.decision, snapshot.version.as_str());
+        let record = Record::of(
+            Source::AllowedActions,
+            &who,
+            &decided.question,
+            made,
+            None,
+            None,
+        );
         state.record(id, started, record);
     }
     Ok(Json(json!({

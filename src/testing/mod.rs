@@ -119,9 +119,14 @@ impl Report {
     }
 }
 
+/// A path given to the test runner that does not exist.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no such file or directory: `{}`", .0.display())]
+pub struct MissingPath(pub PathBuf);
+
 /// The suite files named by `paths`: files as given, directories searched (recursively)
 /// for `*.test.json`, each list sorted.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, MissingPath> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -139,7 +144,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         } else if path.is_file() {
             files.push(path.clone());
         } else {
-            return Err(format!("no such file or directory: `{}`", path.display()));
+            return Err(MissingPath(path.clone()));
         }
     }
     Ok(files)

@@ -67,7 +67,8 @@ pub enum StartError {
 pub struct Application {
     state: AppState,
     listener: TcpListener,
-    _watcher: Watcher,
+    /// Watching while the application lives; dropped once it has stopped serving.
+    watcher: Watcher,
     log_writer: Option<DecisionLogWriter>,
 }
 
@@ -126,7 +127,7 @@ impl Application {
         Ok(Self {
             state,
             listener,
-            _watcher: watcher,
+            watcher,
             log_writer,
         })
     }
@@ -160,11 +161,11 @@ impl Application {
         let Self {
             state,
             listener,
-            _watcher,
+            watcher,
             log_writer,
         } = self;
         let served = http::run(listener, state, shutdown).await;
-        drop(_watcher);
+        drop(watcher);
         if let Some(writer) = log_writer {
             // Every sender lives in the state, which the server has dropped, unless a router
             // taken with `router()` is still alive: then the lines are flushed when it goes.

@@ -70,10 +70,19 @@ fn decision_body(decision: &Decision, version: &str) -> Value {
     })
 }
 
+/// Who asked what about which resource, for the decision log.
+enum Who<'a> {
+    /// Already written out (a hot answer keeps them).
+    Text(&'a [String; 3]),
+    /// Written out only when a line is logged: reading a uid costs microseconds, and a batch
+    /// would pay it for every question.
+    Question(&'a Question),
+}
+
 /// One decision to count and log.
 struct Record<'a> {
     source: Source,
-    who: [&'a str; 3],
+    who: Who<'a>,
     decision: &'a Decision,
     policy_version: &'a str,
     /// `None` when no cache was asked (`allowed_actions`).
@@ -87,7 +96,6 @@ impl<'a> Record<'a> {
     /// The record of `question`'s decision; `shared` are its batch's shared entities.
     fn of(
         source: Source,
-        who: &'a [String; 3],
         question: &'a Question,
         (decision, policy_version): (&'a Decision, &'a str),
         cache_hit: Option<bool>,
@@ -95,7 +103,7 @@ impl<'a> Record<'a> {
     ) -> Self {
         Self {
             source,
-            who: [who[0].as_str(), who[1].as_str(), who[2].as_str()],
+            who: Who::Question(question),
             decision,
             policy_version,
             cache_hit,
@@ -119,14 +127,21 @@ impl AppState {
         let Some(log) = &self.log else {
             return;
         };
-        let [principal, action, resource] = record.who;
+        let written_out;
+        let [principal, action, resource] = match record.who {
+            Who::Text(who) => who,
+            Who::Question(question) => {
+                written_out = who(question);
+                &written_out
+            }
+        };
         let [context, entities, shared_entities] = if log.full { record.full } else { [None; 3] };
         let line = DecisionLine {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             request_id,
-            principal,
-            action,
-            resource,
+            principal: principal.as_str(),
+            action: action.as_str(),
+            resource: resource.as_str(),
             decision: record.decision,
             policy_version: record.policy_version,
             cache_hit: record.cache_hit.unwrap_or(false),
@@ -166,10 +181,9 @@ pub async fn is_authorized(
     if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
         && let Some(answer) = hot.0.get(key)
     {
-        let who = &answer.who;
         let record = Record {
             source: Source::Question,
-            who: [who[0].as_str(), who[1].as_str(), who[2].as_str()],
+            who: Who::Text(&answer.who),
             decision: &answer.decision,
             policy_version: &snapshot.version,
             cache_hit: Some(true),
@@ -181,22 +195,25 @@ pub async fn is_authorized(
     let question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
-    let who = who(&question);
+    // The hot answer keeps the uids written out; without it they are written only if logged.
+    let who = hot_key.is_some().then(|| who(&question));
     let decided = (&*answer.decision, answer.policy_version.as_str());
-    let record = Record::of(
+    let mut record = Record::of(
         Source::Question,
-        &who,
         &question,
         decided,
         Some(answer.cache_hit),
         None,
     );
+    if let Some(who) = &who {
+        record.who = Who::Text(who);
+    }
     state.record(id, started, record);
     let rendered = Bytes::from(
         serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
             .map_err(ApiError::internal)?,
     );
-    if let (Some(hot), Some(key)) = (state.hot(), hot_key) {
+    if let (Some(hot), Some(key), Some(who)) = (state.hot(), hot_key, who) {
         let answer = HotAnswer {
             body: rendered.clone(),
             decision: answer.decision,
@@ -258,17 +275,9 @@ pub async fn batch(
         let answer = state
             .decider
             .answer(&snapshot, &question, shared.as_ref())?;
-        let who = who(&question);
         let decided = (&*answer.decision, answer.policy_version.as_str());
         let hit = Some(answer.cache_hit);
-        let record = Record::of(
-            Source::Batch,
-            &who,
-            &question,
-            decided,
-            hit,
-            entities.as_ref(),
-        );
+        let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
         state.record(id, started, record);
         Ok(decision_body(&answer.decision, &answer.policy_version))
     };
@@ -295,16 +304,8 @@ pub async fn allowed_actions(
     let answer = decide_actions(&state.decider, &snapshot, &question)?;
     let id = request_id(&headers);
     for decided in &answer.decided {
-        let who = who(&decided.question);
         let made = (&*decided.decision, snapshot.version.as_str());
-        let record = Record::of(
-            Source::AllowedActions,
-            &who,
-            &decided.question,
-            made,
-            None,
-            None,
-        );
+        let record = Record::of(Source::AllowedActions, &decided.question, made, None, None);
         state.record(id, started, record);
     }
     Ok(Json(json!({

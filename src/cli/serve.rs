@@ -34,36 +34,35 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let config = &args.config;
-    let served = runtime.block_on(async {
-        let app = Application::build(config).await?;
-        let snapshot = app.store().current();
-        tracing::info!(
-            addr = %app.address().map_or_else(|_| config.listen.clone(), |a| a.to_string()),
-            policy_version = %snapshot.version,
-            policies = snapshot.info.len(),
-            admin_token = config.admin_token.is_some() || config.admin_token_file.is_some(),
-            "gatehouse serving"
-        );
-        drop(snapshot);
-        app.run_until(shutdown_signal())
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.listen.clone(),
-                source,
-            })
-    });
-    match served {
+    let app = match runtime.block_on(Application::build(config)) {
+        Ok(app) => app,
+        Err(StartError::InvalidPolicies(error)) => {
+            report_load_error(&error);
+            eprintln!("error: gatehouse does not start without a valid policy set");
+            return ExitCode::from(exit::INVALID);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let snapshot = app.store().current();
+    tracing::info!(
+        addr = %app.address().map_or_else(|_| config.listen.clone(), |a| a.to_string()),
+        policy_version = %snapshot.version,
+        policies = snapshot.info.len(),
+        admin_token = config.admin_token.is_some() || config.admin_token_file.is_some(),
+        "gatehouse serving"
+    );
+    drop(snapshot);
+    match runtime.block_on(app.run_until(shutdown_signal())) {
         Ok(()) => {
             tracing::info!("gatehouse stopped");
             ExitCode::from(exit::OK)
         }
-        Err(StartError::InvalidPolicies(error)) => {
-            report_load_error(&error);
-            eprintln!("error: gatehouse does not start without a valid policy set");
-            ExitCode::from(exit::INVALID)
-        }
+        // A failure while serving is not a failure to start: say so, not "cannot listen".
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: serving stopped: {e}");
             ExitCode::from(exit::ERROR)
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use cedar_policy::{Entities, Entity, EntityUid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
@@ -18,7 +18,7 @@ use super::{Decision, decide};
 use crate::policy::Snapshot;
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Question {
     /// The principal's uid (object or string form).
@@ -28,10 +28,10 @@ pub struct Question {
     /// The resource's uid.
     pub resource: Value,
     /// The context record.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Value>,
     /// Entities for this question only, in Cedar's entity JSON.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<Value>,
 }
 

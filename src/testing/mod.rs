@@ -268,7 +268,8 @@ pub fn answer_cases(
         let questions: Vec<Question> = members.iter().map(|&i| cases[i].question()).collect();
         let requests: Vec<Value> = questions
             .iter()
-            .map(|q| serde_json::json!({"principal": q.principal, "action": q.action, "resource": q.resource, "context": q.context}))
+            // A struct of JSON values always serializes.
+            .map(|q| serde_json::to_value(q).unwrap_or_default())
             .collect();
         let batch = decider.batch(snapshot, &Value::Array(entities.to_vec()), &requests);
         for (&i, question) in members.iter().zip(&questions) {

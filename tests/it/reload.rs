@@ -5,9 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::server::{
-    Options, TestServer, organization, project, question, start, start_default, user,
-};
+use common::server::{TestServer, organization, project, question, start_default, user};
 use gatehouse::decide::{Decider, Question};
 use gatehouse::policy::{LoadResult, PolicyStore, ReloadOutcome};
 use serde_json::{Value, json};
@@ -230,15 +228,7 @@ async fn a_deleted_file_is_picked_up() {
 
 #[tokio::test]
 async fn schema_and_stored_entities_are_watched_too() {
-    let stored = json!([
-        organization("acme"),
-        user("erin", &["acme.members", "acme.editors"])
-    ]);
-    let server = start(Options {
-        stored_entities: Some(stored),
-        ..Options::default()
-    })
-    .await;
+    let server = common::server::start_with_acme_stored().await;
     let op1 = common::server::org_project("op1", "otto", "acme", "planning");
     let body = question(
         "User::\"erin\"",

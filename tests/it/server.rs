@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::server::{
-    Options, TestServer, org_project, organization, project, question, start, start_default, user,
+    Options, TestServer, org_project, project, question, start, start_default, user,
 };
 use gatehouse::config::Config;
 use serde_json::{Value, json};
@@ -546,15 +546,7 @@ async fn a_repeated_question_is_a_cache_hit_and_order_does_not_matter() {
 
 #[tokio::test]
 async fn stored_entities_are_seen_and_a_request_entity_overrides_them() {
-    let stored = json!([
-        organization("acme"),
-        user("erin", &["acme.members", "acme.editors"])
-    ]);
-    let server = start(Options {
-        stored_entities: Some(stored),
-        ..Options::default()
-    })
-    .await;
+    let server = common::server::start_with_acme_stored().await;
     // The organization and erin's groups come from the stored file.
     let body = question(
         "User::\"erin\"",

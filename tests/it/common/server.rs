@@ -49,6 +49,20 @@ pub async fn start_default() -> TestServer {
     start(Options::default()).await
 }
 
+/// Starts a server whose stored entities are organization `acme` and `erin`, a member and
+/// organization-wide editor of it.
+pub async fn start_with_acme_stored() -> TestServer {
+    let stored = json!([
+        organization("acme"),
+        user("erin", &["acme.members", "acme.editors"])
+    ]);
+    start(Options {
+        stored_entities: Some(stored),
+        ..Options::default()
+    })
+    .await
+}
+
 /// Starts a server.
 pub async fn start(options: Options) -> TestServer {
     let (dir, mut sources) = super::scratch_copy();

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::decide::Decider;
 use crate::http::{self, AppState, Limits, Parts};
+use crate::plan::Planner;
 use crate::policy::watch::{self, WatchError, Watcher};
 use crate::policy::{LoadError, PolicyStore};
 use crate::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
@@ -105,6 +106,7 @@ impl Application {
                 config.entity_cache_capacity,
                 config.cache_ttl(),
             ),
+            planner: Planner::new(config.cache_capacity, config.cache_ttl()),
             metrics,
             log,
             limits: Limits {

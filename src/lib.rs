@@ -33,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod decide;
 pub mod http;
+pub mod plan;
 pub mod policy;
 pub mod telemetry;
 pub mod testing;

@@ -1,5 +1,5 @@
 //! The decision routes: `/v1/is_authorized`, `/v1/is_authorized/batch`,
-//! `/v1/allowed_actions`. Each takes the live snapshot once and answers with it, counts each
+//! `/v1/allowed_actions`, and the query plans of `/v1/plan`. Each takes the live snapshot once and answers with it, counts each
 //! decision and writes its decision-log line.
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use super::{AppState, HotAnswer};
 use crate::decide::allowed::{ActionsQuestion, allowed_actions as decide_actions};
 use crate::decide::question::uid_text;
 use crate::decide::{Decision, Question, Verdict};
+use crate::plan::{Plan, PlanQuestion};
 use crate::telemetry::Source;
 use crate::telemetry::decision_log::DecisionLine;
 
@@ -315,4 +316,29 @@ pub async fn allowed_actions(
         "diagnostics": {"errors": answer.errors()},
         "policy_version": snapshot.version,
     })))
+}
+
+/// `POST /v1/plan`: which resources of a type the principal may act on, as a condition and
+/// as residual policies (see [`crate::plan`]).
+pub async fn plan(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<PlanBody>, ApiError> {
+    let question: PlanQuestion = parse_body(body)?;
+    check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    let snapshot = state.store.current();
+    let (plan, hit) = state.planner.plan(&state.decider, &snapshot, &question)?;
+    state.metrics.count_cache_lookup(hit);
+    Ok(Json(PlanBody {
+        plan,
+        policy_version: snapshot.version.clone(),
+    }))
+}
+
+/// A plan and the version of the set that made it.
+#[derive(serde::Serialize)]
+pub struct PlanBody {
+    #[serde(flatten)]
+    plan: Arc<Plan>,
+    policy_version: String,
 }

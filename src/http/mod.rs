@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::decide::{Decider, Decision};
+use crate::plan::Planner;
 use crate::policy::PolicyStore;
 use crate::telemetry::{DecisionLog, Metrics};
 use error::{ApiError, ErrorCode};
@@ -53,6 +54,8 @@ pub struct Services {
     pub store: Arc<PolicyStore>,
     /// Answers questions, with the decision cache.
     pub decider: Decider,
+    /// Query plans, with their cache.
+    pub planner: Planner,
     /// The app's metrics.
     pub metrics: Arc<Metrics>,
     /// The decision log, when enabled.
@@ -81,6 +84,8 @@ pub struct Parts {
     pub store: Arc<PolicyStore>,
     /// The decider.
     pub decider: Decider,
+    /// The planner.
+    pub planner: Planner,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The decision log, when enabled.
@@ -107,6 +112,7 @@ impl AppState {
             slots: Arc::new(Semaphore::new(parts.limits.max_concurrency)),
             store: parts.store,
             decider: parts.decider,
+            planner: parts.planner,
             metrics: parts.metrics,
             log: parts.log,
             limits: parts.limits,
@@ -167,6 +173,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/is_authorized", post(decisions::is_authorized))
         .route("/v1/is_authorized/batch", post(decisions::batch))
         .route("/v1/allowed_actions", post(decisions::allowed_actions))
+        .route("/v1/plan", post(decisions::plan))
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))

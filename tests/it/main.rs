@@ -7,6 +7,7 @@ mod decide;
 mod hardening;
 mod loader;
 mod namespaces;
+mod plans;
 mod policy_suites;
 mod properties;
 mod reload;

@@ -1,0 +1,360 @@
+//! "Which resources may she …?": a query plan for one principal, one action and every
+//! resource of one type, from Cedar's type-aware partial evaluation (`PolicySet::tpe`).
+//!
+//! The resource is unknown; the principal, the context and the entities the host sends
+//! (the principal's slice: the user, her groups) are known. Cedar folds what is known and
+//! leaves, per policy, a residual over the resource's attributes. The plan is
+//! - `kind`: `always_allowed`, `always_denied`, or `conditional`;
+//! - `residuals`: every residual policy that can still hold, as Cedar text: plain Cedar
+//!   deciding with them on a concrete resource (and its entities) answers as the full set;
+//! - `condition`: the same, in the [`condition`] language a host turns into a database
+//!   filter: allowed iff some permit's residual holds and no forbid's does. A residual the
+//!   language cannot express makes the plan `filterable: false` (with the construct named
+//!   in `unsupported`), never a guess: the host then decides resource by resource.
+//!
+//! Fail closed: a policy that Cedar knows will error for every resource makes every
+//! decision a Deny (see [`crate::decide`]), so the plan is `always_denied` with the error.
+//! Exactness assumes what decisions assume: the entities a resource references exist
+//! (a database's foreign keys), and the principal's slice as sent is the whole truth about
+//! the principal's groups.
+
+pub mod condition;
+mod translate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cedar_policy::{
+    Context, EntityTypeName, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::decide::Decider;
+use crate::decide::cache::{Key, KeyBuilder, set_digest};
+use crate::decide::entities::Layer;
+use crate::decide::input::{InputError, Part, innermost, parse_uid};
+use crate::policy::Snapshot;
+
+pub use condition::Condition;
+use translate::Translator;
+
+/// `{"principal", "action", "resource_type", "context"?, "entities"?}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuestion {
+    /// The principal's uid (object or string form).
+    pub principal: Value,
+    /// The action's uid.
+    pub action: Value,
+    /// The resource's entity type, e.g. `Project`.
+    pub resource_type: String,
+    /// The context record. Absent: empty for an action that declares no context keys,
+    /// unknown otherwise (a residual that reads it is then not filterable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// What is known, in Cedar's entity JSON: the principal's slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Value>,
+}
+
+/// What a plan says of every resource of the type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Every resource is allowed.
+    AlwaysAllowed,
+    /// No resource is allowed.
+    AlwaysDenied,
+    /// Allowed where the condition (or the residuals) hold.
+    Conditional,
+}
+
+/// A query plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// Always, never, or where the condition holds.
+    pub kind: PlanKind,
+    /// Whether `condition` expresses the plan exactly.
+    pub filterable: bool,
+    /// The condition over the resource's attributes; `None` when not filterable.
+    pub condition: Option<Condition>,
+    /// Why the plan is not filterable: the policy and the residual construct.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
+    /// The residual policies that can still hold, as Cedar text, sorted by id.
+    pub residuals: Vec<String>,
+    /// For `always_allowed` and `always_denied`: the deciding policy ids.
+    pub reasons: Vec<String>,
+    /// Errors that make every decision a Deny, each naming its policy.
+    pub errors: Vec<String>,
+}
+
+/// Plans, cached by policy version and the whole question (as decisions are).
+#[derive(Clone)]
+pub struct Planner {
+    cache: moka::sync::Cache<Key, Arc<Plan>>,
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Planner {
+    /// A planner caching at most `capacity` plans, each kept at most `ttl`.
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The plan for `question` under `snapshot`, and whether it came from the cache.
+    /// `decider` parses (and caches) the question's entities as for decisions.
+    pub fn plan(
+        &self,
+        decider: &Decider,
+        snapshot: &Snapshot,
+        question: &PlanQuestion,
+    ) -> Result<(Arc<Plan>, bool), InputError> {
+        let own = question
+            .entities
+            .as_ref()
+            .map(|json| Layer::digest("entities", json))
+            .transpose()?;
+        let key = KeyBuilder::new(&snapshot.version)
+            .value(&json!("plan"))
+            .value(&question.principal)
+            .value(&question.action)
+            .value(&json!(question.resource_type))
+            .value(question.context.as_ref().unwrap_or(&Value::Null))
+            .entity_set(own.as_ref().map(|l| set_digest(&l.digests)).as_ref())
+            .finish();
+        if let Some(plan) = self.cache.get(&key) {
+            return Ok((plan, true));
+        }
+        let plan = Arc::new(compute(decider, snapshot, question, own.as_ref())?);
+        self.cache.insert(key, Arc::clone(&plan));
+        Ok((plan, false))
+    }
+}
+
+/// Builds the plan: checks the question against the schema, evaluates partially, and
+/// translates the residuals.
+fn compute(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    question: &PlanQuestion,
+    own: Option<&Layer<'_>>,
+) -> Result<Plan, InputError> {
+    let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
+    let action = parse_uid(Part::Action, "action", &question.action)?;
+    let Some(info) = snapshot.catalog.get(&action) else {
+        return Err(InputError::new(
+            Part::Action,
+            "action",
+            format!("unknown action `{action}`"),
+        ));
+    };
+    let principal_type = principal.type_name().to_string();
+    if !info.principals.contains(&principal_type) {
+        return Err(InputError::new(
+            Part::Principal,
+            "principal",
+            format!(
+                "action `{action}` does not apply to principal `{principal}`: its principal must be one of {}",
+                info.principals.join(", ")
+            ),
+        ));
+    }
+    let resource_type = question.resource_type.as_str();
+    if !info.resources.iter().any(|r| r == resource_type) {
+        return Err(InputError::new(
+            Part::Resource,
+            "resource_type",
+            format!(
+                "action `{action}` does not apply to resource type `{resource_type}`: it must be one of {}",
+                info.resources.join(", ")
+            ),
+        ));
+    }
+    let context_error = |e: &dyn std::error::Error| {
+        InputError::new(
+            Part::Context,
+            "context",
+            format!("context of `{action}`: {}", innermost(e)),
+        )
+    };
+    let context = match &question.context {
+        Some(v @ Value::Object(_)) => Some(
+            Context::from_json_value(v.clone(), Some((&snapshot.schema, &action)))
+                .map_err(|e| context_error(&e))?,
+        ),
+        None | Some(Value::Null) if info.context.is_empty() => Some(Context::empty()),
+        None | Some(Value::Null) => None,
+        Some(other) => {
+            return Err(InputError::new(
+                Part::Context,
+                "context",
+                format!("`context` must be a JSON object, got `{other}`"),
+            ));
+        }
+    };
+    let entities = decider.entities(snapshot, None, own, |slice| {
+        slice.uid(&principal);
+        if let Some(context) = &question.context {
+            slice.json(context);
+        }
+    })?;
+    let type_name: EntityTypeName = resource_type.parse().map_err(|e| {
+        InputError::new(
+            Part::Resource,
+            "resource_type",
+            format!("`{resource_type}` is not an entity type: {e}"),
+        )
+    })?;
+    let request = PartialRequest::new(
+        PartialEntityUid::from_concrete(principal.clone()),
+        action.clone(),
+        PartialEntityUid::new(type_name, None),
+        context,
+        &snapshot.schema,
+    )
+    .map_err(|e| context_error(&e))?;
+    let partial = match PartialEntities::from_concrete((*entities).clone(), &snapshot.schema) {
+        Ok(partial) => partial,
+        Err(e) => return Ok(failed(format!("the known entities: {}", innermost(&e)))),
+    };
+    let policies = snapshot
+        .index
+        .get(&action, resource_type)
+        .unwrap_or(&snapshot.policies);
+    let response = match policies.tpe(&request, &partial, &snapshot.schema) {
+        Ok(response) => response,
+        Err(e) => return Ok(failed(format!("partial evaluation: {}", innermost(&e)))),
+    };
+    let errors: Vec<String> = response
+        .error_permits()
+        .chain(response.error_forbids())
+        .map(|id| format!("policy `{id}` errors for every resource"))
+        .collect();
+    if !errors.is_empty() {
+        tracing::warn!(?errors, "a plan fails closed");
+        return Ok(Plan {
+            errors,
+            ..failed_plan()
+        });
+    }
+    let ids = |ids: &mut dyn Iterator<Item = &PolicyId>| -> Vec<String> {
+        let mut ids: Vec<String> = ids.map(ToString::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let mut residuals: Vec<(String, String)> = response
+        .policies()
+        .filter(|p| {
+            let id = p.id();
+            !response.false_permits().any(|f| f == id) && !response.false_forbids().any(|f| f == id)
+        })
+        .map(|p| (p.id().to_string(), p.to_string()))
+        .collect();
+    residuals.sort();
+    let residuals = residuals.into_iter().map(|(_, text)| text).collect();
+
+    let translator = Translator {
+        resource_type,
+        catalog: &snapshot.catalog,
+        entities: &entities,
+    };
+    // A policy that holds for every resource is `true` in its effect's disjunction.
+    let mut permits: Vec<Condition> = response.true_permits().map(|_| Condition::True).collect();
+    let mut forbids: Vec<Condition> = response.true_forbids().map(|_| Condition::True).collect();
+    let mut unsupported = None;
+    for policy in response.residual_policies() {
+        let translated = residual_condition(&translator, &policy);
+        match translated {
+            Ok(c) if policy.effect() == cedar_policy::Effect::Permit => permits.push(c),
+            Ok(c) => forbids.push(c),
+            Err(construct) => {
+                unsupported.get_or_insert(format!("policy `{}`: `{construct}`", policy.id()));
+            }
+        }
+    }
+    let condition = Condition::and([
+        Condition::or(permits),
+        Condition::not(Condition::or(forbids)),
+    ]);
+    let (kind, reasons) = match response.decision() {
+        Some(cedar_policy::Decision::Allow) => {
+            (PlanKind::AlwaysAllowed, ids(&mut response.true_permits()))
+        }
+        Some(cedar_policy::Decision::Deny) => {
+            (PlanKind::AlwaysDenied, ids(&mut response.true_forbids()))
+        }
+        None if unsupported.is_none() && condition == Condition::True => {
+            (PlanKind::AlwaysAllowed, Vec::new())
+        }
+        None if unsupported.is_none() && condition == Condition::False => {
+            (PlanKind::AlwaysDenied, Vec::new())
+        }
+        None => (PlanKind::Conditional, Vec::new()),
+    };
+    let filterable = unsupported.is_none() || kind != PlanKind::Conditional;
+    Ok(Plan {
+        kind,
+        filterable,
+        condition: filterable.then_some(match kind {
+            PlanKind::AlwaysAllowed => Condition::True,
+            PlanKind::AlwaysDenied => Condition::False,
+            PlanKind::Conditional => condition,
+        }),
+        unsupported: if filterable { None } else { unsupported },
+        residuals,
+        reasons,
+        errors: Vec::new(),
+    })
+}
+
+/// A residual policy's condition: its one `when` clause (the scope is unconstrained).
+fn residual_condition(
+    translator: &Translator<'_>,
+    policy: &cedar_policy::Policy,
+) -> Result<Condition, String> {
+    let pst = policy.to_pst().map_err(|e| e.to_string())?;
+    let mut conjuncts = Vec::new();
+    for clause in pst.body().clauses() {
+        let c = match clause {
+            cedar_policy::pst::Clause::When(e) => translator.condition(e),
+            cedar_policy::pst::Clause::Unless(e) => translator.condition(e).map(Condition::not),
+        };
+        conjuncts.push(c.map_err(|u| u.0)?);
+    }
+    Ok(Condition::and(conjuncts))
+}
+
+/// The plan of a question whose evaluation failed: every resource denied, with the error.
+fn failed(error: String) -> Plan {
+    tracing::warn!(%error, "a plan fails closed");
+    Plan {
+        errors: vec![error],
+        ..failed_plan()
+    }
+}
+
+fn failed_plan() -> Plan {
+    Plan {
+        kind: PlanKind::AlwaysDenied,
+        filterable: true,
+        condition: Some(Condition::False),
+        unsupported: None,
+        residuals: Vec::new(),
+        reasons: Vec::new(),
+        errors: Vec::new(),
+    }
+}

@@ -35,5 +35,7 @@ pub mod decide;
 pub mod http;
 pub mod plan;
 pub mod policy;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod telemetry;
 pub mod testing;

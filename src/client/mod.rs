@@ -190,6 +190,17 @@ pub struct AllowedActions {
     pub policy_version: String,
 }
 
+/// What `plan` answers: the plan and the version of the policy set that made it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PlanAnswer {
+    /// The plan: kind, condition (with feature `sql`, see [`crate::sql::Mapping`]),
+    /// residual policies.
+    #[serde(flatten)]
+    pub plan: crate::plan::Plan,
+    /// The version of the policy set that planned.
+    pub policy_version: String,
+}
+
 /// A gatehouse client. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -320,6 +331,33 @@ impl Client {
             body["context"] = context;
         }
         let (body, request_id) = self.post("/v1/allowed_actions", &body).await?;
+        Ok(Response {
+            body: parse(body)?,
+            request_id,
+        })
+    }
+
+    /// `POST /v1/plan`: which resources of `resource_type` `principal` may take `action`
+    /// (an action id such as `"view"`) on, knowing `entities` (the principal with its
+    /// groups). A `context` is needed for actions that declare context keys.
+    pub async fn plan(
+        &self,
+        principal: &Uid,
+        action: &str,
+        resource_type: &str,
+        context: Option<Value>,
+        entities: &[Entity],
+    ) -> Result<Response<PlanAnswer>, ClientError> {
+        let mut body = json!({
+            "principal": principal,
+            "action": Uid::action(action),
+            "resource_type": resource_type,
+            "entities": entities,
+        });
+        if let Some(context) = context {
+            body["context"] = context;
+        }
+        let (body, request_id) = self.post("/v1/plan", &body).await?;
         Ok(Response {
             body: parse(body)?,
             request_id,

@@ -71,7 +71,7 @@ pub enum PlanKind {
 }
 
 /// A query plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Always, never, or where the condition holds.
     pub kind: PlanKind,
@@ -80,7 +80,7 @@ pub struct Plan {
     /// The condition over the resource's attributes; `None` when not filterable.
     pub condition: Option<Condition>,
     /// Why the plan is not filterable: the policy and the residual construct.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsupported: Option<String>,
     /// The residual policies that can still hold, as Cedar text, sorted by id.
     pub residuals: Vec<String>,

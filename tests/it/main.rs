@@ -8,6 +8,7 @@ mod hardening;
 mod loader;
 mod namespaces;
 mod plans;
+mod plans_sql;
 mod policy_suites;
 mod properties;
 mod reload;

@@ -18,13 +18,13 @@ use gatehouse::policy::Snapshot;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn snapshot() -> &'static Snapshot {
+pub(crate) fn snapshot() -> &'static Snapshot {
     static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
     SNAPSHOT.get_or_init(common::bundled)
 }
 
 /// The plan for user `u` of the world, knowing only the users and organizations.
-pub fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: &Value) -> Plan {
+pub(crate) fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: &Value) -> Plan {
     let question = PlanQuestion {
         principal: json!({"type": "User", "id": World::user(u)}),
         action: json!({"type": "Action", "id": action}),
@@ -39,7 +39,7 @@ pub fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: &Value)
 }
 
 /// The ids of `rtype` that the sidecar allows, asked one by one with every entity.
-pub fn allowed_one_by_one(
+pub(crate) fn allowed_one_by_one(
     w: &World,
     u: usize,
     rtype: &str,

@@ -9,6 +9,7 @@
 //! gatehouse's own shape: `{"error": {"code", "message", ...}}`.
 
 mod db;
+pub mod mapping;
 mod projects;
 mod sharing;
 

@@ -1,0 +1,498 @@
+//! A plan's condition as a parameterised SQL `WHERE` condition (feature `sql`), built with
+//! `sea-query`, so one translation speaks SQLite, PostgreSQL and MySQL.
+//!
+//! A [`Mapping`] declares where each entity type's attributes live: its table and id column,
+//! a column per scalar attribute, a column holding the referenced id per entity-typed
+//! attribute (followed into the referenced type's table when a path goes further), and a
+//! membership table per set attribute. The translation of each operator:
+//!
+//! | condition | SQL |
+//! |---|---|
+//! | `eq`, `ne`, `lt`, `le`, `gt`, `ge` with a value | `col = ?` … (an entity uid compares its id; one of another type never matches) |
+//! | the same with `other` | both sides as columns or scalar subqueries |
+//! | `in_set` | `col IN (?, …)` |
+//! | a `datetime` value | milliseconds since the Unix epoch (a `BIGINT` column) |
+//! | `has` | `col IS NOT NULL` |
+//! | `contains` | `id IN (SELECT owner FROM membership WHERE value = ?)` |
+//! | a path `["organization", "admins"]` | `organization_id IN (SELECT id FROM organizations WHERE admins = …)` |
+//! | `and`, `or`, `not`, `true`, `false` | `AND`, `OR`, `NOT`, `1 = 1`, `1 = 0` |
+//!
+//! SQL's three-valued logic must not change an answer: every leaf is wrapped in
+//! `COALESCE(leaf, FALSE)`, so a NULL column (an absent optional attribute) makes its leaf
+//! false and `NOT` of it true, exactly as the condition language says. Rows a column
+//! references must exist (foreign keys), as entities a decision reads must.
+
+use std::collections::BTreeMap;
+
+use sea_query::{Alias, Expr, Func, Query, SelectStatement, SimpleExpr, SubQueryStatement, Value};
+
+use crate::plan::condition::{Comparison, Condition, Literal, Operand};
+
+/// Where one attribute lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// A scalar (String, Long, Bool) in this column.
+    Value(String),
+    /// An entity reference: this column holds the referenced entity's id, of this type.
+    Entity {
+        /// The column.
+        column: String,
+        /// The referenced entity type.
+        entity_type: String,
+    },
+    /// A set: rows of `table` pair the owner's id (`owner`) with one member (`value`).
+    Set {
+        /// The membership table.
+        table: String,
+        /// Its column holding the owner's id.
+        owner: String,
+        /// Its column holding one member (an id for a set of entities).
+        value: String,
+    },
+}
+
+impl Column {
+    /// A scalar column.
+    pub fn value(column: impl Into<String>) -> Self {
+        Self::Value(column.into())
+    }
+
+    /// A column holding the id of an entity of `entity_type`.
+    pub fn entity(column: impl Into<String>, entity_type: impl Into<String>) -> Self {
+        Self::Entity {
+            column: column.into(),
+            entity_type: entity_type.into(),
+        }
+    }
+}
+
+/// One entity type's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// The table's name.
+    pub name: String,
+    /// The column holding the entity's id.
+    pub id: String,
+    /// Where each attribute lives.
+    pub columns: BTreeMap<String, Column>,
+}
+
+impl Table {
+    /// Table `name` whose ids are in column `id`.
+    pub fn new(name: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: id.into(),
+            columns: BTreeMap::new(),
+        }
+    }
+
+    /// Declares where attribute `attribute` lives.
+    pub fn column(mut self, attribute: impl Into<String>, column: Column) -> Self {
+        self.columns.insert(attribute.into(), column);
+        self
+    }
+}
+
+/// Entity types to tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    tables: BTreeMap<String, Table>,
+}
+
+/// Why a condition has no SQL under a mapping; the host then decides resource by resource.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// No table is declared for an entity type the condition reads.
+    #[error("no table is mapped for entity type `{0}`")]
+    NoTable(String),
+    /// No column is declared for an attribute the condition reads.
+    #[error("no column is mapped for attribute `{attribute}` of `{entity_type}`")]
+    NoColumn {
+        /// The entity type.
+        entity_type: String,
+        /// The attribute.
+        attribute: String,
+    },
+    /// The condition uses what this translation does not write as SQL.
+    #[error("not translatable to SQL: {0}")]
+    Unsupported(String),
+}
+
+impl Mapping {
+    /// An empty mapping.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares the table of `entity_type`.
+    pub fn table(mut self, entity_type: impl Into<String>, table: Table) -> Self {
+        self.tables.insert(entity_type.into(), table);
+        self
+    }
+
+    fn get(&self, entity_type: &str) -> Result<&Table, SqlError> {
+        self.tables
+            .get(entity_type)
+            .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))
+    }
+
+    /// `SELECT id FROM <table> WHERE <condition>` for resources of `resource_type`.
+    pub fn select_ids(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+    ) -> Result<SelectStatement, SqlError> {
+        let table = self.get(resource_type)?;
+        Ok(Query::select()
+            .column((Alias::new(&table.name), Alias::new(&table.id)))
+            .from(Alias::new(&table.name))
+            .and_where(self.filter(condition, resource_type)?)
+            .to_owned())
+    }
+
+    /// The `WHERE` condition selecting the rows of `resource_type`'s table where
+    /// `condition` holds; columns are qualified by the table's name.
+    pub fn filter(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let table = self.get(resource_type)?;
+        Translation {
+            mapping: self,
+            depth: 0,
+        }
+        .condition(condition, resource_type, &table.name)
+    }
+}
+
+/// One level of the translation: `depth` numbers the aliases of nested subqueries.
+struct Translation<'a> {
+    mapping: &'a Mapping,
+    depth: usize,
+}
+
+/// A leaf on the last step of a path, given the column expression it reads.
+type Leaf<'l> = dyn Fn(SimpleExpr, &Column) -> Result<SimpleExpr, SqlError> + 'l;
+
+impl Translation<'_> {
+    fn nested(&self) -> Self {
+        Translation {
+            mapping: self.mapping,
+            depth: self.depth + 1,
+        }
+    }
+
+    fn condition(&self, c: &Condition, ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
+        Ok(match c {
+            Condition::True => Expr::cust("1 = 1"),
+            Condition::False => Expr::cust("1 = 0"),
+            Condition::And { args } => self.fold(args, ty, alias, SimpleExpr::and, "1 = 1")?,
+            Condition::Or { args } => self.fold(args, ty, alias, SimpleExpr::or, "1 = 0")?,
+            Condition::Not { arg } => Expr::expr(self.condition(arg, ty, alias)?).not(),
+            leaf => two_valued(self.leaf(leaf, ty, alias)?),
+        })
+    }
+
+    fn fold(
+        &self,
+        args: &[Condition],
+        ty: &str,
+        alias: &str,
+        join: fn(SimpleExpr, SimpleExpr) -> SimpleExpr,
+        empty: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let mut parts = args.iter().map(|a| self.condition(a, ty, alias));
+        let Some(first) = parts.next() else {
+            return Ok(Expr::cust(empty));
+        };
+        parts.try_fold(first?, |acc, part| Ok(join(acc, part?)))
+    }
+
+    fn leaf(&self, c: &Condition, ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
+        match c {
+            Condition::Has { path } => self.on_path(path, ty, alias, &|col, column| match column {
+                Column::Set { .. } => Err(SqlError::Unsupported(format!(
+                    "`has` on the set attribute {path:?}"
+                ))),
+                _ => Ok(Expr::expr(col).is_not_null()),
+            }),
+            Condition::Eq(cmp) => self.comparison(cmp, ty, alias, Cmp::Eq),
+            Condition::Ne(cmp) => self.comparison(cmp, ty, alias, Cmp::Ne),
+            Condition::Lt(cmp) => self.comparison(cmp, ty, alias, Cmp::Lt),
+            Condition::Le(cmp) => self.comparison(cmp, ty, alias, Cmp::Le),
+            Condition::Gt(cmp) => self.comparison(cmp, ty, alias, Cmp::Gt),
+            Condition::Ge(cmp) => self.comparison(cmp, ty, alias, Cmp::Ge),
+            Condition::InSet { path, values } => self.on_path(path, ty, alias, &|col, column| {
+                let values: Vec<Value> = values
+                    .iter()
+                    .map(|v| sql_value(v, column))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                Ok(if values.is_empty() {
+                    Expr::cust("1 = 0")
+                } else {
+                    Expr::expr(col).is_in(values)
+                })
+            }),
+            Condition::Contains { path, value } => {
+                let (init, last) = split(path)?;
+                let value = value.clone();
+                self.on_entity(
+                    init,
+                    ty,
+                    alias,
+                    &|t: &Translation<'_>, ty: &str, alias: &str| {
+                        let table = t.mapping.get(ty)?;
+                        let Some(Column::Set {
+                            table: members,
+                            owner,
+                            value: member,
+                        }) = table.columns.get(last)
+                        else {
+                            return Err(SqlError::Unsupported(format!(
+                                "`contains` on `{last}` of `{ty}`, which is not mapped as a set"
+                            )));
+                        };
+                        let Some(value) = member_value(&value)? else {
+                            return Ok(Expr::cust("1 = 0"));
+                        };
+                        let sub = Query::select()
+                            .column(Alias::new(owner))
+                            .from(Alias::new(members))
+                            .and_where(Expr::col(Alias::new(member)).eq(value))
+                            .to_owned();
+                        Ok(Expr::col((Alias::new(alias), Alias::new(&table.id))).in_subquery(sub))
+                    },
+                )
+            }
+            other => Err(SqlError::Unsupported(format!("{other:?}"))),
+        }
+    }
+
+    fn comparison(
+        &self,
+        cmp: &Comparison,
+        ty: &str,
+        alias: &str,
+        op: Cmp,
+    ) -> Result<SimpleExpr, SqlError> {
+        match &cmp.operand {
+            Operand::Value(value) => self.on_path(&cmp.path, ty, alias, &|col, column| {
+                Ok(match sql_value(value, column)? {
+                    Some(value) => op.apply(col, Expr::val(value).into()),
+                    // An entity of another type than the attribute's: never equal.
+                    None if op == Cmp::Eq => Expr::cust("1 = 0"),
+                    None if op == Cmp::Ne => Expr::cust("1 = 1"),
+                    None => return Err(SqlError::Unsupported(format!("{cmp:?}"))),
+                })
+            }),
+            Operand::Other(other) => {
+                let left = self.scalar(&cmp.path, ty, alias)?;
+                let right = self.scalar(other, ty, alias)?;
+                Ok(op.apply(left, right))
+            }
+        }
+    }
+
+    /// `leaf` applied to the column at the end of `path`, following entity references
+    /// with `IN (SELECT id …)`.
+    fn on_path(
+        &self,
+        path: &[String],
+        ty: &str,
+        alias: &str,
+        leaf: &Leaf<'_>,
+    ) -> Result<SimpleExpr, SqlError> {
+        let (init, last) = split(path)?;
+        self.on_entity(
+            init,
+            ty,
+            alias,
+            &|t: &Translation<'_>, ty: &str, alias: &str| {
+                let table = t.mapping.get(ty)?;
+                let column = column(table, ty, last)?;
+                let name = match column {
+                    Column::Value(c) | Column::Entity { column: c, .. } => c,
+                    Column::Set { .. } => {
+                        return Err(SqlError::Unsupported(format!(
+                            "the set attribute `{last}` of `{ty}` compared as a value"
+                        )));
+                    }
+                };
+                leaf(
+                    Expr::col((Alias::new(alias), Alias::new(name))).into(),
+                    column,
+                )
+            },
+        )
+    }
+
+    /// `inner` on the entity reached by following `path` (entity references) from `ty`.
+    fn on_entity(
+        &self,
+        path: &[String],
+        ty: &str,
+        alias: &str,
+        inner: &dyn Fn(&Translation<'_>, &str, &str) -> Result<SimpleExpr, SqlError>,
+    ) -> Result<SimpleExpr, SqlError> {
+        let Some((first, rest)) = path.split_first() else {
+            return inner(self, ty, alias);
+        };
+        let table = self.mapping.get(ty)?;
+        let Column::Entity {
+            column: fk,
+            entity_type,
+        } = column(table, ty, first)?
+        else {
+            return Err(SqlError::Unsupported(format!(
+                "`{first}` of `{ty}` is followed but is not mapped as an entity reference"
+            )));
+        };
+        let target = self.mapping.get(entity_type)?;
+        let nested = self.nested();
+        let sub_alias = format!("{}_{}", target.name, nested.depth);
+        let predicate = nested.on_entity(rest, entity_type, &sub_alias, inner)?;
+        let sub = Query::select()
+            .column((Alias::new(&sub_alias), Alias::new(&target.id)))
+            .from_as(Alias::new(&target.name), Alias::new(&sub_alias))
+            .and_where(predicate)
+            .to_owned();
+        Ok(Expr::col((Alias::new(alias), Alias::new(fk))).in_subquery(sub))
+    }
+
+    /// The value at `path` as an expression: a column, or a scalar subquery through each
+    /// entity reference.
+    fn scalar(&self, path: &[String], ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
+        let table = self.mapping.get(ty)?;
+        let (first, rest) = path.split_first().ok_or_else(|| {
+            SqlError::Unsupported("the resource itself compared with a path".into())
+        })?;
+        let col = column(table, ty, first)?;
+        match (col, rest.is_empty()) {
+            (Column::Value(c) | Column::Entity { column: c, .. }, true) => {
+                Ok(Expr::col((Alias::new(alias), Alias::new(c))).into())
+            }
+            (
+                Column::Entity {
+                    column: fk,
+                    entity_type,
+                },
+                false,
+            ) => {
+                let target = self.mapping.get(entity_type)?;
+                let nested = self.nested();
+                let sub_alias = format!("{}_{}", target.name, nested.depth);
+                let value = nested.scalar(rest, entity_type, &sub_alias)?;
+                let sub = Query::select()
+                    .expr(value)
+                    .from_as(Alias::new(&target.name), Alias::new(&sub_alias))
+                    .and_where(
+                        Expr::col((Alias::new(&sub_alias), Alias::new(&target.id)))
+                            .equals((Alias::new(alias), Alias::new(fk))),
+                    )
+                    .to_owned();
+                Ok(SimpleExpr::SubQuery(
+                    None,
+                    Box::new(SubQueryStatement::SelectStatement(sub)),
+                ))
+            }
+            _ => Err(SqlError::Unsupported(format!(
+                "the path {path:?} as a value"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn apply(self, left: SimpleExpr, right: SimpleExpr) -> SimpleExpr {
+        let left = Expr::expr(left);
+        match self {
+            Cmp::Eq => left.eq(right),
+            Cmp::Ne => left.ne(right),
+            Cmp::Lt => left.lt(right),
+            Cmp::Le => left.lte(right),
+            Cmp::Gt => left.gt(right),
+            Cmp::Ge => left.gte(right),
+        }
+    }
+}
+
+/// `COALESCE(leaf, FALSE)`: a leaf reading NULL is false, not unknown.
+fn two_valued(leaf: SimpleExpr) -> SimpleExpr {
+    Func::coalesce([leaf, Expr::cust("FALSE")]).into()
+}
+
+fn split(path: &[String]) -> Result<(&[String], &str), SqlError> {
+    match path.split_last() {
+        Some((last, init)) => Ok((init, last.as_str())),
+        None => Err(SqlError::Unsupported(
+            "a leaf on the resource itself".to_string(),
+        )),
+    }
+}
+
+fn column<'t>(table: &'t Table, ty: &str, attribute: &str) -> Result<&'t Column, SqlError> {
+    table
+        .columns
+        .get(attribute)
+        .ok_or_else(|| SqlError::NoColumn {
+            entity_type: ty.to_string(),
+            attribute: attribute.to_string(),
+        })
+}
+
+/// A literal as a value of `column`: an entity uid as its id, `None` when its type is not
+/// the column's (it equals no row).
+fn sql_value(literal: &Literal, column: &Column) -> Result<Option<Value>, SqlError> {
+    match (literal, column) {
+        (Literal::Entity(uid), Column::Entity { entity_type, .. }) => {
+            Ok((uid.ty == *entity_type).then(|| uid.id.clone().into()))
+        }
+        (Literal::Entity(_), _) => Ok(None),
+        (other, _) => member_value(other),
+    }
+}
+
+/// An RFC 3339 datetime in milliseconds since the Unix epoch.
+fn epoch_millis(text: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    let ms = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).ok()?,
+        Err(before) => -i64::try_from(before.duration().as_millis()).ok()?,
+    };
+    Some(ms)
+}
+
+/// A literal as a stored value: strings, longs, bools, entity ids, and datetimes in
+/// milliseconds since the Unix epoch.
+fn member_value(literal: &Literal) -> Result<Option<Value>, SqlError> {
+    Ok(Some(match literal {
+        Literal::Bool(b) => (*b).into(),
+        Literal::Long(n) => (*n).into(),
+        Literal::String(s) => s.clone().into(),
+        Literal::Entity(uid) => uid.id.clone().into(),
+        Literal::Extension(e) if e.function == "datetime" => epoch_millis(&e.arg)
+            .ok_or_else(|| SqlError::Unsupported(format!("the datetime `{}`", e.arg)))?
+            .into(),
+        Literal::Extension(e) => {
+            return Err(SqlError::Unsupported(format!(
+                "the extension value {}(\"{}\")",
+                e.function, e.arg
+            )));
+        }
+    }))
+}

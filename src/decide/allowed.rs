@@ -1,6 +1,9 @@
 //! "Which buttons may this user press?": every action of the schema that applies to the
-//! principal's and resource's types, each decided on one store assembled for all of them.
-//! An action whose required context keys were not given is listed apart, never guessed.
+//! principal's and resource's types (or the ones asked for), each decided on one store
+//! assembled for all of them. An action whose required context keys were not given is
+//! decided by partial evaluation with the context unknown: when every context gives the same
+//! decision (a viewer may `share` with no role at all), that is its decision; otherwise it is
+//! listed in `needs_context`, never guessed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use super::entities::Layer;
 use super::input::{InputError, Part, build_request, parse_uid};
 use super::question::Question;
 use super::{Decider, Decision, Verdict, decide};
+use crate::plan::{ForAnyContext, for_any_context};
 use crate::policy::Snapshot;
 
 /// `{"principal", "resource", "context"?, "entities"?}`: the question without an action.
@@ -28,6 +32,9 @@ pub struct ActionsQuestion {
     /// Entities for this question, in Cedar's entity JSON.
     #[serde(default)]
     pub entities: Option<Value>,
+    /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
+    #[serde(default)]
+    pub actions: Option<Vec<Value>>,
 }
 
 /// One action's decision, with the question it answered (for the decision log).
@@ -46,7 +53,8 @@ pub struct ActionDecision {
 pub struct AllowedActions {
     /// Each decided action, in the schema's order.
     pub decided: Vec<ActionDecision>,
-    /// Actions whose required context keys were not given.
+    /// Actions whose required context keys were not given, and that some context allows
+    /// and some denies.
     pub needs_context: Vec<String>,
 }
 
@@ -57,6 +65,15 @@ impl AllowedActions {
             .iter()
             .filter(|d| d.decision.decision == verdict)
             .map(|d| d.action.as_str())
+            .collect()
+    }
+
+    /// The deciding policies by action id: the permits of an allowed action, the forbids of a
+    /// denied one (none when nothing permits it).
+    pub fn reasons(&self) -> BTreeMap<&str, &[String]> {
+        self.decided
+            .iter()
+            .map(|d| (d.action.as_str(), d.decision.reasons.as_slice()))
             .collect()
     }
 
@@ -94,8 +111,32 @@ pub fn allowed_actions(
         principal.type_name().to_string(),
         resource.type_name().to_string(),
     );
-    let actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
-    if actions.is_empty() {
+    let mut actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
+    if let Some(wanted) = &question.actions {
+        let mut chosen = Vec::with_capacity(wanted.len());
+        for (i, value) in wanted.iter().enumerate() {
+            let field = format!("actions[{i}]");
+            let uid = match value {
+                Value::String(id) if !id.contains("::") => snapshot
+                    .catalog
+                    .action_named(id)
+                    .map_err(|e| InputError::new(Part::Action, &field, e.to_string()))?,
+                other => parse_uid(Part::Action, &field, other)?,
+            };
+            let Some(info) = actions.iter().find(|a| a.uid == uid) else {
+                return Err(InputError::new(
+                    Part::Action,
+                    field,
+                    format!(
+                        "`{uid}` is not an action of the schema that applies to principal `{principal}` and resource `{resource}`"
+                    ),
+                ));
+            };
+            chosen.push(*info);
+        }
+        actions = chosen;
+    }
+    if actions.is_empty() && question.actions.is_none() {
         return Err(InputError::new(
             Part::Resource,
             "resource",
@@ -126,7 +167,20 @@ pub fn allowed_actions(
             .required_context()
             .any(|key| !context.contains_key(key))
         {
-            answer.needs_context.push(action.name.clone());
+            match for_any_context(snapshot, &principal, &action.uid, &resource, &entities) {
+                ForAnyContext::Decided(decision) => answer.decided.push(ActionDecision {
+                    action: action.name.clone(),
+                    question: Question {
+                        principal: question.principal.clone(),
+                        action: json!(action.uid.to_string()),
+                        resource: question.resource.clone(),
+                        context: None,
+                        entities: question.entities.clone(),
+                    },
+                    decision: Arc::new(decision),
+                }),
+                ForAnyContext::Depends => answer.needs_context.push(action.name.clone()),
+            }
             continue;
         }
         // Each action gets the keys it declares; the others belong to other actions.

@@ -291,8 +291,9 @@ pub async fn batch(
 }
 
 /// `POST /v1/allowed_actions`: every action of the schema that applies to the principal and
-/// resource types and is allowed. An action whose required context keys are missing is
-/// listed in `needs_context`, never guessed.
+/// resource types (or those of `actions`), decided, with the deciding policies. An action
+/// whose required context keys are missing is decided when every context decides it alike,
+/// and listed in `needs_context` otherwise, never guessed.
 pub async fn allowed_actions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -313,7 +314,7 @@ pub async fn allowed_actions(
         "allowed": answer.with(Verdict::Allow),
         "denied": answer.with(Verdict::Deny),
         "needs_context": answer.needs_context,
-        "diagnostics": {"errors": answer.errors()},
+        "diagnostics": {"reasons": answer.reasons(), "errors": answer.errors()},
         "policy_version": snapshot.version,
     })))
 }

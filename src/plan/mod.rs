@@ -30,10 +30,10 @@ use cedar_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::decide::Decider;
 use crate::decide::cache::{Key, KeyBuilder, set_digest};
 use crate::decide::entities::Layer;
 use crate::decide::input::{InputError, Part, innermost, parse_uid};
+use crate::decide::{Decider, Decision, Verdict};
 use crate::policy::Snapshot;
 
 pub use condition::Condition;
@@ -319,6 +319,75 @@ fn compute(
         reasons,
         errors: Vec::new(),
     })
+}
+
+/// What an action's decision is when its context is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForAnyContext {
+    /// The same decision whatever the context (a Deny of errors included: fail closed).
+    Decided(Decision),
+    /// Some context allows it, and some denies it (or Cedar could not tell).
+    Depends,
+}
+
+/// Decides `action` with the context unknown: whether every context gives the same
+/// decision. `entities` is the question's store (as assembled for a decision).
+pub fn for_any_context(
+    snapshot: &Snapshot,
+    principal: &cedar_policy::EntityUid,
+    action: &cedar_policy::EntityUid,
+    resource: &cedar_policy::EntityUid,
+    entities: &cedar_policy::Entities,
+) -> ForAnyContext {
+    let Ok(request) = PartialRequest::new(
+        PartialEntityUid::from_concrete(principal.clone()),
+        action.clone(),
+        PartialEntityUid::from_concrete(resource.clone()),
+        None,
+        &snapshot.schema,
+    ) else {
+        return ForAnyContext::Depends;
+    };
+    let Ok(partial) = PartialEntities::from_concrete(entities.clone(), &snapshot.schema) else {
+        return ForAnyContext::Depends;
+    };
+    let policies = snapshot
+        .index
+        .get(action, &resource.type_name().to_string())
+        .unwrap_or(&snapshot.policies);
+    let Ok(response) = policies.tpe(&request, &partial, &snapshot.schema) else {
+        return ForAnyContext::Depends;
+    };
+    let sorted = |ids: &mut dyn Iterator<Item = &PolicyId>| -> Vec<String> {
+        let mut ids: Vec<String> = ids.map(ToString::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let errors: Vec<String> = response
+        .error_permits()
+        .chain(response.error_forbids())
+        .map(|id| format!("policy `{id}` errors for every context"))
+        .collect();
+    if !errors.is_empty() {
+        return ForAnyContext::Decided(Decision {
+            decision: Verdict::Deny,
+            reasons: Vec::new(),
+            errors,
+        });
+    }
+    match response.decision() {
+        Some(cedar_policy::Decision::Allow) => ForAnyContext::Decided(Decision {
+            decision: Verdict::Allow,
+            reasons: sorted(&mut response.true_permits()),
+            errors: Vec::new(),
+        }),
+        Some(cedar_policy::Decision::Deny) => ForAnyContext::Decided(Decision {
+            decision: Verdict::Deny,
+            reasons: sorted(&mut response.true_forbids()),
+            errors: Vec::new(),
+        }),
+        None => ForAnyContext::Depends,
+    }
 }
 
 /// A residual policy's condition: its one `when` clause (the scope is unconstrained).

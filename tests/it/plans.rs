@@ -364,3 +364,51 @@ fn a_repeated_plan_comes_from_the_cache_and_a_new_set_is_planned_anew() {
         after.residuals
     );
 }
+
+const CONTEXT_ACTIONS: [&str; 5] = [
+    "share",
+    "change_member_role",
+    "remove_member",
+    "accept_access_request",
+    "transfer_ownership",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `allowed_actions` decides an action asked without its context only when partial
+    /// evaluation says every context decides it alike: then every context does.
+    #[test]
+    fn an_action_decided_for_any_context_is_decided_so_for_every_context(
+        (w, u, a, p) in world().prop_flat_map(|w| {
+            let (users, projects) = (w.users, w.projects.len());
+            (Just(w), 0..users, 0..CONTEXT_ACTIONS.len(), 0..projects)
+        })
+    ) {
+        let action = CONTEXT_ACTIONS[a];
+        let id = format!("p{p}");
+        let entities = Entities::from_json_value(w.all_json(), Some(&snapshot().schema)).expect("entities");
+        let uid = |text: String| EntityUid::from_str(&text).expect("uid");
+        let decided = gatehouse::plan::for_any_context(
+            snapshot(),
+            &uid(format!("User::\"{}\"", World::user(u))),
+            &uid(format!("Action::\"{action}\"")),
+            &uid(format!("Project::\"{id}\"")),
+            &entities,
+        );
+        let gatehouse::plan::ForAnyContext::Decided(decided) = decided else {
+            return Ok(());
+        };
+        for (_, _, context) in listings(w.users).iter().filter(|(t, a, _)| *t == "Project" && *a == action) {
+            let question = Question {
+                principal: json!({"type": "User", "id": World::user(u)}),
+                action: json!({"type": "Action", "id": action}),
+                resource: json!({"type": "Project", "id": id}),
+                context: Some(context.clone()),
+                entities: Some(w.all_json()),
+            };
+            let answer = gatehouse::decide::question::evaluate(snapshot(), &question).expect("valid");
+            prop_assert_eq!(answer.decision, decided.decision, "{} {} {} {}", u, action, id, context);
+        }
+    }
+}

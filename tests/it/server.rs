@@ -189,23 +189,51 @@ async fn allowed_actions_lists_buttons_and_what_needs_context() {
             "view_members"
         ])
     );
+    // vera is a shared editor of a project that does not let editors share: no context
+    // could allow her the sharing actions, so they are denied, not "needs context".
+    assert_eq!(answer["needs_context"], json!([]));
+    let denied = answer["denied"].as_array().expect("denied");
+    for never in [
+        "accept_access_request",
+        "change_member_role",
+        "remove_member",
+        "share",
+        "transfer_ownership",
+        "delete",
+    ] {
+        assert!(denied.contains(&json!(never)), "{never}: {answer}");
+    }
     assert_eq!(
-        answer["needs_context"],
-        json!([
-            "accept_access_request",
-            "change_member_role",
-            "remove_member",
-            "share",
-            "transfer_ownership"
-        ])
+        answer["diagnostics"]["reasons"]["edit"],
+        json!(["roles.editor"])
     );
-    assert!(
-        answer["denied"]
-            .as_array()
-            .expect("denied")
-            .contains(&json!("delete"))
+    assert_eq!(answer["diagnostics"]["reasons"]["share"], json!([]));
+    assert_eq!(
+        answer["diagnostics"]["reasons"]["export_report"],
+        json!(["phases.report-when-ready"])
     );
     assert_eq!(answer["policy_version"], server.version());
+
+    // A manager may share with some roles and not others: that one needs its context.
+    let maya = json!({"principal": "User::\"maya\"", "resource": "Project::\"p1\"", "entities": p1_entities(),
+                      "actions": ["share", "Action::\"view\"", {"type": "Action", "id": "delete"}]});
+    let (status, answer) = server.post("/v1/allowed_actions", &maya).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["needs_context"], json!(["share"]));
+    assert_eq!(answer["allowed"], json!(["view"]));
+    assert_eq!(answer["denied"], json!(["delete"]));
+    // Only actions of the schema that apply, each error naming its place in `actions`.
+    for (actions, field) in [
+        (json!(["fly"]), "actions[0]"),
+        (json!(["view", "request_access"]), "actions[1]"),
+    ] {
+        let mut body = maya.clone();
+        body["actions"] = actions;
+        let (status, answer) = server.post("/v1/allowed_actions", &body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_action", "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
 
     // With a context, the sharing actions are decided too; each action gets its own keys.
     let mut body = json!({"principal": "User::\"maya\"", "resource": "Project::\"p1\"", "entities": p1_entities(),

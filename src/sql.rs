@@ -17,14 +17,20 @@
 //! | a path `["organization", "admins"]` | `organization_id IN (SELECT id FROM organizations WHERE admins = …)` |
 //! | `and`, `or`, `not`, `true`, `false` | `AND`, `OR`, `NOT`, `1 = 1`, `1 = 0` |
 //!
-//! SQL's three-valued logic must not change an answer: every leaf is wrapped in
-//! `COALESCE(leaf, FALSE)`, so a NULL column (an absent optional attribute) makes its leaf
-//! false and `NOT` of it true, exactly as the condition language says. Rows a column
-//! references must exist (foreign keys), as entities a decision reads must.
+//! SQL's three-valued logic must not change an answer. Negations are pushed down to the
+//! leaves (De Morgan), and a negated leaf is written `NOT COALESCE(leaf, FALSE)`: a NULL
+//! column (an absent optional attribute) makes the leaf false and its negation true, exactly
+//! as the condition language says. A leaf under no negation is left bare, so that the
+//! database can use its indexes: over `AND` and `OR` alone, a NULL leaf and a false one make
+//! a row's condition true in exactly the same cases (a true `AND` needs every part true, a
+//! true `OR` one true part, and NULL is not true). Rows a column references must exist
+//! (foreign keys), as entities a decision reads must.
 
 use std::collections::BTreeMap;
 
-use sea_query::{Alias, Expr, Func, Query, SelectStatement, SimpleExpr, SubQueryStatement, Value};
+use sea_query::{
+    Alias, Expr, Func, Query, SelectStatement, SimpleExpr, SubQueryStatement, UnionType, Value,
+};
 
 use crate::plan::condition::{Comparison, Condition, Literal, Operand};
 
@@ -137,17 +143,63 @@ impl Mapping {
             .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))
     }
 
-    /// `SELECT id FROM <table> WHERE <condition>` for resources of `resource_type`.
+    /// The ids of the resources of `resource_type` where `condition` holds, as one query.
+    ///
+    /// A condition `(a OR b OR …) AND rest` (the usual shape of a plan: some role grants,
+    /// no forbid applies) is written as the union of `a AND rest`, `b AND rest`, …: each
+    /// branch is answered from its own index, where one `WHERE` with the `OR` makes a
+    /// database scan the whole table once an `OR` term follows a reference. Otherwise
+    /// `SELECT id FROM <table> WHERE <condition>`. Order and paginate the result by its `id`
+    /// column.
     pub fn select_ids(
         &self,
         condition: &Condition,
         resource_type: &str,
     ) -> Result<SelectStatement, SqlError> {
         let table = self.get(resource_type)?;
+        let branch = |c: &Condition| -> Result<SelectStatement, SqlError> {
+            Ok(Query::select()
+                .expr_as(
+                    Expr::col((Alias::new(&table.name), Alias::new(&table.id))),
+                    Alias::new("id"),
+                )
+                .from(Alias::new(&table.name))
+                .and_where(self.filter(c, resource_type)?)
+                .to_owned())
+        };
+        let (branches, rest): (&[Condition], Vec<Condition>) = match condition {
+            Condition::Or { args } => (args, Vec::new()),
+            Condition::And { args } => {
+                match args.iter().position(|a| matches!(a, Condition::Or { .. })) {
+                    Some(i) => match &args[i] {
+                        Condition::Or { args: branches } => {
+                            let mut rest = args.clone();
+                            rest.remove(i);
+                            (branches, rest)
+                        }
+                        _ => (&[], Vec::new()),
+                    },
+                    None => (&[], Vec::new()),
+                }
+            }
+            _ => (&[], Vec::new()),
+        };
+        if branches.len() < 2 {
+            return branch(condition);
+        }
+        let mut selects = branches.iter().map(|b| {
+            let mut conjuncts = vec![b.clone()];
+            conjuncts.extend(rest.iter().cloned());
+            branch(&Condition::and(conjuncts))
+        });
+        let mut union = selects.next().expect("two branches or more")?;
+        for select in selects {
+            union.union(UnionType::All, select?);
+        }
         Ok(Query::select()
-            .column((Alias::new(&table.name), Alias::new(&table.id)))
-            .from(Alias::new(&table.name))
-            .and_where(self.filter(condition, resource_type)?)
+            .distinct()
+            .column(Alias::new("id"))
+            .from_subquery(union, Alias::new("allowed"))
             .to_owned())
     }
 
@@ -163,7 +215,7 @@ impl Mapping {
             mapping: self,
             depth: 0,
         }
-        .condition(condition, resource_type, &table.name)
+        .condition(condition, resource_type, &table.name, false)
     }
 }
 
@@ -184,14 +236,30 @@ impl Translation<'_> {
         }
     }
 
-    fn condition(&self, c: &Condition, ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
-        Ok(match c {
-            Condition::True => Expr::cust("1 = 1"),
-            Condition::False => Expr::cust("1 = 0"),
-            Condition::And { args } => self.fold(args, ty, alias, SimpleExpr::and, "1 = 1")?,
-            Condition::Or { args } => self.fold(args, ty, alias, SimpleExpr::or, "1 = 0")?,
-            Condition::Not { arg } => Expr::expr(self.condition(arg, ty, alias)?).not(),
-            leaf => two_valued(self.leaf(leaf, ty, alias)?),
+    /// `c` (or its negation, when `negated`) with negations pushed down to the leaves.
+    fn condition(
+        &self,
+        c: &Condition,
+        ty: &str,
+        alias: &str,
+        negated: bool,
+    ) -> Result<SimpleExpr, SqlError> {
+        Ok(match (c, negated) {
+            (Condition::True, false) | (Condition::False, true) => Expr::cust("1 = 1"),
+            (Condition::False, false) | (Condition::True, true) => Expr::cust("1 = 0"),
+            (Condition::And { args }, false) => {
+                let args = without_implied_has(args);
+                self.fold(&args, ty, alias, negated, SimpleExpr::and, "1 = 1")?
+            }
+            (Condition::Or { args }, true) => {
+                self.fold(args, ty, alias, negated, SimpleExpr::and, "1 = 1")?
+            }
+            (Condition::Or { args }, false) | (Condition::And { args }, true) => {
+                self.fold(args, ty, alias, negated, SimpleExpr::or, "1 = 0")?
+            }
+            (Condition::Not { arg }, _) => self.condition(arg, ty, alias, !negated)?,
+            (leaf, false) => self.leaf(leaf, ty, alias)?,
+            (leaf, true) => Expr::expr(two_valued(self.leaf(leaf, ty, alias)?)).not(),
         })
     }
 
@@ -200,10 +268,11 @@ impl Translation<'_> {
         args: &[Condition],
         ty: &str,
         alias: &str,
+        negated: bool,
         join: fn(SimpleExpr, SimpleExpr) -> SimpleExpr,
         empty: &str,
     ) -> Result<SimpleExpr, SqlError> {
-        let mut parts = args.iter().map(|a| self.condition(a, ty, alias));
+        let mut parts = args.iter().map(|a| self.condition(a, ty, alias, negated));
         let Some(first) = parts.next() else {
             return Ok(Expr::cust(empty));
         };
@@ -431,7 +500,35 @@ impl Cmp {
     }
 }
 
-/// `COALESCE(leaf, FALSE)`: a leaf reading NULL is false, not unknown.
+/// The conjuncts without each `has p` that a bare sibling leaf reading through `p` implies:
+/// that leaf reads NULL (so is not true) when `p` is absent. `organization_id IS NOT NULL AND
+/// organization_id IN (…)` becomes the second part alone, which a database answers from an
+/// index inside an `OR`.
+fn without_implied_has(args: &[Condition]) -> Vec<Condition> {
+    let reads = |c: &Condition| -> Option<Vec<String>> {
+        match c {
+            Condition::Eq(cmp)
+            | Condition::Ne(cmp)
+            | Condition::Lt(cmp)
+            | Condition::Le(cmp)
+            | Condition::Gt(cmp)
+            | Condition::Ge(cmp) => Some(cmp.path.clone()),
+            Condition::InSet { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    };
+    let implied = |has: &[String]| {
+        args.iter()
+            .filter_map(reads)
+            .any(|path| path.len() > has.len() && path.starts_with(has))
+    };
+    args.iter()
+        .filter(|c| !matches!(c, Condition::Has { path } if implied(path)))
+        .cloned()
+        .collect()
+}
+
+/// `COALESCE(leaf, FALSE)`: a leaf reading NULL is false, not unknown (for negated leaves).
 fn two_valued(leaf: SimpleExpr) -> SimpleExpr {
     Func::coalesce([leaf, Expr::cust("FALSE")]).into()
 }

@@ -20,14 +20,30 @@
 //! curl -s localhost:8080/projects/p1 -H 'x-user: ben'                             # 200
 //! curl -s -X POST localhost:8080/projects/p1/processing -H 'x-user: ben'          # 403 {"error": {"code": "forbidden", ...}}
 //! ```
+//!
+//! `bench-lists URL SIZES…` measures "my projects" by plan + SQL against batches instead
+//! (see `bench_lists.rs`).
 
 mod app;
+mod bench_lists;
 
 use gatehouse::client::Client;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("bench-lists") {
+        let gatehouse = args
+            .nth(1)
+            .unwrap_or_else(|| "http://127.0.0.1:8180".into());
+        let sizes: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+        let sizes = if sizes.is_empty() {
+            vec![1_000, 10_000]
+        } else {
+            sizes
+        };
+        return bench_lists::run(&gatehouse, &sizes).await;
+    }
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let gatehouse = args
         .next()

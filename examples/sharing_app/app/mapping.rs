@@ -4,13 +4,6 @@
 use gatehouse::sql::{Column, Mapping, Table};
 
 /// The tables of `migrations/0001_records.sql`, by entity type.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the app still keeps its records in memory (issue 10, part 3); the tests list with it"
-    )
-)]
 pub fn mapping() -> Mapping {
     let group = |column: &str| Column::entity(column, "Group");
     Mapping::new()

@@ -23,7 +23,9 @@
 //! `entities` replace fixture entities with the same uid, and a case's `entities` replace
 //! both. Suite and matrix `context` are defaults: each case gets the keys its action
 //! declares. A matrix expects every listed action allowed for each principal and every
-//! other action denied. See `tests/policies/README.md` for the whole format.
+//! other action denied. A list (`"lists"`) pins "which resources of a type may the principal
+//! …?": the plan of `/v1/plan` and one-by-one decisions must both give exactly its ids. See
+//! `tests/policies/README.md` for the whole format.
 //!
 //! The runner asks every case through [`Decider::answer`], exactly as the sidecar answers a
 //! batch (`POST /v1/is_authorized/batch`): the suite's entities are the batch's shared
@@ -44,10 +46,14 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
+use crate::decide::input::{Part, build_request, parse_uid};
 use crate::decide::{Decider, Decision, InputError, Question, Verdict};
+use crate::plan::{PlanQuestion, Planner};
 use crate::policy::Snapshot;
 
-pub use suite::{Case, FixtureCache, Suite, SuiteError, flexible_uid, load as load_suite};
+pub use suite::{
+    Case, FixtureCache, ListCase, Suite, SuiteError, flexible_uid, load as load_suite,
+};
 
 /// The file name ending that marks a suite.
 pub const SUITE_SUFFIX: &str = ".test.json";
@@ -92,6 +98,33 @@ pub struct SuiteOutcome {
     pub error: Option<String>,
     /// Its cases, in file order.
     pub cases: Vec<CaseOutcome>,
+    /// Its lists, in file order.
+    pub lists: Vec<ListOutcome>,
+}
+
+/// The outcome of one list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListOutcome {
+    /// The list's name.
+    pub name: String,
+    /// The principal uid.
+    pub principal: String,
+    /// The action uid.
+    pub action: String,
+    /// The resource type listed.
+    pub resource_type: String,
+    /// The ids expected.
+    pub expected: Vec<String>,
+    /// The ids the plan's condition selects among the list's entities; `None` when the plan
+    /// is not filterable or could not be made.
+    pub by_plan: Option<Vec<String>>,
+    /// The ids one-by-one decisions allow.
+    pub one_by_one: Vec<String>,
+    /// Why the plan is not filterable, or what could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the plan and the decisions both give the expected ids.
+    pub passed: bool,
 }
 
 /// The outcome of a run.
@@ -168,19 +201,24 @@ pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
                 name: display_name(file),
                 error: Some(e.to_string()),
                 cases: Vec::new(),
+                lists: Vec::new(),
             },
         });
     }
     let passed = suites
         .iter()
-        .flat_map(|s| &s.cases)
-        .filter(|c| c.passed)
-        .count();
-    let failed_cases = suites
+        .map(|s| {
+            s.cases.iter().filter(|c| c.passed).count()
+                + s.lists.iter().filter(|l| l.passed).count()
+        })
+        .sum();
+    let failed_cases: usize = suites
         .iter()
-        .flat_map(|s| &s.cases)
-        .filter(|c| !c.passed)
-        .count();
+        .map(|s| {
+            s.cases.iter().filter(|c| !c.passed).count()
+                + s.lists.iter().filter(|l| !l.passed).count()
+        })
+        .sum();
     let broken_suites = suites.iter().filter(|s| s.error.is_some()).count();
     let uncovered = snapshot
         .info
@@ -236,12 +274,146 @@ fn run_suite(
             }
         })
         .collect();
+    let lists = suite
+        .lists
+        .iter()
+        .map(|list| run_list(decider, snapshot, list, decided))
+        .collect();
     SuiteOutcome {
         file: suite.file.clone(),
         name: suite.name.clone(),
         error: None,
         cases,
+        lists,
     }
+}
+
+/// Checks a list: the plan (its condition, each leaf evaluated by Cedar on the list's
+/// entities) and one-by-one decisions must both give exactly the expected ids.
+fn run_list(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    list: &ListCase,
+    decided: &mut BTreeSet<String>,
+) -> ListOutcome {
+    let mut outcome = ListOutcome {
+        name: list.name.clone(),
+        principal: list.principal.clone(),
+        action: list.action.clone(),
+        resource_type: list.resource_type.clone(),
+        expected: list.allowed.clone(),
+        by_plan: None,
+        one_by_one: Vec::new(),
+        error: None,
+        passed: false,
+    };
+    let entities = Value::Array(list.entities.to_vec());
+    let candidates: Vec<String> = list
+        .entities
+        .iter()
+        .filter(|e| e["uid"]["type"] == list.resource_type.as_str())
+        .filter_map(|e| e["uid"]["id"].as_str().map(str::to_string))
+        .collect();
+    let question = |id: &str| Question {
+        principal: Value::String(list.principal.clone()),
+        action: Value::String(list.action.clone()),
+        resource: serde_json::json!({"type": list.resource_type, "id": id}),
+        context: Some(list.context.clone()),
+        entities: None,
+    };
+    let requests: Vec<Value> = candidates
+        .iter()
+        // A struct of JSON values always serializes.
+        .map(|id| serde_json::to_value(question(id)).unwrap_or_default())
+        .collect();
+    let batch = match decider.batch(snapshot, &entities, &requests) {
+        Ok(batch) => batch,
+        Err(e) => {
+            outcome.error = Some(e.message);
+            return outcome;
+        }
+    };
+    for id in &candidates {
+        match decider.answer(snapshot, &question(id), Some(&batch)) {
+            Ok(answer) => {
+                decided.extend(answer.decision.reasons.iter().cloned());
+                if answer.decision.decision == Verdict::Allow {
+                    outcome.one_by_one.push(id.clone());
+                }
+            }
+            Err(e) => {
+                outcome.error = Some(e.message);
+                return outcome;
+            }
+        }
+    }
+    outcome.one_by_one.sort();
+    match selected_by_plan(decider, snapshot, list, &entities, &candidates) {
+        Ok(mut ids) => {
+            ids.sort();
+            outcome.by_plan = Some(ids);
+        }
+        Err(e) => outcome.error = Some(e),
+    }
+    outcome.passed = outcome.by_plan.as_ref() == Some(&outcome.expected)
+        && outcome.one_by_one == outcome.expected;
+    outcome
+}
+
+/// The candidates where the plan's condition holds.
+fn selected_by_plan(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    list: &ListCase,
+    entities: &Value,
+    candidates: &[String],
+) -> Result<Vec<String>, String> {
+    let question = PlanQuestion {
+        principal: Value::String(list.principal.clone()),
+        action: Value::String(list.action.clone()),
+        resource_type: list.resource_type.clone(),
+        context: Some(list.context.clone()),
+        entities: Some(entities.clone()),
+    };
+    let (plan, _) = Planner::new(0, std::time::Duration::ZERO)
+        .plan(decider, snapshot, &question)
+        .map_err(|e| e.message)?;
+    let Some(condition) = &plan.condition else {
+        return Err(format!(
+            "the plan is not filterable: {}",
+            plan.unsupported.as_deref().unwrap_or("")
+        ));
+    };
+    let store = crate::cedar_json::parse_entities(&snapshot.schema, &[("entities", entities)])
+        .map_err(|e| e.message)?;
+    let mut selected = Vec::new();
+    for id in candidates {
+        let uid = |text: &str| {
+            crate::cedar_json::parse_uid(
+                crate::cedar_json::Part::Resource,
+                "uid",
+                &Value::String(text.to_string()),
+            )
+        };
+        let resource = parse_uid(
+            Part::Resource,
+            "resource",
+            &serde_json::json!({"type": list.resource_type, "id": id}),
+        )
+        .map_err(|e| e.message)?;
+        let request = build_request(
+            snapshot,
+            uid(&list.principal).map_err(|e| e.message)?,
+            uid(&list.action).map_err(|e| e.message)?,
+            resource,
+            Some(&list.context),
+        )
+        .map_err(|e| e.message)?;
+        if condition.holds(&request, &store)? {
+            selected.push(id.clone());
+        }
+    }
+    Ok(selected)
 }
 
 /// Answers cases as the sidecar answers a batch: the cases that see the same entities (a

@@ -5,22 +5,28 @@ use std::fmt::Write as _;
 
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CaseOutcome, Report};
+use super::{CaseOutcome, ListOutcome, Report};
 
 /// Failures in full, a line per suite, coverage, and the `N passed, N failed` summary.
 pub fn human(report: &Report) -> String {
     let mut out = String::new();
     for suite in &report.suites {
-        let failed = suite.cases.iter().filter(|c| !c.passed).count();
+        let failed = suite.cases.iter().filter(|c| !c.passed).count()
+            + suite.lists.iter().filter(|l| !l.passed).count();
         match &suite.error {
             Some(error) => {
                 let _ = writeln!(out, "ERROR {}\n  {error}", suite.file.display());
             }
             None => {
                 let status = if failed == 0 { "ok   " } else { "FAIL " };
+                let lists = match suite.lists.len() {
+                    0 => String::new(),
+                    1 => ", 1 list".to_string(),
+                    n => format!(", {n} lists"),
+                };
                 let _ = writeln!(
                     out,
-                    "{status}{} ({} cases{})",
+                    "{status}{} ({} cases{lists}{})",
                     suite.file.display(),
                     suite.cases.len(),
                     if failed == 0 {
@@ -33,6 +39,9 @@ pub fn human(report: &Report) -> String {
         }
         for case in suite.cases.iter().filter(|c| !c.passed) {
             out.push_str(&failure(case));
+        }
+        for list in suite.lists.iter().filter(|l| !l.passed) {
+            out.push_str(&list_failure(list));
         }
     }
     let _ = writeln!(out);
@@ -94,6 +103,25 @@ fn failure(case: &CaseOutcome) -> String {
     out
 }
 
+fn list_failure(list: &ListOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  ✗ {} (list)", list.name);
+    let _ = writeln!(
+        out,
+        "      list:       {} {} every {}",
+        list.principal, list.action, list.resource_type
+    );
+    let _ = writeln!(out, "      expected:   [{}]", list.expected.join(", "));
+    if let Some(by_plan) = &list.by_plan {
+        let _ = writeln!(out, "      by plan:    [{}]", by_plan.join(", "));
+    }
+    let _ = writeln!(out, "      one by one: [{}]", list.one_by_one.join(", "));
+    if let Some(error) = &list.error {
+        let _ = writeln!(out, "      error:      {error}");
+    }
+    out
+}
+
 /// The whole report as one JSON document.
 pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
@@ -120,6 +148,19 @@ pub fn junit(report: &Report) -> String {
                 status
             };
             let mut tc = TestCase::new(case.name.clone(), status);
+            tc.set_classname(suite.name.clone());
+            ts.add_test_case(tc);
+        }
+        for list in &suite.lists {
+            let status = if list.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(format!("expected [{}]", list.expected.join(", ")));
+                status.set_description(list_failure(list));
+                status
+            };
+            let mut tc = TestCase::new(format!("list: {}", list.name), status);
             tc.set_classname(suite.name.clone());
             ts.add_test_case(tc);
         }

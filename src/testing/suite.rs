@@ -33,6 +33,23 @@ struct SuiteFile {
     cases: Vec<CaseSpec>,
     #[serde(default)]
     matrices: Vec<MatrixSpec>,
+    #[serde(default)]
+    lists: Vec<ListSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListSpec {
+    name: String,
+    #[expect(dead_code, reason = "free text for the reader: accepted, never read")]
+    description: Option<String>,
+    principal: Value,
+    action: Value,
+    resource_type: String,
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    entities: Vec<Value>,
+    allowed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +92,28 @@ pub struct Suite {
     pub name: String,
     /// Its single cases, then its matrices expanded, in file order.
     pub cases: Vec<Case>,
+    /// Its lists, in file order.
+    pub lists: Vec<ListCase>,
+}
+
+/// "Which resources of a type may the principal …?": the ids expected, among the entities of
+/// that type the list sees. The runner checks the plan and one-by-one decisions against it.
+#[derive(Debug)]
+pub struct ListCase {
+    /// `name`.
+    pub name: String,
+    /// The principal uid.
+    pub principal: String,
+    /// The action uid.
+    pub action: String,
+    /// The resource type listed.
+    pub resource_type: String,
+    /// The context sent, after defaults and string uids were filled in.
+    pub context: Value,
+    /// The entities the list sees, as for a case.
+    pub entities: Arc<Vec<Value>>,
+    /// The ids expected, sorted.
+    pub allowed: Vec<String>,
 }
 
 /// One question and its expected answer.
@@ -320,6 +359,30 @@ pub fn load(
         }
     }
 
+    let mut lists = Vec::new();
+    for spec in &file.lists {
+        let owner = format!("list `{}`", spec.name);
+        let entities = entities_for(&spec.entities, &owner)?;
+        let principal = uid_field(&spec.principal, "principal")
+            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let action =
+            action_uid(&spec.action, catalog).map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let mut context = defaults_for(&file.context, &action, catalog);
+        context.extend(spec.context.clone().unwrap_or_default());
+        context.retain(|_, v| !v.is_null());
+        let mut allowed = spec.allowed.clone();
+        allowed.sort();
+        lists.push(ListCase {
+            name: spec.name.clone(),
+            principal: principal.to_string(),
+            context: Value::Object(with_entity_refs(context, &action, catalog)),
+            action: action.to_string(),
+            resource_type: spec.resource_type.clone(),
+            entities,
+            allowed,
+        });
+    }
+
     let name = file.name.unwrap_or_else(|| {
         path.file_name()
             .map(|n| {
@@ -333,6 +396,7 @@ pub fn load(
         file: path.to_path_buf(),
         name,
         cases,
+        lists,
     })
 }
 

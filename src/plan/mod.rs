@@ -251,11 +251,6 @@ fn compute(
             ..failed_plan()
         });
     }
-    let ids = |ids: &mut dyn Iterator<Item = &PolicyId>| -> Vec<String> {
-        let mut ids: Vec<String> = ids.map(ToString::to_string).collect();
-        ids.sort();
-        ids
-    };
     let mut residuals: Vec<(String, String)> = response
         .policies()
         .filter(|p| {
@@ -292,10 +287,10 @@ fn compute(
     ]);
     let (kind, reasons) = match response.decision() {
         Some(cedar_policy::Decision::Allow) => {
-            (PlanKind::AlwaysAllowed, ids(&mut response.true_permits()))
+            (PlanKind::AlwaysAllowed, sorted_ids(response.true_permits()))
         }
         Some(cedar_policy::Decision::Deny) => {
-            (PlanKind::AlwaysDenied, ids(&mut response.true_forbids()))
+            (PlanKind::AlwaysDenied, sorted_ids(response.true_forbids()))
         }
         None if unsupported.is_none() && condition == Condition::True => {
             (PlanKind::AlwaysAllowed, Vec::new())
@@ -358,11 +353,6 @@ pub fn for_any_context(
     let Ok(response) = policies.tpe(&request, &partial, &snapshot.schema) else {
         return ForAnyContext::Depends;
     };
-    let sorted = |ids: &mut dyn Iterator<Item = &PolicyId>| -> Vec<String> {
-        let mut ids: Vec<String> = ids.map(ToString::to_string).collect();
-        ids.sort();
-        ids
-    };
     let errors: Vec<String> = response
         .error_permits()
         .chain(response.error_forbids())
@@ -378,12 +368,12 @@ pub fn for_any_context(
     match response.decision() {
         Some(cedar_policy::Decision::Allow) => ForAnyContext::Decided(Decision {
             decision: Verdict::Allow,
-            reasons: sorted(&mut response.true_permits()),
+            reasons: sorted_ids(response.true_permits()),
             errors: Vec::new(),
         }),
         Some(cedar_policy::Decision::Deny) => ForAnyContext::Decided(Decision {
             decision: Verdict::Deny,
-            reasons: sorted(&mut response.true_forbids()),
+            reasons: sorted_ids(response.true_forbids()),
             errors: Vec::new(),
         }),
         None => ForAnyContext::Depends,
@@ -405,6 +395,13 @@ fn residual_condition(
         conjuncts.push(c.map_err(|u| u.0)?);
     }
     Ok(Condition::and(conjuncts))
+}
+
+/// Policy ids as sorted strings.
+fn sorted_ids<'a>(ids: impl Iterator<Item = &'a PolicyId>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.map(ToString::to_string).collect();
+    ids.sort();
+    ids
 }
 
 /// The plan of a question whose evaluation failed: every resource denied, with the error.

@@ -365,13 +365,7 @@ fn a_repeated_plan_comes_from_the_cache_and_a_new_set_is_planned_anew() {
     );
 }
 
-const CONTEXT_ACTIONS: [&str; 5] = [
-    "share",
-    "change_member_role",
-    "remove_member",
-    "accept_access_request",
-    "transfer_ownership",
-];
+use common::CONTEXT_ACTIONS;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]

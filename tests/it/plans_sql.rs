@@ -114,65 +114,58 @@ async fn sqlite() -> sqlx::SqlitePool {
     pool
 }
 
-/// The ids that plan + SQL select in SQLite.
+/// The ids that plan + SQL select in a database, inside a transaction rolled back after:
+/// one body for both databases, whose sqlx types differ.
+macro_rules! selected_in {
+    ($pool:expr, $builder:expr, $placeholders:expr, $w:expr, $rtype:expr, $condition:expr) => {{
+        let mut tx = $pool.begin().await.expect("begin");
+        for (sql, values) in inserts($w) {
+            let sql = $placeholders(&sql);
+            let mut query = sqlx::query(&sql);
+            for v in values {
+                query = query.bind(v);
+            }
+            query
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let select = mapping()
+            .select_ids($condition, $rtype)
+            .expect("SQL for every bundled plan");
+        let (sql, values) = select.build_sqlx($builder);
+        let rows = sqlx::query_with(&sql, values)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        tx.rollback().await.expect("rollback");
+        sorted(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }};
+}
+
 async fn selected_in_sqlite(
     pool: &sqlx::SqlitePool,
     w: &World,
     rtype: &str,
     condition: &gatehouse::plan::Condition,
 ) -> Vec<String> {
-    let mut tx = pool.begin().await.expect("begin");
-    for (sql, values) in inserts(w) {
-        let sql = for_sqlite(&sql);
-        let mut query = sqlx::query(&sql);
-        for v in values {
-            query = query.bind(v);
-        }
-        query
-            .execute(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-    let select = mapping()
-        .select_ids(condition, rtype)
-        .expect("SQL for every bundled plan");
-    let (sql, values) = select.build_sqlx(SqliteQueryBuilder);
-    let rows = sqlx::query_with(&sql, values)
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    tx.rollback().await.expect("rollback");
-    sorted(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    selected_in!(pool, SqliteQueryBuilder, for_sqlite, w, rtype, condition)
 }
 
-/// The ids that plan + SQL select in PostgreSQL.
 async fn selected_in_postgres(
     pool: &sqlx::PgPool,
     w: &World,
     rtype: &str,
     condition: &gatehouse::plan::Condition,
 ) -> Vec<String> {
-    let mut tx = pool.begin().await.expect("begin");
-    for (sql, values) in inserts(w) {
-        let mut query = sqlx::query(&sql);
-        for v in values {
-            query = query.bind(v);
-        }
-        query
-            .execute(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-    let select = mapping()
-        .select_ids(condition, rtype)
-        .expect("SQL for every bundled plan");
-    let (sql, values) = select.build_sqlx(PostgresQueryBuilder);
-    let rows = sqlx::query_with(&sql, values)
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    tx.rollback().await.expect("rollback");
-    sorted(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    selected_in!(
+        pool,
+        PostgresQueryBuilder,
+        str::to_string,
+        w,
+        rtype,
+        condition
+    )
 }
 
 fn sorted(mut ids: Vec<String>) -> Vec<String> {

@@ -15,30 +15,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::{Value, json};
 
-const PROJECT_ACTIONS: &[&str] = &[
-    "view",
-    "view_members",
-    "edit",
-    "delete",
-    "copy",
-    "download",
-    "export",
-    "archive",
-    "restore",
-    "set_visibility",
-    "advance_phase",
-    "run_processing",
-    "export_report",
-    "share",
-    "change_member_role",
-    "remove_member",
-    "generate_share_token",
-    "stop_sharing",
-    "accept_access_request",
-    "reject_access_request",
-    "transfer_ownership",
-    "leave",
-];
+use common::PROJECT_ACTIONS;
 
 #[derive(Debug, Clone)]
 struct World {

@@ -7,6 +7,41 @@ use std::path::{Path, PathBuf};
 
 use gatehouse::policy::{self, Snapshot, Sources};
 
+/// Every action on a Project, in the order of docs/DOMAIN.md's table.
+pub const PROJECT_ACTIONS: &[&str] = &[
+    "view",
+    "view_members",
+    "edit",
+    "delete",
+    "copy",
+    "download",
+    "export",
+    "archive",
+    "restore",
+    "set_visibility",
+    "advance_phase",
+    "run_processing",
+    "export_report",
+    "share",
+    "change_member_role",
+    "remove_member",
+    "generate_share_token",
+    "stop_sharing",
+    "accept_access_request",
+    "reject_access_request",
+    "transfer_ownership",
+    "leave",
+];
+
+/// The Project actions whose context has keys.
+pub const CONTEXT_ACTIONS: [&str; 5] = [
+    "share",
+    "change_member_role",
+    "remove_member",
+    "accept_access_request",
+    "transfer_ownership",
+];
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

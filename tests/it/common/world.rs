@@ -213,25 +213,10 @@ impl World {
 pub fn listings(users: usize) -> Vec<(&'static str, &'static str, Value)> {
     let target = |u: usize| json!({"__entity": {"type": "User", "id": World::user(u)}});
     let mut all = Vec::new();
-    for action in [
-        "view",
-        "view_members",
-        "edit",
-        "delete",
-        "copy",
-        "download",
-        "export",
-        "archive",
-        "restore",
-        "set_visibility",
-        "advance_phase",
-        "run_processing",
-        "export_report",
-        "generate_share_token",
-        "stop_sharing",
-        "reject_access_request",
-        "leave",
-    ] {
+    for &action in super::PROJECT_ACTIONS
+        .iter()
+        .filter(|a| !super::CONTEXT_ACTIONS.contains(a))
+    {
         all.push(("Project", action, json!({})));
     }
     for role in ["viewer", "manager", "admin", "owner"] {

@@ -3,7 +3,15 @@
 # lives in a temporary directory and is stopped and removed when the calling shell exits.
 # Fails loudly when PostgreSQL cannot be installed or started.
 
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# The newest server's bin directory (the client package alone has no initdb).
+pg_bin() {
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$dir/initdb" ]; then
+            echo "$dir"
+            return
+        fi
+    done
+}
 
 if [ -z "$(pg_bin)" ]; then
     echo "scripts/test: installing PostgreSQL (Debian's postgresql)" >&2

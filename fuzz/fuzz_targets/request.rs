@@ -38,9 +38,10 @@ fn app() -> &'static (axum::Router, tokio::runtime::Runtime) {
 
 fuzz_target!(|data: &[u8]| {
     let (app, runtime) = app();
-    let path = match data.first().map(|b| b % 3) {
+    let path = match data.first().map(|b| b % 4) {
         Some(0) => "/v1/is_authorized",
         Some(1) => "/v1/is_authorized/batch",
+        Some(2) => "/v1/plan",
         _ => "/v1/allowed_actions",
     };
     let request = axum::http::Request::post(path)

@@ -184,10 +184,23 @@ pub struct AllowedActions {
     pub allowed: Vec<String>,
     /// Actions denied.
     pub denied: Vec<String>,
-    /// Actions whose required context keys were not given.
+    /// Actions whose required context keys were not given, and that some context allows
+    /// and some denies.
     pub needs_context: Vec<String>,
+    /// The deciding policies of each decided action.
+    pub diagnostics: ActionDiagnostics,
     /// The version of the policy set that decided.
     pub policy_version: String,
+}
+
+/// The deciding policies and errors of `allowed_actions`, by action id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ActionDiagnostics {
+    /// The deciding policies by action: the permits of an allowed action, the forbids of a
+    /// denied one (none when nothing permits it).
+    pub reasons: std::collections::BTreeMap<String, Vec<String>>,
+    /// Evaluation errors by action (they make its decision Deny).
+    pub errors: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What `plan` answers: the plan and the version of the policy set that made it.

@@ -271,7 +271,11 @@ fn compute(
     let mut permits: Vec<Condition> = response.true_permits().map(|_| Condition::True).collect();
     let mut forbids: Vec<Condition> = response.true_forbids().map(|_| Condition::True).collect();
     let mut unsupported = None;
-    for policy in response.residual_policies() {
+    // In id order: Cedar's order is a hash map's, and equal questions must get equal plans
+    // (a host's prepared statements, the suites' expectations).
+    let mut residual_policies: Vec<cedar_policy::Policy> = response.residual_policies().collect();
+    residual_policies.sort_by_key(|p| p.id().to_string());
+    for policy in residual_policies {
         let translated = residual_condition(&translator, &policy);
         match translated {
             Ok(c) if policy.effect() == cedar_policy::Effect::Permit => permits.push(c),

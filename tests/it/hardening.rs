@@ -101,7 +101,7 @@ proptest! {
     #[test]
     fn any_bytes_get_a_clean_answer(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let app = shared_app();
-        for path in ["/v1/is_authorized", "/v1/is_authorized/batch", "/v1/allowed_actions"] {
+        for path in ["/v1/is_authorized", "/v1/is_authorized/batch", "/v1/allowed_actions", "/v1/plan"] {
             let (status, answer) = runtime().block_on(oneshot(app, path, bytes.clone()));
             assert_clean(status, &answer, path);
         }
@@ -119,6 +119,10 @@ proptest! {
         let allowed = serde_json::to_vec(&json!({"principal": q["principal"], "resource": q["resource"], "entities": q["entities"]})).expect("json");
         let (status, answer) = runtime().block_on(oneshot(app, "/v1/allowed_actions", allowed));
         assert_clean(status, &answer, "allowed_actions");
+        let resource_type = q["resource"]["type"].clone();
+        let plan = serde_json::to_vec(&json!({"principal": q["principal"], "action": q["action"], "resource_type": resource_type, "context": q["context"], "entities": q["entities"]})).expect("json");
+        let (status, answer) = runtime().block_on(oneshot(app, "/v1/plan", plan));
+        assert_clean(status, &answer, "plan");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Every case of the bundled policy suites, asked over HTTP one by one: the sidecar gives the
 //! answers the suites expect (the whole contract's table), the same as the test runner, which
-//! asks them in batches.
+//! asks them in batches; and every list's plan, as the runner made it.
 
 use crate::common;
 
@@ -47,6 +47,28 @@ async fn the_sidecar_answers_every_bundled_case_as_expected() {
                     case.name
                 );
             }
+            asked += 1;
+        }
+        // Each list's plan over HTTP is the plan the runner checked.
+        for list in &suite.lists {
+            let question = gatehouse::plan::PlanQuestion {
+                principal: json!(list.principal),
+                action: json!(list.action),
+                resource_type: list.resource_type.clone(),
+                context: Some(list.context.clone()),
+                entities: Some(json!(*list.entities)),
+            };
+            let (local, _) = gatehouse::plan::Planner::new(0, std::time::Duration::ZERO)
+                .plan(&decider, &snapshot, &question)
+                .expect("every bundled list can be planned");
+            let (status, mut answer) = server.post("/v1/plan", &json!(question)).await;
+            assert_eq!(status, 200, "{} › {}: {answer}", suite.name, list.name);
+            assert_eq!(answer["policy_version"], json!(snapshot.version));
+            answer
+                .as_object_mut()
+                .expect("object")
+                .remove("policy_version");
+            assert_eq!(answer, json!(*local), "{} › {}", suite.name, list.name);
             asked += 1;
         }
     }

@@ -29,7 +29,8 @@
 use std::collections::BTreeMap;
 
 use sea_query::{
-    Alias, Expr, Func, Query, SelectStatement, SimpleExpr, SubQueryStatement, UnionType, Value,
+    Alias, Expr, Func, Order, Query, SelectStatement, SimpleExpr, SubQueryStatement, UnionType,
+    Value,
 };
 
 use crate::plan::condition::{Comparison, Condition, Literal, Operand};
@@ -201,6 +202,31 @@ impl Mapping {
             .column(Alias::new("id"))
             .from_subquery(union, Alias::new("allowed"))
             .to_owned())
+    }
+
+    /// One page of [`Mapping::select_ids`], by keyset: at most `limit` ids greater than
+    /// `after` (the last id of the previous page; `None` for the first), in the database's
+    /// order of ids. Pages stay consistent while rows are added, unlike `OFFSET`.
+    pub fn page(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<SelectStatement, SqlError> {
+        let id = Alias::new("id");
+        let mut page = Query::select();
+        page.column(id.clone())
+            .from_subquery(
+                self.select_ids(condition, resource_type)?,
+                Alias::new("page"),
+            )
+            .order_by(id.clone(), Order::Asc)
+            .limit(limit);
+        if let Some(after) = after {
+            page.and_where(Expr::col(id).gt(after));
+        }
+        Ok(page)
     }
 
     /// The `WHERE` condition selecting the rows of `resource_type`'s table where

@@ -138,8 +138,32 @@ macro_rules! selected_in {
             .fetch_all(&mut *tx)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let all = sorted(rows.iter().map(|r| r.get::<String, _>(0)).collect());
+        // The same ids, two by two, page after page.
+        let mut paged: Vec<String> = Vec::new();
+        for round in 0.. {
+            assert!(
+                round <= all.len(),
+                "pages of {} do not end: {paged:?}",
+                $rtype
+            );
+            let page = mapping()
+                .page($condition, $rtype, paged.last().map(String::as_str), 2)
+                .expect("SQL");
+            let (sql, values) = page.build_sqlx($builder);
+            let rows = sqlx::query_with(&sql, values)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert!(rows.len() <= 2, "{sql}");
+            if rows.is_empty() {
+                break;
+            }
+            paged.extend(rows.iter().map(|r| r.get::<String, _>(0)));
+        }
+        assert_eq!(sorted(paged), all, "pages of {}", $rtype);
         tx.rollback().await.expect("rollback");
-        sorted(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+        all
     }};
 }
 

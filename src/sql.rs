@@ -47,7 +47,8 @@ pub enum Column {
         /// The referenced entity type.
         entity_type: String,
     },
-    /// A set: rows of `table` pair the owner's id (`owner`) with one member (`value`).
+    /// A set: rows of `table` pair the owner's id (`owner`) with one member (`value`); a
+    /// set of entities holds their ids (all of the set's one element type).
     Set {
         /// The membership table.
         table: String,

@@ -328,8 +328,8 @@ pub async fn plan(
     let question: PlanQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let snapshot = state.store.current();
-    let (plan, hit) = state.planner.plan(&state.decider, &snapshot, &question)?;
-    state.metrics.count_cache_lookup(hit);
+    // Plans are not decisions: neither the decision metrics nor the decision log count them.
+    let (plan, _hit) = state.planner.plan(&state.decider, &snapshot, &question)?;
     Ok(Json(PlanBody {
         plan,
         policy_version: snapshot.version.clone(),

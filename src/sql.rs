@@ -256,11 +256,16 @@ struct Translation<'a> {
 type Leaf<'l> = dyn Fn(SimpleExpr, &Column) -> Result<SimpleExpr, SqlError> + 'l;
 
 impl Translation<'_> {
-    fn nested(&self) -> Self {
-        Translation {
+    /// The level inside a subquery on `entity_type`'s table: the table, the next level, and
+    /// the table's alias there (`organizations_1`).
+    fn inside_table(&self, entity_type: &str) -> Result<(&Table, Self, String), SqlError> {
+        let target = self.mapping.get(entity_type)?;
+        let nested = Translation {
             mapping: self.mapping,
             depth: self.depth + 1,
-        }
+        };
+        let alias = format!("{}_{}", target.name, nested.depth);
+        Ok((target, nested, alias))
     }
 
     /// `c` (or its negation, when `negated`) with negations pushed down to the leaves.
@@ -448,9 +453,7 @@ impl Translation<'_> {
                 "`{first}` of `{ty}` is followed but is not mapped as an entity reference"
             )));
         };
-        let target = self.mapping.get(entity_type)?;
-        let nested = self.nested();
-        let sub_alias = format!("{}_{}", target.name, nested.depth);
+        let (target, nested, sub_alias) = self.inside_table(entity_type)?;
         let predicate = nested.on_entity(rest, entity_type, &sub_alias, inner)?;
         let sub = Query::select()
             .column((Alias::new(&sub_alias), Alias::new(&target.id)))
@@ -479,9 +482,7 @@ impl Translation<'_> {
                 },
                 false,
             ) => {
-                let target = self.mapping.get(entity_type)?;
-                let nested = self.nested();
-                let sub_alias = format!("{}_{}", target.name, nested.depth);
+                let (target, nested, sub_alias) = self.inside_table(entity_type)?;
                 let value = nested.scalar(rest, entity_type, &sub_alias)?;
                 let sub = Query::select()
                     .expr(value)

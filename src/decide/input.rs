@@ -62,7 +62,7 @@ pub fn build_request(
 }
 
 /// Refuses `uid` as the principal or resource of `action` unless its type is one of `types`.
-fn check_type(
+pub(crate) fn check_type(
     part: Part,
     action: &EntityUid,
     uid: &EntityUid,
@@ -98,7 +98,7 @@ fn truncated(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-fn one_of(types: &[String]) -> String {
+pub(crate) fn one_of(types: &[String]) -> String {
     let quoted: Vec<String> = types.iter().map(|t| format!("`{t}`")).collect();
     match quoted.as_slice() {
         [one] => one.clone(),

@@ -13,7 +13,7 @@ pub mod input;
 pub mod question;
 pub mod slice;
 
-use cedar_policy::{Authorizer, Entities, PolicySet, Request};
+use cedar_policy::{Authorizer, Entities, EntityUid, PolicySet, Request};
 use serde::Serialize;
 
 use crate::policy::Snapshot;
@@ -81,10 +81,23 @@ pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> De
 /// whole set.
 pub fn policies_for<'a>(snapshot: &'a Snapshot, request: &Request) -> &'a PolicySet {
     match (request.action(), request.resource()) {
-        (Some(action), Some(resource)) => snapshot
-            .index
-            .get(action, &resource.type_name().to_string())
-            .unwrap_or(&snapshot.policies),
+        (Some(action), Some(resource)) => {
+            indexed(snapshot, action, &resource.type_name().to_string())
+        }
         _ => &snapshot.policies,
     }
+}
+
+/// The policies that can apply to `action` on resources of `resource_type`: their entry of
+/// the snapshot's index, or the whole set when the index has none. What partial evaluation
+/// runs on too.
+pub fn indexed<'a>(
+    snapshot: &'a Snapshot,
+    action: &EntityUid,
+    resource_type: &str,
+) -> &'a PolicySet {
+    snapshot
+        .index
+        .get(action, resource_type)
+        .unwrap_or(&snapshot.policies)
 }

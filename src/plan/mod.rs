@@ -32,7 +32,8 @@ use serde_json::{Value, json};
 
 use crate::decide::cache::{Key, KeyBuilder, set_digest};
 use crate::decide::entities::Layer;
-use crate::decide::input::{InputError, Part, innermost, parse_uid};
+use crate::decide::indexed;
+use crate::decide::input::{InputError, Part, check_type, innermost, one_of, parse_uid};
 use crate::decide::{Decider, Decision, Verdict};
 use crate::policy::Snapshot;
 
@@ -162,25 +163,15 @@ fn compute(
             format!("unknown action `{action}`"),
         ));
     };
-    let principal_type = principal.type_name().to_string();
-    if !info.principals.contains(&principal_type) {
-        return Err(InputError::new(
-            Part::Principal,
-            "principal",
-            format!(
-                "action `{action}` does not apply to principal `{principal}`: its principal must be one of {}",
-                info.principals.join(", ")
-            ),
-        ));
-    }
+    check_type(Part::Principal, &action, &principal, &info.principals)?;
     let resource_type = question.resource_type.as_str();
     if !info.resources.iter().any(|r| r == resource_type) {
         return Err(InputError::new(
             Part::Resource,
             "resource_type",
             format!(
-                "action `{action}` does not apply to resource type `{resource_type}`: it must be one of {}",
-                info.resources.join(", ")
+                "action `{action}` does not apply to resource type `{resource_type}`: the resource must be of type {}",
+                one_of(&info.resources)
             ),
         ));
     }
@@ -231,19 +222,12 @@ fn compute(
         Ok(partial) => partial,
         Err(e) => return Ok(failed(format!("the known entities: {}", innermost(&e)))),
     };
-    let policies = snapshot
-        .index
-        .get(&action, resource_type)
-        .unwrap_or(&snapshot.policies);
-    let response = match policies.tpe(&request, &partial, &snapshot.schema) {
-        Ok(response) => response,
-        Err(e) => return Ok(failed(format!("partial evaluation: {}", innermost(&e)))),
-    };
-    let errors: Vec<String> = response
-        .error_permits()
-        .chain(response.error_forbids())
-        .map(|id| format!("policy `{id}` errors for every resource"))
-        .collect();
+    let response =
+        match indexed(snapshot, &action, resource_type).tpe(&request, &partial, &snapshot.schema) {
+            Ok(response) => response,
+            Err(e) => return Ok(failed(format!("partial evaluation: {}", innermost(&e)))),
+        };
+    let errors = erroring(&response, "resource");
     if !errors.is_empty() {
         tracing::warn!(?errors, "a plan fails closed");
         return Ok(Plan {
@@ -350,18 +334,11 @@ pub fn for_any_context(
     let Ok(partial) = PartialEntities::from_concrete(entities.clone(), &snapshot.schema) else {
         return ForAnyContext::Depends;
     };
-    let policies = snapshot
-        .index
-        .get(action, &resource.type_name().to_string())
-        .unwrap_or(&snapshot.policies);
+    let policies = indexed(snapshot, action, &resource.type_name().to_string());
     let Ok(response) = policies.tpe(&request, &partial, &snapshot.schema) else {
         return ForAnyContext::Depends;
     };
-    let errors: Vec<String> = response
-        .error_permits()
-        .chain(response.error_forbids())
-        .map(|id| format!("policy `{id}` errors for every context"))
-        .collect();
+    let errors = erroring(&response, "context");
     if !errors.is_empty() {
         return ForAnyContext::Decided(Decision {
             decision: Verdict::Deny,
@@ -399,6 +376,16 @@ fn residual_condition(
         conjuncts.push(c.map_err(|u| u.0)?);
     }
     Ok(Condition::and(conjuncts))
+}
+
+/// The policies Cedar knows will error whatever the unknown part (`what`) is, each as an
+/// error message: they make every decision a Deny.
+fn erroring(response: &cedar_policy::TpeResponse<'_>, what: &str) -> Vec<String> {
+    response
+        .error_permits()
+        .chain(response.error_forbids())
+        .map(|id| format!("policy `{id}` errors for every {what}"))
+        .collect()
 }
 
 /// Policy ids as sorted strings.

@@ -386,15 +386,17 @@ fn selected_by_plan(
     };
     let store = crate::cedar_json::parse_entities(&snapshot.schema, &[("entities", entities)])
         .map_err(|e| e.message)?;
+    // The principal and action are the list's, parsed once; only the resource varies.
+    let principal = parse_uid(
+        Part::Principal,
+        "principal",
+        &Value::String(list.principal.clone()),
+    )
+    .map_err(|e| e.message)?;
+    let action = parse_uid(Part::Action, "action", &Value::String(list.action.clone()))
+        .map_err(|e| e.message)?;
     let mut selected = Vec::new();
     for id in candidates {
-        let uid = |text: &str| {
-            crate::cedar_json::parse_uid(
-                crate::cedar_json::Part::Resource,
-                "uid",
-                &Value::String(text.to_string()),
-            )
-        };
         let resource = parse_uid(
             Part::Resource,
             "resource",
@@ -403,8 +405,8 @@ fn selected_by_plan(
         .map_err(|e| e.message)?;
         let request = build_request(
             snapshot,
-            uid(&list.principal).map_err(|e| e.message)?,
-            uid(&list.action).map_err(|e| e.message)?,
+            principal.clone(),
+            action.clone(),
             resource,
             Some(&list.context),
         )

@@ -1,12 +1,18 @@
-//! The project-sharing host application: an axum service with its own records (in memory)
-//! that asks gatehouse before every action.
+//! The project-sharing host application: an axum service with its own records in SQL
+//! (SQLite by default, PostgreSQL for a `postgres://` URL) that asks gatehouse before every
+//! action, and lists with one plan and one query.
 //!
 //! Run with:
 //!
 //! ```sh
 //! cargo run --release -- serve &                          # gatehouse on 127.0.0.1:8180
-//! cargo run --example sharing_app -- 127.0.0.1:8080 http://127.0.0.1:8180
+//! cargo run --example sharing_app -- 127.0.0.1:8080 http://127.0.0.1:8180 [DATABASE_URL]
 //! ```
+//!
+//! The database is `DATABASE_URL` (the argument, or the environment variable):
+//! `sqlite://sharing_app.db?mode=rwc` (the default: a file in the working directory,
+//! created when missing), `sqlite::memory:`, or `postgres://user@host/db`. Its tables are
+//! created or brought up to date on start (`migrations/`).
 //!
 //! Then try a flow with curl (the caller is named by the `x-user` header):
 //!
@@ -48,10 +54,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gatehouse = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:8180".into());
-    let app = app::App::new(Client::new(&gatehouse)?);
+    let database = args
+        .next()
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| "sqlite://sharing_app.db?mode=rwc".into());
+    let app = app::App::connect(Client::new(&gatehouse)?, &database).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!(
-        "sharing_app on http://{} asking gatehouse at {gatehouse}",
+        "sharing_app on http://{} asking gatehouse at {gatehouse}, records in {database}",
         listener.local_addr()?
     );
     axum::serve(listener, app::router(app)).await?;

@@ -197,35 +197,20 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-/// The PostgreSQL that `scripts/test` started, with the tables made once.
+/// The PostgreSQL that `scripts/test` started, with the tables made once in a schema of
+/// this run's.
 fn postgres() -> &'static sqlx::PgPool {
     static POOL: OnceLock<sqlx::PgPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let url = std::env::var("GATEHOUSE_TEST_POSTGRES").expect(
-            "GATEHOUSE_TEST_POSTGRES names the PostgreSQL these tests use: run them with scripts/test, which starts one",
-        );
         runtime().block_on(async {
+            let url = common::postgres::fresh_schema("plans").await;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
                 .connect(&url)
                 .await
-                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-            let schema = format!("plans_{}", std::process::id());
-            let setup = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema}; {MIGRATION}");
-            pool.execute(setup.as_str()).await.expect("migration");
-            drop(pool);
-            // Every connection works in the test's own schema.
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .after_connect(move |conn, _| {
-                    let schema = format!("plans_{}", std::process::id());
-                    Box::pin(async move {
-                        conn.execute(format!("SET search_path TO {schema}").as_str()).await.map(|_| ())
-                    })
-                })
-                .connect(&url)
-                .await
-                .expect("postgres")
+                .expect("postgres");
+            pool.execute(MIGRATION).await.expect("migration");
+            pool
         })
     })
 }

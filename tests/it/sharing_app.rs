@@ -1,6 +1,7 @@
 //! The example host application end to end: gatehouse and the app on 127.0.0.1:0, every
-//! sharing flow walked as a user would, asserting what works and what is refused. Flows read
-//! as tables of steps: who, what request, and what must come back.
+//! sharing flow walked as a user would, asserting what works and what is refused, with the
+//! app's records in SQLite and again in PostgreSQL. Flows read as tables of steps: who, what
+//! request, and what must come back.
 
 use serde_json::{Value, json};
 
@@ -130,14 +131,64 @@ impl As<'_> {
     }
 }
 
+/// Where the app keeps its records.
+#[derive(Debug, Clone, Copy)]
+enum Db {
+    /// An in-memory SQLite.
+    Sqlite,
+    /// A schema of its own in the PostgreSQL of `scripts/test`.
+    Postgres,
+}
+
+impl Db {
+    async fn url(self) -> String {
+        match self {
+            Db::Sqlite => "sqlite::memory:".into(),
+            Db::Postgres => common::postgres::fresh_schema("sharing_app").await,
+        }
+    }
+}
+
+/// For each flow `name(db: Db)`, the tests `name::sqlite` and `name::postgres`.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await
+            }
+        })*
+    };
+}
+
+on_both_databases!(
+    walkthrough_share_token_access_request_read_only_then_removed,
+    a_viewer_cannot_reshare_and_an_editor_shares_only_when_allowed,
+    organization_roles_combine_and_an_org_admins_access_is_fixed,
+    in_processing_a_shared_editor_sees_edits_and_misses_the_right_items,
+    expired_and_stopped_tokens_are_refused_and_a_new_one_works,
+    invitations_members_roles_and_leaving,
+    transfer_copy_export_import_archive_visibility,
+    the_buttons_of_a_project_page,
+    every_list_page_is_what_one_by_one_decisions_allow,
+);
+
 impl World {
-    async fn new() -> Self {
+    async fn new(db: Db) -> Self {
         let gatehouse = common::server::start_default().await;
-        Self::with_gatehouse_at(&gatehouse.base.clone(), gatehouse).await
+        Self::with_gatehouse_at(&gatehouse.base.clone(), gatehouse, db).await
     }
 
-    async fn with_gatehouse_at(url: &str, gatehouse: TestServer) -> Self {
-        let app = app::App::new(Client::new(url).expect("client"));
+    async fn with_gatehouse_at(url: &str, gatehouse: TestServer, db: Db) -> Self {
+        let client = Client::new(url).expect("client");
+        let app = app::App::connect(client, &db.url().await)
+            .await
+            .expect("the app's database");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -211,9 +262,8 @@ fn id(record: &Value) -> String {
 /// No body.
 const NONE: Value = Value::Null;
 
-#[tokio::test]
-async fn walkthrough_share_token_access_request_read_only_then_removed() {
-    let w = World::new().await;
+async fn walkthrough_share_token_access_request_read_only_then_removed(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "adam", "admin").await;
 
@@ -257,9 +307,8 @@ async fn walkthrough_share_token_access_request_read_only_then_removed() {
     assert!(w.list("cole", "shared").await.is_empty());
 }
 
-#[tokio::test]
-async fn a_viewer_cannot_reshare_and_an_editor_shares_only_when_allowed() {
-    let w = World::new().await;
+async fn a_viewer_cannot_reshare_and_an_editor_shares_only_when_allowed(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
     w.share(&p, "ana", "eddie", "editor").await;
@@ -282,9 +331,8 @@ async fn a_viewer_cannot_reshare_and_an_editor_shares_only_when_allowed() {
     ]).await;
 }
 
-#[tokio::test]
-async fn organization_roles_combine_and_an_org_admins_access_is_fixed() {
-    let w = World::new().await;
+async fn organization_roles_combine_and_an_org_admins_access_is_fixed(db: Db) {
+    let w = World::new(db).await;
     for user in ["oa", "om", "oe", "ov"] {
         w.anonymous().post("/users", json!({"id": user})).await.ok();
     }
@@ -333,9 +381,8 @@ async fn organization_roles_combine_and_an_org_admins_access_is_fixed() {
     ]).await;
 }
 
-#[tokio::test]
-async fn in_processing_a_shared_editor_sees_edits_and_misses_the_right_items() {
-    let w = World::new().await;
+async fn in_processing_a_shared_editor_sees_edits_and_misses_the_right_items(db: Db) {
+    let w = World::new(db).await;
     let dump = json!({"name": "Phased", "phase": "processing", "items": [
         {"name": "plan", "phase": "planning"}, {"name": "run", "phase": "processing"}, {"name": "report", "phase": "report_ready"}]});
     let p = id(&w.as_("ana").post("/projects/import", dump).await.ok());
@@ -391,9 +438,8 @@ async fn in_processing_a_shared_editor_sees_edits_and_misses_the_right_items() {
     ]).await;
 }
 
-#[tokio::test]
-async fn expired_and_stopped_tokens_are_refused_and_a_new_one_works() {
-    let w = World::new().await;
+async fn expired_and_stopped_tokens_are_refused_and_a_new_one_works(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     let tokens = format!("/projects/{p}/tokens");
     let past = json!({"expires_at": "2020-01-01T00:00:00Z"});
@@ -444,9 +490,8 @@ async fn expired_and_stopped_tokens_are_refused_and_a_new_one_works() {
     w.as_("vic").post(path, NONE).await.ok();
 }
 
-#[tokio::test]
-async fn invitations_members_roles_and_leaving() {
-    let w = World::new().await;
+async fn invitations_members_roles_and_leaving(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     let invite = format!("/projects/{p}/invitations");
     // By e-mail, for someone without an account yet; resent; accepted once the account exists.
@@ -504,9 +549,8 @@ async fn invitations_members_roles_and_leaving() {
     ]).await;
 }
 
-#[tokio::test]
-async fn transfer_copy_export_import_archive_visibility() {
-    let w = World::new().await;
+async fn transfer_copy_export_import_archive_visibility(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
     let page = format!("/projects/{p}");
@@ -586,9 +630,8 @@ async fn transfer_copy_export_import_archive_visibility() {
     ]).await;
 }
 
-#[tokio::test]
-async fn the_buttons_of_a_project_page() {
-    let w = World::new().await;
+async fn the_buttons_of_a_project_page(db: Db) {
+    let w = World::new(db).await;
     let p = w.project("ana", "Survey").await;
     w.share(&p, "ana", "vic", "viewer").await;
     let buttons = format!("/projects/{p}/buttons");
@@ -611,6 +654,317 @@ async fn the_buttons_of_a_project_page() {
     assert_eq!(w.as_("stan").get(&buttons).await.ok()["allowed"], json!([]));
 }
 
+/// The users of the list scenario: four members of organization `acme` (admin, editor,
+/// member, viewer) and two outsiders.
+const PEOPLE: [&str; 6] = ["ana", "adam", "cole", "vic", "eddie", "stan"];
+
+/// What the list scenario made: projects, items and pending requests, by id.
+struct Made {
+    /// Each project with its owner and organization.
+    projects: Vec<(String, &'static str, Option<&'static str>)>,
+    /// Each item's id.
+    items: Vec<(String, String)>,
+    /// Each pending access request with its project.
+    requests: Vec<(String, String)>,
+}
+
+impl World {
+    /// A world of twelve projects with every kind of access: owned, shared at each role,
+    /// organization-wide roles, archived and public projects, items in three phases, and
+    /// pending access requests. Steps the policies refuse (sharing an organization's project
+    /// with an outsider…) are simply not taken.
+    async fn scenario(&self) -> Made {
+        self.as_("ana")
+            .post("/orgs", json!({"id": "acme"}))
+            .await
+            .ok();
+        for (user, role) in [("adam", "editor"), ("cole", "member"), ("vic", "viewer")] {
+            let path = format!("/orgs/acme/members/{user}");
+            let body = json!({"role": role});
+            self.as_("ana").send("PUT", &path, body).await.ok();
+        }
+        let roles = ["admin", "manager", "editor", "viewer"];
+        let mut made = Made {
+            projects: Vec::new(),
+            items: Vec::new(),
+            requests: Vec::new(),
+        };
+        for i in 0..12 {
+            let owner = PEOPLE[i % 4];
+            let org = (i % 3 == 0).then_some("acme");
+            let body = json!({"name": format!("project {i}"), "organization": org});
+            let p = id(&self.as_(owner).post("/projects", body).await.ok());
+            let invite = format!("/projects/{p}/invitations");
+            for (user, role) in [
+                (PEOPLE[(i + 1) % 6], roles[i % 4]),
+                (PEOPLE[(i + 4) % 6], "viewer"),
+            ] {
+                let body = json!({"user": user, "role": role});
+                let reply = self.as_(owner).post(&invite, body).await;
+                if reply.status == 200 {
+                    let path = format!("/invitations/{}/accept", id(&reply.body));
+                    self.as_(user).post(path, NONE).await.ok();
+                }
+            }
+            let items = format!("/projects/{p}/items");
+            for step in 0..=(i % 3) {
+                if step > 0 {
+                    self.as_(owner)
+                        .post(format!("/projects/{p}/advance"), NONE)
+                        .await
+                        .ok();
+                }
+                let body = json!({"name": format!("item {step}")});
+                let item = self.as_(owner).post(&items, body).await.ok();
+                made.items.push((id(&item), p.clone()));
+            }
+            if i % 4 == 1 {
+                let body = json!({"public": true});
+                self.as_(owner)
+                    .send("PUT", &format!("/projects/{p}/visibility"), body)
+                    .await
+                    .ok();
+            }
+            if i % 3 == 1 {
+                let body = json!({"expires_in_secs": 600});
+                let token = self
+                    .as_(owner)
+                    .post(format!("/projects/{p}/tokens"), body)
+                    .await
+                    .ok();
+                for user in ["eddie", "stan"] {
+                    let path = format!("/tokens/{}/requests", id(&token));
+                    let reply = self.as_(user).post(path, NONE).await;
+                    if reply.status == 200 {
+                        made.requests.push((id(&reply.body), p.clone()));
+                    }
+                }
+            }
+            // Last: an archived project is frozen.
+            if i % 5 == 0 {
+                self.as_(owner)
+                    .post(format!("/projects/{p}/archive"), NONE)
+                    .await
+                    .ok();
+            }
+            made.projects.push((p, owner, org));
+        }
+        made
+    }
+
+    /// Every row of a list page, following `next` with `limit` rows a page; the rows of
+    /// each page come in id order.
+    async fn all_pages(&self, user: &str, path: &str, lists: &[&str], limit: u64) -> Vec<Value> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!("{path}?limit={limit}");
+            if let Some(after) = &after {
+                url.push_str(&format!("&after={after}"));
+            }
+            let page = self.as_(user).get(&url).await.ok();
+            let mut ids = Vec::new();
+            for list in lists {
+                for row in page[list].as_array().expect("list") {
+                    let mut row = row.clone();
+                    row["list"] = json!(list);
+                    ids.push(id(&row));
+                    rows.push(row);
+                }
+            }
+            assert!(ids.len() as u64 <= limit, "{url}: {page}");
+            match page["next"].as_str() {
+                Some(next) => {
+                    assert_eq!(ids.len() as u64, limit, "{url}: a page with a next is full");
+                    after = Some(next.to_string());
+                }
+                None => return rows,
+            }
+        }
+    }
+
+    /// Whether `user` gets a 200 for `GET path` (a 403 otherwise: nothing else may come).
+    async fn may_get(&self, user: &str, path: &str) -> bool {
+        let reply = self.as_(user).get(path).await;
+        assert!(
+            reply.status == 200 || reply.status == 403,
+            "{}: {}",
+            reply.what,
+            reply.body
+        );
+        reply.status == 200
+    }
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Every list page of the app (my projects, the items of a project, the requests to answer),
+/// paged two or one rows at a time, lists exactly what asking about each record alone allows.
+async fn every_list_page_is_what_one_by_one_decisions_allow(db: Db) {
+    let w = World::new(db).await;
+    let made = w.scenario().await;
+    let org_members = ["ana", "adam", "cole", "vic"];
+    let (mut listed_projects, mut hidden_related) = (0, 0);
+    for user in PEOPLE {
+        // My projects: related to me (owner, member, organization) and viewable.
+        let mut expected = Vec::new();
+        for (p, owner, org) in &made.projects {
+            let members = w
+                .as_(owner)
+                .get(format!("/projects/{p}/members"))
+                .await
+                .ok();
+            let list = if *owner == user {
+                "owned"
+            } else if members["members"].get(user).is_some() {
+                "shared"
+            } else if org.is_some() && org_members.contains(&user) {
+                "organization"
+            } else {
+                continue;
+            };
+            if w.may_get(user, &format!("/projects/{p}")).await {
+                expected.push(format!("{list} {p}"));
+            } else {
+                hidden_related += 1;
+            }
+        }
+        let lists = ["owned", "shared", "organization"];
+        let pages = w.all_pages(user, "/my/projects", &lists, 2).await;
+        let listed: Vec<String> = pages
+            .iter()
+            .map(|row| format!("{} {}", row["list"].as_str().expect("list"), id(row)))
+            .collect();
+        assert_eq!(
+            sorted(listed),
+            sorted(expected.clone()),
+            "{user}'s projects"
+        );
+        listed_projects += expected.len();
+
+        // The items of each project.
+        for (p, _, _) in &made.projects {
+            let mut expected = Vec::new();
+            for (item, of) in made.items.iter().filter(|(_, of)| of == p) {
+                if w.may_get(user, &format!("/items/{item}")).await {
+                    expected.push(item.clone());
+                }
+                assert_eq!(of, p);
+            }
+            let path = format!("/projects/{p}/items");
+            let pages = w.all_pages(user, &path, &["items"], 1).await;
+            let listed = pages.iter().map(id).collect();
+            assert_eq!(sorted(listed), sorted(expected), "{user}: items of {p}");
+        }
+
+        // The requests she may answer.
+        let mut expected = Vec::new();
+        for (request, p) in &made.requests {
+            if w.may_get(user, &format!("/projects/{p}/requests")).await {
+                expected.push(request.clone());
+            }
+        }
+        let pages = w.all_pages(user, "/requests", &["requests"], 1).await;
+        let listed = pages.iter().map(id).collect();
+        assert_eq!(
+            sorted(listed),
+            sorted(expected),
+            "{user}'s requests to answer"
+        );
+    }
+    // The scenario is not trivial: lists are long, and some related projects are hidden.
+    assert!(listed_projects >= 30, "{listed_projects}");
+    assert!(hidden_related > 0);
+    assert!(!made.requests.is_empty());
+}
+
+/// A policy the condition language cannot express (`like` on the resource) makes the `view`
+/// plan not filterable: the app then pages through the candidates asking about each, and
+/// lists exactly what one-by-one decisions allow (the projects in report, to anyone).
+#[tokio::test]
+async fn a_plan_that_is_not_filterable_falls_back_to_decisions() {
+    let w = World::new(Db::Sqlite).await;
+    let made = w.scenario().await;
+    let old = w.gatehouse.version();
+    std::fs::write(
+        w.gatehouse.policy_file("zz_like.cedar"),
+        r#"@id("test.reports-by-pattern")
+permit (principal, action == Action::"view", resource is Project)
+when { resource.phase like "report*" };
+"#,
+    )
+    .expect("write");
+    w.gatehouse
+        .wait_for_new_version(&old, std::time::Duration::from_secs(10))
+        .await
+        .expect("the new policy is live");
+    let client = Client::new(&w.gatehouse.base).expect("client");
+    let user = gatehouse::client::User::new("stan").build();
+    let plan = client
+        .plan(
+            &user.uid,
+            "view",
+            "Project",
+            None,
+            std::slice::from_ref(&user),
+        )
+        .await
+        .expect("plan")
+        .body
+        .plan;
+    assert!(!plan.filterable, "{plan:?}");
+    assert!(
+        plan.unsupported.as_deref().unwrap_or("").contains("like"),
+        "{plan:?}"
+    );
+
+    let mut newly_visible = 0;
+    for user in PEOPLE {
+        let mut expected = Vec::new();
+        for (p, owner, org) in &made.projects {
+            let members = w
+                .as_(owner)
+                .get(format!("/projects/{p}/members"))
+                .await
+                .ok();
+            let related = *owner == user
+                || members["members"].get(user).is_some()
+                || (org.is_some() && ["ana", "adam", "cole", "vic"].contains(&user));
+            if related && w.may_get(user, &format!("/projects/{p}")).await {
+                expected.push(p.clone());
+            }
+        }
+        let lists = ["owned", "shared", "organization"];
+        let pages = w.all_pages(user, "/my/projects", &lists, 2).await;
+        let listed = pages.iter().map(id).collect();
+        assert_eq!(
+            sorted(listed),
+            sorted(expected.clone()),
+            "{user}'s projects"
+        );
+        newly_visible += expected.len();
+    }
+    assert!(newly_visible > 0);
+}
+
+#[tokio::test]
+async fn a_bad_page_is_a_400_naming_the_field() {
+    let w = World::new(Db::Sqlite).await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=many", "limit"),
+    ] {
+        let reply = w.as_("ana").get(format!("/my/projects?{query}")).await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        let message = reply.body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(field), "{query}: {message}");
+    }
+}
+
 #[tokio::test]
 async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
     let gatehouse = common::server::start_default().await;
@@ -620,7 +974,7 @@ async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
         .expect("bind");
     let dead = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
-    let w = World::with_gatehouse_at(&dead, gatehouse).await;
+    let w = World::with_gatehouse_at(&dead, gatehouse, Db::Sqlite).await;
     // An individual project needs no question; opening it does.
     let p = w.project("ana", "x").await;
     let reply = w.as_("ana").get(format!("/projects/{p}")).await;
@@ -636,8 +990,11 @@ async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
 #[tokio::test]
 async fn a_question_gatehouse_refuses_is_a_host_error_not_an_outage() {
     use gatehouse::client::{Question, Uid};
-    let w = World::new().await;
-    let app = app::App::new(Client::new(&w.gatehouse.base).expect("client"));
+    let w = World::new(Db::Sqlite).await;
+    let client = Client::new(&w.gatehouse.base).expect("client");
+    let app = app::App::connect(client, "sqlite::memory:")
+        .await
+        .expect("database");
     let question = Question::new(Uid::user("ana"), "no_such_action", Uid::project("p"));
     let refused = app.authorize(question).await.expect_err("refused");
     assert!(

@@ -9,11 +9,12 @@
 //! gatehouse's own shape: `{"error": {"code", "message", ...}}`.
 
 mod db;
+mod lists;
 pub mod mapping;
 mod projects;
 mod sharing;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -27,7 +28,7 @@ use gatehouse::client::{
 };
 use serde_json::{Value, json};
 
-pub use db::{Db, ProjectRec};
+pub use db::{ProjectRec, Store};
 
 /// The app's state: its records and its gatehouse client.
 #[derive(Clone)]
@@ -35,8 +36,8 @@ pub struct App(Arc<Inner>);
 
 /// What [`App`] shares.
 pub struct Inner {
-    /// The records. A std mutex: never held across an `.await`.
-    pub db: Mutex<Db>,
+    /// The records.
+    pub store: Store,
     /// The sidecar.
     pub gatehouse: Client,
 }
@@ -49,17 +50,12 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    /// An empty app that asks the gatehouse at `gatehouse`.
-    pub fn new(gatehouse: Client) -> Self {
-        Self(Arc::new(Inner {
-            db: Mutex::new(Db::default()),
+    /// The app on the database at `database` (see [`Store::connect`]), asking `gatehouse`.
+    pub async fn connect(gatehouse: Client, database: &str) -> Result<Self, sqlx::Error> {
+        Ok(Self(Arc::new(Inner {
+            store: Store::connect(database).await?,
             gatehouse,
-        }))
-    }
-
-    /// Locks the records.
-    pub fn db(&self) -> MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+        })))
     }
 
     /// Asks gatehouse; Deny becomes a 403 naming the action and the deciding policies.
@@ -108,7 +104,7 @@ pub fn router(app: App) -> Router {
         .route("/projects/{id}/download", get(projects::download))
         .route(
             "/projects/{id}/items",
-            post(projects::add_item).get(projects::list_items),
+            post(projects::add_item).get(lists::items),
         )
         .route(
             "/items/{id}",
@@ -117,7 +113,8 @@ pub fn router(app: App) -> Router {
                 .delete(projects::delete_item),
         )
         .route("/items/{id}/download", get(projects::download_item))
-        .route("/my/projects", get(projects::my_projects))
+        .route("/my/projects", get(lists::my_projects))
+        .route("/requests", get(lists::requests_to_answer))
         .route("/projects/{id}/members", get(sharing::members))
         .route(
             "/projects/{id}/members/{user}",
@@ -133,7 +130,7 @@ pub fn router(app: App) -> Router {
         .route("/projects/{id}/tokens", post(sharing::generate_token))
         .route("/tokens/{token}", delete(sharing::stop_sharing))
         .route("/tokens/{token}/requests", post(sharing::request_access))
-        .route("/projects/{id}/requests", get(sharing::list_requests))
+        .route("/projects/{id}/requests", get(lists::project_requests))
         .route("/requests/{id}/accept", post(sharing::accept_request))
         .route("/requests/{id}/reject", post(sharing::reject_request))
         .with_state(app)
@@ -164,6 +161,14 @@ pub enum AppError {
     /// Gatehouse refused the question (a 4xx): the host asked something malformed, a bug of
     /// the host's. Fail closed, 500.
     BadQuestion(ClientError),
+    /// The database failed: 500, logged.
+    Storage(sqlx::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Storage(e)
+    }
 }
 
 impl From<ClientError> for AppError {
@@ -241,6 +246,17 @@ impl IntoResponse for AppError {
                     ),
                 )
             }
+            AppError::Storage(e) => {
+                eprintln!("database error: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_body(
+                        "storage_error",
+                        "the records could not be read or written; see the host's log",
+                        Value::Null,
+                    ),
+                )
+            }
         };
         (status, Json(body)).into_response()
     }
@@ -258,7 +274,7 @@ impl FromRequestParts<App> for Caller {
             .get("x-user")
             .and_then(|v| v.to_str().ok())
             .ok_or(AppError::Unauthenticated)?;
-        if !app.db().users.contains_key(user) {
+        if app.store.user(user).await?.is_none() {
             return Err(AppError::Unauthenticated);
         }
         Ok(Caller(user.to_string()))
@@ -286,33 +302,34 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
-/// The user's entity as gatehouse sees it for questions about `project`: the user with the
-/// project group of their role and the organization groups of their organization role.
-pub fn user_entity(db: &Db, user: &str, project: Option<&ProjectRec>) -> Entity {
-    let mut entity = User::new(user);
-    if let Some(email) = db.users.get(user).and_then(|u| u.email.clone()) {
-        entity = entity.email(email);
-    }
+/// The user's entity as gatehouse sees it for questions about `project`: the user, her
+/// e-mail address, and of her groups those of `project` and of its organization (all that a
+/// decision about the project reads).
+pub async fn user_entity(
+    app: &App,
+    user: &str,
+    project: Option<&ProjectRec>,
+) -> Result<Entity, AppError> {
+    let mut groups = Vec::new();
     if let Some(project) = project {
-        if let Some(role) = project.members.get(user) {
-            entity = entity.member_of(Project::group(&project.id, *role));
-        }
+        groups.extend(db::ROLES.map(|r| Project::group(&project.id, r).id));
         if let Some(org) = &project.organization {
-            entity = with_org_groups(db, entity, user, org);
+            groups.extend(db::org_groups(org));
         }
     }
-    entity.build()
+    user_in(app, user, Some(&groups)).await
 }
 
-/// Adds the organization groups of `user`'s role in `org`.
-pub fn with_org_groups(db: &Db, mut entity: User, user: &str, org: &str) -> User {
-    if let Some(role) = db.orgs.get(org).and_then(|o| o.roles.get(user)) {
-        entity = entity.member_of(Organization::members(org));
-        if let Some(project_role) = role.project_role() {
-            entity = entity.member_of(Organization::group(org, project_role));
-        }
+/// `user` with her e-mail address and her groups among `groups` (all with `None`).
+pub async fn user_in(app: &App, user: &str, groups: Option<&[String]>) -> Result<Entity, AppError> {
+    let mut entity = User::new(user);
+    if let Some(email) = app.store.user(user).await?.and_then(|u| u.email) {
+        entity = entity.email(email);
     }
-    entity
+    for group in app.store.groups_of(user, groups).await? {
+        entity = entity.member_of(Uid::group(group));
+    }
+    Ok(entity.build())
 }
 
 /// The project's entity.
@@ -331,9 +348,14 @@ pub fn project_entity(project: &ProjectRec) -> Entity {
 
 /// Everything a question about `project` by `user` needs: the user, the project, its
 /// organization, and the users named in the context (`others`) with their groups.
-pub fn project_slice(db: &Db, user: &str, project: &ProjectRec, others: &[&str]) -> Vec<Entity> {
+pub async fn project_slice(
+    app: &App,
+    user: &str,
+    project: &ProjectRec,
+    others: &[&str],
+) -> Result<Vec<Entity>, AppError> {
     let mut entities = vec![
-        user_entity(db, user, Some(project)),
+        user_entity(app, user, Some(project)).await?,
         project_entity(project),
     ];
     if let Some(org) = &project.organization {
@@ -341,46 +363,50 @@ pub fn project_slice(db: &Db, user: &str, project: &ProjectRec, others: &[&str])
     }
     for other in others {
         if *other != user {
-            entities.push(user_entity(db, other, Some(project)));
+            entities.push(user_entity(app, other, Some(project)).await?);
         }
     }
-    entities
+    Ok(entities)
 }
 
 /// A question about a project: `user` takes `action` on project `project`.
-pub fn project_question(
-    db: &Db,
+pub async fn project_question(
+    app: &App,
     user: &str,
     action: &str,
     project: &ProjectRec,
     context: Option<Value>,
     others: &[&str],
-) -> Question {
+) -> Result<Question, AppError> {
     let question = Question::new(Uid::user(user), action, Uid::project(&project.id))
-        .entities(project_slice(db, user, project, others));
-    match context {
+        .entities(project_slice(app, user, project, others).await?);
+    Ok(match context {
         Some(context) => question.context(context),
         None => question,
-    }
+    })
 }
 
 /// Asks whether `user` may take `action` on project `id` (no context, no other user);
 /// returns the project on Allow.
 pub async fn guard(app: &App, user: &str, action: &str, id: &str) -> Result<ProjectRec, AppError> {
-    let (project, question) = {
-        let db = app.db();
-        let project = find_project(&db, id)?;
-        let question = project_question(&db, user, action, &project, None, &[]);
-        (project, question)
-    };
+    let project = find_project(app, id).await?;
+    let question = project_question(app, user, action, &project, None, &[]).await?;
     app.authorize(question).await?;
     Ok(project)
 }
 
 /// The project, or a 404.
-pub fn find_project(db: &Db, id: &str) -> Result<ProjectRec, AppError> {
-    db.projects
-        .get(id)
-        .cloned()
+pub async fn find_project(app: &App, id: &str) -> Result<ProjectRec, AppError> {
+    app.store
+        .project(id)
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("no project `{id}`")))
+}
+
+/// The user, or a 404.
+pub async fn find_user(app: &App, id: &str) -> Result<db::UserRec, AppError> {
+    app.store
+        .user(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no user `{id}`")))
 }

@@ -1,17 +1,58 @@
 //! Projects: create, view, edit, delete, copy, export, import, archive, restore, visibility,
-//! phases, processing, reports, downloads, items, "my projects" and the buttons of a page.
+//! phases, processing, reports, downloads, items and the buttons of a page. (The list pages
+//! are in `lists.rs`.)
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse::client::{BatchResult, Item, Organization, Phase, Question, Uid, User};
+use gatehouse::client::{Item, Organization, Phase, Question, Uid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::db::ItemRec;
-use super::{
-    App, AppError, Body, Caller, find_project, guard, project_entity, project_slice,
-    with_org_groups,
-};
+use super::db::{ItemRec, ProjectRec, org_groups};
+use super::{App, AppError, Body, Caller, find_project, guard, project_slice, user_in};
+
+/// A new project of `owner`, with no members, in planning, stored.
+async fn new_project(
+    app: &App,
+    name: &str,
+    owner: &str,
+    organization: Option<String>,
+    phase: Phase,
+) -> Result<ProjectRec, AppError> {
+    let project = ProjectRec {
+        id: app.store.id("p").await?,
+        name: name.to_string(),
+        owner: owner.to_string(),
+        organization,
+        members: BTreeMap::new(),
+        phase,
+        archived: false,
+        public: false,
+        downloads_enabled: false,
+        editors_can_share: false,
+    };
+    app.store.insert_project(&project).await?;
+    Ok(project)
+}
+
+/// A new item, stored.
+async fn new_item(
+    app: &App,
+    project: &str,
+    name: String,
+    phase: Phase,
+) -> Result<ItemRec, AppError> {
+    let item = ItemRec {
+        id: app.store.id("item").await?,
+        project: project.to_string(),
+        name,
+        phase,
+    };
+    app.store.insert_item(&item).await?;
+    Ok(item)
+}
 
 type Answer = Result<Json<Value>, AppError>;
 
@@ -29,18 +70,15 @@ pub async fn create(
     Body(new): Body<NewProject>,
 ) -> Answer {
     if let Some(org) = &new.organization {
-        let question = {
-            let db = app.db();
-            if !db.orgs.contains_key(org) {
-                return Err(AppError::NotFound(format!("no organization `{org}`")));
-            }
-            let user = with_org_groups(&db, User::new(&me), &me, org).build();
-            Question::new(Uid::user(&me), "create_project", Uid::organization(org))
-                .entities([user, Organization::new(org).build()])
-        };
+        if !app.store.org_exists(org).await? {
+            return Err(AppError::NotFound(format!("no organization `{org}`")));
+        }
+        let user = user_in(&app, &me, Some(&org_groups(org))).await?;
+        let question = Question::new(Uid::user(&me), "create_project", Uid::organization(org))
+            .entities([user, Organization::new(org).build()]);
         app.authorize(question).await?;
     }
-    let project = app.db().new_project(&new.name, &me, new.organization);
+    let project = new_project(&app, &new.name, &me, new.organization, Phase::Planning).await?;
     Ok(Json(json!(project)))
 }
 
@@ -61,61 +99,31 @@ pub async fn rename(
     Path(id): Path<String>,
     Body(body): Body<Rename>,
 ) -> Answer {
-    guard(&app, &me, "edit", &id).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    project.name = body.name;
-    Ok(Json(json!(project)))
+    update(&app, &me, &id, "edit", |p| p.name = body.name).await
 }
 
 /// `DELETE /projects/{id}`
 pub async fn delete(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
     guard(&app, &me, "delete", &id).await?;
-    let mut db = app.db();
-    db.projects.remove(&id);
-    db.items.retain(|_, item| item.project != id);
+    app.store.delete_project(&id).await?;
     Ok(Json(json!({"deleted": id})))
 }
 
 /// `POST /projects/{id}/copy`: the copy is private to its creator; no member carries over.
 pub async fn copy(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
     let original = guard(&app, &me, "copy", &id).await?;
-    let mut db = app.db();
-    let mut copy = db.new_project(&format!("Copy of {}", original.name), &me, None);
-    copy.phase = original.phase;
-    db.projects.insert(copy.id.clone(), copy.clone());
-    copy_items(&mut db, &original.id, &copy.id);
-    Ok(Json(json!(copy)))
-}
-
-fn copy_items(db: &mut super::Db, from: &str, to: &str) {
-    let items: Vec<ItemRec> = db
-        .items
-        .values()
-        .filter(|i| i.project == from)
-        .cloned()
-        .collect();
-    for item in items {
-        let id = db.id("item");
-        db.items.insert(
-            id.clone(),
-            ItemRec {
-                id,
-                project: to.to_string(),
-                ..item
-            },
-        );
+    let name = format!("Copy of {}", original.name);
+    let copy = new_project(&app, &name, &me, None, original.phase).await?;
+    for item in app.store.items_of(&original.id).await? {
+        new_item(&app, &copy.id, item.name, item.phase).await?;
     }
+    Ok(Json(json!(copy)))
 }
 
 /// `GET /projects/{id}/export`: the project and its items, without its shares.
 pub async fn export(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
     let project = guard(&app, &me, "export", &id).await?;
-    let db = app.db();
-    let items: Vec<&ItemRec> = db.items.values().filter(|i| i.project == id).collect();
+    let items = app.store.items_of(&id).await?;
     Ok(Json(
         json!({"name": project.name, "phase": project.phase, "items": items}),
     ))
@@ -141,21 +149,9 @@ pub async fn import(
     Caller(me): Caller,
     Body(dump): Body<Import>,
 ) -> Answer {
-    let mut db = app.db();
-    let mut project = db.new_project(&dump.name, &me, None);
-    project.phase = dump.phase;
-    db.projects.insert(project.id.clone(), project.clone());
+    let project = new_project(&app, &dump.name, &me, None, dump.phase).await?;
     for item in dump.items {
-        let id = db.id("item");
-        db.items.insert(
-            id.clone(),
-            ItemRec {
-                id,
-                project: project.id.clone(),
-                name: item.name,
-                phase: item.phase,
-            },
-        );
+        new_item(&app, &project.id, item.name, item.phase).await?;
     }
     Ok(Json(json!(project)))
 }
@@ -165,15 +161,11 @@ async fn update(
     me: &str,
     id: &str,
     action: &str,
-    change: impl FnOnce(&mut super::ProjectRec),
+    change: impl FnOnce(&mut ProjectRec),
 ) -> Answer {
-    guard(app, me, action, id).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(id)
-        .ok_or_else(|| AppError::NotFound(id.to_string()))?;
-    change(project);
+    let mut project = guard(app, me, action, id).await?;
+    change(&mut project);
+    app.store.save_project(&project).await?;
     Ok(Json(json!(project)))
 }
 
@@ -225,17 +217,12 @@ pub async fn settings(
 
 /// `POST /projects/{id}/advance`: planning -> processing -> report ready.
 pub async fn advance(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
-    let project = guard(&app, &me, "advance_phase", &id).await?;
-    let next = project
+    let mut project = guard(&app, &me, "advance_phase", &id).await?;
+    project.phase = project
         .phase
         .next()
         .ok_or_else(|| AppError::Conflict("the report is ready: no phase follows".into()))?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    project.phase = next;
+    app.store.save_project(&project).await?;
     Ok(Json(json!(project)))
 }
 
@@ -283,90 +270,20 @@ pub async fn add_item(
     Body(new): Body<NewItem>,
 ) -> Answer {
     let project = guard(&app, &me, "edit", &id).await?;
-    let mut db = app.db();
-    let item_id = db.id("item");
-    let item = ItemRec {
-        id: item_id.clone(),
-        project: project.id,
-        name: new.name,
-        phase: project.phase,
-    };
-    db.items.insert(item_id, item.clone());
+    let item = new_item(&app, &project.id, new.name, project.phase).await?;
     Ok(Json(json!(item)))
 }
 
-/// `GET /projects/{id}/items`: the items the caller may see, decided in one batch.
-pub async fn list_items(
-    State(app): State<App>,
-    Caller(me): Caller,
-    Path(id): Path<String>,
-) -> Answer {
-    let (shared, questions, items) = {
-        let db = app.db();
-        let project = find_project(&db, &id)?;
-        let items: Vec<ItemRec> = db
-            .items
-            .values()
-            .filter(|i| i.project == id)
-            .cloned()
-            .collect();
-        let mut shared = project_slice(&db, &me, &project, &[]);
-        shared.extend(
-            items
-                .iter()
-                .map(|i| Item::new(&i.id, &i.project, i.phase).build()),
-        );
-        let questions: Vec<Question> = items
-            .iter()
-            .map(|i| Question::new(Uid::user(&me), "view", Uid::item(&i.id)))
-            .collect();
-        (shared, questions, items)
-    };
-    let visible = decide_all(&app, &shared, &questions).await?;
-    let items: Vec<&ItemRec> = items
-        .iter()
-        .zip(visible)
-        .filter(|(_, v)| *v)
-        .map(|(i, _)| i)
-        .collect();
-    Ok(Json(json!({"items": items})))
-}
-
-/// One batch (split at the sidecar's batch limit); true where allowed.
-async fn decide_all(
-    app: &App,
-    shared: &[gatehouse::client::Entity],
-    questions: &[Question],
-) -> Result<Vec<bool>, AppError> {
-    let mut allowed = Vec::with_capacity(questions.len());
-    for chunk in questions.chunks(100) {
-        let answer = app.gatehouse.batch(shared, chunk).await?;
-        allowed.extend(
-            answer
-                .body
-                .iter()
-                .map(|r| matches!(r, BatchResult::Decided(d) if d.allowed())),
-        );
-    }
-    Ok(allowed)
-}
-
 async fn item_guard(app: &App, me: &str, action: &str, id: &str) -> Result<ItemRec, AppError> {
-    let (item, question) = {
-        let db = app.db();
-        let item = db
-            .items
-            .get(id)
-            .cloned()
-            .ok_or_else(|| AppError::NotFound(format!("no item `{id}`")))?;
-        let project = find_project(&db, &item.project)?;
-        let mut entities = project_slice(&db, me, &project, &[]);
-        entities.push(Item::new(&item.id, &item.project, item.phase).build());
-        (
-            item,
-            Question::new(Uid::user(me), action, Uid::item(id)).entities(entities),
-        )
-    };
+    let item = app
+        .store
+        .item(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no item `{id}`")))?;
+    let project = find_project(app, &item.project).await?;
+    let mut entities = project_slice(app, me, &project, &[]).await?;
+    entities.push(Item::new(&item.id, &item.project, item.phase).build());
+    let question = Question::new(Uid::user(me), action, Uid::item(id)).entities(entities);
     app.authorize(question).await?;
     Ok(item)
 }
@@ -387,12 +304,8 @@ pub async fn edit_item(
     Path(id): Path<String>,
     Body(body): Body<Rename>,
 ) -> Answer {
-    item_guard(&app, &me, "edit", &id).await?;
-    let mut db = app.db();
-    let item = db
-        .items
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    let mut item = item_guard(&app, &me, "edit", &id).await?;
+    app.store.rename_item(&id, &body.name).await?;
     item.name = body.name;
     Ok(Json(json!(item)))
 }
@@ -404,7 +317,7 @@ pub async fn delete_item(
     Path(id): Path<String>,
 ) -> Answer {
     item_guard(&app, &me, "delete", &id).await?;
-    app.db().items.remove(&id);
+    app.store.delete_item(&id).await?;
     Ok(Json(json!({"deleted": id})))
 }
 
@@ -418,77 +331,11 @@ pub async fn download_item(
     Ok(Json(json!({"download": format!("{}.bin", item.id)})))
 }
 
-/// `GET /my/projects`: owned, shared with me, and (for organization members) the
-/// organization's projects, each listed when `view` is allowed, in one batch. Archived
-/// projects thus vanish from shared users' lists and stay in their owner's.
-pub async fn my_projects(State(app): State<App>, Caller(me): Caller) -> Answer {
-    let (shared, questions, candidates) = {
-        let db = app.db();
-        let my_orgs: Vec<&String> = db
-            .orgs
-            .iter()
-            .filter(|(_, o)| o.roles.contains_key(&me))
-            .map(|(id, _)| id)
-            .collect();
-        let candidates: Vec<(super::ProjectRec, &'static str)> = db
-            .projects
-            .values()
-            .filter_map(|p| {
-                let kind = if p.owner == me {
-                    "owned"
-                } else if p.members.contains_key(&me) {
-                    "shared"
-                } else if p
-                    .organization
-                    .as_ref()
-                    .is_some_and(|o| my_orgs.contains(&o))
-                {
-                    "organization"
-                } else {
-                    return None;
-                };
-                Some((p.clone(), kind))
-            })
-            .collect();
-        // One user entity holding every group relevant to these projects.
-        let mut user = User::new(&me);
-        let mut shared = Vec::new();
-        for (project, _) in &candidates {
-            if let Some(role) = project.members.get(&me) {
-                user = user.member_of(gatehouse::client::Project::group(&project.id, *role));
-            }
-            shared.push(project_entity(project));
-        }
-        for org in &my_orgs {
-            user = with_org_groups(&db, user, &me, org);
-            shared.push(Organization::new(org.as_str()).build());
-        }
-        shared.push(user.build());
-        let questions: Vec<Question> = candidates
-            .iter()
-            .map(|(p, _)| Question::new(Uid::user(&me), "view", Uid::project(&p.id)))
-            .collect();
-        (shared, questions, candidates)
-    };
-    let visible = decide_all(&app, &shared, &questions).await?;
-    let mut lists = json!({"owned": [], "shared": [], "organization": []});
-    for ((project, kind), visible) in candidates.into_iter().zip(visible) {
-        if visible && let Some(list) = lists[kind].as_array_mut() {
-            list.push(
-                json!({"id": project.id, "name": project.name, "archived": project.archived}),
-            );
-        }
-    }
-    Ok(Json(lists))
-}
-
 /// `GET /projects/{id}/buttons`: the actions the caller may take on the project page, from
 /// `allowed_actions`.
 pub async fn buttons(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
-    let entities = {
-        let db = app.db();
-        project_slice(&db, &me, &find_project(&db, &id)?, &[])
-    };
+    let project = find_project(&app, &id).await?;
+    let entities = project_slice(&app, &me, &project, &[]).await?;
     let answer = app
         .gatehouse
         .allowed_actions(&Uid::user(&me), &Uid::project(&id), None, &entities)

@@ -5,14 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse::client::{Organization, Question, Role, ShareToken, Uid, User, datetime};
+use gatehouse::client::{Organization, Question, Role, ShareToken, Uid, datetime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::db::{AccessRequest, Invitation, Invitee, OrgRec, OrgRole, Status, TokenRec, UserRec};
+use super::db::{AccessRequest, Invitation, Invitee, OrgRole, Status, TokenRec, org_groups};
 use super::{
-    App, AppError, Body, Caller, find_project, guard, project_question, project_slice,
-    with_org_groups,
+    App, AppError, Body, Caller, find_project, find_user, guard, project_question, project_slice,
+    user_in,
 };
 
 type Answer = Result<Json<Value>, AppError>;
@@ -29,16 +29,9 @@ pub struct NewUser {
 
 /// `POST /users {id, email?}`: sign up (no authorization: anyone may).
 pub async fn create_user(State(app): State<App>, Body(new): Body<NewUser>) -> Answer {
-    let mut db = app.db();
-    if db.users.contains_key(&new.id) {
+    if !app.store.create_user(&new.id, new.email.as_deref()).await? {
         return Err(AppError::Conflict(format!("user `{}` exists", new.id)));
     }
-    db.users.insert(
-        new.id.clone(),
-        UserRec {
-            email: new.email.clone(),
-        },
-    );
     Ok(Json(json!({"id": new.id, "email": new.email})))
 }
 
@@ -53,29 +46,23 @@ pub async fn create_org(
     Caller(me): Caller,
     Body(new): Body<NewOrg>,
 ) -> Answer {
-    let mut db = app.db();
-    if db.orgs.contains_key(&new.id) {
+    if !app.store.create_org(&new.id, &me).await? {
         return Err(AppError::Conflict(format!(
             "organization `{}` exists",
             new.id
         )));
     }
-    let mut org = OrgRec::default();
-    org.roles.insert(me, OrgRole::Admin);
-    db.orgs.insert(new.id.clone(), org.clone());
-    Ok(Json(json!({"id": new.id, "roles": org.roles})))
+    let roles = app.store.org_roles(&new.id).await?;
+    Ok(Json(json!({"id": new.id, "roles": roles})))
 }
 
 async fn guard_org(app: &App, me: &str, org: &str) -> Result<(), AppError> {
-    let question = {
-        let db = app.db();
-        if !db.orgs.contains_key(org) {
-            return Err(AppError::NotFound(format!("no organization `{org}`")));
-        }
-        let user = with_org_groups(&db, User::new(me), me, org).build();
-        Question::new(Uid::user(me), "manage_roles", Uid::organization(org))
-            .entities([user, Organization::new(org).build()])
-    };
+    if !app.store.org_exists(org).await? {
+        return Err(AppError::NotFound(format!("no organization `{org}`")));
+    }
+    let user = user_in(app, me, Some(&org_groups(org))).await?;
+    let question = Question::new(Uid::user(me), "manage_roles", Uid::organization(org))
+        .entities([user, Organization::new(org).build()]);
     app.authorize(question).await.map(drop)
 }
 
@@ -92,16 +79,9 @@ pub async fn set_org_role(
     Body(body): Body<OrgRoleBody>,
 ) -> Answer {
     guard_org(&app, &me, &org).await?;
-    let mut db = app.db();
-    if !db.users.contains_key(&user) {
-        return Err(AppError::NotFound(format!("no user `{user}`")));
-    }
-    let org = db
-        .orgs
-        .get_mut(&org)
-        .ok_or_else(|| AppError::NotFound(org.clone()))?;
-    org.roles.insert(user, body.role);
-    Ok(Json(json!({"roles": org.roles})))
+    find_user(&app, &user).await?;
+    app.store.set_org_role(&org, &user, Some(body.role)).await?;
+    Ok(Json(json!({"roles": app.store.org_roles(&org).await?})))
 }
 
 /// `DELETE /orgs/{org}/members/{user}`
@@ -111,13 +91,8 @@ pub async fn remove_org_member(
     Path((org, user)): Path<(String, String)>,
 ) -> Answer {
     guard_org(&app, &me, &org).await?;
-    let mut db = app.db();
-    let org = db
-        .orgs
-        .get_mut(&org)
-        .ok_or_else(|| AppError::NotFound(org.clone()))?;
-    org.roles.remove(&user);
-    Ok(Json(json!({"roles": org.roles})))
+    app.store.set_org_role(&org, &user, None).await?;
+    Ok(Json(json!({"roles": app.store.org_roles(&org).await?})))
 }
 
 /// `GET /projects/{id}/members`
@@ -143,18 +118,15 @@ async fn guard_share(
     invitee: &Invitee,
     role: Role,
 ) -> Result<(), AppError> {
-    let question = {
-        let db = app.db();
-        let project = find_project(&db, project_id)?;
-        let (context, others) = match invitee {
-            Invitee::User(user) => (
-                json!({"role": role.as_str(), "target": target(user)}),
-                vec![user.as_str()],
-            ),
-            Invitee::Email(_) => (json!({"role": role.as_str()}), vec![]),
-        };
-        project_question(&db, me, "share", &project, Some(context), &others)
+    let project = find_project(app, project_id).await?;
+    let (context, others) = match invitee {
+        Invitee::User(user) => (
+            json!({"role": role.as_str(), "target": target(user)}),
+            vec![user.as_str()],
+        ),
+        Invitee::Email(_) => (json!({"role": role.as_str()}), vec![]),
     };
+    let question = project_question(app, me, "share", &project, Some(context), &others).await?;
     app.authorize(question).await.map(drop)
 }
 
@@ -167,19 +139,12 @@ pub async fn invite(
 ) -> Answer {
     let invitee = match (body.user, body.email) {
         (Some(user), None) => {
-            if !app.db().users.contains_key(&user) {
-                return Err(AppError::NotFound(format!("no user `{user}`")));
-            }
+            find_user(&app, &user).await?;
             Invitee::User(user)
         }
-        (None, Some(email)) => match app
-            .db()
-            .users
-            .iter()
-            .find(|(_, u)| u.email.as_deref() == Some(&email))
-        {
-            // An address of a known user is an invitation of that user.
-            Some((user, _)) => Invitee::User(user.clone()),
+        // An address of a known user is an invitation of that user.
+        (None, Some(email)) => match app.store.user_by_email(&email).await? {
+            Some(user) => Invitee::User(user),
             None => Invitee::Email(email),
         },
         _ => {
@@ -189,29 +154,25 @@ pub async fn invite(
         }
     };
     guard_share(&app, &me, &id, &invitee, body.role).await?;
-    let mut db = app.db();
     let invitation = Invitation {
-        id: db.id("inv"),
+        id: app.store.id("inv").await?,
         project: id,
         invitee,
         role: body.role,
         status: Status::Pending,
         sent: 1,
     };
-    db.invitations
-        .insert(invitation.id.clone(), invitation.clone());
+    app.store.insert_invitation(&invitation).await?;
     Ok(Json(json!(invitation)))
 }
 
 /// `GET /invitations`: the caller's pending invitations.
 pub async fn my_invitations(State(app): State<App>, Caller(me): Caller) -> Answer {
-    let db = app.db();
-    let email = db.users.get(&me).and_then(|u| u.email.clone());
-    let mine: Vec<&Invitation> = db
-        .invitations
-        .values()
-        .filter(|i| i.status == Status::Pending && is_invitee(&i.invitee, &me, email.as_deref()))
-        .collect();
+    let email = find_user(&app, &me).await?.email;
+    let mine = app
+        .store
+        .pending_invitations_of(&me, email.as_deref())
+        .await?;
     Ok(Json(json!({"invitations": mine})))
 }
 
@@ -222,12 +183,11 @@ fn is_invitee(invitee: &Invitee, user: &str, email: Option<&str>) -> bool {
     }
 }
 
-fn pending_invitation(app: &App, id: &str) -> Result<Invitation, AppError> {
+async fn pending_invitation(app: &App, id: &str) -> Result<Invitation, AppError> {
     let invitation = app
-        .db()
-        .invitations
-        .get(id)
-        .cloned()
+        .store
+        .invitation(id)
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("no invitation `{id}`")))?;
     if invitation.status != Status::Pending {
         return Err(AppError::Conflict(format!(
@@ -243,9 +203,8 @@ pub async fn accept_invitation(
     Caller(me): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let invitation = pending_invitation(&app, &id)?;
-    let mut db = app.db();
-    let email = db.users.get(&me).and_then(|u| u.email.clone());
+    let invitation = pending_invitation(&app, &id).await?;
+    let email = find_user(&app, &me).await?.email;
     if !is_invitee(&invitation.invitee, &me, email.as_deref()) {
         return Err(AppError::Forbidden {
             action: "accept_invitation".into(),
@@ -253,16 +212,27 @@ pub async fn accept_invitation(
             errors: vec![],
         });
     }
-    let project = db
-        .projects
-        .get_mut(&invitation.project)
-        .ok_or_else(|| AppError::NotFound(invitation.project.clone()))?;
-    project.members.insert(me, invitation.role);
-    let project = project.clone();
-    if let Some(i) = db.invitations.get_mut(&id) {
-        i.status = Status::Accepted;
+    close_invitation(&app, &invitation, Status::Accepted, &me).await?;
+    Ok(Json(json!(find_project(&app, &invitation.project).await?)))
+}
+
+/// Closes a pending invitation, or a 409 when someone else closed it first.
+async fn close_invitation(
+    app: &App,
+    invitation: &Invitation,
+    status: Status,
+    user: &str,
+) -> Result<Invitation, AppError> {
+    if !app.store.close_invitation(invitation, status, user).await? {
+        return Err(AppError::Conflict(format!(
+            "invitation `{}` is no longer pending",
+            invitation.id
+        )));
     }
-    Ok(Json(json!(project)))
+    Ok(Invitation {
+        status,
+        ..invitation.clone()
+    })
 }
 
 /// `POST /invitations/{id}/cancel`: whoever may send this invitation may cancel it.
@@ -271,7 +241,7 @@ pub async fn cancel_invitation(
     Caller(me): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let invitation = pending_invitation(&app, &id)?;
+    let invitation = pending_invitation(&app, &id).await?;
     guard_share(
         &app,
         &me,
@@ -280,12 +250,7 @@ pub async fn cancel_invitation(
         invitation.role,
     )
     .await?;
-    let mut db = app.db();
-    let invitation = db
-        .invitations
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    invitation.status = Status::Cancelled;
+    let invitation = close_invitation(&app, &invitation, Status::Cancelled, &me).await?;
     Ok(Json(json!(invitation)))
 }
 
@@ -295,7 +260,7 @@ pub async fn resend_invitation(
     Caller(me): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let invitation = pending_invitation(&app, &id)?;
+    let mut invitation = pending_invitation(&app, &id).await?;
     guard_share(
         &app,
         &me,
@@ -304,11 +269,7 @@ pub async fn resend_invitation(
         invitation.role,
     )
     .await?;
-    let mut db = app.db();
-    let invitation = db
-        .invitations
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    app.store.resend_invitation(&id).await?;
     invitation.sent += 1;
     Ok(Json(json!(invitation)))
 }
@@ -325,27 +286,20 @@ pub async fn change_role(
     Path((id, user)): Path<(String, String)>,
     Body(body): Body<RoleBody>,
 ) -> Answer {
-    let question = {
-        let db = app.db();
-        let project = find_project(&db, &id)?;
-        let context = json!({"role": body.role.as_str(), "target": target(&user)});
-        project_question(
-            &db,
-            &me,
-            "change_member_role",
-            &project,
-            Some(context),
-            &[&user],
-        )
-    };
+    let project = find_project(&app, &id).await?;
+    let context = json!({"role": body.role.as_str(), "target": target(&user)});
+    let question = project_question(
+        &app,
+        &me,
+        "change_member_role",
+        &project,
+        Some(context),
+        &[&user],
+    )
+    .await?;
     app.authorize(question).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    project.members.insert(user, body.role);
-    Ok(Json(json!({"members": project.members})))
+    app.store.set_member(&id, &user, Some(body.role)).await?;
+    Ok(Json(json!({"members": app.store.members(&id).await?})))
 }
 
 /// `DELETE /projects/{id}/members/{user}`
@@ -354,37 +308,26 @@ pub async fn remove_member(
     Caller(me): Caller,
     Path((id, user)): Path<(String, String)>,
 ) -> Answer {
-    let question = {
-        let db = app.db();
-        let project = find_project(&db, &id)?;
-        project_question(
-            &db,
-            &me,
-            "remove_member",
-            &project,
-            Some(json!({"target": target(&user)})),
-            &[&user],
-        )
-    };
+    let project = find_project(&app, &id).await?;
+    let context = json!({"target": target(&user)});
+    let question = project_question(
+        &app,
+        &me,
+        "remove_member",
+        &project,
+        Some(context),
+        &[&user],
+    )
+    .await?;
     app.authorize(question).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    project.members.remove(&user);
-    Ok(Json(json!({"members": project.members})))
+    app.store.set_member(&id, &user, None).await?;
+    Ok(Json(json!({"members": app.store.members(&id).await?})))
 }
 
 /// `POST /projects/{id}/leave`: leave a project shared with you.
 pub async fn leave(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
     guard(&app, &me, "leave", &id).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    project.members.remove(&me);
+    app.store.set_member(&id, &me, None).await?;
     Ok(Json(json!({"left": id})))
 }
 
@@ -400,31 +343,21 @@ pub async fn transfer(
     Path(id): Path<String>,
     Body(body): Body<Transfer>,
 ) -> Answer {
-    let question = {
-        let db = app.db();
-        if !db.users.contains_key(&body.to) {
-            return Err(AppError::NotFound(format!("no user `{}`", body.to)));
-        }
-        let project = find_project(&db, &id)?;
-        project_question(
-            &db,
-            &me,
-            "transfer_ownership",
-            &project,
-            Some(json!({"target": target(&body.to)})),
-            &[&body.to],
-        )
-    };
+    find_user(&app, &body.to).await?;
+    let project = find_project(&app, &id).await?;
+    let context = json!({"target": target(&body.to)});
+    let question = project_question(
+        &app,
+        &me,
+        "transfer_ownership",
+        &project,
+        Some(context),
+        &[&body.to],
+    )
+    .await?;
     app.authorize(question).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    let previous = std::mem::replace(&mut project.owner, body.to.clone());
-    project.members.remove(&body.to);
-    project.members.insert(previous, Role::Admin);
-    Ok(Json(json!(project)))
+    app.store.transfer(&project, &body.to).await?;
+    Ok(Json(json!(find_project(&app, &id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -453,22 +386,20 @@ pub async fn generate_token(
         }
     };
     guard(&app, &me, "generate_share_token", &id).await?;
-    let mut db = app.db();
     let token = TokenRec {
         id: format!("tok-{}", uuid::Uuid::new_v4().simple()),
         project: id,
         expires_at,
         revoked: false,
     };
-    db.tokens.insert(token.id.clone(), token.clone());
+    app.store.insert_token(&token).await?;
     Ok(Json(json!(token)))
 }
 
-fn find_token(app: &App, token: &str) -> Result<TokenRec, AppError> {
-    app.db()
-        .tokens
-        .get(token)
-        .cloned()
+async fn find_token(app: &App, token: &str) -> Result<TokenRec, AppError> {
+    app.store
+        .token(token)
+        .await?
         .ok_or_else(|| AppError::NotFound("no such token".into()))
 }
 
@@ -478,13 +409,9 @@ pub async fn stop_sharing(
     Caller(me): Caller,
     Path(token): Path<String>,
 ) -> Answer {
-    let record = find_token(&app, &token)?;
+    let mut record = find_token(&app, &token).await?;
     guard(&app, &me, "stop_sharing", &record.project).await?;
-    let mut db = app.db();
-    let record = db
-        .tokens
-        .get_mut(&token)
-        .ok_or_else(|| AppError::NotFound(token.clone()))?;
+    app.store.revoke_token(&token).await?;
     record.revoked = true;
     Ok(Json(json!(record)))
 }
@@ -495,60 +422,39 @@ pub async fn request_access(
     Caller(me): Caller,
     Path(token): Path<String>,
 ) -> Answer {
-    let record = find_token(&app, &token)?;
-    let question = {
-        let db = app.db();
-        let project = find_project(&db, &record.project)?;
-        let mut entities = project_slice(&db, &me, &project, &[]);
-        entities.push(
-            ShareToken::new(&record.id, &record.project, record.expires_at)
-                .revoked(record.revoked)
-                .build(),
-        );
-        Question::new(
-            Uid::user(&me),
-            "request_access",
-            Uid::share_token(&record.id),
-        )
-        .context(json!({"now": datetime(SystemTime::now())}))
-        .entities(entities)
-    };
+    let record = find_token(&app, &token).await?;
+    let project = find_project(&app, &record.project).await?;
+    let mut entities = project_slice(&app, &me, &project, &[]).await?;
+    entities.push(
+        ShareToken::new(&record.id, &record.project, record.expires_at)
+            .revoked(record.revoked)
+            .build(),
+    );
+    let question = Question::new(
+        Uid::user(&me),
+        "request_access",
+        Uid::share_token(&record.id),
+    )
+    .context(json!({"now": datetime(SystemTime::now())}))
+    .entities(entities);
     app.authorize(question).await?;
-    let mut db = app.db();
     let request = AccessRequest {
-        id: db.id("req"),
+        id: app.store.id("req").await?,
         token,
         project: record.project,
         requester: me,
         status: Status::Pending,
         role: None,
     };
-    db.requests.insert(request.id.clone(), request.clone());
+    app.store.insert_request(&request).await?;
     Ok(Json(json!(request)))
 }
 
-/// `GET /projects/{id}/requests`: the pending requests, for those who may answer them.
-pub async fn list_requests(
-    State(app): State<App>,
-    Caller(me): Caller,
-    Path(id): Path<String>,
-) -> Answer {
-    guard(&app, &me, "reject_access_request", &id).await?;
-    let db = app.db();
-    let pending: Vec<&AccessRequest> = db
-        .requests
-        .values()
-        .filter(|r| r.project == id && r.status == Status::Pending)
-        .collect();
-    Ok(Json(json!({"requests": pending})))
-}
-
-fn pending_request(app: &App, id: &str) -> Result<AccessRequest, AppError> {
+async fn pending_request(app: &App, id: &str) -> Result<AccessRequest, AppError> {
     let request = app
-        .db()
-        .requests
-        .get(id)
-        .cloned()
+        .store
+        .request(id)
+        .await?
         .ok_or_else(|| AppError::NotFound(format!("no request `{id}`")))?;
     if request.status != Status::Pending {
         return Err(AppError::Conflict(format!(
@@ -565,34 +471,41 @@ pub async fn accept_request(
     Path(id): Path<String>,
     Body(body): Body<RoleBody>,
 ) -> Answer {
-    let request = pending_request(&app, &id)?;
-    let question = {
-        let db = app.db();
-        let project = find_project(&db, &request.project)?;
-        let context = json!({"role": body.role.as_str(), "target": target(&request.requester)});
-        project_question(
-            &db,
-            &me,
-            "accept_access_request",
-            &project,
-            Some(context),
-            &[&request.requester],
-        )
-    };
+    let request = pending_request(&app, &id).await?;
+    let project = find_project(&app, &request.project).await?;
+    let context = json!({"role": body.role.as_str(), "target": target(&request.requester)});
+    let question = project_question(
+        &app,
+        &me,
+        "accept_access_request",
+        &project,
+        Some(context),
+        &[&request.requester],
+    )
+    .await?;
     app.authorize(question).await?;
-    let mut db = app.db();
-    let project = db
-        .projects
-        .get_mut(&request.project)
-        .ok_or_else(|| AppError::NotFound(request.project.clone()))?;
-    project.members.insert(request.requester.clone(), body.role);
-    let record = db
-        .requests
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    record.status = Status::Accepted;
-    record.role = Some(body.role);
-    Ok(Json(json!(record)))
+    let request = close_request(&app, &request, Status::Accepted, Some(body.role)).await?;
+    Ok(Json(json!(request)))
+}
+
+/// Closes a pending request, or a 409 when someone else answered it first.
+async fn close_request(
+    app: &App,
+    request: &AccessRequest,
+    status: Status,
+    role: Option<Role>,
+) -> Result<AccessRequest, AppError> {
+    if !app.store.close_request(request, status, role).await? {
+        return Err(AppError::Conflict(format!(
+            "request `{}` is no longer pending",
+            request.id
+        )));
+    }
+    Ok(AccessRequest {
+        status,
+        role,
+        ..request.clone()
+    })
 }
 
 /// `POST /requests/{id}/reject`
@@ -601,13 +514,8 @@ pub async fn reject_request(
     Caller(me): Caller,
     Path(id): Path<String>,
 ) -> Answer {
-    let request = pending_request(&app, &id)?;
+    let request = pending_request(&app, &id).await?;
     guard(&app, &me, "reject_access_request", &request.project).await?;
-    let mut db = app.db();
-    let record = db
-        .requests
-        .get_mut(&id)
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    record.status = Status::Rejected;
-    Ok(Json(json!(record)))
+    let request = close_request(&app, &request, Status::Rejected, None).await?;
+    Ok(Json(json!(request)))
 }

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod postgres;
 pub mod server;
 pub mod world;
 

@@ -359,16 +359,9 @@ pub async fn items(
 /// caller may answer (`reject_access_request` on the project), with `next`.
 pub async fn requests_to_answer(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
     let user = user_in(&app, &me, None).await?;
-    let mut rows = select("access_requests", &REQUEST_COLUMNS);
-    rows.and_where(col("access_requests", "status").eq("pending"));
-    let listing = Listing {
-        action: "reject_access_request",
-        resource_type: "Project",
-        rows,
-        key: ("access_requests", "id"),
-        resource: Resource::Column("project_id"),
-    };
-    requests_page(&app, listing, user, &page).await
+    let listing = pending_requests(None);
+    let (rows, next) = listing.page(&app, user, &page).await?;
+    requests_json(&rows, next)
 }
 
 /// `GET /projects/{id}/requests?after=&limit=`: the project's pending requests, for those
@@ -380,25 +373,28 @@ pub async fn project_requests(
     page: Page,
 ) -> Answer {
     super::guard(&app, &me, "reject_access_request", &id).await?;
-    let mut rows = select("access_requests", &REQUEST_COLUMNS);
-    rows.and_where(col("access_requests", "status").eq("pending"))
-        .and_where(col("access_requests", "project_id").eq(id.as_str()));
-    let listing = Listing {
-        action: "reject_access_request",
-        resource_type: "Project",
-        rows,
-        key: ("access_requests", "id"),
-        resource: Resource::Column("project_id"),
-    };
+    let listing = pending_requests(Some(&id));
     // Allowed on this one project: every row is, with no plan to ask.
     let query = listing.ordered(page.after.as_deref(), page.limit() + 1);
     let (rows, next) = cut(listing.fetch(&app, &query).await?, page.limit(), "id");
     requests_json(&rows, next)
 }
 
-async fn requests_page(app: &App, listing: Listing, user: Entity, page: &Page) -> Answer {
-    let (rows, next) = listing.page(app, user, page).await?;
-    requests_json(&rows, next)
+/// The pending access requests (of one project, or all), each about its project: those its
+/// reader may answer (`reject_access_request`).
+fn pending_requests(project: Option<&str>) -> Listing {
+    let mut rows = select("access_requests", &REQUEST_COLUMNS);
+    rows.and_where(col("access_requests", "status").eq("pending"));
+    if let Some(project) = project {
+        rows.and_where(col("access_requests", "project_id").eq(project));
+    }
+    Listing {
+        action: "reject_access_request",
+        resource_type: "Project",
+        rows,
+        key: ("access_requests", "id"),
+        resource: Resource::Column("project_id"),
+    }
 }
 
 fn requests_json(rows: &[AnyRow], next: Option<String>) -> Answer {

@@ -26,11 +26,12 @@
 //! true `OR` one true part, and NULL is not true). Rows a column references must exist
 //! (foreign keys), as entities a decision reads must.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use sea_query::{
-    Alias, Expr, Func, Order, Query, SelectStatement, SimpleExpr, SubQueryStatement, UnionType,
-    Value,
+    Alias, CommonTableExpression, Expr, Func, Order, Query, SelectStatement, SimpleExpr,
+    SubQueryStatement, UnionType, Value, WithClause,
 };
 
 use crate::plan::condition::{Comparison, Condition, Literal, Operand};
@@ -159,26 +160,38 @@ impl Mapping {
         resource_type: &str,
     ) -> Result<SelectStatement, SqlError> {
         let table = self.get(resource_type)?;
-        let branch = |c: &Condition| -> Result<SelectStatement, SqlError> {
+        let sets = Sets::default();
+        let branch = |conjuncts: &[&Condition]| -> Result<SelectStatement, SqlError> {
+            let filter = Translation {
+                mapping: self,
+                depth: 0,
+                sets: Some(&sets),
+            }
+            .conjunction(conjuncts, resource_type, &table.name)?;
             Ok(Query::select()
                 .expr_as(
                     Expr::col((Alias::new(&table.name), Alias::new(&table.id))),
                     Alias::new("id"),
                 )
                 .from(Alias::new(&table.name))
-                .and_where(self.filter(c, resource_type)?)
+                .and_where(filter)
                 .to_owned())
         };
-        let (branches, rest): (&[Condition], Vec<Condition>) = match condition {
+        // The branches, and the other conjuncts, each branch's `rest` (by reference: a plan's
+        // conditions can hold thousands of literals).
+        let (branches, rest): (&[Condition], Vec<&Condition>) = match condition {
             Condition::Or { args } => (args, Vec::new()),
             Condition::And { args } => {
                 match args.iter().position(|a| matches!(a, Condition::Or { .. })) {
                     Some(i) => match &args[i] {
-                        Condition::Or { args: branches } => {
-                            let mut rest = args.clone();
-                            rest.remove(i);
-                            (branches, rest)
-                        }
+                        Condition::Or { args: branches } => (
+                            branches,
+                            args.iter()
+                                .enumerate()
+                                .filter(|(j, _)| *j != i)
+                                .map(|(_, a)| a)
+                                .collect(),
+                        ),
                         _ => (&[], Vec::new()),
                     },
                     None => (&[], Vec::new()),
@@ -187,22 +200,29 @@ impl Mapping {
             _ => (&[], Vec::new()),
         };
         if branches.len() < 2 {
-            return branch(condition);
+            let mut select = branch(&[condition])?;
+            sets.attach(&mut select);
+            return Ok(select);
         }
         let mut selects = branches.iter().map(|b| {
-            let mut conjuncts = vec![b.clone()];
-            conjuncts.extend(rest.iter().cloned());
-            branch(&Condition::and(conjuncts))
+            let mut conjuncts: Vec<&Condition> = match b {
+                Condition::And { args } => args.iter().collect(),
+                other => vec![other],
+            };
+            conjuncts.extend(rest.iter().copied());
+            branch(&conjuncts)
         });
         let mut union = selects.next().expect("two branches or more")?;
         for select in selects {
             union.union(UnionType::All, select?);
         }
-        Ok(Query::select()
+        let mut select = Query::select()
             .distinct()
             .column(Alias::new("id"))
             .from_subquery(union, Alias::new("allowed"))
-            .to_owned())
+            .to_owned();
+        sets.attach(&mut select);
+        Ok(select)
     }
 
     /// One page of [`Mapping::select_ids`], by keyset: at most `limit` ids greater than
@@ -241,15 +261,80 @@ impl Mapping {
         Translation {
             mapping: self,
             depth: 0,
+            sets: None,
         }
         .condition(condition, resource_type, &table.name, false)
     }
 }
 
-/// One level of the translation: `depth` numbers the aliases of nested subqueries.
+/// The value lists of the `in_set` leaves of one statement, each written once in its `WITH`
+/// clause (`set_0 (v) AS (VALUES (?), (?), …)`) and read by every leaf listing the same
+/// values as `col IN (SELECT v FROM set_0)`. A plan repeats the principal's groups in each
+/// permit and forbid that reads a group attribute: for a user in a thousand groups, bound
+/// once instead of ten or twenty times.
+#[derive(Default)]
+struct Sets {
+    /// Each list: the referenced type of the column it was made for (values of other types
+    /// are dropped), the literals, and their SQL values.
+    lists: RefCell<Vec<(Option<String>, Vec<Literal>, Vec<Value>)>>,
+}
+
+impl Sets {
+    /// The name of the set of `literals` as values of `column`; `None` when none is a value
+    /// of it (the leaf is then false).
+    fn name(&self, column: &Column, literals: &[Literal]) -> Result<Option<String>, SqlError> {
+        let ty = match column {
+            Column::Entity { entity_type, .. } => Some(entity_type),
+            _ => None,
+        };
+        let mut lists = self.lists.borrow_mut();
+        let index = match lists
+            .iter()
+            .position(|(t, l, _)| t.as_ref() == ty && l == literals)
+        {
+            Some(index) => index,
+            None => {
+                let values = sql_values(literals, column)?;
+                lists.push((ty.cloned(), literals.to_vec(), values));
+                lists.len() - 1
+            }
+        };
+        Ok((!lists[index].2.is_empty()).then(|| format!("set_{index}")))
+    }
+
+    /// Puts the sets used in `select`'s `WITH` clause.
+    fn attach(self, select: &mut SelectStatement) {
+        let mut with = WithClause::new();
+        let mut any = false;
+        for (index, (_, _, values)) in self.lists.into_inner().into_iter().enumerate() {
+            if values.is_empty() {
+                continue;
+            }
+            let rows = Query::select()
+                .column(sea_query::Asterisk)
+                .from_values(values, Alias::new("t"))
+                .to_owned();
+            with.cte(
+                CommonTableExpression::new()
+                    .table_name(Alias::new(format!("set_{index}")))
+                    .column(Alias::new("v"))
+                    .query(rows)
+                    .to_owned(),
+            );
+            any = true;
+        }
+        if any {
+            select.with_cte(with);
+        }
+    }
+}
+
+/// One level of the translation: `depth` numbers the aliases of nested subqueries; `sets`
+/// collects the statement's value lists (none: each leaf lists its values).
 struct Translation<'a> {
     mapping: &'a Mapping,
     depth: usize,
+    sets: Option<&'a Sets>,
 }
 
 /// A leaf on the last step of a path, given the column expression it reads.
@@ -263,6 +348,7 @@ impl Translation<'_> {
         let nested = Translation {
             mapping: self.mapping,
             depth: self.depth + 1,
+            sets: self.sets,
         };
         let alias = format!("{}_{}", target.name, nested.depth);
         Ok((target, nested, alias))
@@ -280,8 +366,8 @@ impl Translation<'_> {
             (Condition::True, false) | (Condition::False, true) => Expr::cust("1 = 1"),
             (Condition::False, false) | (Condition::True, true) => Expr::cust("1 = 0"),
             (Condition::And { args }, false) => {
-                let args = without_implied_has(args);
-                self.fold(&args, ty, alias, negated, SimpleExpr::and, "1 = 1")?
+                let args: Vec<&Condition> = args.iter().collect();
+                self.conjunction(&args, ty, alias)?
             }
             (Condition::Or { args }, true) => {
                 self.fold(args, ty, alias, negated, SimpleExpr::and, "1 = 1")?
@@ -295,16 +381,29 @@ impl Translation<'_> {
         })
     }
 
-    fn fold(
+    /// All of `args` (without the `has` leaves their siblings imply).
+    fn conjunction(
         &self,
-        args: &[Condition],
+        args: &[&Condition],
+        ty: &str,
+        alias: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let args = without_implied_has(args);
+        self.fold(args, ty, alias, false, SimpleExpr::and, "1 = 1")
+    }
+
+    fn fold<'c>(
+        &self,
+        args: impl IntoIterator<Item = &'c Condition>,
         ty: &str,
         alias: &str,
         negated: bool,
         join: fn(SimpleExpr, SimpleExpr) -> SimpleExpr,
         empty: &str,
     ) -> Result<SimpleExpr, SqlError> {
-        let mut parts = args.iter().map(|a| self.condition(a, ty, alias, negated));
+        let mut parts = args
+            .into_iter()
+            .map(|a| self.condition(a, ty, alias, negated));
         let Some(first) = parts.next() else {
             return Ok(Expr::cust(empty));
         };
@@ -326,13 +425,18 @@ impl Translation<'_> {
             Condition::Gt(cmp) => self.comparison(cmp, ty, alias, Cmp::Gt),
             Condition::Ge(cmp) => self.comparison(cmp, ty, alias, Cmp::Ge),
             Condition::InSet { path, values } => self.on_path(path, ty, alias, &|col, column| {
-                let values: Vec<Value> = values
-                    .iter()
-                    .map(|v| sql_value(v, column))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                if let (Some(sets), 2..) = (self.sets, values.len()) {
+                    return Ok(match sets.name(column, values)? {
+                        Some(set) => Expr::expr(col).in_subquery(
+                            Query::select()
+                                .column(Alias::new("v"))
+                                .from(Alias::new(set))
+                                .to_owned(),
+                        ),
+                        None => Expr::cust("1 = 0"),
+                    });
+                }
+                let values = sql_values(values, column)?;
                 Ok(if values.is_empty() {
                     Expr::cust("1 = 0")
                 } else {
@@ -532,16 +636,16 @@ impl Cmp {
 /// that leaf reads NULL (so is not true) when `p` is absent. `organization_id IS NOT NULL AND
 /// organization_id IN (…)` becomes the second part alone, which a database answers from an
 /// index inside an `OR`.
-fn without_implied_has(args: &[Condition]) -> Vec<Condition> {
-    let reads = |c: &Condition| -> Option<Vec<String>> {
+fn without_implied_has<'c>(args: &[&'c Condition]) -> Vec<&'c Condition> {
+    let reads = |c: &&'c Condition| -> Option<&'c [String]> {
         match c {
             Condition::Eq(cmp)
             | Condition::Ne(cmp)
             | Condition::Lt(cmp)
             | Condition::Le(cmp)
             | Condition::Gt(cmp)
-            | Condition::Ge(cmp) => Some(cmp.path.clone()),
-            Condition::InSet { path, .. } => Some(path.clone()),
+            | Condition::Ge(cmp) => Some(&cmp.path),
+            Condition::InSet { path, .. } => Some(path),
             _ => None,
         }
     };
@@ -552,7 +656,7 @@ fn without_implied_has(args: &[Condition]) -> Vec<Condition> {
     };
     args.iter()
         .filter(|c| !matches!(c, Condition::Has { path } if implied(path)))
-        .cloned()
+        .copied()
         .collect()
 }
 
@@ -578,6 +682,15 @@ fn column<'t>(table: &'t Table, ty: &str, attribute: &str) -> Result<&'t Column,
             entity_type: ty.to_string(),
             attribute: attribute.to_string(),
         })
+}
+
+/// The literals that are values of `column`, as such.
+fn sql_values(literals: &[Literal], column: &Column) -> Result<Vec<Value>, SqlError> {
+    let mut values = Vec::with_capacity(literals.len());
+    for literal in literals {
+        values.extend(sql_value(literal, column)?);
+    }
+    Ok(values)
 }
 
 /// A literal as a value of `column`: an entity uid as its id, `None` when its type is not

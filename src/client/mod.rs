@@ -371,8 +371,16 @@ impl Client {
             body["context"] = context;
         }
         let (body, request_id) = self.post("/v1/plan", &body).await?;
+        // The plan's fields read straight from the body: `PlanAnswer`'s `flatten` would
+        // buffer the whole plan first, half the time of reading a large one.
+        let policy_version = body["policy_version"].as_str().map(str::to_string);
         Ok(Response {
-            body: parse(body)?,
+            body: PlanAnswer {
+                plan: parse(body)?,
+                policy_version: policy_version.ok_or_else(|| {
+                    ClientError::Protocol("a plan without `policy_version`".into())
+                })?,
+            },
             request_id,
         })
     }
@@ -442,7 +450,7 @@ impl Client {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ClientError> {
-    serde_json::from_value(body.clone()).map_err(|e| ClientError::Protocol(format!("{e}: {body}")))
+    T::deserialize(&body).map_err(|e| ClientError::Protocol(format!("{e}: {body}")))
 }
 
 fn innermost(error: &dyn std::error::Error) -> String {

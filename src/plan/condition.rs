@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub type Path = Vec<String>;
 
 /// A condition on the resource. `{"op": "...", ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Condition {
     /// Holds for every resource.
@@ -74,6 +74,90 @@ pub enum Condition {
     },
 }
 
+/// A condition node as read: every field any operator has. Read into this and then checked,
+/// a node is parsed in one pass, where serde's internally tagged enums first buffer the whole
+/// node (thousands of literals in an `in_set`) to find its `op`.
+#[derive(Deserialize)]
+struct Node {
+    op: String,
+    args: Option<Vec<Condition>>,
+    arg: Option<Box<Condition>>,
+    path: Option<Path>,
+    values: Option<Vec<Literal>>,
+    value: Option<Literal>,
+    other: Option<Path>,
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let Node {
+            op,
+            args,
+            arg,
+            path,
+            values,
+            value,
+            other,
+        } = Node::deserialize(deserializer)?;
+        let need = |field: &str| D::Error::custom(format!("missing field `{field}` of `{op}`"));
+        let comparison = |path: Option<Path>, value, other| -> Result<Comparison, D::Error> {
+            let operand = match (value, other) {
+                (Some(value), None) => Operand::Value(value),
+                (None, Some(other)) => Operand::Other(other),
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "`{op}` takes exactly one of `value` and `other`"
+                    )));
+                }
+            };
+            Ok(Comparison {
+                path: path.ok_or_else(|| need("path"))?,
+                operand,
+            })
+        };
+        Ok(match op.as_str() {
+            "true" => Condition::True,
+            "false" => Condition::False,
+            "and" => Condition::And {
+                args: args.ok_or_else(|| need("args"))?,
+            },
+            "or" => Condition::Or {
+                args: args.ok_or_else(|| need("args"))?,
+            },
+            "not" => Condition::Not {
+                arg: arg.ok_or_else(|| need("arg"))?,
+            },
+            "has" => Condition::Has {
+                path: path.ok_or_else(|| need("path"))?,
+            },
+            "eq" => Condition::Eq(comparison(path, value, other)?),
+            "ne" => Condition::Ne(comparison(path, value, other)?),
+            "lt" => Condition::Lt(comparison(path, value, other)?),
+            "le" => Condition::Le(comparison(path, value, other)?),
+            "gt" => Condition::Gt(comparison(path, value, other)?),
+            "ge" => Condition::Ge(comparison(path, value, other)?),
+            "in_set" => Condition::InSet {
+                path: path.ok_or_else(|| need("path"))?,
+                values: values.ok_or_else(|| need("values"))?,
+            },
+            "contains" => Condition::Contains {
+                path: path.ok_or_else(|| need("path"))?,
+                value: value.ok_or_else(|| need("value"))?,
+            },
+            unknown => {
+                return Err(D::Error::unknown_variant(
+                    unknown,
+                    &[
+                        "true", "false", "and", "or", "not", "has", "eq", "ne", "lt", "le", "gt",
+                        "ge", "in_set", "contains",
+                    ],
+                ));
+            }
+        })
+    }
+}
+
 /// A path compared with a literal (`"value"`) or with another path of the same resource
 /// (`"other"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +181,7 @@ pub enum Operand {
 
 /// A literal: a JSON bool, number (a Cedar `Long`), string, entity uid `{"type", "id"}`, or
 /// extension value `{"fn": "datetime", "arg": "2026-01-01"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(untagged)]
 pub enum Literal {
     /// `true` or `false`.
@@ -110,6 +194,86 @@ pub enum Literal {
     Entity(Uid),
     /// An extension value, by its constructor and argument.
     Extension(Extension),
+}
+
+/// Read as `#[serde(untagged)]` would (a bool, a Long, a string, then a uid, then an
+/// extension value), without buffering each literal to try the variants in turn: a plan
+/// naming a user's thousand groups holds tens of thousands of literals.
+impl<'de> Deserialize<'de> for Literal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LiteralVisitor)
+    }
+}
+
+struct LiteralVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LiteralVisitor {
+    type Value = Literal;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            r#"a bool, a Long, a string, a uid {"type", "id"} or an extension value {"fn", "arg"}"#,
+        )
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Literal, E> {
+        Ok(Literal::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Literal, E> {
+        Ok(Literal::Long(n))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Literal, E> {
+        i64::try_from(n)
+            .map(Literal::Long)
+            .map_err(|_| E::custom(format!("{n} is outside a Long's range")))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Literal, E> {
+        Ok(Literal::String(s.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Literal, E> {
+        Ok(Literal::String(s))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Literal, A::Error> {
+        // A uid ignores other keys; an extension value allows none.
+        let (mut ty, mut id, mut function, mut arg, mut others) = (None, None, None, None, 0);
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "type" => &mut ty,
+                "id" => &mut id,
+                "fn" => &mut function,
+                "arg" => &mut arg,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    others += 1;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+            }
+            *slot = Some(map.next_value::<serde_json::Value>()?);
+        }
+        let text = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        if let (Some(ty), Some(id)) = (text(ty.clone()), text(id.clone())) {
+            return Ok(Literal::Entity(Uid { ty, id }));
+        }
+        match (ty, id, text(function), text(arg), others) {
+            (None, None, Some(function), Some(arg), 0) => {
+                Ok(Literal::Extension(Extension { function, arg }))
+            }
+            _ => Err(serde::de::Error::custom(
+                "data did not match any variant of untagged enum Literal",
+            )),
+        }
+    }
 }
 
 /// An entity uid, `{"type": "User", "id": "vera"}`.

@@ -13,7 +13,7 @@ use common::world::{PHASES, World, listings, now, world};
 use proptest::prelude::*;
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_binder::SqlxBinder;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::{Executor, Row};
 
 const MIGRATION: &str = include_str!("../../examples/sharing_app/migrations/0001_records.sql");
@@ -461,4 +461,85 @@ async fn a_host_lists_her_projects_with_one_plan_and_one_query() {
     // o0's projects but the archived p5, and p3.
     assert_eq!(sorted(ids), ["p0", "p1", "p3"], "{sql}");
     server.stop().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Conditions and literals are read by hand-written deserializers (one pass, no
+    /// buffering): what is written reads back the same.
+    #[test]
+    fn conditions_read_back_as_written(condition in any::<bool>().prop_flat_map(random_condition)) {
+        let text = serde_json::to_string(&condition).expect("json");
+        let read: gatehouse::plan::Condition = serde_json::from_str(&text).expect("reads");
+        prop_assert_eq!(read, condition);
+    }
+}
+
+/// The hand-written readers accept what serde's derived ones did (a uid ignores other keys,
+/// an extension value allows none) and refuse the rest with the field named.
+#[test]
+fn conditions_and_literals_read_as_the_derived_readers_did() {
+    use gatehouse::plan::Condition;
+    use gatehouse::plan::condition::{Extension, Literal, Uid};
+    let literal = |v: Value| serde_json::from_value::<Literal>(v);
+    assert_eq!(literal(json!(true)).ok(), Some(Literal::Bool(true)));
+    assert_eq!(literal(json!(-3)).ok(), Some(Literal::Long(-3)));
+    assert_eq!(literal(json!("x")).ok(), Some(Literal::String("x".into())));
+    let uid = Literal::Entity(Uid {
+        ty: "User".into(),
+        id: "u".into(),
+    });
+    assert_eq!(
+        literal(json!({"type": "User", "id": "u"})).ok(),
+        Some(uid.clone())
+    );
+    assert_eq!(
+        literal(json!({"type": "User", "id": "u", "extra": [1]})).ok(),
+        Some(uid)
+    );
+    let datetime = Literal::Extension(Extension {
+        function: "datetime".into(),
+        arg: "2026-01-01".into(),
+    });
+    assert_eq!(
+        literal(json!({"fn": "datetime", "arg": "2026-01-01"})).ok(),
+        Some(datetime)
+    );
+    for bad in [
+        json!(1.5),
+        json!(u64::MAX),
+        json!(null),
+        json!([1]),
+        json!({"fn": "datetime", "arg": "2026-01-01", "extra": 1}),
+        json!({"type": "User"}),
+        json!({"type": "User", "id": 7}),
+        json!({"fn": "datetime", "arg": 7}),
+    ] {
+        assert!(literal(bad.clone()).is_err(), "{bad}");
+    }
+
+    let condition = |v: Value| serde_json::from_value::<Condition>(v).map_err(|e| e.to_string());
+    assert_eq!(condition(json!({"op": "true"})), Ok(Condition::True));
+    assert_eq!(
+        condition(json!({"op": "in_set", "path": ["phase"], "values": ["planning"], "note": 1})),
+        Ok(Condition::InSet {
+            path: vec!["phase".into()],
+            values: vec![Literal::String("planning".into())],
+        })
+    );
+    for (bad, says) in [
+        (json!({"op": "in_set", "path": ["phase"]}), "values"),
+        (json!({"op": "eq", "path": ["phase"]}), "value"),
+        (
+            json!({"op": "eq", "path": ["a"], "value": 1, "other": ["b"]}),
+            "other",
+        ),
+        (json!({"op": "not"}), "arg"),
+        (json!({"op": "xor", "args": []}), "xor"),
+        (json!({"path": ["a"]}), "op"),
+    ] {
+        let error = condition(bad.clone()).expect_err("refused");
+        assert!(error.contains(says), "{bad}: {error}");
+    }
 }

@@ -274,9 +274,17 @@ impl Mapping {
 /// once instead of ten or twenty times.
 #[derive(Default)]
 struct Sets {
-    /// Each list: the referenced type of the column it was made for (values of other types
-    /// are dropped), the literals, and their SQL values.
-    lists: RefCell<Vec<(Option<String>, Vec<Literal>, Vec<Value>)>>,
+    lists: RefCell<Vec<SharedSet>>,
+}
+
+/// One list of [`Sets`].
+struct SharedSet {
+    /// The type the column it was made for references (values of other types are dropped).
+    entity_type: Option<String>,
+    /// The literals of the `in_set`.
+    literals: Vec<Literal>,
+    /// Their SQL values.
+    values: Vec<Value>,
 }
 
 impl Sets {
@@ -290,29 +298,32 @@ impl Sets {
         let mut lists = self.lists.borrow_mut();
         let index = match lists
             .iter()
-            .position(|(t, l, _)| t.as_ref() == ty && l == literals)
+            .position(|set| set.entity_type.as_ref() == ty && set.literals == literals)
         {
             Some(index) => index,
             None => {
-                let values = sql_values(literals, column)?;
-                lists.push((ty.cloned(), literals.to_vec(), values));
+                lists.push(SharedSet {
+                    entity_type: ty.cloned(),
+                    literals: literals.to_vec(),
+                    values: sql_values(literals, column)?,
+                });
                 lists.len() - 1
             }
         };
-        Ok((!lists[index].2.is_empty()).then(|| format!("set_{index}")))
+        Ok((!lists[index].values.is_empty()).then(|| format!("set_{index}")))
     }
 
     /// Puts the sets used in `select`'s `WITH` clause.
     fn attach(self, select: &mut SelectStatement) {
         let mut with = WithClause::new();
         let mut any = false;
-        for (index, (_, _, values)) in self.lists.into_inner().into_iter().enumerate() {
-            if values.is_empty() {
+        for (index, set) in self.lists.into_inner().into_iter().enumerate() {
+            if set.values.is_empty() {
                 continue;
             }
             let rows = Query::select()
                 .column(sea_query::Asterisk)
-                .from_values(values, Alias::new("t"))
+                .from_values(set.values, Alias::new("t"))
                 .to_owned();
             with.cte(
                 CommonTableExpression::new()

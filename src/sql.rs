@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `eq`, `ne`, `lt`, `le`, `gt`, `ge` with a value | `col = ?` … (an entity uid compares its id; one of another type never matches) |
 //! | the same with `other` | both sides as columns or scalar subqueries |
-//! | `in_set` | `col IN (?, …)` |
+//! | `in_set` | `col IN (?, …)`; in [`Mapping::select_ids`], `col IN (SELECT v FROM set_N)`, each distinct list bound once in a `WITH` clause |
 //! | a `datetime` value | milliseconds since the Unix epoch (a `BIGINT` column) |
 //! | `has` | `col IS NOT NULL` |
 //! | `contains` | `id IN (SELECT owner FROM membership WHERE value = ?)` |

@@ -11,6 +11,7 @@ mod plans;
 mod plans_sql;
 mod policy_suites;
 mod properties;
+mod python_host;
 mod reload;
 mod serve_cli;
 mod server;

@@ -1,0 +1,58 @@
+//! The Python host (`examples/python_host/host.py`, standard library only) against a live
+//! sidecar: it asks a decision, a batch and the allowed actions for an organization's project
+//! as the README and docs/DOMAIN.md describe, and reports what it got as JSON.
+
+use serde_json::{Value, json};
+
+use crate::common;
+
+#[tokio::test]
+async fn the_python_host_asks_as_the_readme_says() {
+    let gatehouse = common::server::start_default().await;
+    let base = gatehouse.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/python_host/host.py"
+            ))
+            .arg(base)
+            .output()
+            .expect("python3 runs (the tests need it: see the README)")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "host.py failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(
+        report["share"],
+        json!({"decision": "Allow", "reason": ["sharing.editors-when-allowed"]})
+    );
+    // Without the organization, the rules that read it fail to evaluate: Deny, with errors.
+    assert_eq!(report["share_without_organization"]["decision"], "Deny");
+    assert!(report["share_without_organization"]["errors"].as_u64() > Some(0));
+    assert_eq!(
+        report["batch"],
+        json!(["Allow", "Allow", "Deny", "invalid_action"])
+    );
+    assert_eq!(
+        report["allowed_actions"],
+        json!([
+            "copy",
+            "edit",
+            "leave",
+            "run_processing",
+            "view",
+            "view_members"
+        ])
+    );
+    assert_eq!(report["may_delete"], false);
+    assert_eq!(
+        report["bad_question"],
+        json!({"status": 400, "code": "invalid_resource", "field": "resource"})
+    );
+    // Unreachable: denied, and said why.
+    assert_eq!(report["unreachable_may"], false);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}

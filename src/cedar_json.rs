@@ -66,14 +66,27 @@ pub fn innermost(error: &dyn std::error::Error) -> String {
 }
 
 /// Parses an entity uid given as Cedar's JSON `{"type": "User", "id": "alice"}` (or its
-/// `{"__entity": {...}}` escape) or as Cedar's string form `User::"alice"`.
+/// `{"__entity": {...}}` escape) or as Cedar's string form `User::"alice"`. The error shows
+/// an example of the part's kind: `Action::"view"` for an action.
 pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, InputError> {
+    let (ty, id) = match part {
+        Part::Action => ("Action", "view"),
+        Part::Resource => ("Project", "p1"),
+        _ => ("User", "alice"),
+    };
+    let also = if part == Part::Action {
+        " (or the action's id alone, `\"view\"`)"
+    } else {
+        ""
+    };
     match value {
         Value::String(s) => s.parse().map_err(|_| {
             InputError::new(
                 part,
                 field,
-                format!("`{field}` must be an entity uid such as `User::\"alice\"`, got `{s}`"),
+                format!(
+                    "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
+                ),
             )
         }),
         Value::Object(o) => {
@@ -83,7 +96,7 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
                     part,
                     field,
                     format!(
-                        "`{field}` must be an entity uid such as {{\"type\": \"User\", \"id\": \"alice\"}}, got `{value}`"
+                        "`{field}` must be an entity uid such as {{\"type\": \"{ty}\", \"id\": \"{id}\"}}, got `{value}`"
                     ),
                 )
             })
@@ -91,7 +104,9 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
         other => Err(InputError::new(
             part,
             field,
-            format!("`{field}` must be an entity uid, got `{other}`"),
+            format!(
+                "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{other}`"
+            ),
         )),
     }
 }

@@ -52,9 +52,8 @@ class Gatehouse:
 
     def is_authorized(self, principal, action, resource, entities, context=None):
         """POST /v1/is_authorized: {"decision", "diagnostics": {"reason", "errors"}, "policy_version"}.
-        `action` is an action id ("share"); uids are `{"type", "id"}` or `Type::"id"` strings."""
-        body = {"principal": principal, "action": uid("Action", action), "resource": resource,
-                "entities": entities}
+        `action` is an action's id ("share"); uids are `{"type", "id"}` or `Type::"id"` strings."""
+        body = {"principal": principal, "action": action, "resource": resource, "entities": entities}
         if context is not None:
             body["context"] = context
         return self._post("/v1/is_authorized", body)
@@ -138,7 +137,7 @@ def main(base):
         "errors": len(answer["diagnostics"]["errors"]),
     }
     results = gatehouse.batch(
-        [{"principal": me, "action": uid("Action", a), "resource": p1} for a in ["view", "edit", "delete", "edt"]],
+        [{"principal": me, "action": a, "resource": p1} for a in ["view", "edit", "delete", "edt"]],
         entities,
     )
     report["batch"] = [r.get("decision") or r["error"]["code"] for r in results]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::entities::Layer;
-use super::input::{InputError, Part, build_request, parse_uid};
+use super::input::{InputError, Part, build_request, parse_action, parse_uid};
 use super::question::Question;
 use super::{Decider, Decision, Verdict, decide};
 use crate::plan::{ForAnyContext, for_any_context};
@@ -116,13 +116,7 @@ pub fn allowed_actions(
         let mut chosen = Vec::with_capacity(wanted.len());
         for (i, value) in wanted.iter().enumerate() {
             let field = format!("actions[{i}]");
-            let uid = match value {
-                Value::String(id) if !id.contains("::") => snapshot
-                    .catalog
-                    .action_named(id)
-                    .map_err(|e| InputError::new(Part::Action, &field, e.to_string()))?,
-                other => parse_uid(Part::Action, &field, other)?,
-            };
+            let uid = parse_action(snapshot, &field, value)?;
             let Some(info) = actions.iter().find(|a| a.uid == uid) else {
                 return Err(InputError::new(
                     Part::Action,

@@ -8,6 +8,23 @@ use crate::policy::Snapshot;
 
 pub use crate::cedar_json::{InputError, Part, innermost, parse_uid};
 
+/// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
+/// (`"view"`), which names the one requestable action with that id (as in the test suites
+/// and `gatehouse check`).
+pub fn parse_action(
+    snapshot: &Snapshot,
+    field: &str,
+    value: &Value,
+) -> Result<EntityUid, InputError> {
+    match value {
+        Value::String(id) if !id.contains("::") => snapshot
+            .catalog
+            .action_named(id)
+            .map_err(|e| InputError::new(Part::Action, field, format!("`{field}`: {e}"))),
+        other => parse_uid(Part::Action, field, other),
+    }
+}
+
 /// Builds a Cedar request, checking that the action exists and applies to the principal and
 /// resource types, and that the context conforms to the action's context type.
 pub fn build_request(

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, assemble};
-use super::input::{InputError, Part, build_request, parse_uid};
+use super::input::{InputError, Part, build_request, parse_action, parse_uid};
 use super::slice::{Slice, named_by_entities};
 use super::{Decision, decide};
 use crate::policy::Snapshot;
@@ -130,8 +130,15 @@ impl Decider {
             slice.marks(named);
             for request in requests.iter().filter_map(Value::as_object) {
                 for (key, value) in request {
-                    if key != "entities" {
-                        slice.json(value);
+                    match (key.as_str(), value) {
+                        ("entities", _) => {}
+                        // An action by its id alone names no uid in its text.
+                        ("action", Value::String(id)) if !id.contains("::") => {
+                            if let Ok(uid) = snapshot.catalog.action_named(id) {
+                                slice.uid(&uid);
+                            }
+                        }
+                        _ => slice.json(value),
                     }
                 }
             }
@@ -227,7 +234,8 @@ impl Decider {
             });
         }
         let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
-        let action = parse_uid(Part::Action, "action", &question.action)?;
+        let action = parse_action(snapshot, "action", &question.action)?;
+        let action_uid = action.clone();
         let resource = parse_uid(Part::Resource, "resource", &question.resource)?;
         let request = build_request(
             snapshot,
@@ -239,9 +247,9 @@ impl Decider {
         let entities = match (batch, &own) {
             (Some(batch), None) => self.batch_alone(snapshot, batch)?,
             _ => self.entities(snapshot, batch, own.as_ref(), |slice| {
-                for root in [&question.principal, &question.action, &question.resource] {
-                    slice.json(root);
-                }
+                slice.json(&question.principal);
+                slice.uid(&action_uid);
+                slice.json(&question.resource);
                 if let Some(context) = &question.context {
                     slice.json(context);
                 }
@@ -264,10 +272,12 @@ pub fn evaluate(snapshot: &Snapshot, question: &Question) -> Result<Decision, In
         .map(|answer| (*answer.decision).clone())
 }
 
-/// A uid as text for logs, whatever form it came in: `User::"alice"`.
+/// A uid as text for logs, whatever form it came in: `User::"alice"` (an action's id alone
+/// as it came: `view`).
 pub fn uid_text(value: &Value) -> String {
-    match parse_uid(Part::Principal, "uid", value) {
-        Ok(uid) => uid.to_string(),
-        Err(_) => value.to_string(),
+    match (parse_uid(Part::Principal, "uid", value), value) {
+        (Ok(uid), _) => uid.to_string(),
+        (Err(_), Value::String(text)) => text.clone(),
+        (Err(_), other) => other.to_string(),
     }
 }

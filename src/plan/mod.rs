@@ -33,7 +33,9 @@ use serde_json::{Value, json};
 use crate::decide::cache::{Key, KeyBuilder, set_digest};
 use crate::decide::entities::Layer;
 use crate::decide::indexed;
-use crate::decide::input::{InputError, Part, check_type, innermost, one_of, parse_uid};
+use crate::decide::input::{
+    InputError, Part, check_type, innermost, one_of, parse_action, parse_uid,
+};
 use crate::decide::{Decider, Decision, Verdict};
 use crate::policy::Snapshot;
 
@@ -155,7 +157,7 @@ fn compute(
     own: Option<&Layer<'_>>,
 ) -> Result<Plan, InputError> {
     let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
-    let action = parse_uid(Part::Action, "action", &question.action)?;
+    let action = parse_action(snapshot, "action", &question.action)?;
     let Some(info) = snapshot.catalog.get(&action) else {
         return Err(InputError::new(
             Part::Action,

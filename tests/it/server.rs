@@ -706,3 +706,69 @@ async fn the_full_decision_log_carries_context_and_entities() {
     assert_eq!(line["context"], json!({"role": "viewer"}));
     assert_eq!(line["entities"].as_array().expect("entities").len(), 5);
 }
+
+/// One uid grammar: an action's id alone (`"edit"`) is the action, on every route that takes
+/// one, as in the test suites and `gatehouse check`, with the same answers as its uid.
+#[tokio::test]
+async fn an_action_by_its_id_alone_is_the_action() {
+    let server = common::server::start_with_acme_stored().await;
+    let entities = json!([
+        user("vera", &["p1.editors"]),
+        project("p1", "olga", "processing", &[]),
+        common::server::org_project("op1", "olga", "acme", "processing"),
+    ]);
+    for (action, resource) in [
+        ("edit", "Project::\"p1\""),
+        ("delete", "Project::\"p1\""),
+        ("edit", "Project::\"op1\""),
+    ] {
+        for principal in ["User::\"vera\"", "User::\"erin\""] {
+            let by_uid = json!({"principal": principal, "action": format!("Action::\"{action}\""),
+                                "resource": resource, "entities": entities});
+            let mut by_id = by_uid.clone();
+            by_id["action"] = json!(action);
+            let (status, expected) = server.post("/v1/is_authorized", &by_uid).await;
+            assert_eq!(status, 200, "{expected}");
+            let (status, answer) = server.post("/v1/is_authorized", &by_id).await;
+            assert_eq!(
+                (status, &answer),
+                (200, &expected),
+                "{principal} {action} {resource}"
+            );
+            // In a batch, with the stored organization and its editor erin in the slice.
+            let batch = json!({"entities": entities, "requests": [
+                {"principal": principal, "action": action, "resource": resource}]});
+            let (status, answer) = server.post("/v1/is_authorized/batch", &batch).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(
+                answer["results"][0], expected,
+                "batch: {principal} {action} {resource}"
+            );
+        }
+    }
+    // erin edits the organization's project through her stored organization role.
+    let (_, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &json!({"principal": "User::\"erin\"", "action": "edit",
+                                           "resource": "Project::\"op1\"", "entities": entities}),
+        )
+        .await;
+    assert_eq!(answer["decision"], "Allow", "{answer}");
+    let plan = json!({"principal": "User::\"vera\"", "action": "view", "resource_type": "Project",
+                      "entities": [user("vera", &["p1.editors"])]});
+    let (status, answer) = server.post("/v1/plan", &plan).await;
+    assert_eq!(
+        (status, answer["filterable"].clone()),
+        (200, json!(true)),
+        "{answer}"
+    );
+    // A malformed action shows an action's example, not a user's.
+    let bad = json!({"principal": "User::\"vera\"", "action": "Action::edit", "resource": "Project::\"p1\""});
+    let (status, answer) = server.post("/v1/is_authorized", &bad).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`Action::\"view\"`"), "{message}");
+    assert!(message.contains("the action's id alone"), "{message}");
+    server.stop().await;
+}

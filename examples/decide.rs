@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             resource: json!(resource),
             context: None,
             entities: Some(entities.clone()),
+            strict_entities: false,
         };
         let answer = decider.answer(&snapshot, &question, None)?;
         println!(

@@ -12,7 +12,7 @@ async fn constant(body: Bytes) -> ([(&'static str, &'static str); 1], &'static s
     std::hint::black_box(parsed);
     (
         [("content-type", "application/json")],
-        r#"{"decision":"Allow","diagnostics":{"reason":["roles.editor"],"errors":[]},"policy_version":"0000000000000000"}"#,
+        r#"{"decision":"Allow","diagnostics":{"reason":["roles.editor"],"errors":[],"missing":[]},"policy_version":"0000000000000000"}"#,
     )
 }
 

@@ -115,6 +115,7 @@ impl Application {
                 max_entities: config.max_entities,
                 max_concurrency: config.max_concurrency,
                 request_timeout: config.request_timeout(),
+                strict_entities: config.strict_entities,
             },
             admin_token,
             hot: (config.hot_capacity(), config.cache_ttl()),

@@ -117,8 +117,27 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
 pub fn parse_entities(schema: &Schema, layers: &[(&str, &Value)]) -> Result<Entities, InputError> {
     let merged = merge_layers(layers)?;
     let field = layers.last().map_or("entities", |(f, _)| *f);
-    Entities::from_json_value(Value::Array(merged), Some(schema))
-        .map_err(|e| InputError::new(Part::Entities, field, format!("{field}: {}", innermost(&e))))
+    Entities::from_json_value(Value::Array(merged), Some(schema)).map_err(|e| {
+        let message = with_format_hint(innermost(&e));
+        InputError::new(Part::Entities, field, format!("{field}: {message}"))
+    })
+}
+
+/// Cedar's message, with the accepted forms when it rejects an extension literal for its
+/// text alone ("invalid date pattern"), which names neither.
+pub fn with_format_hint(message: String) -> String {
+    let hint = if message.contains("`datetime`") {
+        "a datetime is written `2026-01-15`, `2026-01-15T08:00:00Z`, `2026-01-15T08:00:00.250Z` or `2026-01-15T08:00:00+0100`"
+    } else if message.contains("`duration`") {
+        "a duration is written `1h30m`, `2d`, `-90s` or `250ms` (units d, h, m, s, ms)"
+    } else if message.contains("`decimal`") {
+        "a decimal is written `1.25` (at most four decimal places)"
+    } else if message.contains("`ip`") {
+        "an address is written `10.0.0.1`, `10.0.0.0/8` or `::1`"
+    } else {
+        return message;
+    };
+    format!("{message}; {hint}")
 }
 
 /// Merges entity JSON layers into one list: an entity in a later layer replaces the one with

@@ -100,6 +100,11 @@ pub struct Config {
     /// Include each question's context and entities in the decision log.
     #[arg(long, env = "GATEHOUSE_DECISION_LOG_FULL")]
     pub decision_log_full: bool,
+    /// Answer 400 `missing_entity`, naming it, when an entity a question names or its
+    /// deciding path reads is neither sent nor stored, instead of a decision made without it
+    /// (a question may ask so itself with `"strict_entities": true`).
+    #[arg(long, env = "GATEHOUSE_STRICT_ENTITIES")]
+    pub strict_entities: bool,
     /// Most decisions kept in the cache (0 disables it); a tenth as many rendered answers
     /// are kept by the digest of the exact body.
     #[arg(long, env = "GATEHOUSE_CACHE_CAPACITY", default_value_t = defaults::CACHE_CAPACITY, value_name = "N")]
@@ -138,6 +143,7 @@ impl Default for Config {
             admin_token_file: None,
             decision_log: None,
             decision_log_full: false,
+            strict_entities: false,
             cache_capacity: defaults::CACHE_CAPACITY,
             entity_cache_capacity: defaults::ENTITY_CACHE_CAPACITY,
             cache_ttl: defaults::CACHE_TTL_SECS,

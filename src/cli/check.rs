@@ -119,5 +119,6 @@ fn question(args: &CheckArgs, catalog: &ActionCatalog) -> Result<Question, Strin
         resource: uid(&args.resource),
         context,
         entities,
+        strict_entities: false,
     })
 }

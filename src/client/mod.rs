@@ -128,6 +128,9 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Evaluation errors (they make the decision Deny).
     pub errors: Vec<String>,
+    /// Entities the question names or the deciding path read that were neither sent nor
+    /// stored (the decision was made without them).
+    pub missing: Vec<String>,
     /// The version of the policy set that decided.
     pub policy_version: String,
 }
@@ -150,6 +153,8 @@ struct DecisionBody {
 struct Diagnostics {
     reason: Vec<String>,
     errors: Vec<String>,
+    #[serde(default)]
+    missing: Vec<String>,
 }
 
 impl From<DecisionBody> for Decision {
@@ -158,6 +163,7 @@ impl From<DecisionBody> for Decision {
             decision: body.decision,
             reasons: body.diagnostics.reason,
             errors: body.diagnostics.errors,
+            missing: body.diagnostics.missing,
             policy_version: body.policy_version,
         }
     }
@@ -201,6 +207,10 @@ pub struct ActionDiagnostics {
     pub reasons: std::collections::BTreeMap<String, Vec<String>>,
     /// Evaluation errors by action (they make its decision Deny).
     pub errors: std::collections::BTreeMap<String, Vec<String>>,
+    /// Entities the question names or some action's deciding path read that were neither
+    /// sent nor stored.
+    #[serde(default)]
+    pub missing: Vec<String>,
 }
 
 /// What `plan` answers: the plan and the version of the policy set that made it.

@@ -35,6 +35,10 @@ pub struct ActionsQuestion {
     /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
     #[serde(default)]
     pub actions: Option<Vec<Value>>,
+    /// Answer 400 `missing_entity` rather than decide without an entity the question names
+    /// or the deciding path reads.
+    #[serde(default)]
+    pub strict_entities: bool,
 }
 
 /// One action's decision, with the question it answered (for the decision log).
@@ -75,6 +79,19 @@ impl AllowedActions {
             .iter()
             .map(|d| (d.action.as_str(), d.decision.reasons.as_slice()))
             .collect()
+    }
+
+    /// The entities missing for any action (see [`crate::decide::Decision::missing`]),
+    /// sorted.
+    pub fn missing(&self) -> Vec<&str> {
+        let mut missing: Vec<&str> = self
+            .decided
+            .iter()
+            .flat_map(|d| d.decision.missing.iter().map(String::as_str))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing
     }
 
     /// Evaluation errors by action id.
@@ -170,6 +187,7 @@ pub fn allowed_actions(
                         resource: question.resource.clone(),
                         context: None,
                         entities: question.entities.clone(),
+                        strict_entities: false,
                     },
                     decision: Arc::new(decision),
                 }),
@@ -200,6 +218,7 @@ pub fn allowed_actions(
                 resource: question.resource.clone(),
                 context: Some(own_context),
                 entities: question.entities.clone(),
+                strict_entities: false,
             },
             decision: Arc::new(decision),
         });

@@ -12,7 +12,7 @@ use cedar_policy::{Entities, Entity, EntityUid};
 use serde_json::Value;
 
 use super::cache::{Key, digest_with};
-use super::input::{InputError, Part, innermost, parse_uid};
+use super::input::{InputError, Part, innermost, parse_uid, with_format_hint};
 use crate::policy::Snapshot;
 
 /// One list of entities (stored, shared by a batch, or a question's own), digested.
@@ -110,7 +110,10 @@ impl EntityCache {
                             InputError::new(
                                 Part::Entities,
                                 format!("{field}[{i}]"),
-                                format!("`{field}[{i}]` (`{uid}`): {}", innermost(&e)),
+                                format!(
+                                    "`{field}[{i}]` (`{uid}`): {}",
+                                    with_format_hint(innermost(&e))
+                                ),
                             )
                         })?;
                     self.inner.insert(key, entity.clone());
@@ -169,7 +172,7 @@ pub fn assemble(
         InputError::new(
             Part::Entities,
             "entities",
-            format!("entities: {}", innermost(&e)),
+            format!("entities: {}", with_format_hint(innermost(&e))),
         )
     })
 }

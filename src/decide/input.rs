@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::policy::Snapshot;
 
-pub use crate::cedar_json::{InputError, Part, innermost, parse_uid};
+pub use crate::cedar_json::{InputError, Part, innermost, parse_uid, with_format_hint};
 
 /// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
 /// (`"view"`), which names the one requestable action with that id (as in the test suites
@@ -61,7 +61,10 @@ pub fn build_request(
         InputError::new(
             Part::Context,
             "context",
-            format!("context `{sent}` of `{action}`: {}", innermost(e)),
+            format!(
+                "context `{sent}` of `{action}`: {}",
+                with_format_hint(innermost(e))
+            ),
         )
     };
     let parsed = Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))

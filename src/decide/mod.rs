@@ -13,7 +13,9 @@ pub mod input;
 pub mod question;
 pub mod slice;
 
-use cedar_policy::{Authorizer, Entities, EntityUid, PolicySet, Request};
+use cedar_policy::{
+    AuthorizationError, Authorizer, Entities, EntityUid, EvaluationError, PolicySet, Request,
+};
 use serde::Serialize;
 
 use crate::policy::Snapshot;
@@ -40,6 +42,11 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Evaluation errors, each naming its policy. Non-empty means Deny.
     pub errors: Vec<String>,
+    /// The entities the question names or the deciding path dereferences that are neither in
+    /// the question nor stored, sorted: the principal or the resource unknown (which Cedar
+    /// decides as an entity with no attributes and no groups), or an entity a policy read
+    /// (`resource.organization`) that failed to evaluate for it.
+    pub missing: Vec<String>,
 }
 
 /// Evaluates `request` against the snapshot's policies that can apply to it (the index),
@@ -73,7 +80,50 @@ pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> De
         decision,
         reasons,
         errors,
+        missing: missing(request, entities, &response),
     }
+}
+
+/// Those of `uids` that `entities` does not hold, as text.
+pub fn absent<'a>(
+    uids: impl IntoIterator<Item = &'a EntityUid>,
+    entities: &Entities,
+) -> Vec<String> {
+    let mut absent: Vec<String> = uids
+        .into_iter()
+        .filter(|uid| entities.get(uid).is_none())
+        .map(ToString::to_string)
+        .collect();
+    absent.sort();
+    absent.dedup();
+    absent
+}
+
+/// [`Decision::missing`].
+fn missing(
+    request: &Request,
+    entities: &Entities,
+    response: &cedar_policy::Response,
+) -> Vec<String> {
+    let named = [request.principal(), request.resource()];
+    let mut missing: std::collections::BTreeSet<String> =
+        absent(named.into_iter().flatten(), entities)
+            .into_iter()
+            .collect();
+    for error in response.diagnostics().errors() {
+        let AuthorizationError::PolicyEvaluationError(error) = error;
+        if let EvaluationError::EntityDoesNotExist(e) = error.inner() {
+            // The uid is not public on the error; its message is `entity `<uid>` does not exist`.
+            let text = e.to_string();
+            if let Some(uid) = text
+                .strip_prefix("entity `")
+                .and_then(|t| t.strip_suffix("` does not exist"))
+            {
+                missing.insert(uid.to_string());
+            }
+        }
+    }
+    missing.into_iter().collect()
 }
 
 /// The policies that can apply to `request`: its entry of the snapshot's index, or the whole

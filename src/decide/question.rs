@@ -33,6 +33,10 @@ pub struct Question {
     /// Entities for this question only, in Cedar's entity JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<Value>,
+    /// Answer 400 `missing_entity` rather than decide without an entity the question names
+    /// or the deciding path reads (see [`crate::decide::Decision::missing`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict_entities: bool,
 }
 
 /// A decision and where it came from.

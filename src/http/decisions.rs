@@ -66,7 +66,7 @@ pub fn request_id(headers: &HeaderMap) -> &str {
 fn decision_body(decision: &Decision, version: &str) -> Value {
     json!({
         "decision": decision.decision,
-        "diagnostics": {"reason": decision.reasons, "errors": decision.errors},
+        "diagnostics": {"reason": decision.reasons, "errors": decision.errors, "missing": decision.missing},
         "policy_version": version,
     })
 }
@@ -196,6 +196,7 @@ pub async fn is_authorized(
     let question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
+    state.check_missing(question.strict_entities, &answer.decision.missing)?;
     // The hot answer keeps the uids written out; without it they are written only if logged.
     let who = hot_key.is_some().then(|| who(&question));
     let decided = (&*answer.decision, answer.policy_version.as_str());
@@ -235,6 +236,9 @@ struct Batch {
     #[serde(default)]
     entities: Option<Value>,
     requests: Vec<Value>,
+    /// Every item strict (an item may also say so itself).
+    #[serde(default)]
+    strict_entities: bool,
 }
 
 /// `POST /v1/is_authorized/batch`. An item that cannot be asked gets an error object of its
@@ -245,7 +249,11 @@ pub async fn batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let Batch { entities, requests } = parse_body(body)?;
+    let Batch {
+        entities,
+        requests,
+        strict_entities,
+    } = parse_body(body)?;
     let max = state.limits.max_batch;
     if requests.len() > max {
         return Err(ApiError::new(
@@ -276,6 +284,8 @@ pub async fn batch(
         let answer = state
             .decider
             .answer(&snapshot, &question, shared.as_ref())?;
+        let strict = strict_entities || question.strict_entities;
+        state.check_missing(strict, &answer.decision.missing)?;
         let decided = (&*answer.decision, answer.policy_version.as_str());
         let hit = Some(answer.cache_hit);
         let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
@@ -304,6 +314,7 @@ pub async fn allowed_actions(
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let snapshot = state.store.current();
     let answer = decide_actions(&state.decider, &snapshot, &question)?;
+    state.check_missing(question.strict_entities, &answer.missing())?;
     let id = request_id(&headers);
     for decided in &answer.decided {
         let made = (&*decided.decision, snapshot.version.as_str());
@@ -314,7 +325,7 @@ pub async fn allowed_actions(
         "allowed": answer.with(Verdict::Allow),
         "denied": answer.with(Verdict::Deny),
         "needs_context": answer.needs_context,
-        "diagnostics": {"reasons": answer.reasons(), "errors": answer.errors()},
+        "diagnostics": {"reasons": answer.reasons(), "errors": answer.errors(), "missing": answer.missing()},
         "policy_version": snapshot.version,
     })))
 }

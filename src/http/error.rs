@@ -34,6 +34,9 @@ pub enum ErrorCode {
     InvalidContext,
     /// An entity list, or one of its entities, does not conform to the schema.
     InvalidEntities,
+    /// Strict entities (`--strict-entities` or the question's `strict_entities`): an entity
+    /// the question names or the deciding path reads is neither sent nor stored.
+    MissingEntity,
     /// More entities than `--max-entities`.
     TooManyEntities,
     /// More questions in a batch than `--max-batch`.
@@ -60,7 +63,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order the README lists them.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::MalformedJson,
         Self::InvalidRequest,
         Self::InvalidPrincipal,
@@ -68,6 +71,7 @@ impl ErrorCode {
         Self::InvalidResource,
         Self::InvalidContext,
         Self::InvalidEntities,
+        Self::MissingEntity,
         Self::TooManyEntities,
         Self::BatchTooLarge,
         Self::BodyTooLarge,
@@ -91,6 +95,7 @@ impl ErrorCode {
             | Self::InvalidResource
             | Self::InvalidContext
             | Self::InvalidEntities
+            | Self::MissingEntity
             | Self::TooManyEntities
             | Self::BatchTooLarge
             | Self::UnreadableBody => StatusCode::BAD_REQUEST,
@@ -115,6 +120,7 @@ impl ErrorCode {
             Self::InvalidResource => "invalid_resource",
             Self::InvalidContext => "invalid_context",
             Self::InvalidEntities => "invalid_entities",
+            Self::MissingEntity => "missing_entity",
             Self::TooManyEntities => "too_many_entities",
             Self::BatchTooLarge => "batch_too_large",
             Self::BodyTooLarge => "body_too_large",
@@ -193,6 +199,20 @@ impl ApiError {
     pub fn at_index(mut self, index: usize) -> Self {
         self.index = Some(index);
         self
+    }
+
+    /// Strict entities: `missing` (uids as text, sorted) are neither sent nor stored.
+    pub fn missing_entities(missing: &[String]) -> Self {
+        let list = missing
+            .iter()
+            .map(|uid| format!("`{uid}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self::new(
+            ErrorCode::MissingEntity,
+            format!("strict entities: the question needs {list}, neither in `entities` nor stored"),
+        )
+        .with_field("entities")
     }
 
     /// The request needs the admin token.

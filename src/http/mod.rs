@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// Longest a request may take, body upload included.
     pub request_timeout: Duration,
+    /// Answer 400 `missing_entity` instead of a decision when an entity the question names
+    /// or the deciding path reads is neither sent nor stored (every question, not only those
+    /// that ask with `strict_entities`).
+    pub strict_entities: bool,
 }
 
 /// What every handler shares: a cheap-to-clone handle.
@@ -99,6 +103,20 @@ pub struct Parts {
 }
 
 impl AppState {
+    /// Strict entities, asked by the question or set for the server: a 400 naming the
+    /// entities `missing` (none: nothing to say).
+    pub fn check_missing<S: AsRef<str>>(
+        &self,
+        asked: bool,
+        missing: &[S],
+    ) -> Result<(), error::ApiError> {
+        if (asked || self.limits.strict_entities) && !missing.is_empty() {
+            let missing: Vec<String> = missing.iter().map(|m| m.as_ref().to_string()).collect();
+            return Err(error::ApiError::missing_entities(&missing));
+        }
+        Ok(())
+    }
+
     /// Bundles the parts (see [`crate::app::Application::build`]).
     pub(crate) fn new(parts: Parts) -> Self {
         let (capacity, ttl) = parts.hot;

@@ -341,11 +341,13 @@ pub fn for_any_context(
         return ForAnyContext::Depends;
     };
     let errors = erroring(&response, "context");
+    let missing = crate::decide::absent([principal, resource], entities);
     if !errors.is_empty() {
         return ForAnyContext::Decided(Decision {
             decision: Verdict::Deny,
             reasons: Vec::new(),
             errors,
+            missing,
         });
     }
     match response.decision() {
@@ -353,11 +355,13 @@ pub fn for_any_context(
             decision: Verdict::Allow,
             reasons: sorted_ids(response.true_permits()),
             errors: Vec::new(),
+            missing,
         }),
         Some(cedar_policy::Decision::Deny) => ForAnyContext::Decided(Decision {
             decision: Verdict::Deny,
             reasons: sorted_ids(response.true_forbids()),
             errors: Vec::new(),
+            missing,
         }),
         None => ForAnyContext::Depends,
     }

@@ -320,6 +320,7 @@ fn run_list(
         resource: serde_json::json!({"type": list.resource_type, "id": id}),
         context: Some(list.context.clone()),
         entities: None,
+        strict_entities: false,
     };
     let requests: Vec<Value> = candidates
         .iter()

@@ -158,6 +158,7 @@ impl Case {
             resource: Value::String(self.resource.clone()),
             context: Some(self.context.clone()),
             entities: None,
+            strict_entities: false,
         }
     }
 }

@@ -118,7 +118,15 @@ fn input_errors_name_the_field_and_value() {
     assert!(err.message.contains("`Project::\"p1\"`"), "{}", err.message);
 
     let err = input::parse_uid(Part::Principal, "principal", &json!(42)).expect_err("not a uid");
-    assert_eq!(err.message, "`principal` must be an entity uid, got `42`");
+    assert_eq!(
+        err.message,
+        "`principal` must be an entity uid such as `User::\"alice\"`, got `42`"
+    );
+    let err = input::parse_uid(Part::Action, "action", &json!(42)).expect_err("not a uid");
+    assert_eq!(
+        err.message,
+        "`action` must be an entity uid such as `Action::\"view\"` (or the action's id alone, `\"view\"`), got `42`"
+    );
 }
 
 #[test]

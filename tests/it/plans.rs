@@ -56,6 +56,7 @@ pub(crate) fn allowed_one_by_one(
                 resource: json!({"type": rtype, "id": id}),
                 context: Some(context.clone()),
                 entities: Some(entities.clone()),
+                strict_entities: false,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question)
                 .expect("a valid question");
@@ -400,6 +401,7 @@ proptest! {
                 resource: json!({"type": "Project", "id": id}),
                 context: Some(context.clone()),
                 entities: Some(w.all_json()),
+                strict_entities: false,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question).expect("valid");
             prop_assert_eq!(answer.decision, decided.decision, "{} {} {} {}", u, action, id, context);

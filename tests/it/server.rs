@@ -45,7 +45,7 @@ async fn is_authorized_answers_with_reasons_and_version() {
     assert_eq!(status, 200);
     assert_eq!(
         answer,
-        json!({"decision": "Allow", "diagnostics": {"reason": ["roles.editor"], "errors": []}, "policy_version": server.version()})
+        json!({"decision": "Allow", "diagnostics": {"reason": ["roles.editor"], "errors": [], "missing": []}, "policy_version": server.version()})
     );
     // Object form of the uids; a viewer cannot edit.
     let body = json!({"principal": {"type": "User", "id": "vic"}, "action": {"type": "Action", "id": "edit"},
@@ -310,7 +310,7 @@ async fn malformed_requests_get_a_clear_4xx() {
         ("unknown field", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "contxt": {}}"#.to_vec(), 400, "invalid_request", "unknown field `contxt`"),
         ("unknown action", br#"{"principal": "User::\"a\"", "action": "Action::\"edt\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_action", "unknown action `Action::\"edt\"`"),
         ("a uid that is not one", br#"{"principal": "alice", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`principal` must be an entity uid such as `User::\"alice\"`, got `alice`"),
-        ("a number for a uid", br#"{"principal": 7, "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`principal` must be an entity uid, got `7`"),
+        ("a number for a uid", br#"{"principal": 7, "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`principal` must be an entity uid such as `User::\"alice\"`, got `7`"),
         ("wrong principal type", br#"{"principal": "Project::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "does not apply to principal `Project::\"a\"`"),
         ("wrong resource type", br#"{"principal": "User::\"a\"", "action": "Action::\"request_access\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_resource", "must be of type `ShareToken`"),
         ("unknown type", br#"{"principal": "Usr::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\""}"#.to_vec(), 400, "invalid_principal", "`Usr::\"a\"`"),
@@ -770,5 +770,172 @@ async fn an_action_by_its_id_alone_is_the_action() {
     let message = answer["error"]["message"].as_str().expect("message");
     assert!(message.contains("`Action::\"view\"`"), "{message}");
     assert!(message.contains("the action's id alone"), "{message}");
+    server.stop().await;
+}
+
+/// Answers say which entities they were decided without: the principal or resource unknown,
+/// or an entity a policy read (`resource.organization`). Strict entities, asked by the
+/// question or set for the server, turn that into a 400 naming them.
+#[tokio::test]
+async fn answers_name_the_entities_they_lacked_and_strict_ones_refuse() {
+    let server = start_default().await;
+    let org_project = common::server::org_project("op1", "olga", "acme", "processing");
+    let vera = user("vera", &["acme.members", "acme.editors"]);
+    let ask = |entities: Vec<Value>, strict: bool| {
+        let mut q = question("User::\"vera\"", "edit", "Project::\"op1\"", &entities);
+        if strict {
+            q["strict_entities"] = json!(true);
+        }
+        q
+    };
+    let complete = vec![
+        vera.clone(),
+        org_project.clone(),
+        common::server::organization("acme"),
+    ];
+    let (status, answer) = server
+        .post("/v1/is_authorized", &ask(complete.clone(), true))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "Allow", "{answer}");
+    assert_eq!(answer["diagnostics"]["missing"], json!([]));
+
+    // No organization: the rules that read it fail, and the answer says which entity.
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &ask(vec![vera.clone(), org_project.clone()], false),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "Deny");
+    assert_eq!(
+        answer["diagnostics"]["missing"],
+        json!(["Organization::\"acme\""])
+    );
+    // No user: a plain Deny before; now it names her.
+    let (_, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &ask(
+                vec![org_project.clone(), common::server::organization("acme")],
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(answer["decision"], "Deny");
+    assert_eq!(answer["diagnostics"]["missing"], json!(["User::\"vera\""]));
+
+    // Strict: a 400 naming them.
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &ask(vec![vera.clone(), org_project.clone()], true),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "missing_entity");
+    assert_eq!(answer["error"]["field"], "entities");
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`Organization::\"acme\"`"), "{message}");
+
+    // A batch: strict for every item, or for one.
+    let batch = |strict: bool, item_strict: bool| {
+        json!({"entities": [vera, org_project], "strict_entities": strict, "requests": [
+            {"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"op1\"",
+             "strict_entities": item_strict},
+            {"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"op1\"",
+             "entities": [common::server::organization("acme")]}]})
+    };
+    let (status, answer) = server
+        .post("/v1/is_authorized/batch", &batch(false, true))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"][0]["error"]["code"], "missing_entity",
+        "{answer}"
+    );
+    assert_eq!(answer["results"][0]["error"]["index"], 0);
+    assert_eq!(answer["results"][1]["decision"], "Allow", "{answer}");
+    let (_, answer) = server
+        .post("/v1/is_authorized/batch", &batch(true, false))
+        .await;
+    assert_eq!(
+        answer["results"][0]["error"]["code"], "missing_entity",
+        "{answer}"
+    );
+    assert_eq!(answer["results"][1]["decision"], "Allow", "{answer}");
+
+    // The buttons of a page.
+    let actions = json!({"principal": "User::\"vera\"", "resource": "Project::\"op1\"",
+                         "entities": [vera, org_project]});
+    let (status, answer) = server.post("/v1/allowed_actions", &actions).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["diagnostics"]["missing"],
+        json!(["Organization::\"acme\""])
+    );
+    let mut strict = actions.clone();
+    strict["strict_entities"] = json!(true);
+    let (status, answer) = server.post("/v1/allowed_actions", &strict).await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("missing_entity"))
+    );
+    server.stop().await;
+
+    // `--strict-entities`: every question is strict.
+    let server = common::server::start(common::server::Options {
+        config: Config {
+            strict_entities: true,
+            ..Config::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &ask(vec![vera.clone(), org_project.clone()], false),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (400, json!("missing_entity"))
+    );
+    let (status, _) = server
+        .post("/v1/is_authorized", &ask(complete, false))
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+/// A rejected datetime shows the forms that are accepted, in the context and in entities.
+#[tokio::test]
+async fn a_rejected_datetime_shows_the_accepted_forms() {
+    let server = start_default().await;
+    let token = |expires: &str| {
+        json!({"uid": {"type": "ShareToken", "id": "t"}, "parents": [], "attrs": {
+            "project": {"type": "Project", "id": "p"}, "revoked": false,
+            "expires_at": {"__extn": {"fn": "datetime", "arg": expires}}}})
+    };
+    let ask = |now: &str, expires: &str| {
+        json!({"principal": "User::\"vera\"", "action": "request_access", "resource": "ShareToken::\"t\"",
+               "context": {"now": {"__extn": {"fn": "datetime", "arg": now}}},
+               "entities": [token(expires)]})
+    };
+    for (body, code) in [
+        (ask("yesterday", "2026-01-01"), "invalid_context"),
+        (ask("2026-01-01", "soon"), "invalid_entities"),
+    ] {
+        let (status, answer) = server.post("/v1/is_authorized", &body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (400, json!(code)),
+            "{answer}"
+        );
+        let message = answer["error"]["message"].as_str().expect("message");
+        assert!(message.contains("`2026-01-15T08:00:00Z`"), "{message}");
+    }
     server.stop().await;
 }

@@ -27,7 +27,7 @@ async fn the_sidecar_answers_every_bundled_case_as_expected() {
             assert_eq!(status, 200, "{} › {}: {answer}", suite.name, case.name);
             let expected_body = json!({
                 "decision": local.decision,
-                "diagnostics": {"reason": local.reasons, "errors": local.errors},
+                "diagnostics": {"reason": local.reasons, "errors": local.errors, "missing": local.missing},
                 "policy_version": snapshot.version,
             });
             assert_eq!(answer, expected_body, "{} › {}", suite.name, case.name);

@@ -5,8 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use cedar_policy::{Entities, EntityUid, Schema};
-use serde_json::Value;
+use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, Schema};
+use serde_json::{Map, Value};
+
+use crate::policy::{ActionCatalog, AttrType};
 
 /// The part of a question that is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +68,8 @@ pub fn innermost(error: &dyn std::error::Error) -> String {
 }
 
 /// Parses an entity uid given as Cedar's JSON `{"type": "User", "id": "alice"}` (or its
-/// `{"__entity": {...}}` escape) or as Cedar's string form `User::"alice"`. The error shows
+/// `{"__entity": {...}}` escape) or as a string: Cedar's form `User::"alice"`, or
+/// `User::alice` for an id that is a plain word (see [`flexible_uid`]). The error shows
 /// an example of the part's kind: `Action::"view"` for an action.
 pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, InputError> {
     let (ty, id) = match part {
@@ -80,15 +83,18 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
         ""
     };
     match value {
-        Value::String(s) => s.parse().map_err(|_| {
-            InputError::new(
-                part,
-                field,
-                format!(
-                    "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
-                ),
-            )
-        }),
+        Value::String(s) => s
+            .parse()
+            .or_else(|_| flexible_uid(s).ok_or(()))
+            .map_err(|_| {
+                InputError::new(
+                    part,
+                    field,
+                    format!(
+                        "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
+                    ),
+                )
+            }),
         Value::Object(o) => {
             let inner = o.get("__entity").unwrap_or(value);
             EntityUid::from_json(inner.clone()).map_err(|_| {
@@ -209,7 +215,7 @@ pub fn uid_shapes(json: &Value, found: &mut dyn FnMut(&str, &str)) {
             // which costs microseconds per string (a batch walks three per question).
             Some((ty, id)) => found(ty, id),
             None => {
-                if let Ok(uid) = text.parse::<EntityUid>() {
+                if let Some(uid) = flexible_uid(text) {
                     found(&uid.type_name().to_string(), uid.id().unescaped());
                 }
             }
@@ -223,4 +229,128 @@ fn plain_uid(text: &str) -> Option<(&str, &str)> {
     let (ty, quoted) = text.rsplit_once("::\"")?;
     let id = quoted.strip_suffix('"')?;
     (!ty.is_empty() && !ty.contains(['"', ' ']) && !id.contains(['"', '\\'])).then_some((ty, id))
+}
+
+// The conveniences the test suites always accepted, and now the HTTP API: string uids in
+// `Type::"id"` or `Type::plain-id` form wherever a uid goes, `attrs` and `parents` optional.
+
+/// Turns string values of entity-typed context keys into Cedar entity references.
+pub fn with_entity_refs(
+    context: Map<String, Value>,
+    action: &EntityUid,
+    catalog: &ActionCatalog,
+) -> Map<String, Value> {
+    let info = catalog.get(action);
+    context
+        .into_iter()
+        .map(|(k, v)| {
+            let is_entity = info
+                .and_then(|i| i.context.get(&k))
+                .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
+            let v = match (&v, is_entity) {
+                (Value::String(s), true) => flexible_uid(s).map_or(v, |u| entity_ref(&u)),
+                _ => v,
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// [`normalize_entity`] for each of `entities`, errors naming the index.
+pub fn normalize_entities(
+    entities: &[Value],
+    catalog: &ActionCatalog,
+) -> Result<Vec<Value>, String> {
+    entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| normalize_entity(e, catalog).map_err(|m| format!("entity {i}: {m}")))
+        .collect()
+}
+
+/// Cedar entity JSON with the suite conveniences resolved: string uids, and `attrs` and
+/// `parents` optional.
+pub fn normalize_entity(entity: &Value, catalog: &ActionCatalog) -> Result<Value, String> {
+    let Value::Object(fields) = entity else {
+        return Err(format!("an entity must be a JSON object, got `{entity}`"));
+    };
+    let uid = match fields.get("uid") {
+        Some(Value::String(s)) => {
+            flexible_uid(s).ok_or_else(|| format!("`uid` `{s}` is not an entity uid"))?
+        }
+        Some(other) => EntityUid::from_json(other.clone()).map_err(|e| format!("`uid`: {e}"))?,
+        None => return Err("an entity needs a `uid`".into()),
+    };
+    let entity_type = uid.type_name().to_string();
+    let mut attrs = match fields.get("attrs") {
+        Some(Value::Object(a)) => a.clone(),
+        None => Map::new(),
+        Some(other) => {
+            return Err(format!(
+                "`attrs` of `{uid}` must be an object, got `{other}`"
+            ));
+        }
+    };
+    for (name, value) in attrs.iter_mut() {
+        let is_entity = catalog
+            .entity_attr(&entity_type, name)
+            .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
+        if let (Value::String(s), true) = (&*value, is_entity)
+            && let Some(u) = flexible_uid(s)
+        {
+            *value = entity_ref(&u);
+        }
+    }
+    let parents = match fields.get("parents") {
+        Some(Value::Array(ps)) => ps
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => flexible_uid(s)
+                    .map(|u| uid_json(&u))
+                    .ok_or_else(|| format!("parent `{s}` of `{uid}` is not an entity uid")),
+                other => Ok(other.clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+        Some(other) => {
+            return Err(format!(
+                "`parents` of `{uid}` must be a list, got `{other}`"
+            ));
+        }
+    };
+    let mut out = fields.clone();
+    out.insert("uid".into(), uid_json(&uid));
+    out.insert("attrs".into(), Value::Object(attrs));
+    out.insert("parents".into(), Value::Array(parents));
+    Ok(Value::Object(out))
+}
+
+/// `User::"olga"` (Cedar's form) or `User::olga` (an id that is a plain word).
+pub fn flexible_uid(text: &str) -> Option<EntityUid> {
+    if let Ok(uid) = text.parse::<EntityUid>() {
+        return Some(uid);
+    }
+    let (type_name, id) = text.rsplit_once("::")?;
+    let plain = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.@+".contains(c));
+    if !plain {
+        return None;
+    }
+    let type_name: EntityTypeName = type_name.parse().ok()?;
+    Some(EntityUid::from_type_name_and_id(
+        type_name,
+        EntityId::new(id),
+    ))
+}
+
+/// A uid as Cedar's JSON `{"type", "id"}`.
+pub fn uid_json(uid: &EntityUid) -> Value {
+    serde_json::json!({"type": uid.type_name().to_string(), "id": uid.id().unescaped()})
+}
+
+/// A uid as an entity reference in attribute or context values, `{"__entity": {...}}`.
+pub fn entity_ref(uid: &EntityUid) -> Value {
+    serde_json::json!({"__entity": uid_json(uid)})
 }

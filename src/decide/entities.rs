@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::cache::{Key, digest_with};
 use super::input::{InputError, Part, innermost, parse_uid, with_format_hint};
+use crate::cedar_json::normalize_entity;
 use crate::policy::Snapshot;
 
 /// One list of entities (stored, shared by a batch, or a question's own), digested.
@@ -105,8 +106,16 @@ impl EntityCache {
                     // Check the uid first, for an error that names the item.
                     let uid =
                         parse_uid(Part::Entities, &format!("{field}[{i}].uid"), &item["uid"])?;
-                    let entity = Entity::from_json_value(item.clone(), Some(&snapshot.schema))
-                        .map_err(|e| {
+                    // String uids and optional `attrs`/`parents`, as the suites take them.
+                    let item = normalize_entity(item, &snapshot.catalog).map_err(|m| {
+                        InputError::new(
+                            Part::Entities,
+                            format!("{field}[{i}]"),
+                            format!("`{field}[{i}]` (`{uid}`): {m}"),
+                        )
+                    })?;
+                    let entity =
+                        Entity::from_json_value(item, Some(&snapshot.schema)).map_err(|e| {
                             InputError::new(
                                 Part::Entities,
                                 format!("{field}[{i}]"),

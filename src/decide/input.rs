@@ -45,7 +45,12 @@ pub fn build_request(
     check_type(Part::Resource, &action, &resource, &info.resources)?;
     let context = match context {
         None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(v @ Value::Object(_)) => v.clone(),
+        // A string for an entity-typed key is a uid (`User::"tom"`), as in the suites.
+        Some(Value::Object(map)) => Value::Object(crate::cedar_json::with_entity_refs(
+            map.clone(),
+            &action,
+            &snapshot.catalog,
+        )),
         Some(other) => {
             return Err(InputError::new(
                 Part::Context,

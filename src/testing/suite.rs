@@ -9,13 +9,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use cedar_policy::EntityUid;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::cedar_json::{Part, merge_layers, parse_entities, parse_uid};
+pub use crate::cedar_json::flexible_uid;
+use crate::cedar_json::{
+    Part, merge_layers, normalize_entities, normalize_entity, parse_entities, parse_uid,
+    with_entity_refs,
+};
 use crate::decide::{Question, Verdict};
-use crate::policy::{ActionCatalog, AttrType, Snapshot};
+use crate::policy::{ActionCatalog, Snapshot};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -448,93 +452,6 @@ fn defaults_for(
         .collect()
 }
 
-/// Turns string values of entity-typed context keys into Cedar entity references.
-fn with_entity_refs(
-    context: Map<String, Value>,
-    action: &EntityUid,
-    catalog: &ActionCatalog,
-) -> Map<String, Value> {
-    let info = catalog.get(action);
-    context
-        .into_iter()
-        .map(|(k, v)| {
-            let is_entity = info
-                .and_then(|i| i.context.get(&k))
-                .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
-            let v = match (&v, is_entity) {
-                (Value::String(s), true) => flexible_uid(s).map_or(v, |u| entity_ref(&u)),
-                _ => v,
-            };
-            (k, v)
-        })
-        .collect()
-}
-
-fn normalize_entities(entities: &[Value], catalog: &ActionCatalog) -> Result<Vec<Value>, String> {
-    entities
-        .iter()
-        .enumerate()
-        .map(|(i, e)| normalize_entity(e, catalog).map_err(|m| format!("entity {i}: {m}")))
-        .collect()
-}
-
-/// Cedar entity JSON with the suite conveniences resolved: string uids, and `attrs` and
-/// `parents` optional.
-fn normalize_entity(entity: &Value, catalog: &ActionCatalog) -> Result<Value, String> {
-    let Value::Object(fields) = entity else {
-        return Err(format!("an entity must be a JSON object, got `{entity}`"));
-    };
-    let uid = match fields.get("uid") {
-        Some(Value::String(s)) => {
-            flexible_uid(s).ok_or_else(|| format!("`uid` `{s}` is not an entity uid"))?
-        }
-        Some(other) => EntityUid::from_json(other.clone()).map_err(|e| format!("`uid`: {e}"))?,
-        None => return Err("an entity needs a `uid`".into()),
-    };
-    let entity_type = uid.type_name().to_string();
-    let mut attrs = match fields.get("attrs") {
-        Some(Value::Object(a)) => a.clone(),
-        None => Map::new(),
-        Some(other) => {
-            return Err(format!(
-                "`attrs` of `{uid}` must be an object, got `{other}`"
-            ));
-        }
-    };
-    for (name, value) in attrs.iter_mut() {
-        let is_entity = catalog
-            .entity_attr(&entity_type, name)
-            .is_some_and(|a| matches!(a.ty, AttrType::Entity(_)));
-        if let (Value::String(s), true) = (&*value, is_entity)
-            && let Some(u) = flexible_uid(s)
-        {
-            *value = entity_ref(&u);
-        }
-    }
-    let parents = match fields.get("parents") {
-        Some(Value::Array(ps)) => ps
-            .iter()
-            .map(|p| match p {
-                Value::String(s) => flexible_uid(s)
-                    .map(|u| uid_json(&u))
-                    .ok_or_else(|| format!("parent `{s}` of `{uid}` is not an entity uid")),
-                other => Ok(other.clone()),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-        Some(other) => {
-            return Err(format!(
-                "`parents` of `{uid}` must be a list, got `{other}`"
-            ));
-        }
-    };
-    let mut out = fields.clone();
-    out.insert("uid".into(), uid_json(&uid));
-    out.insert("attrs".into(), Value::Object(attrs));
-    out.insert("parents".into(), Value::Array(parents));
-    Ok(Value::Object(out))
-}
-
 fn uid_field(value: &Value, field: &str) -> Result<EntityUid, String> {
     match value {
         Value::String(s) => {
@@ -549,32 +466,4 @@ fn action_uid(value: &Value, catalog: &ActionCatalog) -> Result<EntityUid, Strin
         Value::String(s) if !s.contains("::") => catalog.action_named(s).map_err(|e| e.to_string()),
         other => uid_field(other, "action"),
     }
-}
-
-/// `User::"olga"` (Cedar's form) or `User::olga` (an id that is a plain word).
-pub fn flexible_uid(text: &str) -> Option<EntityUid> {
-    if let Ok(uid) = text.parse::<EntityUid>() {
-        return Some(uid);
-    }
-    let (type_name, id) = text.rsplit_once("::")?;
-    let plain = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.@+".contains(c));
-    if !plain {
-        return None;
-    }
-    let type_name: EntityTypeName = type_name.parse().ok()?;
-    Some(EntityUid::from_type_name_and_id(
-        type_name,
-        EntityId::new(id),
-    ))
-}
-
-fn uid_json(uid: &EntityUid) -> Value {
-    serde_json::json!({"type": uid.type_name().to_string(), "id": uid.id().unescaped()})
-}
-
-fn entity_ref(uid: &EntityUid) -> Value {
-    serde_json::json!({"__entity": uid_json(uid)})
 }

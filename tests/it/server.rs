@@ -710,7 +710,7 @@ async fn the_full_decision_log_carries_context_and_entities() {
 /// One uid grammar: an action's id alone (`"edit"`) is the action, on every route that takes
 /// one, as in the test suites and `gatehouse check`, with the same answers as its uid.
 #[tokio::test]
-async fn an_action_by_its_id_alone_is_the_action() {
+async fn one_uid_grammar_action_ids_and_string_uids() {
     let server = common::server::start_with_acme_stored().await;
     let entities = json!([
         user("vera", &["p1.editors"]),
@@ -746,6 +746,23 @@ async fn an_action_by_its_id_alone_is_the_action() {
             );
         }
     }
+    // Every uid as a string, the suites' way (`User::erin`): the stored erin and acme are
+    // found from the strings, and the project's string references are read as uids.
+    let strings = json!({"principal": "User::erin", "action": "edit", "resource": "Project::op1",
+        "entities": [{"uid": "Project::op1", "attrs": {
+            "owner": "User::olga", "organization": "Organization::acme",
+            "admins": "Group::op1.admins", "managers": "Group::op1.managers",
+            "editors": "Group::op1.editors", "viewers": "Group::op1.viewers",
+            "phase": "processing", "archived": false, "public": false,
+            "downloads_enabled": false, "editors_can_share": false}}]});
+    let (status, answer) = server.post("/v1/is_authorized", &strings).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decision"], "Allow", "{answer}");
+    assert_eq!(
+        answer["diagnostics"]["reason"],
+        json!(["roles.editor"]),
+        "{answer}"
+    );
     // erin edits the organization's project through her stored organization role.
     let (_, answer) = server
         .post(
@@ -764,7 +781,7 @@ async fn an_action_by_its_id_alone_is_the_action() {
         "{answer}"
     );
     // A malformed action shows an action's example, not a user's.
-    let bad = json!({"principal": "User::\"vera\"", "action": "Action::edit", "resource": "Project::\"p1\""});
+    let bad = json!({"principal": "User::\"vera\"", "action": "Action::not an id", "resource": "Project::\"p1\""});
     let (status, answer) = server.post("/v1/is_authorized", &bad).await;
     assert_eq!(status, 400, "{answer}");
     let message = answer["error"]["message"].as_str().expect("message");

@@ -1,7 +1,8 @@
 # Sourced by scripts/test: starts a throwaway PostgreSQL cluster for the tests, installing
 # Debian's `postgresql` when it is missing, and exports GATEHOUSE_TEST_POSTGRES. The cluster
 # lives in a temporary directory and is stopped and removed when the calling shell exits.
-# Fails loudly when PostgreSQL cannot be installed or started.
+# Fails loudly when PostgreSQL cannot be installed or started. Uses scripts/test's
+# `apt_install`.
 
 # The newest server's bin directory (the client package alone has no initdb).
 pg_bin() {
@@ -15,11 +16,7 @@ pg_bin() {
 
 if [ -z "$(pg_bin)" ]; then
     echo "scripts/test: installing PostgreSQL (Debian's postgresql)" >&2
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    fi
+    apt_install postgresql
 fi
 PG_BIN="$(pg_bin)"
 if [ ! -x "$PG_BIN/initdb" ]; then

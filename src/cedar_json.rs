@@ -83,18 +83,16 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
         ""
     };
     match value {
-        Value::String(s) => s
-            .parse()
-            .or_else(|_| flexible_uid(s).ok_or(()))
-            .map_err(|_| {
-                InputError::new(
-                    part,
-                    field,
-                    format!(
-                        "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
-                    ),
-                )
-            }),
+        // `flexible_uid` reads Cedar's form, then the plain-word one.
+        Value::String(s) => flexible_uid(s).ok_or_else(|| {
+            InputError::new(
+                part,
+                field,
+                format!(
+                    "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
+                ),
+            )
+        }),
         Value::Object(o) => {
             let inner = o.get("__entity").unwrap_or(value);
             EntityUid::from_json(inner.clone()).map_err(|_| {

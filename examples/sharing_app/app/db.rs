@@ -339,9 +339,12 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| UserRec {
-            email: row.get("email"),
-        }))
+        row.map(|row| {
+            Ok(UserRec {
+                email: row.try_get("email")?,
+            })
+        })
+        .transpose()
     }
 
     /// The user with this e-mail address, if any.
@@ -426,9 +429,9 @@ impl Store {
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in rows {
             groups
-                .entry(row.get("user_id"))
+                .entry(row.try_get("user_id")?)
                 .or_default()
-                .push(row.get("group_id"));
+                .push(row.try_get("group_id")?);
         }
         Ok(groups
             .into_iter()
@@ -482,13 +485,13 @@ impl Store {
         .await?;
         let mut members = BTreeMap::new();
         for row in rows {
-            let group: String = row.get("group_id");
+            let group: String = row.try_get("group_id")?;
             if let Some(role) = ROLES
                 .iter()
                 .find(|r| Project::group(project, **r).id == group)
             {
                 // One role per member; were there two, the higher one.
-                let slot = members.entry(row.get("user_id")).or_insert(*role);
+                let slot = members.entry(row.try_get("user_id")?).or_insert(*role);
                 *slot = (*slot).max(*role);
             }
         }
@@ -752,15 +755,19 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| TokenRec {
-            id: row.get("id"),
-            project: row.get("project_id"),
-            expires_at: SystemTime::UNIX_EPOCH
-                + Duration::from_millis(
-                    u64::try_from(row.get::<i64, _>("expires_at")).unwrap_or(0),
-                ),
-            revoked: flag(&row, "revoked"),
-        }))
+        row.map(|row| {
+            Ok(TokenRec {
+                id: row.try_get("id")?,
+                project: row.try_get("project_id")?,
+                // Before the epoch reads as the epoch: long expired.
+                expires_at: SystemTime::UNIX_EPOCH
+                    + Duration::from_millis(
+                        u64::try_from(row.try_get::<i64, _>("expires_at")?).unwrap_or(0),
+                    ),
+                revoked: flag(&row, "revoked")?,
+            })
+        })
+        .transpose()
     }
 
     /// Revokes the token.
@@ -915,11 +922,11 @@ fn placeholders(from: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// A boolean column: SQLite's `Any` rows carry booleans as integers.
-pub fn flag(row: &AnyRow, column: &str) -> bool {
+/// A boolean column: SQLite's `Any` rows carry booleans as integers. A column that reads as
+/// neither is an error, never a default (`archived` or `revoked` read as false would grant).
+pub fn flag(row: &AnyRow, column: &str) -> Result<bool> {
     row.try_get::<bool, _>(column)
         .or_else(|_| row.try_get::<i64, _>(column).map(|i| i != 0))
-        .unwrap_or(false)
 }
 
 /// A stored enum value (`"viewer"`, `"pending"`…).
@@ -958,10 +965,10 @@ pub fn project_from(row: &AnyRow) -> Result<ProjectRec> {
         organization: row.try_get("organization_id")?,
         members: BTreeMap::new(),
         phase: parse(row, "phase")?,
-        archived: flag(row, "archived"),
-        public: flag(row, "public"),
-        downloads_enabled: flag(row, "downloads_enabled"),
-        editors_can_share: flag(row, "editors_can_share"),
+        archived: flag(row, "archived")?,
+        public: flag(row, "public")?,
+        downloads_enabled: flag(row, "downloads_enabled")?,
+        editors_can_share: flag(row, "editors_can_share")?,
     })
 }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::authzen::TypeMap;
 use crate::config::Config;
 use crate::decide::Decider;
-use crate::http::{self, AppState, Limits, Parts};
+use crate::http::{self, AppState, Authzen, Limits, Parts};
 use crate::plan::Planner;
 use crate::policy::watch::{self, WatchError, Watcher};
 use crate::policy::{LoadError, PolicyStore};
@@ -37,6 +38,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// `--authzen-types` does not parse.
+    #[error("--authzen-types: {0}")]
+    AuthzenTypes(String),
     /// The admin token file holds no token.
     #[error("the admin token file `{}` is empty", .0.display())]
     EmptyAdminToken(PathBuf),
@@ -78,6 +82,8 @@ impl Application {
     /// opens the decision log and binds `config.listen` (port 0 picks a free port).
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let admin_token = admin_token(config)?;
+        let authzen_types =
+            TypeMap::parse(&config.authzen_types).map_err(StartError::AuthzenTypes)?;
         let metrics = Arc::new(Metrics::new());
         let store = PolicyStore::open(config.sources()).map_err(StartError::InvalidPolicies)?;
         metrics.record_start(&store.current());
@@ -119,6 +125,10 @@ impl Application {
             },
             admin_token,
             hot: (config.hot_capacity(), config.cache_ttl()),
+            authzen: Authzen {
+                types: authzen_types,
+                public_url: config.public_url.clone(),
+            },
         });
         let listener =
             TcpListener::bind(&config.listen)

@@ -105,6 +105,15 @@ pub struct Config {
     /// (a question may ask so itself with `"strict_entities": true`).
     #[arg(long, env = "GATEHOUSE_STRICT_ENTITIES")]
     pub strict_entities: bool,
+    /// AuthZEN type names to Cedar entity types, `user=User,record=Docs::Record`; an
+    /// unmapped AuthZEN type names the schema's entity type that matches it without regard
+    /// to case (with or without its namespace).
+    #[arg(long, env = "GATEHOUSE_AUTHZEN_TYPES", value_name = "MAP", default_value = "")]
+    pub authzen_types: String,
+    /// The URL callers reach this sidecar at, for `/.well-known/authzen-configuration`
+    /// (default: `http://` and the request's `Host`).
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Most decisions kept in the cache (0 disables it); a tenth as many rendered answers
     /// are kept by the digest of the exact body.
     #[arg(long, env = "GATEHOUSE_CACHE_CAPACITY", default_value_t = defaults::CACHE_CAPACITY, value_name = "N")]
@@ -144,6 +153,8 @@ impl Default for Config {
             decision_log: None,
             decision_log_full: false,
             strict_entities: false,
+            authzen_types: String::new(),
+            public_url: None,
             cache_capacity: defaults::CACHE_CAPACITY,
             entity_cache_capacity: defaults::ENTITY_CACHE_CAPACITY,
             cache_ttl: defaults::CACHE_TTL_SECS,

@@ -26,6 +26,7 @@
 //!   for the domain's entities.
 
 pub mod app;
+pub mod authzen;
 pub mod cedar_json;
 pub mod cli;
 #[cfg(feature = "client")]

@@ -38,7 +38,7 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
 }
 
 /// Refuses a request carrying more than `max` entities in `lists`.
-fn check_entities(max: usize, lists: &[Option<&Value>]) -> Result<(), ApiError> {
+pub(super) fn check_entities(max: usize, lists: &[Option<&Value>]) -> Result<(), ApiError> {
     let count: usize = lists
         .iter()
         .flatten()
@@ -72,7 +72,7 @@ fn decision_body(decision: &Decision, version: &str) -> Value {
 }
 
 /// Who asked what about which resource, for the decision log.
-enum Who<'a> {
+pub(super) enum Who<'a> {
     /// Already written out (a hot answer keeps them).
     Text(&'a [String; 3]),
     /// Written out only when a line is logged: reading a uid costs microseconds, and a batch
@@ -81,7 +81,7 @@ enum Who<'a> {
 }
 
 /// One decision to count and log.
-struct Record<'a> {
+pub(super) struct Record<'a> {
     source: Source,
     who: Who<'a>,
     decision: &'a Decision,
@@ -95,7 +95,7 @@ struct Record<'a> {
 
 impl<'a> Record<'a> {
     /// The record of `question`'s decision; `shared` are its batch's shared entities.
-    fn of(
+    pub(super) fn of(
         source: Source,
         question: &'a Question,
         (decision, policy_version): (&'a Decision, &'a str),
@@ -119,7 +119,7 @@ impl<'a> Record<'a> {
 
 impl AppState {
     /// Counts a decision and writes its decision-log line.
-    fn record(&self, request_id: &str, started: Instant, record: Record<'_>) {
+    pub(super) fn record(&self, request_id: &str, started: Instant, record: Record<'_>) {
         self.metrics
             .count_decision(record.decision.decision, record.source);
         if let Some(hit) = record.cache_hit {

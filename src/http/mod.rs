@@ -6,6 +6,7 @@
 //! state is built by [`crate::app::Application`], never by hand.
 
 pub mod admin;
+pub mod authzen;
 pub mod decisions;
 pub mod error;
 pub mod middleware;
@@ -72,6 +73,17 @@ pub struct Services {
     hot: HotCache,
     /// One permit per request in flight, up to `max_concurrency`.
     slots: Arc<Semaphore>,
+    /// How AuthZEN names map to Cedar's, and where this PDP is reached.
+    pub authzen: Authzen,
+}
+
+/// The AuthZEN settings.
+#[derive(Debug, Clone, Default)]
+pub struct Authzen {
+    /// AuthZEN type names to Cedar entity types.
+    pub types: crate::authzen::TypeMap,
+    /// The URL callers reach the sidecar at, when configured.
+    pub public_url: Option<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -100,6 +112,8 @@ pub struct Parts {
     pub admin_token: Option<String>,
     /// How many rendered answers the hot cache keeps, and how long.
     pub hot: (u64, Duration),
+    /// The AuthZEN settings.
+    pub authzen: Authzen,
 }
 
 impl AppState {
@@ -136,6 +150,7 @@ impl AppState {
             limits: parts.limits,
             admin_token: parts.admin_token,
             hot,
+            authzen: parts.authzen,
         }))
     }
 
@@ -192,6 +207,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/is_authorized/batch", post(decisions::batch))
         .route("/v1/allowed_actions", post(decisions::allowed_actions))
         .route("/v1/plan", post(decisions::plan))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/search/subject", post(authzen::search_subject))
+        .route("/access/v1/search/resource", post(authzen::search_resource))
+        .route("/access/v1/search/action", post(authzen::search_action))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))

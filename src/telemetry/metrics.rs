@@ -67,16 +67,24 @@ pub enum Source {
     Batch,
     /// One action of `POST /v1/allowed_actions`: a request decides every applicable action.
     AllowedActions,
+    /// One evaluation of `POST /access/v1/evaluation` or `/access/v1/evaluations`.
+    Authzen,
 }
 
 impl Source {
-    const ALL: [Source; 3] = [Self::Question, Self::Batch, Self::AllowedActions];
+    const ALL: [Source; 4] = [
+        Self::Question,
+        Self::Batch,
+        Self::AllowedActions,
+        Self::Authzen,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             Self::Question => "is_authorized",
             Self::Batch => "batch",
             Self::AllowedActions => "allowed_actions",
+            Self::Authzen => "authzen",
         }
     }
 }
@@ -114,7 +122,7 @@ pub struct Metrics {
     policies: Gauge,
     /// The counters every decision touches, made once so that counting allocates nothing:
     /// `[source][verdict]`, then cache hit and miss.
-    decided: [[Counter; 2]; 3],
+    decided: [[Counter; 2]; 4],
     cache_hit: Counter,
     cache_miss: Counter,
 }
@@ -319,6 +327,7 @@ impl Metrics {
             Source::Question => 0,
             Source::Batch => 1,
             Source::AllowedActions => 2,
+            Source::Authzen => 3,
         };
         let verdict = match verdict {
             Verdict::Allow => 0,

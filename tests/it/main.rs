@@ -1,6 +1,7 @@
 //! Every integration test of gatehouse, in one crate: one binary to link instead of one per
 //! file. Each module is one concern; `common` holds the helpers they share.
 
+mod authzen;
 mod cli;
 mod common;
 mod decide;

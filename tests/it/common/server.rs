@@ -42,6 +42,8 @@ pub struct Options {
     pub stored_entities: Option<Value>,
     /// Decision log file name inside the scratch dir (and whether full).
     pub decision_log: Option<(&'static str, bool)>,
+    /// Serve these files (read only) instead of a scratch copy of the bundled set.
+    pub sources: Option<Sources>,
 }
 
 /// Starts a server with default options.
@@ -66,6 +68,9 @@ pub async fn start_with_acme_stored() -> TestServer {
 /// Starts a server.
 pub async fn start(options: Options) -> TestServer {
     let (dir, mut sources) = super::scratch_copy();
+    if let Some(own) = options.sources {
+        sources = own;
+    }
     if let Some(entities) = &options.stored_entities {
         let path = dir.path().join("stored").join("entities.json");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use cedar_policy::EntityUid;
 use serde_json::{Map, Value, json};
 
-use crate::decide::{Decision, InputError, Part, Question, Verdict};
+use crate::decide::{InputError, Part, Question};
 use crate::policy::Snapshot;
 
 /// The AuthZEN API version's path prefix, as the specification fixes it.
@@ -87,7 +87,10 @@ impl TypeMap {
             many => Err(format!(
                 "`{field}` `{name}` matches several entity types ({}); map it with \
                  --authzen-types",
-                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -137,7 +140,10 @@ impl Party {
             other => {
                 return Err(err(
                     format!("{field}.type"),
-                    format!("`{field}.type` must be a non-empty string, got {}", shown(other)),
+                    format!(
+                        "`{field}.type` must be a non-empty string, got {}",
+                        shown(other)
+                    ),
                 ));
             }
         };
@@ -232,7 +238,10 @@ impl Act {
         let Some(Value::Object(object)) = value else {
             return Err(err(
                 "action",
-                format!("`action` must be an object `{{\"name\"}}`, got {}", shown(value)),
+                format!(
+                    "`action` must be an object `{{\"name\"}}`, got {}",
+                    shown(value)
+                ),
             ));
         };
         let name = match object.get("name") {
@@ -240,7 +249,10 @@ impl Act {
             other => {
                 return Err(err(
                     "action.name",
-                    format!("`action.name` must be a non-empty string, got {}", shown(other)),
+                    format!(
+                        "`action.name` must be a non-empty string, got {}",
+                        shown(other)
+                    ),
                 ));
             }
         };
@@ -348,54 +360,6 @@ pub fn rename_field(field: &str, origins: &[String]) -> String {
     field.to_string()
 }
 
-/// The AuthZEN decision object: `decision`, and a `context` saying why (the deciding
-/// policies, `reason_admin` for people, evaluation errors and missing entities when any).
-pub fn decision_object(decision: &Decision, policy_version: &str) -> Value {
-    let allowed = decision.decision == Verdict::Allow;
-    let listed = |ids: &[String]| {
-        ids.iter()
-            .map(|id| format!("`{id}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let why = if allowed {
-        format!("permitted by {}", listed(&decision.reasons))
-    } else if !decision.errors.is_empty() {
-        format!(
-            "denied: {} evaluation error(s), and errors fail closed",
-            decision.errors.len()
-        )
-    } else if !decision.reasons.is_empty() {
-        format!("forbidden by {}", listed(&decision.reasons))
-    } else {
-        "denied: no policy permits this request".to_string()
-    };
-    let mut context = Map::new();
-    context.insert("reason_admin".into(), json!({"en": why}));
-    context.insert("policies".into(), json!(decision.reasons));
-    if !decision.errors.is_empty() {
-        context.insert("errors".into(), json!(decision.errors));
-    }
-    if !decision.missing.is_empty() {
-        context.insert("missing".into(), json!(decision.missing));
-    }
-    context.insert("policy_version".into(), json!(policy_version));
-    json!({"decision": allowed, "context": context})
-}
-
-/// The evaluation-level error object of `/evaluations`: a closed decision whose context
-/// carries the error, as the specification's "Errors" section shows.
-pub fn error_decision(status: u16, code: &str, message: &str, field: Option<&str>) -> Value {
-    let mut error = Map::new();
-    error.insert("status".into(), json!(status));
-    error.insert("code".into(), json!(code));
-    error.insert("message".into(), json!(message));
-    if let Some(field) = field {
-        error.insert("field".into(), json!(field));
-    }
-    json!({"decision": false, "context": {"error": error}})
-}
-
 /// `options.evaluations_semantic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Semantic {
@@ -470,7 +434,10 @@ impl Page {
             }
             Some(Value::Object(object)) => object,
             Some(other) => {
-                return Err(err("page", format!("`page` must be an object, got `{other}`")));
+                return Err(err(
+                    "page",
+                    format!("`page` must be an object, got `{other}`"),
+                ));
             }
         };
         let token = object.get("token").or_else(|| object.get("next_token"));
@@ -548,7 +515,7 @@ pub fn stored_ids(snapshot: &Snapshot, cedar_type: &str, after: Option<&str>) ->
 /// A page of search results: the ids kept and the token of the next page (empty when no
 /// allowed result follows).
 #[derive(Debug, Default)]
-pub struct Found {
+pub struct Hits {
     /// The allowed candidates, in order.
     pub ids: Vec<String>,
     /// `""` when nothing allowed follows.
@@ -561,8 +528,8 @@ pub fn collect<E>(
     candidates: impl IntoIterator<Item = String>,
     limit: usize,
     mut allowed: impl FnMut(&str) -> Result<bool, E>,
-) -> Result<Found, E> {
-    let mut found = Found::default();
+) -> Result<Hits, E> {
+    let mut found = Hits::default();
     for id in candidates {
         if !allowed(&id)? {
             continue;
@@ -574,18 +541,6 @@ pub fn collect<E>(
         found.ids.push(id);
     }
     Ok(found)
-}
-
-/// What the configuration endpoint says for a PDP at `base` (no trailing slash).
-pub fn configuration(base: &str) -> Value {
-    json!({
-        "policy_decision_point": base,
-        "access_evaluation_endpoint": format!("{base}{PREFIX}/evaluation"),
-        "access_evaluations_endpoint": format!("{base}{PREFIX}/evaluations"),
-        "search_subject_endpoint": format!("{base}{PREFIX}/search/subject"),
-        "search_resource_endpoint": format!("{base}{PREFIX}/search/resource"),
-        "search_action_endpoint": format!("{base}{PREFIX}/search/action"),
-    })
 }
 
 fn shown(value: Option<&Value>) -> String {

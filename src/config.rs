@@ -108,7 +108,12 @@ pub struct Config {
     /// AuthZEN type names to Cedar entity types, `user=User,record=Docs::Record`; an
     /// unmapped AuthZEN type names the schema's entity type that matches it without regard
     /// to case (with or without its namespace).
-    #[arg(long, env = "GATEHOUSE_AUTHZEN_TYPES", value_name = "MAP", default_value = "")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_AUTHZEN_TYPES",
+        value_name = "MAP",
+        default_value = ""
+    )]
     pub authzen_types: String,
     /// The URL callers reach this sidecar at, for `/.well-known/authzen-configuration`
     /// (default: `http://` and the request's `Host`).

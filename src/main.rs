@@ -28,6 +28,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Run the policy test suites and report failures and coverage.
     Test(test::TestArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `/openapi.json` serves).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -36,5 +38,6 @@ fn main() -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::Validate(args) => validate::validate(&args),
         Command::Test(args) => test::test(&args),
+        Command::Openapi => gatehouse::cli::openapi(),
     }
 }

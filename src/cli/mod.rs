@@ -37,6 +37,20 @@ pub fn emit(text: &str) {
         .and_then(|()| out.flush());
 }
 
+/// `gatehouse openapi`: prints the API's OpenAPI document, as `docs/openapi.json` holds it.
+pub fn openapi() -> std::process::ExitCode {
+    match crate::http::openapi().to_pretty_json() {
+        Ok(text) => {
+            emit(&text);
+            std::process::ExitCode::from(exit::OK)
+        }
+        Err(error) => {
+            eprintln!("error: cannot write the OpenAPI document: {error}");
+            std::process::ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
 /// Whether to color output written to stderr.
 pub fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()

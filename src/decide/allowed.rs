@@ -19,21 +19,26 @@ use crate::plan::{ForAnyContext, for_any_context};
 use crate::policy::Snapshot;
 
 /// `{"principal", "resource", "context"?, "entities"?}`: the question without an action.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsQuestion {
     /// The principal's uid.
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub principal: Value,
     /// The resource's uid.
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub resource: Value,
     /// Context keys; each action gets the keys it declares.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// Entities for this question, in Cedar's entity JSON.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
     pub entities: Option<Value>,
     /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::http::body::UidDoc>>)]
     pub actions: Option<Vec<Value>>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
     /// or the deciding path reads.

@@ -24,7 +24,9 @@ pub use input::{InputError, Part};
 pub use question::{Answer, BatchEntities, Decider, Question};
 
 /// Allow or Deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Verdict {
     /// The request is permitted.
     Allow,

@@ -18,20 +18,25 @@ use super::{Decision, decide};
 use crate::policy::Snapshot;
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Question {
     /// The principal's uid (object or string form).
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub principal: Value,
     /// The action's uid.
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub action: Value,
     /// The resource's uid.
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub resource: Value,
     /// The context record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// Entities for this question only, in Cedar's entity JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
     pub entities: Option<Value>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
     /// or the deciding path reads (see [`crate::decide::Decision::missing`]).

@@ -1,30 +1,45 @@
 //! Health, metrics and the admin routes (`/v1/status`, `/v1/policies`, `/v1/reload`), the
 //! latter behind the admin token when one is set (see [`super::middleware::require_admin`]).
 
+use super::AppState;
+use super::body::{
+    ActionSchema, CacheStatus, Health, PoliciesBody, Ready, ReloadBody, SchemaBody, StatusBody,
+    StoredEntities,
+};
+use super::error::{ApiError, ErrorBody};
+use crate::policy::json_schema::entity_schemas;
+use crate::policy::{ProblemReport, ReloadOutcome};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-
-use super::AppState;
-use super::error::ApiError;
-use crate::policy::{ProblemReport, ReloadOutcome};
 
 /// `GET /healthz`: the process is alive.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// `GET /readyz`: 200 whenever the sidecar serves. It always has a validated set: start-up
 /// refuses to serve without one, and a failed reload keeps the last good set (an operator
 /// learns of a failed reload from `/v1/status` and `gatehouse_policy_files_valid`, not from
 /// readiness, which would take every replica out of service for one bad edit).
-pub async fn readyz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"status": "ready", "policy_version": state.store.current().version}))
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Serving a validated set", body = Ready)))]
+pub async fn readyz(State(state): State<AppState>) -> Json<Ready> {
+    Json(Ready {
+        status: "ready".into(),
+        policy_version: state.store.current().version.clone(),
+    })
 }
 
 /// `GET /metrics`: Prometheus text. The cache sizes are read now.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics, in the OpenMetrics text format",
+        content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
     let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -46,30 +61,83 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /v1/status`
-pub async fn status(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/status", tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The live set, its files and the last reload", body = StatusBody),
+        (status = 401, description = "The admin token is set and was not sent", body = ErrorBody),
+    ))]
+pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let snapshot = state.store.current();
     let sources = state.store.sources();
-    Json(json!({
-        "policy_version": snapshot.version,
-        "loaded_at": humantime::format_rfc3339_millis(snapshot.loaded_at).to_string(),
-        "policy_count": snapshot.info.len(),
-        "files": snapshot.files,
-        "schema": sources.schema,
-        "entities": {"file": sources.entities, "count": snapshot.stored_entities},
-        "last_reload": state.store.status(),
-        "cache": {"entries": state.decider.cache().len()},
-    }))
+    let path = |p: &std::path::Path| p.display().to_string();
+    Json(StatusBody {
+        policy_version: snapshot.version.clone(),
+        loaded_at: humantime::format_rfc3339_millis(snapshot.loaded_at).to_string(),
+        policy_count: snapshot.info.len(),
+        files: snapshot.files.iter().map(|f| path(f)).collect(),
+        schema: path(&sources.schema),
+        entities: StoredEntities {
+            file: sources.entities.as_deref().map(path),
+            count: snapshot.stored_entities,
+        },
+        last_reload: state.store.status(),
+        cache: CacheStatus {
+            entries: state.decider.cache().len(),
+        },
+    })
 }
 
 /// `GET /v1/policies`
-pub async fn policies(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/policies", tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every policy of the live set", body = PoliciesBody),
+        (status = 401, description = "The admin token is set and was not sent", body = ErrorBody),
+    ))]
+pub async fn policies(State(state): State<AppState>) -> Json<PoliciesBody> {
     let snapshot = state.store.current();
-    Json(json!({"policy_version": snapshot.version, "policies": snapshot.info}))
+    Json(PoliciesBody {
+        policy_version: snapshot.version.clone(),
+        policies: snapshot.info.clone(),
+    })
+}
+
+/// `GET /v1/schema`: the live schema in Cedar's JSON form, a JSON Schema of each entity
+/// type's JSON, and each action's principal, resource and context: what a host checks its
+/// entities and questions against before sending them.
+#[utoipa::path(get, path = "/v1/schema", tag = "decisions",
+    responses((status = 200, description = "The live schema", body = SchemaBody)))]
+pub async fn schema(State(state): State<AppState>) -> Json<SchemaBody> {
+    let snapshot = state.store.current();
+    let catalog = &snapshot.catalog;
+    let actions = catalog
+        .iter()
+        .map(|action| {
+            let schema = ActionSchema {
+                uid: action.uid.to_string(),
+                principals: action.principals.clone(),
+                resources: action.resources.clone(),
+                required_context: action.required_context().map(str::to_string).collect(),
+            };
+            (action.name.clone(), schema)
+        })
+        .collect();
+    Json(SchemaBody {
+        policy_version: snapshot.version.clone(),
+        cedar: catalog.schema_json().clone(),
+        entity_types: entity_schemas(catalog),
+        actions,
+    })
 }
 
 /// `POST /v1/reload`: 200 when the files load (swapped or unchanged), 422
 /// `reload_failed` with every problem when they do not (the last good set stays live).
-pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/v1/reload", tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The files load: a new set is live, or the live one is unchanged", body = ReloadBody),
+        (status = 401, description = "The admin token is set and was not sent", body = ErrorBody),
+        (status = 422, description = "`reload_failed`: the files do not load (every problem listed); the last good set stays live", body = ErrorBody),
+    ))]
+pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadBody>, ApiError> {
     let store = state.store.clone();
     let outcome = tokio::task::spawn_blocking(move || store.reload())
         .await
@@ -79,8 +147,9 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         ReloadOutcome::Failed(error) => Err(ApiError::reload_failed(
             error.problems.iter().map(ProblemReport::from).collect(),
         )),
-        ok => Ok(Json(
-            json!({"result": ok.result(), "policy_version": version}),
-        )),
+        ok => Ok(Json(ReloadBody {
+            result: ok.result(),
+            policy_version: version,
+        })),
     }
 }

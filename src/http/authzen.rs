@@ -12,16 +12,19 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::AppState;
-use super::decisions::{Record, check_entities, parse_body, request_id};
-use super::error::{ApiError, ErrorCode};
-use crate::authzen::{
-    Act, Evaluation, Page, Party, Semantic, collect, configuration as metadata, context,
-    decision_object, error_decision, rename_field, stored_ids,
+use super::body::{
+    ActionSearchBody, AuthzenConfiguration, AuthzenDecision, AuthzenDecisions, DecisionContext,
+    EvaluationsBody, Found, FoundAction, ItemError, PageAnswer, Reason, SearchBody,
 };
-use crate::decide::{InputError, Verdict};
+use super::decisions::{Record, check_entities, parse_body, request_id};
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use crate::authzen::{
+    Act, Evaluation, PREFIX, Page, Party, Semantic, collect, context, rename_field, stored_ids,
+};
+use crate::decide::{Decision, InputError, Verdict};
 use crate::policy::Snapshot;
 use crate::telemetry::Source;
 
@@ -55,7 +58,7 @@ impl AppState {
         snapshot: &Snapshot,
         evaluation: &Evaluation,
         (request, started): (&str, Instant),
-    ) -> Result<(Value, bool), ApiError> {
+    ) -> Result<(AuthzenDecision, bool), ApiError> {
         let (question, origins) = evaluation
             .question(snapshot)
             .map_err(|e| authzen_error(e, &[]))?;
@@ -69,8 +72,9 @@ impl AppState {
         let hit = Some(answer.cache_hit);
         let record = Record::of(Source::Authzen, &question, decided, hit, None);
         self.record(request, started, record);
-        let allowed = answer.decision.decision == Verdict::Allow;
-        Ok((decision_object(&answer.decision, &answer.policy_version), allowed))
+        let decision = decision_object(&answer.decision, &answer.policy_version);
+        let allowed = decision.decision;
+        Ok((decision, allowed))
     }
 
     /// Whether `evaluation` is allowed, for a search: neither counted nor logged (a search
@@ -87,12 +91,70 @@ impl AppState {
     }
 }
 
+/// The AuthZEN decision: `decision`, and a `context` saying why (the deciding policies,
+/// `reason_admin` for people, evaluation errors and missing entities when any).
+fn decision_object(decision: &Decision, policy_version: &str) -> AuthzenDecision {
+    let allowed = decision.decision == Verdict::Allow;
+    let listed = |ids: &[String]| {
+        ids.iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let why = if allowed {
+        format!("permitted by {}", listed(&decision.reasons))
+    } else if !decision.errors.is_empty() {
+        format!(
+            "denied: {} evaluation error(s), and errors fail closed",
+            decision.errors.len()
+        )
+    } else if !decision.reasons.is_empty() {
+        format!("forbidden by {}", listed(&decision.reasons))
+    } else {
+        "denied: no policy permits this request".to_string()
+    };
+    AuthzenDecision {
+        decision: allowed,
+        context: DecisionContext {
+            reason_admin: Some(Reason { en: why }),
+            policies: Some(decision.reasons.clone()),
+            errors: decision.errors.clone(),
+            missing: decision.missing.clone(),
+            policy_version: Some(policy_version.to_string()),
+            error: None,
+        },
+    }
+}
+
+/// An item of `/evaluations` that could not be asked: a closed decision whose context
+/// carries the error, as the specification's "Errors" section shows.
+fn error_decision(error: &ApiError, field: Option<String>) -> AuthzenDecision {
+    AuthzenDecision {
+        decision: false,
+        context: DecisionContext {
+            error: Some(ItemError {
+                status: error.code.status().as_u16(),
+                code: error.code,
+                message: error.message.clone(),
+                field,
+            }),
+            ..DecisionContext::default()
+        },
+    }
+}
+
 /// `POST /access/v1/evaluation`: one decision, `{"decision": bool, "context": {...}}`.
+#[utoipa::path(post, path = "/access/v1/evaluation", tag = "authzen",
+    request_body = crate::http::body::EvaluationDoc,
+    responses(
+        (status = 200, description = "The decision", body = AuthzenDecision),
+        (status = 400, description = "A field is missing or wrong; `error.field` names it (`subject.type`)", body = ErrorBody),
+    ))]
 pub async fn evaluation(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuthzenDecision>, ApiError> {
     let started = Instant::now();
     let body: Map<String, Value> = parse_body(body)?;
     let snapshot = state.store.current();
@@ -106,11 +168,17 @@ pub async fn evaluation(
 /// `context` are defaults that each item of `evaluations` may replace; the answers come in
 /// the items' order, up to the one that stops an `evaluations_semantic` other than
 /// `execute_all`. Without items (absent or empty) it answers as `/evaluation` does.
+#[utoipa::path(post, path = "/access/v1/evaluations", tag = "authzen",
+    request_body = crate::http::body::EvaluationsDoc,
+    responses(
+        (status = 200, description = "One decision per item evaluated (an item that could not be asked is a `false` decision with `context.error`); without items, the top-level decision", body = EvaluationsBody),
+        (status = 400, description = "The body, `options` or `evaluations` is wrong, or (without items) a field of the tuple", body = ErrorBody),
+    ))]
 pub async fn evaluations(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EvaluationsBody>, ApiError> {
     let started = Instant::now();
     let body: Map<String, Value> = parse_body(body)?;
     let semantic = Semantic::parse(body.get("options")).map_err(ApiError::from)?;
@@ -141,7 +209,7 @@ pub async fn evaluations(
     if items.is_empty() {
         let evaluation = parse_evaluation(&state, &snapshot, |key| body.get(key).cloned())?;
         let (decision, _) = state.evaluate(&snapshot, &evaluation, (id, started))?;
-        return Ok(Json(decision));
+        return Ok(Json(EvaluationsBody::One(decision)));
     }
     let mut results = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -172,10 +240,7 @@ pub async fn evaluations(
                         field.to_string()
                     }
                 });
-                let status = error.code.status().as_u16();
-                let decision =
-                    error_decision(status, error.code.as_str(), &error.message, field.as_deref());
-                (decision, false)
+                (error_decision(&error, field), false)
             }
         };
         results.push(decision);
@@ -183,7 +248,9 @@ pub async fn evaluations(
             break;
         }
     }
-    Ok(Json(json!({ "evaluations": results })))
+    Ok(Json(EvaluationsBody::Many(AuthzenDecisions {
+        evaluations: results,
+    })))
 }
 
 /// The search body's parts that every search shares.
@@ -203,13 +270,23 @@ impl Search {
         self.body.get(key)
     }
 
-    /// The response: `results` and `page` (`next_token` empty on the last page).
-    fn answer(results: Vec<Value>, next_token: String) -> Json<Value> {
-        let count = results.len();
-        Json(json!({
-            "results": results,
-            "page": {"next_token": next_token, "count": count},
-        }))
+    /// The page of an answer with `count` results (`next_token` empty on the last page).
+    fn page(count: usize, next_token: String) -> PageAnswer {
+        PageAnswer { next_token, count }
+    }
+
+    /// The answer of a subject or resource search: `results` of type `kind`, and `page`.
+    fn found(kind: &str, ids: Vec<String>, next_token: String) -> Json<SearchBody> {
+        Json(SearchBody {
+            page: Self::page(ids.len(), next_token),
+            results: ids
+                .into_iter()
+                .map(|id| Found {
+                    kind: kind.to_string(),
+                    id,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -221,10 +298,16 @@ fn known_action(snapshot: &Snapshot, action: &Act) -> bool {
 
 /// `POST /access/v1/search/subject`: the stored subjects of `subject.type` that may do
 /// `action` on `resource`, in id order.
+#[utoipa::path(post, path = "/access/v1/search/subject", tag = "authzen",
+    request_body = crate::http::body::SubjectSearchDoc,
+    responses(
+        (status = 200, description = "A page of subjects (none for an action the schema does not know)", body = SearchBody),
+        (status = 400, description = "A field is missing or wrong; `error.field` names it", body = ErrorBody),
+    ))]
 pub async fn search_subject(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchBody>, ApiError> {
     let search = Search::parse(body)?;
     let snapshot = state.store.current();
     let types = &state.authzen.types;
@@ -233,7 +316,7 @@ pub async fn search_subject(
     let resource = Party::parse(&snapshot, types, "resource", search.get("resource"), false)?;
     let context = context(search.get("context"))?;
     if !known_action(&snapshot, &action) {
-        return Ok(Search::answer(Vec::new(), String::new()));
+        return Ok(Search::found(&subject.kind, Vec::new(), String::new()));
     }
     let candidates = stored_ids(&snapshot, &subject.cedar_type, search.page.after.as_deref());
     let found = collect(candidates, search.page.limit, |id| {
@@ -245,20 +328,21 @@ pub async fn search_subject(
         };
         state.allows(&snapshot, &evaluation)
     })?;
-    let results = found
-        .ids
-        .into_iter()
-        .map(|id| json!({"type": subject.kind, "id": id}))
-        .collect();
-    Ok(Search::answer(results, found.next_token))
+    Ok(Search::found(&subject.kind, found.ids, found.next_token))
 }
 
 /// `POST /access/v1/search/resource`: the stored resources of `resource.type` on which
 /// `subject` may do `action`, in id order.
+#[utoipa::path(post, path = "/access/v1/search/resource", tag = "authzen",
+    request_body = crate::http::body::ResourceSearchDoc,
+    responses(
+        (status = 200, description = "A page of resources (none for an action the schema does not know)", body = SearchBody),
+        (status = 400, description = "A field is missing or wrong; `error.field` names it", body = ErrorBody),
+    ))]
 pub async fn search_resource(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchBody>, ApiError> {
     let search = Search::parse(body)?;
     let snapshot = state.store.current();
     let types = &state.authzen.types;
@@ -267,9 +351,13 @@ pub async fn search_resource(
     let resource = Party::parse(&snapshot, types, "resource", search.get("resource"), true)?;
     let context = context(search.get("context"))?;
     if !known_action(&snapshot, &action) {
-        return Ok(Search::answer(Vec::new(), String::new()));
+        return Ok(Search::found(&resource.kind, Vec::new(), String::new()));
     }
-    let candidates = stored_ids(&snapshot, &resource.cedar_type, search.page.after.as_deref());
+    let candidates = stored_ids(
+        &snapshot,
+        &resource.cedar_type,
+        search.page.after.as_deref(),
+    );
     let found = collect(candidates, search.page.limit, |id| {
         let evaluation = Evaluation {
             subject: subject.clone(),
@@ -279,20 +367,21 @@ pub async fn search_resource(
         };
         state.allows(&snapshot, &evaluation)
     })?;
-    let results = found
-        .ids
-        .into_iter()
-        .map(|id| json!({"type": resource.kind, "id": id}))
-        .collect();
-    Ok(Search::answer(results, found.next_token))
+    Ok(Search::found(&resource.kind, found.ids, found.next_token))
 }
 
 /// `POST /access/v1/search/action`: the actions of the schema that apply to the subject's
 /// and the resource's types and that `subject` may do on `resource`, by name.
+#[utoipa::path(post, path = "/access/v1/search/action", tag = "authzen",
+    request_body = crate::http::body::ActionSearchDoc,
+    responses(
+        (status = 200, description = "A page of actions", body = ActionSearchBody),
+        (status = 400, description = "A field is missing or wrong; `error.field` names it", body = ErrorBody),
+    ))]
 pub async fn search_action(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActionSearchBody>, ApiError> {
     let search = Search::parse(body)?;
     let snapshot = state.store.current();
     let types = &state.authzen.types;
@@ -324,17 +413,24 @@ pub async fn search_action(
         };
         state.allows(&snapshot, &evaluation)
     })?;
-    let results = found
-        .ids
-        .into_iter()
-        .map(|name| json!({ "name": name }))
-        .collect();
-    Ok(Search::answer(results, found.next_token))
+    Ok(Json(ActionSearchBody {
+        page: Search::page(found.ids.len(), found.next_token),
+        results: found
+            .ids
+            .into_iter()
+            .map(|name| FoundAction { name })
+            .collect(),
+    }))
 }
 
 /// `GET /.well-known/authzen-configuration`: the PDP metadata, with endpoints under
 /// `--public-url` (or `http://` and the request's `Host`).
-pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+#[utoipa::path(get, path = "/.well-known/authzen-configuration", tag = "authzen",
+    responses((status = 200, description = "The PDP metadata", body = AuthzenConfiguration)))]
+pub async fn configuration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<AuthzenConfiguration> {
     let base = match &state.authzen.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
@@ -345,5 +441,13 @@ pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) ->
             format!("http://{host}")
         }
     };
-    Json(metadata(&base))
+    let endpoint = |path: &str| format!("{base}{PREFIX}/{path}");
+    Json(AuthzenConfiguration {
+        access_evaluation_endpoint: endpoint("evaluation"),
+        access_evaluations_endpoint: endpoint("evaluations"),
+        search_subject_endpoint: endpoint("search/subject"),
+        search_resource_endpoint: endpoint("search/resource"),
+        search_action_endpoint: endpoint("search/action"),
+        policy_decision_point: base,
+    })
 }

@@ -13,14 +13,16 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::body::{ActionDiagnostics, AllowedBody, BatchBody, BatchResult, DecisionBody, PlanBody};
+use super::error::ErrorBody;
 use super::error::{ApiError, ErrorCode};
 use super::{AppState, HotAnswer};
 use crate::decide::allowed::{ActionsQuestion, allowed_actions as decide_actions};
 use crate::decide::question::uid_text;
 use crate::decide::{Decision, Question, Verdict};
-use crate::plan::{Plan, PlanQuestion};
+use crate::plan::PlanQuestion;
 use crate::telemetry::Source;
 use crate::telemetry::decision_log::DecisionLine;
 
@@ -63,12 +65,8 @@ pub fn request_id(headers: &HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-fn decision_body(decision: &Decision, version: &str) -> Value {
-    json!({
-        "decision": decision.decision,
-        "diagnostics": {"reason": decision.reasons, "errors": decision.errors, "missing": decision.missing},
-        "policy_version": version,
-    })
+fn decision_body(decision: &Decision, version: &str) -> DecisionBody {
+    DecisionBody::new(decision, version)
 }
 
 /// Who asked what about which resource, for the decision log.
@@ -164,6 +162,12 @@ fn who(question: &Question) -> [String; 3] {
 
 /// `POST /v1/is_authorized`. A body seen before under the live policy set is answered from
 /// the hot cache by the digest of its bytes, before any parsing.
+#[utoipa::path(post, path = "/v1/is_authorized", tag = "decisions",
+    request_body = Question,
+    responses(
+        (status = 200, description = "The decision and the deciding policies", body = DecisionBody),
+        (status = 400, description = "The question cannot be asked; `error.field` names the offending field", body = ErrorBody),
+    ))]
 pub async fn is_authorized(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -243,11 +247,17 @@ struct Batch {
 
 /// `POST /v1/is_authorized/batch`. An item that cannot be asked gets an error object of its
 /// own (with its `index`); the others are answered.
+#[utoipa::path(post, path = "/v1/is_authorized/batch", tag = "decisions",
+    request_body = crate::http::body::BatchDoc,
+    responses(
+        (status = 200, description = "One result per question, in order: a decision, or the error of a question that could not be asked", body = BatchBody),
+        (status = 400, description = "The batch cannot be read, has too many questions, or its shared entities are wrong", body = ErrorBody),
+    ))]
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchBody>, ApiError> {
     let started = Instant::now();
     let Batch {
         entities,
@@ -274,7 +284,7 @@ pub async fn batch(
         .map(|json| state.decider.batch(&snapshot, json, &requests))
         .transpose()?;
     let id = request_id(&headers);
-    let answer_one = |item: Value| -> Result<Value, ApiError> {
+    let answer_one = |item: Value| -> Result<DecisionBody, ApiError> {
         let question: Question =
             serde_json::from_value(item).map_err(|e| ApiError::from_json(&e))?;
         check_entities(
@@ -292,23 +302,32 @@ pub async fn batch(
         state.record(id, started, record);
         Ok(decision_body(&answer.decision, &answer.policy_version))
     };
-    let results: Vec<Value> = requests
+    let results = requests
         .into_iter()
         .enumerate()
-        .map(|(i, item)| answer_one(item).unwrap_or_else(|error| error.at_index(i).body()))
+        .map(|(i, item)| match answer_one(item) {
+            Ok(decision) => BatchResult::Decision(decision),
+            Err(error) => BatchResult::Error(error.at_index(i).body()),
+        })
         .collect();
-    Ok(Json(json!({"results": results})))
+    Ok(Json(BatchBody { results }))
 }
 
 /// `POST /v1/allowed_actions`: every action of the schema that applies to the principal and
 /// resource types (or those of `actions`), decided, with the deciding policies. An action
 /// whose required context keys are missing is decided when every context decides it alike,
 /// and listed in `needs_context` otherwise, never guessed.
+#[utoipa::path(post, path = "/v1/allowed_actions", tag = "decisions",
+    request_body = ActionsQuestion,
+    responses(
+        (status = 200, description = "Every applicable action, allowed, denied or needing context", body = AllowedBody),
+        (status = 400, description = "The question cannot be asked; `error.field` names the offending field", body = ErrorBody),
+    ))]
 pub async fn allowed_actions(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AllowedBody>, ApiError> {
     let started = Instant::now();
     let question: ActionsQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
@@ -321,17 +340,33 @@ pub async fn allowed_actions(
         let record = Record::of(Source::AllowedActions, &decided.question, made, None, None);
         state.record(id, started, record);
     }
-    Ok(Json(json!({
-        "allowed": answer.with(Verdict::Allow),
-        "denied": answer.with(Verdict::Deny),
-        "needs_context": answer.needs_context,
-        "diagnostics": {"reasons": answer.reasons(), "errors": answer.errors(), "missing": answer.missing()},
-        "policy_version": snapshot.version,
-    })))
+    let owned = |ids: Vec<&str>| ids.into_iter().map(str::to_string).collect();
+    let by_action = |map: std::collections::BTreeMap<&str, &[String]>| {
+        map.into_iter()
+            .map(|(action, ids)| (action.to_string(), ids.to_vec()))
+            .collect()
+    };
+    Ok(Json(AllowedBody {
+        allowed: owned(answer.with(Verdict::Allow)),
+        denied: owned(answer.with(Verdict::Deny)),
+        diagnostics: ActionDiagnostics {
+            reasons: by_action(answer.reasons()),
+            errors: by_action(answer.errors()),
+            missing: owned(answer.missing()),
+        },
+        needs_context: answer.needs_context,
+        policy_version: snapshot.version.clone(),
+    }))
 }
 
 /// `POST /v1/plan`: which resources of a type the principal may act on, as a condition and
 /// as residual policies (see [`crate::plan`]).
+#[utoipa::path(post, path = "/v1/plan", tag = "decisions",
+    request_body = PlanQuestion,
+    responses(
+        (status = 200, description = "The plan: always, never, or where its condition holds", body = PlanBody),
+        (status = 400, description = "The question cannot be asked; `error.field` names the offending field", body = ErrorBody),
+    ))]
 pub async fn plan(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -345,12 +380,4 @@ pub async fn plan(
         plan,
         policy_version: snapshot.version.clone(),
     }))
-}
-
-/// A plan and the version of the set that made it.
-#[derive(serde::Serialize)]
-pub struct PlanBody {
-    #[serde(flatten)]
-    plan: Arc<Plan>,
-    policy_version: String,
 }

@@ -11,7 +11,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
 use crate::decide::{InputError, Part};
 use crate::policy::store::ProblemReport;
@@ -142,6 +141,45 @@ impl Serialize for ErrorCode {
     }
 }
 
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "What went wrong, for programs; each code has one HTTP status (see the README)",
+            ))
+            .enum_values(Some(Self::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
+/// Every error's body: `{"error": {...}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// One error: its code, a message naming the offending field and value, and that field.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorObject {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The offending field, as a path into the body (`entities[3].uid`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The batch item at fault, inside a batch's `results`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// Every problem of the policy files, for `reload_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemReport>,
+}
+
 impl From<Part> for ErrorCode {
     fn from(part: Part) -> Self {
         match part {
@@ -254,20 +292,16 @@ impl ApiError {
     }
 
     /// The error object, as a batch's results carry it and as the body wraps it.
-    pub fn body(&self) -> Value {
-        let mut error = Map::new();
-        error.insert("code".into(), json!(self.code));
-        error.insert("message".into(), json!(self.message));
-        if let Some(field) = &self.field {
-            error.insert("field".into(), json!(field));
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: self.message.clone(),
+                field: self.field.clone(),
+                index: self.index,
+                problems: self.problems.clone(),
+            },
         }
-        if let Some(index) = self.index {
-            error.insert("index".into(), json!(index));
-        }
-        if !self.problems.is_empty() {
-            error.insert("problems".into(), json!(self.problems));
-        }
-        json!({ "error": error })
     }
 }
 

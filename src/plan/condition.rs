@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 pub type Path = Vec<String>;
 
 /// A condition on the resource. `{"op": "...", ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[schema(no_recursion)]
 pub enum Condition {
     /// Holds for every resource.
     True,
@@ -44,6 +45,7 @@ pub enum Condition {
     /// The optional attribute at `path` is present.
     Has {
         /// The attribute.
+        #[schema(value_type = Vec<String>)]
         path: Path,
     },
     /// The value at `path` equals the operand.
@@ -61,6 +63,7 @@ pub enum Condition {
     /// The value at `path` is one of `values`.
     InSet {
         /// The attribute.
+        #[schema(value_type = Vec<String>)]
         path: Path,
         /// The accepted values.
         values: Vec<Literal>,
@@ -68,6 +71,7 @@ pub enum Condition {
     /// The set at `path` holds `value`.
     Contains {
         /// The set attribute.
+        #[schema(value_type = Vec<String>)]
         path: Path,
         /// The value it must hold.
         value: Literal,
@@ -160,9 +164,10 @@ impl<'de> Deserialize<'de> for Condition {
 
 /// A path compared with a literal (`"value"`) or with another path of the same resource
 /// (`"other"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comparison {
     /// The attribute compared.
+    #[schema(value_type = Vec<String>)]
     pub path: Path,
     /// What it is compared with.
     #[serde(flatten)]
@@ -170,18 +175,19 @@ pub struct Comparison {
 }
 
 /// The right-hand side of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operand {
     /// A literal value.
     Value(Literal),
     /// The value at another path of the same resource.
+    #[schema(value_type = Vec<String>)]
     Other(Path),
 }
 
 /// A literal: a JSON bool, number (a Cedar `Long`), string, entity uid `{"type", "id"}`, or
 /// extension value `{"fn": "datetime", "arg": "2026-01-01"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Literal {
     /// `true` or `false`.
@@ -277,7 +283,10 @@ impl<'de> serde::de::Visitor<'de> for LiteralVisitor {
 }
 
 /// An entity uid, `{"type": "User", "id": "vera"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[schema(as = EntityUid)]
 pub struct Uid {
     /// The entity type, fully qualified.
     #[serde(rename = "type")]
@@ -287,7 +296,10 @@ pub struct Uid {
 }
 
 /// An extension value, `{"fn": "datetime", "arg": "2026-01-01T00:00:00Z"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[schema(as = ExtensionValue)]
 #[serde(deny_unknown_fields)]
 pub struct Extension {
     /// The constructor: `datetime`, `duration`, `decimal` or `ip`.

@@ -43,26 +43,30 @@ pub use condition::Condition;
 use translate::Translator;
 
 /// `{"principal", "action", "resource_type", "context"?, "entities"?}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanQuestion {
     /// The principal's uid (object or string form).
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub principal: Value,
     /// The action's uid.
+    #[schema(value_type = crate::http::body::UidDoc)]
     pub action: Value,
     /// The resource's entity type, e.g. `Project`.
     pub resource_type: String,
     /// The context record. Absent: empty for an action that declares no context keys,
     /// unknown otherwise (a residual that reads it is then not filterable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// What is known, in Cedar's entity JSON: the principal's slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
     pub entities: Option<Value>,
 }
 
 /// What a plan says of every resource of the type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
     /// Every resource is allowed.
@@ -74,7 +78,7 @@ pub enum PlanKind {
 }
 
 /// A query plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     /// Always, never, or where the condition holds.
     pub kind: PlanKind,

@@ -80,6 +80,8 @@ impl ActionInfo {
 pub struct ActionCatalog {
     actions: BTreeMap<String, ActionInfo>,
     entity_attrs: BTreeMap<String, BTreeMap<String, Attribute>>,
+    entity_parents: BTreeMap<String, Vec<String>>,
+    schema_json: Value,
 }
 
 /// A plain action id that several namespaces declare.
@@ -108,6 +110,7 @@ impl ActionCatalog {
         let types = Types::new(fragments);
 
         let mut entity_attrs = BTreeMap::new();
+        let mut entity_parents = BTreeMap::new();
         for (namespace, fragment) in fragments {
             for (name, decl) in object(fragment, "entityTypes") {
                 let attrs = match decl.get("shape") {
@@ -115,6 +118,18 @@ impl ActionCatalog {
                     None => BTreeMap::new(),
                 };
                 entity_attrs.insert(qualified(namespace, name), attrs);
+                let parents = decl
+                    .get("memberOfTypes")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|parent| match types.entity_types.contains(parent) {
+                        true => parent.to_string(),
+                        false => qualified(namespace, parent),
+                    })
+                    .collect();
+                entity_parents.insert(qualified(namespace, name), parents);
             }
         }
 
@@ -157,6 +172,8 @@ impl ActionCatalog {
         Ok(Self {
             actions,
             entity_attrs,
+            entity_parents,
+            schema_json: json,
         })
     }
 
@@ -202,6 +219,23 @@ impl ActionCatalog {
             .filter(move |a| a.applies_to(principal, resource))
     }
 
+    /// Every entity type (fully qualified) with its attributes, in name order.
+    pub fn entity_types(&self) -> impl Iterator<Item = (&str, &BTreeMap<String, Attribute>)> {
+        self.entity_attrs.iter().map(|(t, a)| (t.as_str(), a))
+    }
+
+    /// The types an entity of `entity_type` may have as parents (fully qualified).
+    pub fn parent_types(&self, entity_type: &str) -> &[String] {
+        self.entity_parents
+            .get(entity_type)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The schema in Cedar's JSON form, every type reference fully qualified.
+    pub fn schema_json(&self) -> &Value {
+        &self.schema_json
+    }
+
     /// The declared type of attribute `attr` of entity type `entity_type` (fully qualified).
     pub fn entity_attr(&self, entity_type: &str, attr: &str) -> Option<&Attribute> {
         self.entity_attrs.get(entity_type)?.get(attr)
@@ -228,6 +262,8 @@ fn object<'a>(fragment: &'a Value, key: &str) -> impl Iterator<Item = (&'a Strin
 /// The common types of every namespace, by qualified name, to inline references to them.
 struct Types<'a> {
     common: BTreeMap<String, &'a Value>,
+    /// Every entity type, qualified: to tell a qualified parent from a namespace-local one.
+    entity_types: std::collections::BTreeSet<String>,
 }
 
 /// Common types nest; Cedar rejects cycles, so this depth is never reached by a valid schema.
@@ -236,12 +272,19 @@ const MAX_DEPTH: usize = 64;
 impl<'a> Types<'a> {
     fn new(fragments: &'a Map<String, Value>) -> Self {
         let mut common = BTreeMap::new();
+        let mut entity_types = std::collections::BTreeSet::new();
         for (namespace, fragment) in fragments {
             for (name, decl) in object(fragment, "commonTypes") {
                 common.insert(qualified(namespace, name), decl);
             }
+            for (name, _) in object(fragment, "entityTypes") {
+                entity_types.insert(qualified(namespace, name));
+            }
         }
-        Self { common }
+        Self {
+            common,
+            entity_types,
+        }
     }
 
     /// The attributes of a record type (or of a common type naming one).

@@ -10,6 +10,7 @@
 
 mod catalog;
 mod index;
+pub mod json_schema;
 mod load;
 mod problem;
 mod reach;
@@ -69,7 +70,7 @@ pub struct Snapshot {
 }
 
 /// Whether a policy permits or forbids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyEffect {
     /// `permit`
@@ -79,13 +80,14 @@ pub enum PolicyEffect {
 }
 
 /// One policy's id and where it was written.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PolicyInfo {
     /// The policy's `@id`.
     pub id: String,
     /// permit or forbid.
     pub effect: PolicyEffect,
     /// The file it is in.
+    #[schema(value_type = String)]
     pub file: PathBuf,
     /// The 1-based line its text starts on (its first annotation).
     pub line: usize,

@@ -37,7 +37,7 @@ impl ReloadOutcome {
 }
 
 /// How a load of the policy files ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadResult {
     /// A new, valid set is live (or, at start-up, the first one).
@@ -60,7 +60,7 @@ impl LoadResult {
 }
 
 /// A problem as `/v1/status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProblemReport {
     /// The file at fault.
     pub file: String,
@@ -87,10 +87,11 @@ impl From<&Problem> for ProblemReport {
 }
 
 /// The result of the last reload attempt, and counts since start.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadStatus {
     /// When the last attempt ran (the start-up load counts as one).
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: SystemTime,
     /// How it ended.
     pub result: LoadResult,

@@ -45,12 +45,19 @@ fn table(name: &str) -> Value {
 fn the_scenario_suites_pass_and_cover_every_policy() {
     for name in ["todo", "search"] {
         let snapshot = policy::load(&scenario(name)).expect("the scenario loads");
-        let dir = common::root().join("examples/authzen").join(name).join("tests");
+        let dir = common::root()
+            .join("examples/authzen")
+            .join(name)
+            .join("tests");
         let files = testing::discover(&[dir]).expect("suites");
         let outcome = testing::run(&snapshot, &files);
         assert!(outcome.success(), "{}", report::human(&outcome));
         assert!(outcome.uncovered.is_empty(), "{:?}", outcome.uncovered);
-        assert!(outcome.passed >= 50, "{name}: only {} cases", outcome.passed);
+        assert!(
+            outcome.passed >= 50,
+            "{name}: only {} cases",
+            outcome.passed
+        );
     }
 }
 
@@ -294,7 +301,11 @@ async fn evaluations_take_defaults_and_stop_as_their_semantic_says() {
         "evaluations": [],
     });
     let (status, answer) = server.post("/access/v1/evaluations", &single).await;
-    assert_eq!((status, &answer["decision"]), (200, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["decision"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
 
     for (body, field) in [
         (
@@ -330,7 +341,11 @@ async fn searches_page_with_next_token() {
         let results = answer["results"].as_array().expect("results");
         assert_eq!(answer["page"]["count"], results.len());
         pages.push(results.len());
-        all.extend(results.iter().map(|r| r["id"].as_str().expect("id").to_string()));
+        all.extend(
+            results
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_string()),
+        );
         token = answer["page"]["next_token"]
             .as_str()
             .expect("token")
@@ -390,7 +405,10 @@ async fn properties_overlay_the_stored_attributes() {
         "properties": {"owner": {"type": "User", "id": "bob"}}}));
     let (_, answer) = server.post("/access/v1/evaluation", &owned).await;
     assert_eq!(answer["decision"], true, "{answer}");
-    assert_eq!(answer["context"]["policies"], json!(["records-owners-edit"]));
+    assert_eq!(
+        answer["context"]["policies"],
+        json!(["records-owners-edit"])
+    );
     // A record the store does not hold, described whole by its properties.
     let new = ask(json!({"type": "record", "id": "900", "properties":
         {"title": "Pericles", "department": "Legal", "owner": "User::\"bob\""}}));
@@ -420,7 +438,11 @@ async fn bad_requests_name_the_authzen_field() {
         ("/subject/id", json!(true), "subject.id"),
         ("/action/name", json!("fly"), "action.name"),
         ("/action", json!("view"), "action"),
-        ("/action/properties", json!({"method": "GET"}), "action.properties"),
+        (
+            "/action/properties",
+            json!({"method": "GET"}),
+            "action.properties",
+        ),
         ("/resource/properties", json!([1]), "resource.properties"),
         ("/context", json!([]), "context"),
     ];
@@ -436,14 +458,20 @@ async fn bad_requests_name_the_authzen_field() {
         assert_eq!(status, 400, "{body} → {answer}");
         assert_eq!(answer["error"]["field"], field, "{body} → {answer}");
     }
-    let (status, answer) = server.post_raw("/access/v1/evaluation", b"[]".to_vec()).await;
+    let (status, answer) = server
+        .post_raw("/access/v1/evaluation", b"[]".to_vec())
+        .await;
     assert_eq!(status, 400, "{answer}");
     // The type map: any case, with or without the namespace.
     let mut upper = good.clone();
     upper["subject"]["type"] = json!("USER");
     upper["resource"]["type"] = json!("Record");
     let (status, answer) = server.post("/access/v1/evaluation", &upper).await;
-    assert_eq!((status, &answer["decision"]), (200, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["decision"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
     // An action the schema does not know is searched by nobody: an empty answer.
     let search = json!({
         "subject": {"type": "user"},
@@ -470,7 +498,11 @@ async fn a_configured_type_map_and_public_url() {
         "resource": {"type": "doc", "id": "105"},
     });
     let (status, answer) = server.post("/access/v1/evaluation", &body).await;
-    assert_eq!((status, &answer["decision"]), (200, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["decision"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
     let (status, text) = server.get("/.well-known/authzen-configuration").await;
     assert_eq!(status, 200);
     let metadata: Value = serde_json::from_str(&text).expect("json");

@@ -8,6 +8,7 @@ mod decide;
 mod hardening;
 mod loader;
 mod namespaces;
+mod openapi;
 mod plans;
 mod plans_sql;
 mod policy_suites;

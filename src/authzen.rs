@@ -156,7 +156,7 @@ impl Party {
             _ if searched => None,
             // The search interop sends record ids as numbers: taken as their decimal text.
             Some(Value::String(id)) => Some(id.clone()),
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            Some(Value::Number(n)) if n.is_i64() => Some(n.to_string()),
             other => {
                 return Err(err(
                     format!("{field}.id"),

@@ -21,6 +21,7 @@ use crate::policy::Snapshot;
 /// `{"principal", "resource", "context"?, "entities"?}`: the question without an action.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"principal": "User::\"vic\"", "resource": "Project::\"p1\""}))]
 pub struct ActionsQuestion {
     /// The principal's uid.
     #[schema(value_type = crate::http::body::UidDoc)]

@@ -20,6 +20,7 @@ use crate::policy::Snapshot;
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"principal": "User::\"vic\"", "action": "view", "resource": "Project::\"p1\""}))]
 pub struct Question {
     /// The principal's uid (object or string form).
     #[schema(value_type = crate::http::body::UidDoc)]

@@ -100,7 +100,7 @@ impl DecisionBody {
 
 /// A batch's request.
 #[derive(ToSchema)]
-#[schema(as = BatchRequest)]
+#[schema(as = BatchRequest, example = json!({"requests": [{"principal": "User::\"vic\"", "action": "view", "resource": "Project::\"p1\""}, {"principal": "User::\"vic\"", "action": "edit", "resource": "Project::\"p1\""}]}))]
 #[expect(dead_code, reason = "describes the request `Batch` reads")]
 pub struct BatchDoc {
     /// Entities shared by every question.
@@ -287,10 +287,22 @@ pub struct AuthzenEntityDoc {
     #[schema(rename = "type")]
     kind: String,
     /// The id (a number is read as its decimal text).
-    id: String,
+    id: AuthzenIdDoc,
     /// Attributes, checked against the schema.
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
+}
+
+/// An AuthZEN id: a string, or an integer read as its decimal text (the search interop
+/// sends record ids as numbers).
+#[derive(ToSchema)]
+#[schema(as = AuthzenId)]
+#[serde(untagged)]
+pub enum AuthzenIdDoc {
+    /// The id.
+    Text(String),
+    /// An integer id.
+    Integer(i64),
 }
 
 /// A searched AuthZEN subject or resource: its `type` (an `id` is ignored).
@@ -314,7 +326,7 @@ pub struct AuthzenActionDoc {
 
 /// `POST /access/v1/evaluation`.
 #[derive(ToSchema)]
-#[schema(as = AuthzenEvaluationRequest)]
+#[schema(as = AuthzenEvaluationRequest, example = json!({"subject": {"type": "user", "id": "vic"}, "action": {"name": "view"}, "resource": {"type": "project", "id": "p1"}}))]
 #[expect(dead_code, reason = "describes a shape read by hand")]
 pub struct EvaluationDoc {
     subject: AuthzenEntityDoc,
@@ -360,7 +372,7 @@ pub struct OptionsDoc {
 
 /// `POST /access/v1/evaluations`: the top-level tuple are defaults.
 #[derive(ToSchema)]
-#[schema(as = AuthzenEvaluationsRequest)]
+#[schema(as = AuthzenEvaluationsRequest, example = json!({"subject": {"type": "user", "id": "vic"}, "resource": {"type": "project", "id": "p1"}, "evaluations": [{"action": {"name": "view"}}, {"action": {"name": "edit"}}], "options": {"evaluations_semantic": "execute_all"}}))]
 #[expect(dead_code, reason = "describes a shape read by hand")]
 pub struct EvaluationsDoc {
     subject: Option<AuthzenEntityDoc>,
@@ -387,7 +399,7 @@ pub struct PageRequestDoc {
 
 /// `POST /access/v1/search/subject`.
 #[derive(ToSchema)]
-#[schema(as = AuthzenSubjectSearch)]
+#[schema(as = AuthzenSubjectSearch, example = json!({"subject": {"type": "user"}, "action": {"name": "view"}, "resource": {"type": "project", "id": "p1"}, "page": {"limit": 5}}))]
 #[expect(dead_code, reason = "describes a shape read by hand")]
 pub struct SubjectSearchDoc {
     subject: AuthzenSearchedDoc,
@@ -400,7 +412,7 @@ pub struct SubjectSearchDoc {
 
 /// `POST /access/v1/search/resource`.
 #[derive(ToSchema)]
-#[schema(as = AuthzenResourceSearch)]
+#[schema(as = AuthzenResourceSearch, example = json!({"subject": {"type": "user", "id": "vic"}, "action": {"name": "view"}, "resource": {"type": "project"}}))]
 #[expect(dead_code, reason = "describes a shape read by hand")]
 pub struct ResourceSearchDoc {
     subject: AuthzenEntityDoc,
@@ -413,7 +425,7 @@ pub struct ResourceSearchDoc {
 
 /// `POST /access/v1/search/action`.
 #[derive(ToSchema)]
-#[schema(as = AuthzenActionSearch)]
+#[schema(as = AuthzenActionSearch, example = json!({"subject": {"type": "user", "id": "vic"}, "resource": {"type": "project", "id": "p1"}}))]
 #[expect(dead_code, reason = "describes a shape read by hand")]
 pub struct ActionSearchDoc {
     subject: AuthzenEntityDoc,

@@ -45,6 +45,7 @@ use translate::Translator;
 /// `{"principal", "action", "resource_type", "context"?, "entities"?}`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"principal": "User::\"vic\"", "action": "view", "resource_type": "Project"}))]
 pub struct PlanQuestion {
     /// The principal's uid (object or string form).
     #[schema(value_type = crate::http::body::UidDoc)]

@@ -96,6 +96,10 @@ pub struct Plan {
     pub reasons: Vec<String>,
     /// Errors that make every decision a Deny, each naming its policy.
     pub errors: Vec<String>,
+    /// The principal, when it is neither sent nor stored: the plan was made for a principal
+    /// with no attributes and no groups (see [`crate::decide::Decision::missing`]).
+    #[serde(default)]
+    pub missing: Vec<String>,
 }
 
 /// Plans, cached by policy version and the whole question (as decisions are).
@@ -234,11 +238,13 @@ fn compute(
             Ok(response) => response,
             Err(e) => return Ok(failed(format!("partial evaluation: {}", innermost(&e)))),
         };
+    let missing = crate::decide::absent([&principal], &entities);
     let errors = erroring(&response, "resource");
     if !errors.is_empty() {
         tracing::warn!(?errors, "a plan fails closed");
         return Ok(Plan {
             errors,
+            missing,
             ..failed_plan()
         });
     }
@@ -308,6 +314,7 @@ fn compute(
         residuals,
         reasons,
         errors: Vec::new(),
+        missing,
     })
 }
 
@@ -424,5 +431,6 @@ fn failed_plan() -> Plan {
         residuals: Vec::new(),
         reasons: Vec::new(),
         errors: Vec::new(),
+        missing: Vec::new(),
     }
 }

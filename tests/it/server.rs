@@ -816,6 +816,16 @@ async fn answers_name_the_entities_they_lacked_and_strict_ones_refuse() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "Allow", "{answer}");
     assert_eq!(answer["diagnostics"]["missing"], json!([]));
+    // A plan for a principal nobody described says so too.
+    let plan = |entities: Vec<Value>| {
+        json!({"principal": "User::\"vera\"", "action": "view", "resource_type": "Project",
+            "entities": entities})
+    };
+    let (status, answer) = server.post("/v1/plan", &plan(vec![])).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["missing"], json!(["User::\"vera\""]), "{answer}");
+    let (_, answer) = server.post("/v1/plan", &plan(vec![vera.clone()])).await;
+    assert_eq!(answer["missing"], json!([]), "{answer}");
 
     // No organization: the rules that read it fail, and the answer says which entity.
     let (status, answer) = server

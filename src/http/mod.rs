@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::from_fn_with_state;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -347,26 +347,28 @@ fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
 
 /// The OpenAPI 3.1 document of the API, as `/openapi.json` serves it and
 /// `docs/openapi.json` holds it.
-pub fn openapi() -> &'static utoipa::openapi::OpenApi {
-    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| documented().2)
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().2
 }
 
-/// `GET /openapi.json`: this API's OpenAPI 3.1 document.
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document (made once, with the router).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
-async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(openapi())
+async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(doc)
 }
 
 /// The whole API as a router, testable with `oneshot` without a socket. The layers, from
 /// the outside in: request id, metrics (so that shed and timed-out requests are counted),
 /// load shedding, timeout, body limit.
 pub fn app(state: AppState) -> Router {
-    let (public, admin, _) = documented();
+    let (public, admin, doc) = documented();
     let admin = admin.route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
     public
         .merge(admin)
+        .layer(Extension(Arc::new(doc)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_body))

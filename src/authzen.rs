@@ -185,14 +185,6 @@ impl Party {
         })
     }
 
-    /// The same party with this id.
-    pub fn with_id(&self, id: String) -> Self {
-        Self {
-            id: Some(id),
-            ..self.clone()
-        }
-    }
-
     fn uid_json(&self) -> Value {
         json!({"type": self.cedar_type, "id": self.id.as_deref().unwrap_or_default()})
     }

@@ -296,6 +296,55 @@ fn known_action(snapshot: &Snapshot, action: &Act) -> bool {
     action.uid(snapshot).is_ok()
 }
 
+/// Which party a subject or resource search looks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sought {
+    Subject,
+    Resource,
+}
+
+/// The stored entities of the sought party's type that the rest of the question allows, in
+/// id order, one page.
+fn search_entities(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    sought: Sought,
+) -> Result<Json<SearchBody>, ApiError> {
+    let search = Search::parse(body)?;
+    let snapshot = state.store.current();
+    let types = &state.authzen.types;
+    let party =
+        |field, searched| Party::parse(&snapshot, types, field, search.get(field), searched);
+    let subject = party("subject", sought == Sought::Subject)?;
+    let action = Act::parse(search.get("action"))?;
+    let resource = party("resource", sought == Sought::Resource)?;
+    let context = context(search.get("context"))?;
+    let target = match sought {
+        Sought::Subject => &subject,
+        Sought::Resource => &resource,
+    };
+    if !known_action(&snapshot, &action) {
+        return Ok(Search::found(&target.kind, Vec::new(), String::new()));
+    }
+    let after = search.page.after.as_deref();
+    let candidates = stored_ids(&snapshot, &target.cedar_type, after);
+    let found = collect(candidates, search.page.limit, |id| {
+        let mut evaluation = Evaluation {
+            subject: subject.clone(),
+            action: action.clone(),
+            resource: resource.clone(),
+            context: context.clone(),
+        };
+        let slot = match sought {
+            Sought::Subject => &mut evaluation.subject,
+            Sought::Resource => &mut evaluation.resource,
+        };
+        slot.id = Some(id.to_string());
+        state.allows(&snapshot, &evaluation)
+    })?;
+    Ok(Search::found(&target.kind, found.ids, found.next_token))
+}
+
 /// `POST /access/v1/search/subject`: the stored subjects of `subject.type` that may do
 /// `action` on `resource`, in id order.
 #[utoipa::path(post, path = "/access/v1/search/subject", tag = "authzen",
@@ -308,27 +357,7 @@ pub async fn search_subject(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
-    let search = Search::parse(body)?;
-    let snapshot = state.store.current();
-    let types = &state.authzen.types;
-    let subject = Party::parse(&snapshot, types, "subject", search.get("subject"), true)?;
-    let action = Act::parse(search.get("action"))?;
-    let resource = Party::parse(&snapshot, types, "resource", search.get("resource"), false)?;
-    let context = context(search.get("context"))?;
-    if !known_action(&snapshot, &action) {
-        return Ok(Search::found(&subject.kind, Vec::new(), String::new()));
-    }
-    let candidates = stored_ids(&snapshot, &subject.cedar_type, search.page.after.as_deref());
-    let found = collect(candidates, search.page.limit, |id| {
-        let evaluation = Evaluation {
-            subject: subject.with_id(id.to_string()),
-            action: action.clone(),
-            resource: resource.clone(),
-            context: context.clone(),
-        };
-        state.allows(&snapshot, &evaluation)
-    })?;
-    Ok(Search::found(&subject.kind, found.ids, found.next_token))
+    search_entities(&state, body, Sought::Subject)
 }
 
 /// `POST /access/v1/search/resource`: the stored resources of `resource.type` on which
@@ -343,31 +372,7 @@ pub async fn search_resource(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
-    let search = Search::parse(body)?;
-    let snapshot = state.store.current();
-    let types = &state.authzen.types;
-    let subject = Party::parse(&snapshot, types, "subject", search.get("subject"), false)?;
-    let action = Act::parse(search.get("action"))?;
-    let resource = Party::parse(&snapshot, types, "resource", search.get("resource"), true)?;
-    let context = context(search.get("context"))?;
-    if !known_action(&snapshot, &action) {
-        return Ok(Search::found(&resource.kind, Vec::new(), String::new()));
-    }
-    let candidates = stored_ids(
-        &snapshot,
-        &resource.cedar_type,
-        search.page.after.as_deref(),
-    );
-    let found = collect(candidates, search.page.limit, |id| {
-        let evaluation = Evaluation {
-            subject: subject.clone(),
-            action: action.clone(),
-            resource: resource.with_id(id.to_string()),
-            context: context.clone(),
-        };
-        state.allows(&snapshot, &evaluation)
-    })?;
-    Ok(Search::found(&resource.kind, found.ids, found.next_token))
+    search_entities(&state, body, Sought::Resource)
 }
 
 /// `POST /access/v1/search/action`: the actions of the schema that apply to the subject's

@@ -180,11 +180,11 @@ pub async fn evaluations(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EvaluationsBody>, ApiError> {
     let started = Instant::now();
-    let body: Map<String, Value> = parse_body(body)?;
+    let mut body: Map<String, Value> = parse_body(body)?;
     let semantic = Semantic::parse(body.get("options")).map_err(ApiError::from)?;
-    let items = match body.get("evaluations") {
+    let items = match body.remove("evaluations") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
@@ -224,7 +224,8 @@ pub async fn evaluations(
                 ApiError::new(
                     ErrorCode::InvalidRequest,
                     format!("`evaluations[{i}]` must be an object, got `{other}`"),
-                ),
+                )
+                .with_field(format!("evaluations[{i}]")),
                 &Map::new(),
             )),
         };

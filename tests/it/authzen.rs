@@ -269,11 +269,16 @@ async fn evaluations_take_defaults_and_stop_as_their_semantic_says() {
             {"resource": {"type": "record", "id": "105"}},
             {"resource": {"type": "folder", "id": "105"}},
             {"resource": {"type": "record", "id": "111"}},
+            "record 117",
         ],
     });
     let (status, answer) = server.post("/access/v1/evaluations", &body).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(decisions(&answer), [true, false, true]);
+    assert_eq!(decisions(&answer), [true, false, true, false]);
+    assert_eq!(
+        answer["evaluations"][3]["context"]["error"]["field"],
+        "evaluations[3]"
+    );
     let error = &answer["evaluations"][1]["context"]["error"];
     assert_eq!(error["status"], 400, "{answer}");
     assert_eq!(error["field"], "evaluations[1].resource.type", "{answer}");

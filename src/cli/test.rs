@@ -9,6 +9,9 @@ use super::{PolicyArgs, exit, report_load_error};
 use crate::policy;
 use crate::testing::{self, report};
 
+/// Where the bundled suites are.
+const DEFAULT_SUITES: &str = "tests/policies";
+
 /// How to print the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -27,7 +30,7 @@ pub struct TestArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Suite files, or directories searched for `*.test.json`.
-    #[arg(default_value = "tests/policies")]
+    #[arg(default_value = DEFAULT_SUITES)]
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -35,6 +38,14 @@ pub struct TestArgs {
     /// Fail when a policy decided no case (meaningful when running every suite).
     #[arg(long)]
     pub require_coverage: bool,
+    /// Run only the cases and lists whose suite (name or file), name or action contains
+    /// this text.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Print how many cases each policy decided (the uncovered ones are listed on a full
+    /// run without it).
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 /// Runs the suites; exits non-zero when a case fails or a suite cannot be read.
@@ -57,10 +68,18 @@ pub fn test(args: &TestArgs) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let mut outcome = testing::run(&snapshot, &files);
+    let mut outcome = testing::run_filtered(&snapshot, &files, args.filter.as_deref());
     outcome.coverage_required = args.require_coverage;
+    // A full run (the default suites, no filter) lists what no case covers; one suite or a
+    // filtered run says how many, since most of the set is not its business.
+    let full = args.filter.is_none() && args.paths == [PathBuf::from(DEFAULT_SUITES)];
+    let coverage = match (args.coverage, full) {
+        (true, _) => report::Coverage::Counts,
+        (false, true) => report::Coverage::Uncovered,
+        (false, false) => report::Coverage::Summary,
+    };
     let text = match args.format {
-        Format::Human => report::human(&outcome),
+        Format::Human => report::human_with(&outcome, coverage),
         Format::Json => report::json(&outcome),
         Format::Junit => report::junit(&outcome),
     };

@@ -38,7 +38,7 @@
 pub mod report;
 mod suite;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -52,7 +52,8 @@ use crate::plan::{PlanQuestion, Planner};
 use crate::policy::Snapshot;
 
 pub use suite::{
-    Case, FixtureCache, ListCase, Suite, SuiteError, flexible_uid, load as load_suite,
+    Case, ExpectedErrors, FixtureCache, ListCase, Suite, SuiteError, flexible_uid,
+    load as load_suite,
 };
 
 /// The file name ending that marks a suite.
@@ -82,7 +83,13 @@ pub struct CaseOutcome {
     /// Why the request could not be built.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Whether the decision (and the reasons, when pinned) matched.
+    /// The line of the case (or of its matrix) in its suite file.
+    pub line: usize,
+    /// What makes the case fail beyond its decision: an entity that exists nowhere, a
+    /// `reasons` id that names no policy, evaluation errors it did not declare.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Whether the decision (and the reasons, when pinned) matched, with no problem.
     pub passed: bool,
 }
 
@@ -123,6 +130,8 @@ pub struct ListOutcome {
     /// Why the plan is not filterable, or what could not be asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The list's line in its suite file.
+    pub line: usize,
     /// Whether the plan and the decisions both give the expected ids.
     pub passed: bool,
 }
@@ -140,6 +149,10 @@ pub struct Report {
     pub policies: usize,
     /// Policy ids that decided no case (never in a reason set), sorted.
     pub uncovered: Vec<String>,
+    /// How many cases (and list decisions) each policy decided, every policy listed.
+    pub hits: BTreeMap<String, usize>,
+    /// Whether a filter left cases out (coverage then speaks of the cases run only).
+    pub filtered: bool,
     /// Whether an uncovered policy fails the run (the whole bundled set was run).
     pub coverage_required: bool,
 }
@@ -189,13 +202,47 @@ const ENTITY_CACHE: u64 = 100_000;
 
 /// Runs every suite file against the snapshot.
 pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
+    run_filtered(snapshot, files, None)
+}
+
+/// Whether `filter` keeps an item of a suite named `suite` in `file`: the suite's name or
+/// file, the item's own name, or its action contains the text.
+fn kept(filter: Option<&str>, (suite, file): (&str, &Path), name: &str, action: &str) -> bool {
+    filter.is_none_or(|f| {
+        suite.contains(f)
+            || file.to_string_lossy().contains(f)
+            || name.contains(f)
+            || action.contains(f)
+    })
+}
+
+/// Runs the suite files against the snapshot, only the cases and lists `filter` keeps
+/// (see [`kept`]); suites left with nothing are left out of the report.
+pub fn run_filtered(snapshot: &Snapshot, files: &[PathBuf], filter: Option<&str>) -> Report {
     let decider = Decider::new(0, ENTITY_CACHE, std::time::Duration::ZERO);
     let mut fixtures = FixtureCache::default();
-    let mut decided = BTreeSet::new();
+    let mut decided = BTreeMap::new();
     let mut suites = Vec::new();
     for file in files {
         suites.push(match load_suite(file, snapshot, &mut fixtures) {
-            Ok(suite) => run_suite(&decider, snapshot, &suite, &mut decided),
+            Ok(mut suite) => {
+                let (name, path) = (suite.name.clone(), suite.file.clone());
+                let keep = |item: &str, action: &str| kept(filter, (&name, &path), item, action);
+                let cases: Vec<Case> = std::mem::take(&mut suite.cases)
+                    .into_iter()
+                    .filter(|c| keep(&c.name, &c.action))
+                    .collect();
+                let lists: Vec<ListCase> = std::mem::take(&mut suite.lists)
+                    .into_iter()
+                    .filter(|l| keep(&l.name, &l.action))
+                    .collect();
+                if filter.is_some() && cases.is_empty() && lists.is_empty() {
+                    continue;
+                }
+                suite.cases = cases;
+                suite.lists = lists;
+                run_suite(&decider, snapshot, &suite, &mut decided)
+            }
             Err(e) => SuiteOutcome {
                 file: file.clone(),
                 name: display_name(file),
@@ -220,13 +267,15 @@ pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
         })
         .sum();
     let broken_suites = suites.iter().filter(|s| s.error.is_some()).count();
-    let uncovered = snapshot
+    let hits: BTreeMap<String, usize> = snapshot
         .info
         .iter()
-        .map(|p| p.id.clone())
-        .filter(|id| !decided.contains(id))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|p| (p.id.clone(), decided.get(&p.id).copied().unwrap_or(0)))
+        .collect();
+    let uncovered = hits
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| id.clone())
         .collect();
     Report {
         passed,
@@ -234,15 +283,128 @@ pub fn run(snapshot: &Snapshot, files: &[PathBuf]) -> Report {
         suites,
         policies: snapshot.info.len(),
         uncovered,
+        hits,
+        filtered: filter.is_some(),
         coverage_required: false,
     }
+}
+
+/// Counts one decision's deciding policies.
+fn count(decided: &mut BTreeMap<String, usize>, reasons: &[String]) {
+    for id in reasons {
+        *decided.entry(id.clone()).or_default() += 1;
+    }
+}
+
+/// The ids of the policies named by evaluation errors (`error while evaluating policy
+/// `id`: …`), sorted.
+fn erroring_policies(errors: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            e.strip_prefix("error while evaluating policy `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(id, _)| id.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// What makes a decided case fail beyond its decision (see [`CaseOutcome::problems`]).
+fn problems(snapshot: &Snapshot, case: &Case, decision: &Decision) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !case.unknown_entities {
+        let unknown = unknown_entities(snapshot, case);
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "{} is not an entity of the suite, its fixtures or the stored entities \
+                 (a misspelt uid is denied like a real one; say `\"unknown_entities\": true` \
+                 when the case means it)",
+                unknown.join(", ")
+            ));
+        }
+    }
+    if let Some(reasons) = &case.reasons {
+        let known: BTreeSet<&str> = snapshot.info.iter().map(|p| p.id.as_str()).collect();
+        for id in reasons.iter().filter(|id| !known.contains(id.as_str())) {
+            problems.push(format!(
+                "`reasons` names `{id}`, which is no policy of the set"
+            ));
+        }
+    }
+    let erroring = erroring_policies(&decision.errors);
+    let declared = match &case.errors {
+        None => decision.errors.is_empty(),
+        Some(ExpectedErrors::Policies(ids)) => *ids == erroring,
+        Some(ExpectedErrors::Count(n)) => *n == decision.errors.len(),
+    };
+    if !declared {
+        let expected = match &case.errors {
+            None => "none".to_string(),
+            Some(ExpectedErrors::Policies(ids)) => format!("[{}]", ids.join(", ")),
+            Some(ExpectedErrors::Count(n)) => format!("{n}"),
+        };
+        problems.push(format!(
+            "evaluation errors: expected {expected}, got [{}]{}",
+            erroring.join(", "),
+            if decision.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", decision.errors.join("; "))
+            }
+        ));
+    }
+    problems
+}
+
+/// The entity references in a context record: `{"__entity": uid}` values, which is what
+/// entity-typed keys become (a plain string that looks like a uid is a string).
+fn entity_refs(json: &Value, found: &mut Vec<String>) {
+    match json {
+        Value::Object(map) => match map.get("__entity") {
+            Some(uid) => {
+                if let Ok(uid) = cedar_policy::EntityUid::from_json(uid.clone()) {
+                    found.push(uid.to_string());
+                }
+            }
+            None => map.values().for_each(|v| entity_refs(v, found)),
+        },
+        Value::Array(items) => items.iter().for_each(|v| entity_refs(v, found)),
+        _ => {}
+    }
+}
+
+/// The principal, resource and context uids of `case` that neither its entities nor the
+/// stored entities hold, as text.
+fn unknown_entities(snapshot: &Snapshot, case: &Case) -> Vec<String> {
+    let defined: BTreeSet<String> = case
+        .entities
+        .iter()
+        .filter_map(|e| cedar_policy::EntityUid::from_json(e["uid"].clone()).ok())
+        .map(|uid| uid.to_string())
+        .collect();
+    let mut named = Vec::new();
+    for text in [&case.principal, &case.resource] {
+        named.push(text.clone());
+    }
+    entity_refs(&case.context, &mut named);
+    let mut unknown: Vec<String> = named
+        .into_iter()
+        .filter(|uid| !defined.contains(uid))
+        .filter(|uid| flexible_uid(uid).is_none_or(|uid| snapshot.entities.get(&uid).is_none()))
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
 }
 
 fn run_suite(
     decider: &Decider,
     snapshot: &Snapshot,
     suite: &Suite,
-    decided: &mut BTreeSet<String>,
+    decided: &mut BTreeMap<String, usize>,
 ) -> SuiteOutcome {
     let answers = answer_cases(decider, snapshot, &suite.cases);
     let cases = suite
@@ -254,11 +416,17 @@ fn run_suite(
                 Ok(decision) => (Some(decision), None),
                 Err(e) => (None, Some(e.message)),
             };
-            let passed = actual.as_ref().is_some_and(|d| {
-                d.decision == case.expect && case.reasons.as_ref().is_none_or(|r| *r == d.reasons)
-            });
+            let problems = actual
+                .as_ref()
+                .map(|d| problems(snapshot, case, d))
+                .unwrap_or_default();
+            let passed = problems.is_empty()
+                && actual.as_ref().is_some_and(|d| {
+                    d.decision == case.expect
+                        && case.reasons.as_ref().is_none_or(|r| *r == d.reasons)
+                });
             if let Some(d) = &actual {
-                decided.extend(d.reasons.iter().cloned());
+                count(decided, &d.reasons);
             }
             CaseOutcome {
                 name: case.name.clone(),
@@ -270,6 +438,8 @@ fn run_suite(
                 expected_reasons: case.reasons.clone(),
                 actual,
                 error,
+                line: case.line,
+                problems,
                 passed,
             }
         })
@@ -294,7 +464,7 @@ fn run_list(
     decider: &Decider,
     snapshot: &Snapshot,
     list: &ListCase,
-    decided: &mut BTreeSet<String>,
+    decided: &mut BTreeMap<String, usize>,
 ) -> ListOutcome {
     let mut outcome = ListOutcome {
         name: list.name.clone(),
@@ -305,6 +475,7 @@ fn run_list(
         by_plan: None,
         one_by_one: Vec::new(),
         error: None,
+        line: list.line,
         passed: false,
     };
     let entities = Value::Array(list.entities.to_vec());
@@ -337,7 +508,7 @@ fn run_list(
     for id in &candidates {
         match decider.answer(snapshot, &question(id), Some(&batch)) {
             Ok(answer) => {
-                decided.extend(answer.decision.reasons.iter().cloned());
+                count(decided, &answer.decision.reasons);
                 if answer.decision.decision == Verdict::Allow {
                     outcome.one_by_one.push(id.clone());
                 }

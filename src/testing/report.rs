@@ -7,8 +7,25 @@ use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatu
 
 use super::{CaseOutcome, ListOutcome, Report};
 
-/// Failures in full, a line per suite, coverage, and the `N passed, N failed` summary.
+/// How much of the coverage the human report prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// A line: every policy covered, or how many are not (a partial run).
+    Summary,
+    /// The uncovered policies by id (a full run).
+    Uncovered,
+    /// Every policy with how many cases it decided (`--coverage`).
+    Counts,
+}
+
+/// Failures in full (at `file:line`), a line per suite, coverage, and the `N passed, N
+/// failed` summary; the uncovered policies listed.
 pub fn human(report: &Report) -> String {
+    human_with(report, Coverage::Uncovered)
+}
+
+/// [`human`], with as much coverage as `coverage` says.
+pub fn human_with(report: &Report, coverage: Coverage) -> String {
     let mut out = String::new();
     for suite in &report.suites {
         let failed = suite.cases.iter().filter(|c| !c.passed).count()
@@ -37,29 +54,50 @@ pub fn human(report: &Report) -> String {
                 );
             }
         }
+        let file = suite.file.display();
         for case in suite.cases.iter().filter(|c| !c.passed) {
+            let _ = writeln!(out, "  {file}:{}", case.line);
             out.push_str(&failure(case));
         }
         for list in suite.lists.iter().filter(|l| !l.passed) {
+            let _ = writeln!(out, "  {file}:{}", list.line);
             out.push_str(&list_failure(list));
         }
     }
     let _ = writeln!(out);
+    let of_run = if report.filtered {
+        " (among the cases run)"
+    } else {
+        ""
+    };
     if report.uncovered.is_empty() {
         let _ = writeln!(
             out,
-            "coverage: every one of the {} policies decided at least one case",
+            "coverage: every one of the {} policies decided at least one case{of_run}",
             report.policies
         );
     } else {
         let _ = writeln!(
             out,
-            "coverage: {} of {} policies decided no case:",
+            "coverage: {} of {} policies decided no case{of_run}{}",
             report.uncovered.len(),
-            report.policies
+            report.policies,
+            if coverage == Coverage::Summary {
+                " (--coverage lists them)"
+            } else {
+                ":"
+            }
         );
-        for id in &report.uncovered {
-            let _ = writeln!(out, "  {id}");
+        if coverage == Coverage::Uncovered {
+            for id in &report.uncovered {
+                let _ = writeln!(out, "  {id}");
+            }
+        }
+    }
+    if coverage == Coverage::Counts {
+        let width = report.hits.keys().map(String::len).max().unwrap_or(0);
+        for (id, hits) in &report.hits {
+            let _ = writeln!(out, "  {id:width$}  {hits}");
         }
     }
     let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failed);
@@ -99,6 +137,9 @@ fn failure(case: &CaseOutcome) -> String {
             );
         }
         (None, None) => {}
+    }
+    for problem in &case.problems {
+        let _ = writeln!(out, "      problem:  {problem}");
     }
     out
 }

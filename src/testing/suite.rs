@@ -70,6 +70,19 @@ struct CaseSpec {
     entities: Vec<Value>,
     expect: Verdict,
     reasons: Option<Vec<String>>,
+    #[serde(default)]
+    unknown_entities: bool,
+    errors: Option<ExpectedErrors>,
+}
+
+/// The evaluation errors a case expects: the policies that fail to evaluate, or how many.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum ExpectedErrors {
+    /// The ids of the policies whose evaluation errors, sorted.
+    Policies(Vec<String>),
+    /// How many errors.
+    Count(usize),
 }
 
 #[derive(Deserialize)]
@@ -85,6 +98,48 @@ struct MatrixSpec {
     #[serde(default)]
     entities: Vec<Value>,
     allow: Map<String, Value>,
+    #[serde(default)]
+    unknown_entities: bool,
+    errors: Option<ExpectedErrors>,
+}
+
+/// What a case expects beyond its decision.
+struct Exact {
+    reasons: Option<Vec<String>>,
+    unknown_entities: bool,
+    errors: Option<ExpectedErrors>,
+    line: usize,
+}
+
+/// Finds the line of each named item of a suite file, in order: the first line after the
+/// previous find that holds `"name"` and the item's name as JSON.
+struct Lines<'a> {
+    lines: Vec<&'a str>,
+    next: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            lines: text.lines().collect(),
+            next: 0,
+        }
+    }
+
+    /// The 1-based line of the item named `name` (0 when not found).
+    fn of(&mut self, name: &str) -> usize {
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        let found = (self.next..self.lines.len())
+            .chain(0..self.next)
+            .find(|&i| self.lines[i].contains("\"name\"") && self.lines[i].contains(&quoted));
+        match found {
+            Some(i) => {
+                self.next = i + 1;
+                i + 1
+            }
+            None => 0,
+        }
+    }
 }
 
 /// A loaded suite, ready to run.
@@ -118,6 +173,8 @@ pub struct ListCase {
     pub entities: Arc<Vec<Value>>,
     /// The ids expected, sorted.
     pub allowed: Vec<String>,
+    /// The list's line in the suite file.
+    pub line: usize,
 }
 
 /// One question and its expected answer.
@@ -140,6 +197,12 @@ pub struct Case {
     pub expect: Verdict,
     /// The expected deciding policy ids, when the case pins them.
     pub reasons: Option<Vec<String>>,
+    /// Whether the case names entities that exist nowhere on purpose.
+    pub unknown_entities: bool,
+    /// The evaluation errors the case expects (none when absent).
+    pub errors: Option<ExpectedErrors>,
+    /// The line of the case (or of its matrix) in the suite file.
+    pub line: usize,
 }
 
 impl Case {
@@ -248,6 +311,8 @@ pub fn load(
     fixtures: &mut FixtureCache,
 ) -> Result<Suite, SuiteError> {
     let file: SuiteFile = read_json(path)?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = Lines::new(&text);
     let catalog = &snapshot.catalog;
     let dir = path.parent().unwrap_or(Path::new("."));
 
@@ -309,12 +374,18 @@ pub fn load(
             context,
             entities,
             spec.expect,
-            spec.reasons.clone(),
+            Exact {
+                reasons: spec.reasons.clone(),
+                unknown_entities: spec.unknown_entities,
+                errors: spec.errors.clone(),
+                line: lines.of(&spec.name),
+            },
         ));
     }
 
     for matrix in &file.matrices {
         let owner = format!("matrix `{}`", matrix.name);
+        let line = lines.of(&matrix.name);
         let entities = entities_for(&matrix.entities, &owner)?;
         let resource = uid_field(&matrix.resource, "resource")
             .map_err(|m| at(path, format!("{owner}: {m}")))?;
@@ -358,7 +429,12 @@ pub fn load(
                     context,
                     Arc::clone(&entities),
                     expect,
-                    None,
+                    Exact {
+                        reasons: None,
+                        unknown_entities: matrix.unknown_entities,
+                        errors: matrix.errors.clone(),
+                        line,
+                    },
                 ));
             }
         }
@@ -385,6 +461,7 @@ pub fn load(
             resource_type: spec.resource_type.clone(),
             entities,
             allowed,
+            line: lines.of(&spec.name),
         });
     }
 
@@ -407,7 +484,7 @@ pub fn load(
 
 #[expect(
     clippy::too_many_arguments,
-    reason = "a case is these nine things; a struct would only rename them"
+    reason = "a case is these things; a struct would only rename them"
 )]
 fn make_case(
     snapshot: &Snapshot,
@@ -418,9 +495,22 @@ fn make_case(
     context: Map<String, Value>,
     entities: Arc<Vec<Value>>,
     expect: Verdict,
-    reasons: Option<Vec<String>>,
+    exact: Exact,
 ) -> Case {
     let context = Value::Object(with_entity_refs(context, &action, &snapshot.catalog));
+    let Exact {
+        reasons,
+        unknown_entities,
+        errors,
+        line,
+    } = exact;
+    let errors = errors.map(|errors| match errors {
+        ExpectedErrors::Policies(mut ids) => {
+            ids.sort();
+            ExpectedErrors::Policies(ids)
+        }
+        count => count,
+    });
     Case {
         name,
         principal: principal.to_string(),
@@ -433,6 +523,9 @@ fn make_case(
             r.sort();
             r
         }),
+        unknown_entities,
+        errors,
+        line,
     }
 }
 

@@ -75,7 +75,7 @@ fn a_failing_case_is_shown_in_full_and_exits_4() {
     let suite = dir.path().join("wrong.test.json");
     std::fs::write(
         &suite,
-        r#"{"entities": [{"uid": "Project::p", "attrs": {"owner": "User::o", "admins": "Group::a", "managers": "Group::m", "editors": "Group::e", "viewers": "Group::v", "phase": "planning", "archived": false, "public": false, "downloads_enabled": false, "editors_can_share": false}}],
+        r#"{"entities": [{"uid": "User::s"}, {"uid": "User::o"}, {"uid": "Project::p", "attrs": {"owner": "User::o", "admins": "Group::a", "managers": "Group::m", "editors": "Group::e", "viewers": "Group::v", "phase": "planning", "archived": false, "public": false, "downloads_enabled": false, "editors_can_share": false}}],
             "cases": [
               {"name": "a stranger edits (wrong on purpose)", "principal": "User::s", "action": "edit", "resource": "Project::p", "expect": "Allow"},
               {"name": "the owner edits", "principal": "User::o", "action": "edit", "resource": "Project::p", "expect": "Allow", "reasons": ["roles.privileged"]}
@@ -145,9 +145,37 @@ fn a_failing_case_is_shown_in_full_and_exits_4() {
 #[test]
 fn coverage_is_required_only_on_request() {
     let root = common::root();
+    // One suite: how many policies it left uncovered, not the whole set's list...
     let out = gatehouse(&["test", "tests/policies/public.test.json"], &root);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("policies decided no case:\n"));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("policies decided no case (--coverage lists them)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("  roles.editor\n"), "{stdout}");
+    // ...unless asked: then every policy with its count of cases.
+    let out = gatehouse(
+        &["test", "--coverage", "tests/policies/public.test.json"],
+        &root,
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("policies decided no case:\n"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("public.view-and-copy "))
+        .unwrap_or_else(|| panic!("no count for public.view-and-copy: {stdout}"));
+    let count: usize = line
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(count > 0, "{line}");
+    assert!(stdout.contains("  roles.editor "), "{stdout}");
+    // A filtered run says so.
+    let out = gatehouse(&["test", "--filter", "transfer_ownership"], &root);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("(among the cases run)"));
     let out = gatehouse(
         &[
             "test",

@@ -175,3 +175,119 @@ fn discover_finds_suites_not_fixtures() {
     );
     assert!(testing::discover(&[PathBuf::from("/nonexistent")]).is_err());
 }
+
+/// A case passes only by its policies: a misspelt uid, a `reasons` id that names no policy and
+/// an undeclared evaluation error each fail it, saying why, at its line.
+#[test]
+fn exact_suites_refuse_passes_by_accident() {
+    let report = run_suite(
+        r#"{"fixtures": ["fixtures/individual.json"],
+            "cases": [
+              {"name": "a misspelt principal", "principal": "User::vikc", "action": "edit", "resource": "Project::p1", "expect": "Deny"},
+              {"name": "a misspelt resource", "principal": "User::vic", "action": "edit", "resource": "Project::p9", "expect": "Deny"},
+              {"name": "a misspelt context uid", "principal": "User::olga", "action": "share", "resource": "Project::p1", "context": {"role": "viewer", "target": "User::tomm"}, "expect": "Allow"},
+              {"name": "unknown on purpose", "principal": "User::nobody", "action": "edit", "resource": "Project::p1", "expect": "Deny", "unknown_entities": true},
+              {"name": "a reason that is no policy", "principal": "User::vic", "action": "edit", "resource": "Project::p1", "expect": "Deny", "reasons": ["roles.nonesuch"]},
+              {"name": "a deny by error", "principal": "User::vic", "action": "view", "resource": "Project::p1", "entities": [{"uid": "Project::p1", "attrs": {"owner": "User::olga", "admins": "Group::p1.admins", "managers": "Group::p1.managers", "editors": "Group::p1.editors", "viewers": "Group::p1.viewers", "phase": "planning", "archived": false, "public": false, "downloads_enabled": false, "editors_can_share": false, "organization": "Organization::gone"}}], "expect": "Deny"},
+              {"name": "the same error, declared", "principal": "User::vic", "action": "view", "resource": "Project::p1", "entities": [{"uid": "Project::p1", "attrs": {"owner": "User::olga", "admins": "Group::p1.admins", "managers": "Group::p1.managers", "editors": "Group::p1.editors", "viewers": "Group::p1.viewers", "phase": "planning", "archived": false, "public": false, "downloads_enabled": false, "editors_can_share": false, "organization": "Organization::gone"}}], "expect": "Deny", "errors": ["roles.editor", "roles.manager", "roles.privileged"]}
+            ]}"#,
+    );
+    let cases = &report.suites[0].cases;
+    let by_name = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    for name in [
+        "a misspelt principal",
+        "a misspelt resource",
+        "a misspelt context uid",
+    ] {
+        let case = by_name(name);
+        assert!(!case.passed, "{name} passed: {case:#?}");
+        assert!(
+            case.problems
+                .iter()
+                .any(|p| p.contains("is not an entity of the suite")),
+            "{case:#?}"
+        );
+    }
+    assert!(by_name("a misspelt principal").problems[0].contains("User::\"vikc\""));
+    assert!(by_name("a misspelt context uid").problems[0].contains("User::\"tomm\""));
+    assert!(by_name("unknown on purpose").passed, "{cases:#?}");
+    let reason = by_name("a reason that is no policy");
+    assert!(!reason.passed);
+    assert!(
+        reason
+            .problems
+            .iter()
+            .any(|p| p.contains("`roles.nonesuch`, which is no policy"))
+    );
+    let error = by_name("a deny by error");
+    assert_eq!(
+        error.actual.as_ref().map(|d| d.decision),
+        Some(gatehouse::decide::Verdict::Deny)
+    );
+    assert!(!error.passed, "a fail-closed Deny passed: {error:#?}");
+    assert!(
+        error
+            .problems
+            .iter()
+            .any(|p| p.starts_with("evaluation errors: expected none")),
+        "{error:#?}"
+    );
+    let declared = by_name("the same error, declared");
+    assert!(declared.passed, "{declared:#?}");
+    // Each failure points at its line.
+    assert_eq!(by_name("a misspelt principal").line, 3);
+    assert_eq!(by_name("a deny by error").line, 8);
+    let text = gatehouse::testing::report::human(&report);
+    assert!(text.contains("s.test.json:3\n"), "{text}");
+    assert!(text.contains("problem:"), "{text}");
+}
+
+/// `--filter` keeps the cases whose suite, name or action contains the text, and coverage
+/// counts how many cases each policy decided.
+#[test]
+fn a_filter_runs_part_and_coverage_counts_hits() {
+    let snapshot = common::bundled();
+    let files = testing::discover(&[common::root().join("tests/policies")]).expect("suites");
+    let all = testing::run(&snapshot, &files);
+    let filtered = testing::run_filtered(&snapshot, &files, Some("transfer_ownership"));
+    assert!(filtered.filtered);
+    assert!(
+        filtered.passed > 0 && filtered.passed < all.passed / 4,
+        "{}",
+        filtered.passed
+    );
+    for suite in &filtered.suites {
+        for case in &suite.cases {
+            assert!(
+                case.action.contains("transfer_ownership")
+                    || case.name.contains("transfer_ownership")
+                    || suite.name.contains("transfer_ownership"),
+                "{}",
+                case.name
+            );
+        }
+    }
+    let by_suite = testing::run_filtered(&snapshot, &files, Some("archive"));
+    assert!(
+        by_suite
+            .suites
+            .iter()
+            .any(|s| s.file.ends_with("archive.test.json"))
+    );
+    assert_eq!(all.hits.len(), all.policies);
+    assert!(all.hits.values().all(|&n| n > 0), "{:?}", all.hits);
+    let decided: usize = all
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter_map(|c| c.actual.as_ref())
+        .map(|d| d.reasons.len())
+        .sum();
+    let lists: usize = all.hits.values().sum::<usize>() - decided;
+    assert!(lists > 0, "list decisions count too");
+}

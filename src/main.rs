@@ -8,7 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use gatehouse::cli::{check, serve, test, validate};
+use gatehouse::cli::{check, fmt, serve, test, validate};
 
 /// A Cedar policy-decision sidecar for applications that let people share projects.
 #[derive(Debug, Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Test(test::TestArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (what `/openapi.json` serves).
     Openapi,
+    /// Format `.cedar` policy files with Cedar's formatter (`--check` to only check).
+    Fmt(fmt::FmtArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +41,6 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(&args),
         Command::Test(args) => test::test(&args),
         Command::Openapi => gatehouse::cli::openapi(),
+        Command::Fmt(args) => fmt::fmt(&args),
     }
 }

@@ -2,6 +2,7 @@
 //! `xxx(&XxxArgs) -> ExitCode` function. `main.rs` only parses and dispatches.
 
 pub mod check;
+pub mod fmt;
 pub mod serve;
 pub mod test;
 pub mod validate;
@@ -23,6 +24,8 @@ pub mod exit {
     pub const TESTS_FAILED: u8 = 4;
     /// `check`: the decision is Deny.
     pub const DENIED: u8 = 5;
+    /// `fmt --check`: a file is not formatted.
+    pub const UNFORMATTED: u8 = 6;
 }
 
 /// Writes `text` to stdout, ending it with a newline. A closed pipe (`gatehouse test | head`)

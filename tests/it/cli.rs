@@ -50,7 +50,7 @@ fn validate_a_broken_set_prints_file_line_col_and_exits_3() {
     );
     assert_eq!(out.status.code(), Some(3));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("tokens.cedar:16:8]"), "{stderr}");
+    assert!(stderr.contains("tokens.cedar:27:8]"), "{stderr}");
     assert!(stderr.contains("resource.revokd"), "{stderr}");
     assert!(stderr.contains("did you mean `revoked`?"), "{stderr}");
     assert!(
@@ -214,4 +214,57 @@ fn paths_come_from_the_environment_too() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
+
+/// `gatehouse fmt`: the bundled policies are formatted; an unformatted file is found by
+/// `--check` (exit 6), formatted in place with its comments and ids, and then stays as it is;
+/// a file that does not parse is an error (exit 3).
+#[test]
+fn fmt_formats_keeps_comments_and_ids_and_checks() {
+    let root = common::root();
+    let out = gatehouse(&["fmt", "--check", "policies", "examples/authzen"], &root);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("p.cedar");
+    let messy = "// who may view\n@id(\"v\") permit(principal,action==Action::\"view\",resource)\n  when {resource.public   &&   !resource.archived};  // public ones\n";
+    std::fs::write(&file, messy).expect("write");
+    let path = file.to_str().expect("utf-8");
+    let out = gatehouse(&["fmt", "--check", path], &root);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stdout).contains("not formatted:"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        messy,
+        "--check writes nothing"
+    );
+    let out = gatehouse(&["fmt", path], &root);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let formatted = std::fs::read_to_string(&file).expect("read");
+    assert_ne!(formatted, messy);
+    for kept in [
+        "// who may view",
+        "// public ones",
+        "@id(\"v\")",
+        "resource.public && !resource.archived",
+    ] {
+        assert!(formatted.contains(kept), "`{kept}` lost:\n{formatted}");
+    }
+    let out = gatehouse(&["fmt", "--check", path], &root);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "formatting is idempotent:\n{formatted}"
+    );
+    std::fs::write(&file, "permit(principal, action, resource) when {").expect("write");
+    let out = gatehouse(&["fmt", path], &root);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("p.cedar"),
+        "{}",
+        text(&out.stderr)
+    );
 }

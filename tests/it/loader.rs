@@ -107,7 +107,7 @@ fn a_duplicate_id_names_both_places() {
         message.contains("duplicate policy id `roles.viewer`"),
         "{message}"
     );
-    assert!(message.contains("roles.cedar:37"), "{message}");
+    assert!(message.contains("roles.cedar:51"), "{message}");
 }
 
 #[test]

@@ -111,14 +111,14 @@ async fn a_broken_edit_keeps_the_last_good_set_and_shows_the_error() {
     );
     assert_eq!(
         (error["line"].as_u64(), error["col"].as_u64()),
-        (Some(40), Some(16)),
+        (Some(59), Some(16)),
         "{error}"
     );
     assert!(
         error["text"]
             .as_str()
             .expect("text")
-            .contains("roles.cedar:40:16: for policy `roles.viewer`, attribute `viewer`"),
+            .contains("roles.cedar:59:16: for policy `roles.viewer`, attribute `viewer`"),
         "{error}"
     );
     let (_, metrics) = server.get("/metrics").await;

@@ -450,7 +450,7 @@ async fn health_readiness_metrics_status_and_policies() {
             .expect("file")
             .ends_with("roles.cedar")
     );
-    assert_eq!(viewer["line"], 37);
+    assert_eq!(viewer["line"], 51);
     server.stop().await;
 }
 

@@ -1,12 +1,14 @@
 //! `gatehouse test`: run policy test suites and report failures and coverage.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
 use super::{PolicyArgs, exit, report_load_error};
 use crate::policy;
+use crate::policy::watch::{Recursion, watch_dirs};
 use crate::testing::{self, report};
 
 /// Where the bundled suites are.
@@ -46,10 +48,17 @@ pub struct TestArgs {
     /// run without it).
     #[arg(long)]
     pub coverage: bool,
+    /// Keep running: re-run the suites a save can affect (a policy, the schema, a suite, a
+    /// fixture) and print what changed since the last run.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Runs the suites; exits non-zero when a case fails or a suite cannot be read.
 pub fn test(args: &TestArgs) -> ExitCode {
+    if args.watch {
+        return watch(args);
+    }
     let snapshot = match policy::load(&args.policy.sources()) {
         Ok(snapshot) => snapshot,
         Err(error) => {
@@ -89,4 +98,177 @@ pub fn test(args: &TestArgs) -> ExitCode {
     } else {
         ExitCode::from(exit::TESTS_FAILED)
     }
+}
+
+/// `gatehouse test --watch`: runs the suites, then again after every save of a policy, the
+/// schema, a suite or a fixture (only the suites a change can affect), printing what changed
+/// since the last run: cases that newly fail, in full, and cases that were fixed.
+fn watch(args: &TestArgs) -> ExitCode {
+    let sources = args.policy.sources();
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut dirs: Vec<PathBuf> = vec![absolute(&sources.policies)];
+    let schema_dir = absolute(&sources.schema)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    dirs.push(schema_dir);
+    for path in &args.paths {
+        let path = absolute(path);
+        dirs.push(if path.is_dir() {
+            path
+        } else {
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
+    }
+    dirs.sort();
+    dirs.dedup();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+    let _watcher = match watch_dirs(&dirs, Recursion::Recursive, move |changed| {
+        let _ = tx.send(changed);
+    }) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let mut state: BTreeMap<(PathBuf, String), (bool, usize)> = BTreeMap::new();
+    let mut first = true;
+    let mut affected = Affected::All;
+    loop {
+        match policy::load(&sources) {
+            Err(error) => report_load_error(&error),
+            Ok(snapshot) => match testing::discover(&args.paths) {
+                Err(error) => eprintln!("error: {error}"),
+                Ok(all) => {
+                    let files: Vec<PathBuf> = all
+                        .into_iter()
+                        .filter(|f| affected.includes(&absolute(f)))
+                        .collect();
+                    let outcome = testing::run_filtered(&snapshot, &files, args.filter.as_deref());
+                    let text = if first {
+                        report::human_with(&outcome, report::Coverage::Summary)
+                    } else {
+                        changes(&outcome, &state)
+                    };
+                    // The suites run replace what the state knew of them.
+                    state.retain(|(file, _), _| !files.contains(file));
+                    for suite in &outcome.suites {
+                        for case in &suite.cases {
+                            let key = (suite.file.clone(), case.name.clone());
+                            state.insert(key, (case.passed, case.line));
+                        }
+                        for list in &suite.lists {
+                            let key = (suite.file.clone(), format!("list: {}", list.name));
+                            state.insert(key, (list.passed, list.line));
+                        }
+                        if suite.error.is_some() {
+                            state.insert((suite.file.clone(), String::new()), (false, 0));
+                        }
+                    }
+                    let failed = state.values().filter(|(passed, _)| !passed).count();
+                    super::emit(&format!(
+                        "{text}{}watching: {} passed, {failed} failed\n",
+                        if first { "\n" } else { "" },
+                        state.len() - failed,
+                    ));
+                    first = false;
+                }
+            },
+        }
+        // Wait for a save, then let the burst settle.
+        let Ok(mut changed) = rx.recv() else {
+            return ExitCode::from(exit::ERROR);
+        };
+        while let Ok(more) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            changed.extend(more);
+        }
+        affected = Affected::of(&changed, &sources);
+    }
+}
+
+/// Which suites a change can affect.
+enum Affected {
+    /// A policy, the schema or a fixture changed: every suite.
+    All,
+    /// Only these suite files changed.
+    Suites(Vec<PathBuf>),
+}
+
+impl Affected {
+    fn of(changed: &[PathBuf], sources: &crate::policy::Sources) -> Self {
+        let mut suites = Vec::new();
+        for path in changed {
+            let name = path.to_string_lossy();
+            if name.ends_with(testing::SUITE_SUFFIX) {
+                suites.push(path.clone());
+            } else if name.ends_with(".cedar")
+                || name.ends_with(".cedarschema")
+                || name.ends_with(".json")
+                || path.file_name() == sources.schema.file_name()
+            {
+                return Self::All;
+            }
+        }
+        Self::Suites(suites)
+    }
+
+    fn includes(&self, file: &Path) -> bool {
+        match self {
+            Self::All => true,
+            Self::Suites(files) => files.iter().any(|f| f == file),
+        }
+    }
+}
+
+/// What changed since the last run: the cases of the suites just run that newly fail (in
+/// full) or were fixed.
+fn changes(
+    outcome: &testing::Report,
+    before: &BTreeMap<(PathBuf, String), (bool, usize)>,
+) -> String {
+    let mut out = String::new();
+    for suite in &outcome.suites {
+        let file = suite.file.display();
+        if let Some(error) = &suite.error {
+            out.push_str(&format!("ERROR {file}\n  {error}\n"));
+        }
+        for case in &suite.cases {
+            let was = before
+                .get(&(suite.file.clone(), case.name.clone()))
+                .map(|(p, _)| *p);
+            match (was, case.passed) {
+                (Some(true) | None, false) => {
+                    out.push_str(&format!("newly failing: {file}:{}\n", case.line));
+                    out.push_str(&report::failure(case));
+                }
+                (Some(false), true) => {
+                    out.push_str(&format!("fixed: {file}:{} {}\n", case.line, case.name));
+                }
+                _ => {}
+            }
+        }
+        for list in &suite.lists {
+            let key = (suite.file.clone(), format!("list: {}", list.name));
+            match (before.get(&key).map(|(p, _)| *p), list.passed) {
+                (Some(true) | None, false) => {
+                    out.push_str(&format!(
+                        "newly failing: {file}:{} (list) {}\n",
+                        list.line, list.name
+                    ));
+                }
+                (Some(false), true) => {
+                    out.push_str(&format!(
+                        "fixed: {file}:{} (list) {}\n",
+                        list.line, list.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no change\n");
+    }
+    out
 }

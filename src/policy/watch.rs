@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use notify_debouncer_full::notify::RecursiveMode as Recursion;
 use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
@@ -74,18 +75,34 @@ pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, WatchError> {
             || files.iter().any(|f| f.file_name() == path.file_name())
             || name.starts_with("..")
     };
+    watch_dirs(&dirs, RecursiveMode::NonRecursive, move |changed| {
+        if changed.iter().any(|p| relevant(p)) {
+            store.reload();
+        }
+    })
+}
+
+/// Watches `dirs` and calls `on_change` on the watcher's thread with the paths a debounced
+/// burst of events touched (reads left out). What [`watch`] and `gatehouse test --watch`
+/// share.
+pub fn watch_dirs(
+    dirs: &[PathBuf],
+    mode: RecursiveMode,
+    mut on_change: impl FnMut(Vec<PathBuf>) + Send + 'static,
+) -> Result<Watcher, WatchError> {
     let mut debouncer =
         new_debouncer(
             DEBOUNCE,
             None,
             move |result: DebounceEventResult| match result {
                 Ok(events) => {
-                    let changed = events.iter().any(|e| {
-                        !matches!(e.event.kind, EventKind::Access(_))
-                            && e.event.paths.iter().any(|p| relevant(p))
-                    });
-                    if changed {
-                        store.reload();
+                    let changed: Vec<PathBuf> = events
+                        .iter()
+                        .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
+                        .flat_map(|e| e.event.paths.iter().cloned())
+                        .collect();
+                    if !changed.is_empty() {
+                        on_change(changed);
                     }
                 }
                 Err(errors) => {
@@ -96,20 +113,18 @@ pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, WatchError> {
             },
         )
         .map_err(|source| WatchError {
-            dir: dirs[0].clone(),
+            dir: dirs.first().cloned().unwrap_or_default(),
             source,
         })?;
-    for dir in &dirs {
-        debouncer
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError {
-                dir: dir.clone(),
-                source,
-            })?;
+    for dir in dirs {
+        debouncer.watch(dir, mode).map_err(|source| WatchError {
+            dir: dir.clone(),
+            source,
+        })?;
     }
     Ok(Watcher {
         _debouncer: debouncer,
-        dirs,
+        dirs: dirs.to_vec(),
     })
 }
 

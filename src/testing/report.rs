@@ -104,7 +104,8 @@ pub fn human_with(report: &Report, coverage: Coverage) -> String {
     out
 }
 
-fn failure(case: &CaseOutcome) -> String {
+/// One failing case in full: its request, what was expected, what came, and its problems.
+pub fn failure(case: &CaseOutcome) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "  ✗ {}", case.name);
     let _ = writeln!(

@@ -268,3 +268,81 @@ fn fmt_formats_keeps_comments_and_ids_and_checks() {
         text(&out.stderr)
     );
 }
+
+/// `gatehouse test --watch`: after the first run it re-runs on a save and prints only what
+/// changed: a case that newly fails, in full, then the same case fixed.
+#[test]
+fn test_watch_reruns_on_save_and_prints_what_changed() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let (dir, sources) = common::scratch_copy();
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).expect("mkdir");
+    std::fs::create_dir(suites.join("fixtures")).expect("mkdir");
+    std::fs::copy(
+        common::root().join("tests/policies/fixtures/individual.json"),
+        suites.join("fixtures/individual.json"),
+    )
+    .expect("copy");
+    let suite = suites.join("w.test.json");
+    let good = r#"{"fixtures": ["fixtures/individual.json"], "cases": [
+        {"name": "a viewer views", "principal": "User::vic", "action": "view", "resource": "Project::p1", "expect": "Allow"}]}"#;
+    std::fs::write(&suite, good).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["test", "--watch", "--policies"])
+        .arg(&sources.policies)
+        .arg("--schema")
+        .arg(&sources.schema)
+        .arg(&suites)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    /// Stops the watcher however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let _child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+        }
+        panic!("`{needle}` never came; output:\n{}", seen.join("\n"));
+    };
+    wait_for("watching: 1 passed, 0 failed");
+    std::fs::write(&suite, good.replace("\"Allow\"", "\"Deny\"")).expect("write");
+    wait_for("newly failing:");
+    wait_for("✗ a viewer views");
+    wait_for("watching: 0 passed, 1 failed");
+    std::fs::write(&suite, good).expect("write");
+    wait_for("fixed:");
+    wait_for("watching: 1 passed, 0 failed");
+    // A policy edit re-runs every suite: removing the viewer's permit fails the case.
+    common::edit(
+        &sources.policies.join("roles.cedar"),
+        "@id(\"roles.viewer\")\npermit",
+        "@id(\"roles.viewer\")\nforbid",
+    );
+    wait_for("newly failing:");
+}

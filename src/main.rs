@@ -8,7 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use gatehouse::cli::{check, fmt, serve, test, validate};
+use gatehouse::cli::{check, diff, fmt, serve, test, validate};
 
 /// A Cedar policy-decision sidecar for applications that let people share projects.
 #[derive(Debug, Parser)]
@@ -32,6 +32,9 @@ enum Command {
     Openapi,
     /// Format `.cedar` policy files with Cedar's formatter (`--check` to only check).
     Fmt(fmt::FmtArgs),
+    /// What a policy change flips: the suites' cases, a decision log and a sweep, asked of
+    /// a base set and of the working one.
+    Diff(Box<diff::DiffArgs>),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +45,6 @@ fn main() -> ExitCode {
         Command::Test(args) => test::test(&args),
         Command::Openapi => gatehouse::cli::openapi(),
         Command::Fmt(args) => fmt::fmt(&args),
+        Command::Diff(args) => diff::diff(&args),
     }
 }

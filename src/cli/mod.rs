@@ -2,6 +2,7 @@
 //! `xxx(&XxxArgs) -> ExitCode` function. `main.rs` only parses and dispatches.
 
 pub mod check;
+pub mod diff;
 pub mod fmt;
 pub mod serve;
 pub mod test;
@@ -26,6 +27,8 @@ pub mod exit {
     pub const DENIED: u8 = 5;
     /// `fmt --check`: a file is not formatted.
     pub const UNFORMATTED: u8 = 6;
+    /// `diff`: a question's answer flipped, and `--accept` does not list it.
+    pub const FLIPPED: u8 = 7;
 }
 
 /// Writes `text` to stdout, ending it with a newline. A closed pipe (`gatehouse test | head`)

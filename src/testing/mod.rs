@@ -35,6 +35,7 @@
 //! HTTP, and requires the same answers. It records which policies decided, so that it can
 //! report the policies no case exercised.
 
+pub mod diff;
 pub mod report;
 mod suite;
 

@@ -346,3 +346,127 @@ fn test_watch_reruns_on_save_and_prints_what_changed() {
     );
     wait_for("newly failing:");
 }
+
+/// `gatehouse diff`: letting editors share without `editors_can_share` flips exactly
+/// `share`, `change_member_role` and `remove_member`, against a base directory and against
+/// a git revision; listing the flips in `--accept` lets the diff pass.
+#[test]
+fn diff_lists_what_a_change_flips_and_accepts_intended_flips() {
+    let root = common::root();
+    let (dir, sources) = common::scratch_copy();
+    // The base: the set as it was, in a git repository of its own.
+    let run_git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    run_git(&["init", "-q"]);
+    run_git(&["add", "."]);
+    run_git(&["commit", "-q", "-m", "base"]);
+    let base = dir.path().join("base-policies");
+    std::fs::create_dir(&base).expect("mkdir");
+    for entry in std::fs::read_dir(&sources.policies).expect("read") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, base.join(path.file_name().expect("name"))).expect("copy");
+    }
+    common::edit(
+        &sources.policies.join("sharing.cedar"),
+        "  resource.editors_can_share &&\n",
+        "  true &&\n",
+    );
+    let suite = root.join("tests/policies/sharing.test.json");
+    let diff = |base: &str, cwd: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            "--base",
+            base,
+            "--policies",
+            sources.policies.to_str().expect("utf-8"),
+            "--schema",
+            sources.schema.to_str().expect("utf-8"),
+            suite.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        gatehouse(&args, cwd)
+    };
+    for (base, cwd) in [
+        (base.to_str().expect("utf-8"), root.as_path()),
+        ("HEAD", dir.path()),
+    ] {
+        let out = diff(base, cwd, &[]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(7), "{stdout}{}", text(&out.stderr));
+        let by_action = stdout
+            .lines()
+            .find(|l| l.starts_with("flips by action:"))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        for action in ["share", "change_member_role", "remove_member"] {
+            assert!(
+                by_action.contains(&format!("Action::\"{action}\"")),
+                "{by_action}"
+            );
+        }
+        assert_eq!(by_action.matches("Action::").count(), 3, "{by_action}");
+        assert!(
+            stdout.contains("after:  Allow by [sharing.editors-when-allowed]"),
+            "{stdout}"
+        );
+    }
+    // A decision log's questions are asked too.
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/policies/fixtures/individual.json"))
+            .expect("fixture"),
+    )
+    .expect("json");
+    let line = serde_json::json!({
+        "principal": "User::\"eddie\"", "action": "Action::\"share\"", "resource": "Project::\"p1\"",
+        "context": {"role": "viewer", "target": "User::\"stan\""}, "entities": fixture,
+    });
+    let log = dir.path().join("decisions.log");
+    std::fs::write(&log, format!("{line}\n")).expect("write");
+    let out = diff(
+        base.to_str().expect("utf-8"),
+        &root,
+        &["--log", log.to_str().expect("utf-8")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("from:   log line 1"), "{stdout}");
+    assert!(stdout.contains("1 from decision log"), "{stdout}");
+    // Accept every flip: the diff passes.
+    let out = diff(base.to_str().expect("utf-8"), &root, &["--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let flips = report["flips"].as_array().expect("flips");
+    assert!(!flips.is_empty());
+    let accept: Vec<serde_json::Value> = flips
+        .iter()
+        .map(|f| serde_json::json!({"principal": f["principal"], "action": f["action"], "resource": f["resource"]}))
+        .collect();
+    let accept_file = dir.path().join("accept.json");
+    std::fs::write(&accept_file, serde_json::to_string(&accept).expect("json")).expect("write");
+    let out = diff(
+        base.to_str().expect("utf-8"),
+        &root,
+        &["--accept", accept_file.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Against itself, nothing flips.
+    let out = gatehouse(
+        &[
+            "diff",
+            "--base",
+            base.to_str().expect("utf-8"),
+            "--policies",
+            base.to_str().expect("utf-8"),
+            "--schema",
+            sources.schema.to_str().expect("utf-8"),
+            suite.to_str().expect("utf-8"),
+        ],
+        &root,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("0 flipped"));
+}

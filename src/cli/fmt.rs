@@ -30,31 +30,6 @@ pub struct FmtArgs {
     pub indent: isize,
 }
 
-/// The `*.cedar` files named by `paths` (directories searched, hidden files skipped), sorted.
-fn cedar_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    let name = e.file_name().to_string_lossy();
-                    e.file_type().is_file() && name.ends_with(".cedar") && !name.starts_with('.')
-                })
-                .map(walkdir::DirEntry::into_path)
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else if path.is_file() {
-            files.push(path.clone());
-        } else {
-            return Err(format!("no such file or directory: `{}`", path.display()));
-        }
-    }
-    Ok(files)
-}
-
 /// Each policy of `text` in Cedar's JSON form (annotations included), in order: what
 /// formatting must not change. (A policy's `Display` is its source text, so it would not do.)
 fn meaning(text: &str) -> Result<Vec<serde_json::Value>, String> {
@@ -81,7 +56,7 @@ pub fn format_text(text: &str, config: &Config) -> Result<String, String> {
 /// Formats (or checks) every file; exits 6 when `--check` finds an unformatted file, 3 when
 /// a file does not parse, 1 for a missing path or an unwritable file.
 pub fn fmt(args: &FmtArgs) -> ExitCode {
-    let files = match cedar_files(&args.paths) {
+    let files = match crate::testing::files_ending(&args.paths, ".cedar") {
         Ok(files) => files,
         Err(error) => {
             eprintln!("error: {error}");

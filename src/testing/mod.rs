@@ -174,6 +174,12 @@ pub struct MissingPath(pub PathBuf);
 /// The suite files named by `paths`: files as given, directories searched (recursively)
 /// for `*.test.json`, each list sorted.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, MissingPath> {
+    files_ending(paths, SUITE_SUFFIX)
+}
+
+/// The files named by `paths`: files as given, directories searched (recursively) for
+/// files whose name ends with `suffix` (hidden ones skipped), each directory's sorted.
+pub fn files_ending(paths: &[PathBuf], suffix: &str) -> Result<Vec<PathBuf>, MissingPath> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -181,8 +187,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, MissingPath> {
                 .into_iter()
                 .filter_map(Result::ok)
                 .filter(|e| {
-                    e.file_type().is_file()
-                        && e.file_name().to_string_lossy().ends_with(SUITE_SUFFIX)
+                    let name = e.file_name().to_string_lossy();
+                    e.file_type().is_file() && name.ends_with(suffix) && !name.starts_with('.')
                 })
                 .map(|e| e.into_path())
                 .collect();
@@ -217,8 +223,9 @@ fn kept(filter: Option<&str>, (suite, file): (&str, &Path), name: &str, action: 
     })
 }
 
-/// Runs the suite files against the snapshot, only the cases and lists `filter` keeps
-/// (see [`kept`]); suites left with nothing are left out of the report.
+/// Runs the suite files against the snapshot, only the cases and lists `filter` keeps (those
+/// whose suite name or file, own name, or action contains it); suites left with nothing are
+/// left out of the report.
 pub fn run_filtered(snapshot: &Snapshot, files: &[PathBuf], filter: Option<&str>) -> Report {
     let decider = Decider::new(0, ENTITY_CACHE, std::time::Duration::ZERO);
     let mut fixtures = FixtureCache::default();

@@ -24,7 +24,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::authzen::{
     Act, Evaluation, PREFIX, Page, Party, Semantic, collect, context, rename_field, stored_ids,
 };
-use crate::decide::{Decision, InputError, Verdict};
+use crate::decide::{Answer, Decision, InputError, Question, Verdict};
 use crate::policy::Snapshot;
 use crate::telemetry::Source;
 
@@ -59,14 +59,7 @@ impl AppState {
         evaluation: &Evaluation,
         (request, started): (&str, Instant),
     ) -> Result<(AuthzenDecision, bool), ApiError> {
-        let (question, origins) = evaluation
-            .question(snapshot)
-            .map_err(|e| authzen_error(e, &[]))?;
-        check_entities(self.limits.max_entities, &[question.entities.as_ref()])?;
-        let answer = self
-            .decider
-            .answer(snapshot, &question, None)
-            .map_err(|e| authzen_error(e, &origins))?;
+        let (question, answer) = self.answer(snapshot, evaluation)?;
         self.check_missing(false, &answer.decision.missing)?;
         let decided = (&*answer.decision, answer.policy_version.as_str());
         let hit = Some(answer.cache_hit);
@@ -80,14 +73,25 @@ impl AppState {
     /// Whether `evaluation` is allowed, for a search: neither counted nor logged (a search
     /// asks every candidate, as a plan does).
     fn allows(&self, snapshot: &Snapshot, evaluation: &Evaluation) -> Result<bool, ApiError> {
+        let (_, answer) = self.answer(snapshot, evaluation)?;
+        Ok(answer.decision.decision == Verdict::Allow)
+    }
+
+    /// The question `evaluation` asks and its answer, errors named by their AuthZEN field.
+    fn answer(
+        &self,
+        snapshot: &Snapshot,
+        evaluation: &Evaluation,
+    ) -> Result<(Question, Answer), ApiError> {
         let (question, origins) = evaluation
             .question(snapshot)
             .map_err(|e| authzen_error(e, &[]))?;
+        check_entities(self.limits.max_entities, &[question.entities.as_ref()])?;
         let answer = self
             .decider
             .answer(snapshot, &question, None)
             .map_err(|e| authzen_error(e, &origins))?;
-        Ok(answer.decision.decision == Verdict::Allow)
+        Ok((question, answer))
     }
 }
 

@@ -39,7 +39,7 @@ pub mod diff;
 pub mod report;
 mod suite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -320,11 +320,45 @@ fn erroring_policies(errors: &[String]) -> Vec<String> {
     ids
 }
 
+/// What a suite's cases are checked against, computed once per suite: the policy ids, and
+/// the uids each set of case entities defines (cases share their sets).
+struct Known<'a> {
+    policies: BTreeSet<&'a str>,
+    defined: HashMap<*const Vec<Value>, BTreeSet<String>>,
+}
+
+impl<'a> Known<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        Self {
+            policies: snapshot.info.iter().map(|p| p.id.as_str()).collect(),
+            defined: HashMap::new(),
+        }
+    }
+
+    /// The uids `entities` defines, as text.
+    fn defined(&mut self, entities: &Arc<Vec<Value>>) -> &BTreeSet<String> {
+        self.defined
+            .entry(Arc::as_ptr(entities))
+            .or_insert_with(|| {
+                entities
+                    .iter()
+                    .filter_map(|e| cedar_policy::EntityUid::from_json(e["uid"].clone()).ok())
+                    .map(|uid| uid.to_string())
+                    .collect()
+            })
+    }
+}
+
 /// What makes a decided case fail beyond its decision (see [`CaseOutcome::problems`]).
-fn problems(snapshot: &Snapshot, case: &Case, decision: &Decision) -> Vec<String> {
+fn problems(
+    snapshot: &Snapshot,
+    known: &mut Known<'_>,
+    case: &Case,
+    decision: &Decision,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if !case.unknown_entities {
-        let unknown = unknown_entities(snapshot, case);
+        let unknown = unknown_entities(snapshot, known.defined(&case.entities), case);
         if !unknown.is_empty() {
             problems.push(format!(
                 "{} is not an entity of the suite, its fixtures or the stored entities \
@@ -335,8 +369,10 @@ fn problems(snapshot: &Snapshot, case: &Case, decision: &Decision) -> Vec<String
         }
     }
     if let Some(reasons) = &case.reasons {
-        let known: BTreeSet<&str> = snapshot.info.iter().map(|p| p.id.as_str()).collect();
-        for id in reasons.iter().filter(|id| !known.contains(id.as_str())) {
+        for id in reasons
+            .iter()
+            .filter(|id| !known.policies.contains(id.as_str()))
+        {
             problems.push(format!(
                 "`reasons` names `{id}`, which is no policy of the set"
             ));
@@ -384,15 +420,9 @@ fn entity_refs(json: &Value, found: &mut Vec<String>) {
     }
 }
 
-/// The principal, resource and context uids of `case` that neither its entities nor the
-/// stored entities hold, as text.
-fn unknown_entities(snapshot: &Snapshot, case: &Case) -> Vec<String> {
-    let defined: BTreeSet<String> = case
-        .entities
-        .iter()
-        .filter_map(|e| cedar_policy::EntityUid::from_json(e["uid"].clone()).ok())
-        .map(|uid| uid.to_string())
-        .collect();
+/// The principal, resource and context uids of `case` that neither its entities (which
+/// define `defined`) nor the stored entities hold, as text.
+fn unknown_entities(snapshot: &Snapshot, defined: &BTreeSet<String>, case: &Case) -> Vec<String> {
     let mut named = Vec::new();
     for text in [&case.principal, &case.resource] {
         named.push(text.clone());
@@ -415,6 +445,7 @@ fn run_suite(
     decided: &mut BTreeMap<String, usize>,
 ) -> SuiteOutcome {
     let answers = answer_cases(decider, snapshot, &suite.cases);
+    let mut known = Known::new(snapshot);
     let cases = suite
         .cases
         .iter()
@@ -426,7 +457,7 @@ fn run_suite(
             };
             let problems = actual
                 .as_ref()
-                .map(|d| problems(snapshot, case, d))
+                .map(|d| problems(snapshot, &mut known, case, d))
                 .unwrap_or_default();
             let passed = problems.is_empty()
                 && actual.as_ref().is_some_and(|d| {

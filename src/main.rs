@@ -8,7 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use gatehouse::cli::{check, diff, fmt, serve, test, validate};
+use gatehouse::cli::{check, diff, fmt, prove, serve, test, validate};
 
 /// A Cedar policy-decision sidecar for applications that let people share projects.
 #[derive(Debug, Parser)]
@@ -35,6 +35,9 @@ enum Command {
     /// What a policy change flips: the suites' cases, a decision log and a sweep, asked of
     /// a base set and of the working one.
     Diff(Box<diff::DiffArgs>),
+    /// Prove, for every request and entity store, that no policy errors, that the
+    /// properties hold and (with `--base`) what a change makes more or less permissive.
+    Prove(Box<prove::ProveArgs>),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +49,6 @@ fn main() -> ExitCode {
         Command::Openapi => gatehouse::cli::openapi(),
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Diff(args) => diff::diff(&args),
+        Command::Prove(args) => prove::prove(&args),
     }
 }

@@ -3,11 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
 
+use super::base::{BaseArgs, Failure};
 use super::test::Format;
 use super::{PolicyArgs, exit, report_load_error};
 use crate::decide::Question;
@@ -21,13 +22,9 @@ pub struct DiffArgs {
     /// The working policy set.
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// The set to compare with: a policies directory, or a git revision (`HEAD`, `main~1`)
-    /// whose policies (and schema) are read from the repository.
-    #[arg(long, value_name = "DIR|GIT-REV")]
-    pub base: String,
-    /// The base set's schema, for a base directory (default: the working schema).
-    #[arg(long, value_name = "FILE")]
-    pub base_schema: Option<PathBuf>,
+    /// The set to compare with.
+    #[command(flatten)]
+    pub base: BaseArgs,
     /// Suite files, or directories searched for `*.test.json`: their cases, and the sweep
     /// over their entities.
     #[arg(default_value = "tests/policies")]
@@ -58,14 +55,12 @@ pub fn diff(args: &DiffArgs) -> ExitCode {
     }
 }
 
-type Failure = (String, u8);
-
 fn run(args: &DiffArgs) -> Result<u8, Failure> {
     let sources = args.policy.sources();
     let work = load(&sources)?;
     // A git base is materialized here; the directory lives until the diff is done.
     let scratch = tempfile::tempdir().map_err(|e| (e.to_string(), exit::ERROR))?;
-    let base_sources = base_sources(args, &sources, scratch.path())?;
+    let base_sources = args.base.sources(&sources, scratch.path())?;
     let base = load(&base_sources)?;
     let files = testing::discover(&args.paths).map_err(|e| (e.to_string(), exit::ERROR))?;
     let mut fixtures = FixtureCache::default();
@@ -107,97 +102,6 @@ fn load(sources: &Sources) -> Result<Snapshot, Failure> {
     })
 }
 
-/// The base set's files: a directory as given, or a git revision's policies and schema
-/// written into `scratch`.
-fn base_sources(args: &DiffArgs, work: &Sources, scratch: &Path) -> Result<Sources, Failure> {
-    let base = Path::new(&args.base);
-    if base.is_dir() {
-        return Ok(Sources {
-            policies: base.to_path_buf(),
-            schema: args
-                .base_schema
-                .clone()
-                .unwrap_or_else(|| work.schema.clone()),
-            entities: None,
-        });
-    }
-    let git = |args: &[&str]| -> Result<Vec<u8>, Failure> {
-        let out = Command::new("git").args(args).output().map_err(|e| {
-            (
-                format!("`--base {}`: cannot run git: {e}", args.join(" ")),
-                exit::ERROR,
-            )
-        })?;
-        if !out.status.success() {
-            return Err((
-                format!(
-                    "`git {}`: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                exit::ERROR,
-            ));
-        }
-        Ok(out.stdout)
-    };
-    let rev = &args.base;
-    git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).map_err(|(m, c)| {
-        (
-            format!("`--base {rev}` is neither a directory nor a git revision: {m}"),
-            c,
-        )
-    })?;
-    let top = String::from_utf8_lossy(&git(&["rev-parse", "--show-toplevel"])?)
-        .trim()
-        .to_string();
-    let relative = |path: &Path| -> Result<String, Failure> {
-        let absolute = std::path::absolute(path).map_err(|e| (e.to_string(), exit::ERROR))?;
-        let top = std::fs::canonicalize(&top).unwrap_or_else(|_| PathBuf::from(&top));
-        let absolute = absolute
-            .parent()
-            .and_then(|p| std::fs::canonicalize(p).ok())
-            .map_or(absolute.clone(), |p| {
-                p.join(absolute.file_name().unwrap_or_default())
-            });
-        absolute
-            .strip_prefix(&top)
-            .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|_| {
-                (
-                    format!("`{}` is not in the repository", path.display()),
-                    exit::ERROR,
-                )
-            })
-    };
-    let policies = scratch.join("policies");
-    std::fs::create_dir_all(&policies).map_err(|e| (e.to_string(), exit::ERROR))?;
-    let dir = relative(&work.policies)?;
-    let listed = git(&["ls-tree", "-r", "--name-only", rev, "--", &dir])?;
-    for file in String::from_utf8_lossy(&listed)
-        .lines()
-        .filter(|f| f.ends_with(".cedar"))
-    {
-        let text = git(&["show", &format!("{rev}:{file}")])?;
-        let name = Path::new(file).file_name().unwrap_or_default();
-        std::fs::write(policies.join(name), text).map_err(|e| (e.to_string(), exit::ERROR))?;
-    }
-    let schema = scratch.join("schema.cedarschema");
-    let schema_file = relative(&work.schema)?;
-    let schema = match git(&["show", &format!("{rev}:{schema_file}")]) {
-        Ok(text) => {
-            std::fs::write(&schema, text).map_err(|e| (e.to_string(), exit::ERROR))?;
-            schema
-        }
-        // A schema the revision did not track: the working one.
-        Err(_) => work.schema.clone(),
-    };
-    Ok(Sources {
-        policies,
-        schema,
-        entities: None,
-    })
-}
-
 /// The questions of a decision log (one JSON line per decision; context and entities when
 /// it was written with `--decision-log-full`).
 fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
@@ -234,10 +138,6 @@ fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
 pub fn human(report: &DiffReport) -> String {
     let mut out = String::new();
     for flip in &report.flips {
-        let show = |o: &crate::testing::diff::Outcome| match o.decision {
-            Some(d) => format!("{d:?} by [{}]", o.reasons.join(", ")),
-            None => format!("not asked: {}", o.errors.join("; ")),
-        };
         let _ = writeln!(
             out,
             "{} {} {} {}  context {}",
@@ -247,8 +147,8 @@ pub fn human(report: &DiffReport) -> String {
             flip.resource,
             flip.context,
         );
-        let _ = writeln!(out, "    before: {}", show(&flip.before));
-        let _ = writeln!(out, "    after:  {}", show(&flip.after));
+        let _ = writeln!(out, "    before: {}", flip.before);
+        let _ = writeln!(out, "    after:  {}", flip.after);
         let _ = writeln!(out, "    from:   {}", flip.source);
     }
     let asked: usize = report.asked.values().sum();

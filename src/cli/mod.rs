@@ -1,9 +1,11 @@
 //! The `gatehouse` subcommands, one module each: an `XxxArgs` struct and an
 //! `xxx(&XxxArgs) -> ExitCode` function. `main.rs` only parses and dispatches.
 
+pub mod base;
 pub mod check;
 pub mod diff;
 pub mod fmt;
+pub mod prove;
 pub mod serve;
 pub mod test;
 pub mod validate;
@@ -29,6 +31,9 @@ pub mod exit {
     pub const UNFORMATTED: u8 = 6;
     /// `diff`: a question's answer flipped, and `--accept` does not list it.
     pub const FLIPPED: u8 = 7;
+    /// `prove`: something does not hold (a policy can error, a property is refuted or
+    /// vacuous, an action changed from the base).
+    pub const NOT_PROVEN: u8 = 8;
 }
 
 /// Writes `text` to stdout, ending it with a newline. A closed pipe (`gatehouse test | head`)

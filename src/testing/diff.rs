@@ -29,7 +29,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn of(answer: Result<Decision, String>) -> Self {
+    pub(crate) fn of(answer: Result<Decision, String>) -> Self {
         match answer {
             Ok(d) => Self {
                 decision: Some(d.decision),
@@ -47,6 +47,22 @@ impl Outcome {
     /// Whether two outcomes decide alike (decision and deciding policies).
     fn same(&self, other: &Self) -> bool {
         self.decision == other.decision && self.reasons == other.reasons
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    /// `Allow by [roles.owner]`, `Deny by [] (errors: …)`, `not asked: …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.decision {
+            Some(d) => {
+                write!(f, "{d:?} by [{}]", self.reasons.join(", "))?;
+                if !self.errors.is_empty() {
+                    write!(f, " (errors: {})", self.errors.join("; "))?;
+                }
+                Ok(())
+            }
+            None => write!(f, "not asked: {}", self.errors.join("; ")),
+        }
     }
 }
 

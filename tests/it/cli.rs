@@ -355,18 +355,7 @@ fn diff_lists_what_a_change_flips_and_accepts_intended_flips() {
     let root = common::root();
     let (dir, sources) = common::scratch_copy();
     // The base: the set as it was, in a git repository of its own.
-    let run_git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-    };
-    run_git(&["init", "-q"]);
-    run_git(&["add", "."]);
-    run_git(&["commit", "-q", "-m", "base"]);
+    common::commit_all(dir.path());
     let base = dir.path().join("base-policies");
     std::fs::create_dir(&base).expect("mkdir");
     for entry in std::fs::read_dir(&sources.policies).expect("read") {

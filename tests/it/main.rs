@@ -12,6 +12,7 @@ mod openapi;
 mod plans;
 mod plans_sql;
 mod policy_suites;
+mod proofs;
 mod properties;
 mod python_host;
 mod reload;

@@ -84,6 +84,28 @@ pub fn scratch_copy() -> (tempfile::TempDir, Sources) {
     )
 }
 
+/// Makes `dir` a git repository whose one commit holds everything in it: `HEAD` is then
+/// the set as it was, for `--base HEAD`.
+pub fn commit_all(dir: &Path) {
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &["commit", "-q", "-m", "base"],
+    ] {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Replaces `from` by `to` in `file`, asserting it was there.
 pub fn edit(file: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(file).expect("read");

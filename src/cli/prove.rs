@@ -1,0 +1,323 @@
+//! `gatehouse prove`: proofs about the policy set for every request and entity store, with
+//! Cedar's symbolic compiler and cvc5 (see [`crate::testing::prove`]).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::base::{BaseArgs, Failure};
+use super::{PolicyArgs, exit, report_load_error};
+use crate::policy::{self, Snapshot, Sources};
+use crate::testing::prove::{
+    ActionChange, Change, Counterexample, Holds, NeverErrors, PropertyResult, Prover,
+};
+
+/// Where the properties are when `--properties` is not given (used when it exists).
+pub const DEFAULT_PROPERTIES: &str = "tests/properties";
+
+/// How to print the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProveFormat {
+    /// Each finding with its counterexample, and a summary line.
+    Human,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `gatehouse prove`.
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// The working policy set.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Compare with a base set, a policies directory or a git revision (`HEAD`): per action,
+    /// equivalent, more or less permissive, with counterexamples.
+    #[arg(long, value_name = "DIR|GIT-REV")]
+    pub base: Option<String>,
+    /// The base set's schema, for a base directory (default: the working schema).
+    #[arg(long, value_name = "FILE", requires = "base")]
+    pub base_schema: Option<PathBuf>,
+    /// A directory of properties: `*.cedar` files of `permit` policies, each with an `@id`
+    /// and `@property("never" | "always" | "only")` [default: tests/properties, when it
+    /// exists].
+    #[arg(long, value_name = "DIR")]
+    pub properties: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProveFormat::Human)]
+    pub format: ProveFormat,
+}
+
+/// Everything `prove` found.
+#[derive(Debug, Serialize)]
+pub struct ProveReport {
+    /// The never-errors proof of the working set.
+    pub never_errors: NeverErrors,
+    /// Each property's result.
+    pub properties: Vec<PropertyResult>,
+    /// With `--base`: the base and each action's change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// Solver queries made.
+    pub queries: usize,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}
+
+/// The comparison with `--base`.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    /// `--base` as given.
+    pub base: String,
+    /// Every action of the working schema.
+    pub actions: Vec<ActionChange>,
+}
+
+impl ProveReport {
+    /// Whether everything holds: no policy errors, every property proven, and (with
+    /// `--base`) every action equivalent.
+    pub fn holds(&self) -> bool {
+        self.never_errors.erring.is_empty()
+            && self.properties.iter().all(|p| p.outcome == Holds::Proven)
+            && self
+                .comparison
+                .as_ref()
+                .is_none_or(|c| c.actions.iter().all(|a| a.change == Change::Equivalent))
+    }
+}
+
+/// Runs the proofs; exits 0 when everything holds, 8 when something does not (a policy can
+/// error, a property is refuted or vacuous, an action changed), 3 when a set does not load,
+/// 1 when the solver cannot run or a check cannot be carried out.
+pub fn prove(args: &ProveArgs) -> ExitCode {
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err((message, code)) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(args: &ProveArgs) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let sources = args.policy.sources();
+    let work = load(&sources)?;
+    let properties = match &args.properties {
+        Some(dir) if !dir.is_dir() => {
+            return Err((
+                format!("`--properties {}`: not a directory", dir.display()),
+                exit::ERROR,
+            ));
+        }
+        Some(dir) => Some(dir.clone()),
+        None => Some(PathBuf::from(DEFAULT_PROPERTIES)).filter(|d| d.is_dir()),
+    };
+    // Properties are policies of their own set: loaded, re-ided and validated strictly
+    // against the working schema like any policy file, problems at file:line:col.
+    let properties = properties
+        .map(|dir| {
+            load(&Sources {
+                policies: dir,
+                schema: sources.schema.clone(),
+                entities: None,
+            })
+        })
+        .transpose()?;
+    let scratch = tempfile::tempdir().map_err(|e| (e.to_string(), exit::ERROR))?;
+    let base = match &args.base {
+        Some(base) => {
+            let base = BaseArgs {
+                base: base.clone(),
+                base_schema: args.base_schema.clone(),
+            };
+            Some((
+                base.base.clone(),
+                load(&base.sources(&sources, scratch.path())?)?,
+            ))
+        }
+        None => None,
+    };
+
+    let error = |e: crate::testing::prove::ProveError| (e.to_string(), exit::ERROR);
+    let mut prover = Prover::start().map_err(error)?;
+    let never_errors = prover.never_errors(&work).map_err(error)?;
+    let properties = match &properties {
+        Some(set) => prover.properties(&work, set).map_err(error)?,
+        None => Vec::new(),
+    };
+    let comparison = match &base {
+        Some((name, base)) => Some(Comparison {
+            base: name.clone(),
+            actions: prover.compare(base, &work).map_err(error)?,
+        }),
+        None => None,
+    };
+    let report = ProveReport {
+        never_errors,
+        properties,
+        comparison,
+        queries: prover.queries,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let text = match args.format {
+        ProveFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+        ProveFormat::Human => human(&report),
+    };
+    super::emit(&text);
+    Ok(if report.holds() {
+        exit::OK
+    } else {
+        exit::NOT_PROVEN
+    })
+}
+
+fn load(sources: &Sources) -> Result<Snapshot, Failure> {
+    policy::load(sources).map_err(|error| {
+        report_load_error(&error);
+        (String::new(), exit::INVALID)
+    })
+}
+
+/// Each finding with its counterexample, then a summary line.
+pub fn human(report: &ProveReport) -> String {
+    let mut out = String::new();
+    let never = &report.never_errors;
+    if never.erring.is_empty() {
+        let _ = writeln!(
+            out,
+            "never errors: proven for all {} policies in {} request environments",
+            never.policies, never.environments
+        );
+    }
+    for erring in &never.erring {
+        let _ = writeln!(out, "CAN ERROR {} ({})", erring.policy, erring.location);
+        counterexample(
+            &mut out,
+            "a request on which it errors",
+            &erring.counterexample,
+        );
+    }
+    for property in &report.properties {
+        match property.outcome {
+            Holds::Proven => {
+                let _ = writeln!(
+                    out,
+                    "proven    {} ({}, {}) in {}",
+                    property.id,
+                    property.kind,
+                    property.location,
+                    property.environments.join("; ")
+                );
+            }
+            Holds::Vacuous => {
+                let _ = writeln!(
+                    out,
+                    "VACUOUS   {} ({}, {}): it matches no request, so it proves nothing",
+                    property.id, property.kind, property.location
+                );
+            }
+            Holds::Refuted => {
+                let _ = writeln!(
+                    out,
+                    "REFUTED   {} ({}, {})",
+                    property.id, property.kind, property.location
+                );
+                if let Some(cex) = &property.counterexample {
+                    counterexample(&mut out, "counterexample", cex);
+                }
+            }
+        }
+    }
+    if let Some(comparison) = &report.comparison {
+        let _ = writeln!(out, "\ncompared with {}, per action:", comparison.base);
+        let mut equivalent = Vec::new();
+        for action in &comparison.actions {
+            let change = match action.change {
+                Change::Equivalent => {
+                    equivalent.push(action.action.as_str());
+                    continue;
+                }
+                Change::MorePermissive => "MORE PERMISSIVE",
+                Change::LessPermissive => "LESS PERMISSIVE",
+                Change::Both => "CHANGED BOTH WAYS",
+            };
+            let _ = writeln!(out, "{change} {}", action.action);
+            if let Some(cex) = &action.newly_allowed {
+                counterexample(&mut out, "allowed now, denied before", cex);
+            }
+            if let Some(cex) = &action.newly_denied {
+                counterexample(&mut out, "denied now, allowed before", cex);
+            }
+        }
+        let _ = writeln!(out, "equivalent: {}", equivalent.join(", "));
+    }
+    let proven = report
+        .properties
+        .iter()
+        .filter(|p| p.outcome == Holds::Proven)
+        .count();
+    let mut summary = vec![
+        if never.erring.is_empty() {
+            "no policy can error".to_string()
+        } else {
+            format!("{} policies can error", never.erring.len())
+        },
+        format!("{proven} of {} properties proven", report.properties.len()),
+    ];
+    if let Some(comparison) = &report.comparison {
+        let changed = comparison
+            .actions
+            .iter()
+            .filter(|a| a.change != Change::Equivalent)
+            .count();
+        summary.push(format!(
+            "{changed} of {} actions changed",
+            comparison.actions.len()
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "\n{} ({} solver queries, {:.2} s)",
+        summary.join("; "),
+        report.queries,
+        report.seconds
+    );
+    out
+}
+
+/// A counterexample: the question on one line, each entity on its own, the answers.
+fn counterexample(out: &mut String, label: &str, cex: &Counterexample) {
+    let _ = writeln!(out, "    {label}, in {}:", cex.environment);
+    let q = &cex.question;
+    let _ = writeln!(
+        out,
+        "      {} {} {}  context {}",
+        q["principal"].as_str().unwrap_or_default(),
+        q["action"].as_str().unwrap_or_default(),
+        q["resource"].as_str().unwrap_or_default(),
+        q["context"]
+    );
+    if let Some(entities) = q["entities"].as_array() {
+        for entity in entities {
+            let _ = writeln!(out, "      entity {entity}");
+        }
+    }
+    if let Some(base) = &cex.base {
+        let _ = writeln!(out, "      before: {base}");
+        let _ = writeln!(out, "      after:  {}", cex.answer);
+    } else {
+        let _ = writeln!(out, "      answer: {}", cex.answer);
+    }
+    if !cex.confirmed {
+        let _ = writeln!(
+            out,
+            "      (the sidecar's answer does not show it: see the answers above)"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use crate::http::{self, AppState, Authzen, Limits, Parts};
 use crate::plan::Planner;
 use crate::policy::watch::{self, WatchError, Watcher};
 use crate::policy::{LoadError, PolicyStore};
+use crate::shadow::{Shadow, ShadowWorker};
 use crate::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
 
 /// How long `run_until` waits for the decision log's last lines.
@@ -44,6 +45,12 @@ pub enum StartError {
     /// The admin token file holds no token.
     #[error("the admin token file `{}` is empty", .0.display())]
     EmptyAdminToken(PathBuf),
+    /// The shadow (candidate) set given with `--shadow-policies` does not load.
+    #[error("the shadow policy set (--shadow-policies) is not valid: {0}")]
+    InvalidShadowPolicies(#[source] LoadError),
+    /// The shadow worker thread cannot be started.
+    #[error("cannot start the shadow evaluation: {0}")]
+    Shadow(#[source] std::io::Error),
     /// The policy files cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
@@ -75,6 +82,8 @@ pub struct Application {
     /// Watching while the application lives; dropped once it has stopped serving.
     watcher: Watcher,
     log_writer: Option<DecisionLogWriter>,
+    /// The candidate set's watcher and worker, with `--shadow-policies`.
+    shadow: Option<(Watcher, ShadowWorker)>,
 }
 
 impl Application {
@@ -105,7 +114,32 @@ impl Application {
             }
             None => (None, None),
         };
+        let (shadow, shadow_parts) = match config.shadow_sources() {
+            Some(sources) => {
+                let candidate = Arc::new(
+                    PolicyStore::open(sources).map_err(StartError::InvalidShadowPolicies)?,
+                );
+                let watcher = watch::watch(Arc::clone(&candidate))?;
+                let decider = Decider::new(
+                    config.cache_capacity,
+                    config.entity_cache_capacity,
+                    config.cache_ttl(),
+                );
+                let (shadow, worker) = Shadow::start(
+                    candidate,
+                    decider,
+                    (config.shadow_queue, config.hot_capacity()),
+                    Arc::clone(&metrics),
+                    log.clone(),
+                )
+                .map_err(StartError::Shadow)?;
+                let shadow = shadow.sampling(config.shadow_sample);
+                (Some(shadow), Some((watcher, worker)))
+            }
+            None => (None, None),
+        };
         let state = AppState::new(Parts {
+            shadow,
             store,
             decider: Decider::new(
                 config.cache_capacity,
@@ -142,6 +176,7 @@ impl Application {
             listener,
             watcher,
             log_writer,
+            shadow: shadow_parts,
         })
     }
 
@@ -176,9 +211,21 @@ impl Application {
             listener,
             watcher,
             log_writer,
+            shadow,
         } = self;
         let served = http::run(listener, state, shutdown).await;
         drop(watcher);
+        if let Some((watcher, worker)) = shadow {
+            drop(watcher);
+            // The worker ends once the state's sender is gone and its queue is drained; it
+            // holds a decision-log sender, so it goes first.
+            let finished = tokio::task::spawn_blocking(|| worker.finish());
+            if tokio::time::timeout(LOG_FLUSH, finished).await.is_err() {
+                tracing::warn!(
+                    "the shadow evaluation is still running: a router outlives the server"
+                );
+            }
+        }
         if let Some(writer) = log_writer {
             // Every sender lives in the state, which the server has dropped, unless a router
             // taken with `router()` is still alive: then the lines are flushed when it goes.

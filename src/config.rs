@@ -34,6 +34,8 @@ pub mod defaults {
     pub const MAX_CONCURRENCY: usize = 1024;
     /// `--request-timeout`, in seconds.
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
+    /// `--shadow-queue`.
+    pub const SHADOW_QUEUE: usize = 4096;
 }
 
 /// Where the policy set is: flattened into every subcommand that loads one.
@@ -145,6 +147,27 @@ pub struct Config {
     /// Longest a request may take, body upload included (answered 408 after).
     #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value_t = defaults::REQUEST_TIMEOUT_SECS, value_name = "SECS")]
     pub request_timeout: u64,
+    /// A candidate policy set, loaded and hot-reloaded beside the live one: every decision
+    /// is asked of it too, off the response path, and disagreements are counted and logged.
+    /// Answers never change.
+    #[arg(long, env = "GATEHOUSE_SHADOW_POLICIES", value_name = "DIR")]
+    pub shadow_policies: Option<PathBuf>,
+    /// The candidate's schema (default: the live one).
+    #[arg(
+        long,
+        env = "GATEHOUSE_SHADOW_SCHEMA",
+        value_name = "FILE",
+        requires = "shadow_policies"
+    )]
+    pub shadow_schema: Option<PathBuf>,
+    /// Most decisions waiting for the candidate; past that they are dropped (counted in
+    /// `gatehouse_shadow_dropped_total`), never waited for.
+    #[arg(long, env = "GATEHOUSE_SHADOW_QUEUE", default_value_t = defaults::SHADOW_QUEUE, value_name = "N")]
+    pub shadow_queue: usize,
+    /// The percentage of requests asked of the candidate too, spread evenly (100: all).
+    #[arg(long, env = "GATEHOUSE_SHADOW_SAMPLE", default_value_t = 100, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub shadow_sample: u8,
 }
 
 impl Default for Config {
@@ -168,6 +191,10 @@ impl Default for Config {
             max_entities: defaults::MAX_ENTITIES,
             max_concurrency: defaults::MAX_CONCURRENCY,
             request_timeout: defaults::REQUEST_TIMEOUT_SECS,
+            shadow_policies: None,
+            shadow_schema: None,
+            shadow_queue: defaults::SHADOW_QUEUE,
+            shadow_sample: 100,
         }
     }
 }
@@ -191,6 +218,19 @@ impl Config {
             entities: self.entities.clone(),
             ..self.policy.sources()
         }
+    }
+
+    /// The candidate set's files (`--shadow-policies`), with the live stored entities.
+    pub fn shadow_sources(&self) -> Option<Sources> {
+        let policies = self.shadow_policies.clone()?;
+        Some(Sources {
+            policies,
+            schema: self
+                .shadow_schema
+                .clone()
+                .unwrap_or_else(|| self.policy.schema.clone()),
+            entities: self.entities.clone(),
+        })
     }
 
     /// `--cache-ttl` as a duration.

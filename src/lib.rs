@@ -18,9 +18,12 @@
 //!   schema, decides each on its slice of the stored entities, failing closed; the decision
 //!   cache in front.
 //! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error type.
+//! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
+//!   its disagreements counted and logged.
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
-//!   (human, JSON, JUnit).
+//!   (human, JSON, JUnit); what a change flips (`diff`) and proofs with Cedar's symbolic
+//!   compiler (`prove`).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 //! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
 //!   for the domain's entities.
@@ -36,6 +39,7 @@ pub mod decide;
 pub mod http;
 pub mod plan;
 pub mod policy;
+pub mod shadow;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod telemetry;

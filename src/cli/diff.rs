@@ -113,6 +113,13 @@ fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
         .map(|(i, line)| {
             let at = |m: String| (format!("{}:{}: {m}", file.display(), i + 1), exit::ERROR);
             let line: Value = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+            Ok((i, line))
+        })
+        // A shadow evaluation's line repeats a question its decision's line already holds.
+        .filter(|line| !matches!(line, Ok((_, line)) if line.get("shadow").is_some()))
+        .map(|line| {
+            let (i, line) = line?;
+            let at = |m: String| (format!("{}:{}: {m}", file.display(), i + 1), exit::ERROR);
             let field = |k: &str| line.get(k).cloned().ok_or_else(|| at(format!("no `{k}`")));
             let entities = match (line.get("entities"), line.get("shared_entities")) {
                 (Some(Value::Array(own)), Some(Value::Array(shared))) => {

@@ -41,6 +41,11 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             eprintln!("error: gatehouse does not start without a valid policy set");
             return ExitCode::from(exit::INVALID);
         }
+        Err(StartError::InvalidShadowPolicies(error)) => {
+            report_load_error(&error);
+            eprintln!("error: the shadow policy set (--shadow-policies) is not valid");
+            return ExitCode::from(exit::INVALID);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::ERROR);
@@ -55,6 +60,15 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         "gatehouse serving"
     );
     drop(snapshot);
+    if let Some(shadow) = &app.state().shadow {
+        let candidate = shadow.store().current();
+        tracing::info!(
+            policy_version = %candidate.version,
+            policies = candidate.info.len(),
+            dir = %shadow.store().sources().policies.display(),
+            "shadow evaluation: every decision is also asked of the candidate set"
+        );
+    }
     match runtime.block_on(app.run_until(shutdown_signal())) {
         Ok(()) => {
             tracing::info!("gatehouse stopped");

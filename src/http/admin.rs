@@ -3,8 +3,8 @@
 
 use super::AppState;
 use super::body::{
-    ActionSchema, CacheStatus, Health, PoliciesBody, Ready, ReloadBody, SchemaBody, StatusBody,
-    StoredEntities,
+    ActionSchema, CacheStatus, Health, PoliciesBody, Ready, ReloadBody, SchemaBody, ShadowStatus,
+    StatusBody, StoredEntities,
 };
 use super::error::{ApiError, ErrorBody};
 use crate::policy::json_schema::entity_schemas;
@@ -84,6 +84,18 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
         cache: CacheStatus {
             entries: state.decider.cache().len(),
         },
+        shadow: state.shadow.as_ref().map(|shadow| {
+            let store = shadow.store();
+            let candidate = store.current();
+            ShadowStatus {
+                policy_version: candidate.version.clone(),
+                loaded_at: humantime::format_rfc3339_millis(candidate.loaded_at).to_string(),
+                policy_count: candidate.info.len(),
+                files: candidate.files.iter().map(|f| path(f)).collect(),
+                schema: path(&store.sources().schema),
+                last_reload: store.status(),
+            }
+        }),
     })
 }
 

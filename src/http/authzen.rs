@@ -5,6 +5,7 @@
 //! (`subject.type`); an error of one item of `/evaluations` is that item's closed decision
 //! with `context.error`, as the specification's "Errors" section asks.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -26,6 +27,7 @@ use crate::authzen::{
 };
 use crate::decide::{Answer, Decision, InputError, Question, Verdict};
 use crate::policy::Snapshot;
+use crate::shadow::Input;
 use crate::telemetry::Source;
 
 /// An error of the decision path, with the AuthZEN field it came from.
@@ -55,7 +57,7 @@ impl AppState {
     /// it allows.
     fn evaluate(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         evaluation: &Evaluation,
         (request, started): (&str, Instant),
     ) -> Result<(AuthzenDecision, bool), ApiError> {
@@ -67,6 +69,12 @@ impl AppState {
         self.record(request, started, record);
         let decision = decision_object(&answer.decision, &answer.policy_version);
         let allowed = decision.decision;
+        self.shadow(request, snapshot, || {
+            (
+                Input::Question(Box::new(question)),
+                vec![Some(answer.decision)],
+            )
+        });
         Ok((decision, allowed))
     }
 

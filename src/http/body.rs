@@ -218,6 +218,26 @@ pub struct StatusBody {
     pub last_reload: ReloadStatus,
     /// The decision cache.
     pub cache: CacheStatus,
+    /// The shadow (candidate) set, with `--shadow-policies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStatus>,
+}
+
+/// The candidate set every decision is also asked of (`--shadow-policies`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShadowStatus {
+    /// Its policy version.
+    pub policy_version: String,
+    /// When it was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// How many policies it has.
+    pub policy_count: usize,
+    /// Its policy files.
+    pub files: Vec<String>,
+    /// Its schema file.
+    pub schema: String,
+    /// Its last reload attempt.
+    pub last_reload: ReloadStatus,
 }
 
 /// Every policy of the live set.

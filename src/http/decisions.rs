@@ -23,6 +23,7 @@ use crate::decide::allowed::{ActionsQuestion, allowed_actions as decide_actions}
 use crate::decide::question::uid_text;
 use crate::decide::{Decision, Question, Verdict};
 use crate::plan::PlanQuestion;
+use crate::shadow::Input;
 use crate::telemetry::Source;
 use crate::telemetry::decision_log::DecisionLine;
 
@@ -195,8 +196,13 @@ pub async fn is_authorized(
             full: [None; 3],
         };
         state.record(id, started, record);
+        state.shadow(id, &snapshot, || {
+            (Input::Body(body), vec![Some(Arc::clone(&answer.decision))])
+        });
         return Ok(json_response(answer.body.clone()));
     }
+    // A reference count, for the shadow evaluation.
+    let received = state.shadow.is_some().then(|| body.clone());
     let question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let answer = state.decider.answer(&snapshot, &question, None)?;
@@ -219,6 +225,11 @@ pub async fn is_authorized(
         serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
             .map_err(ApiError::internal)?,
     );
+    if let Some(body) = received {
+        state.shadow(id, &snapshot, || {
+            (Input::Body(body), vec![Some(Arc::clone(&answer.decision))])
+        });
+    }
     if let (Some(hot), Some(key), Some(who)) = (state.hot(), hot_key, who) {
         let answer = HotAnswer {
             body: rendered.clone(),
@@ -259,11 +270,14 @@ pub async fn batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchBody>, ApiError> {
     let started = Instant::now();
+    let body = body?;
+    // A reference count, for the shadow evaluation.
+    let received = state.shadow.is_some().then(|| body.clone());
     let Batch {
         entities,
         requests,
         strict_entities,
-    } = parse_body(body)?;
+    } = parse_body(Ok(body))?;
     let max = state.limits.max_batch;
     if requests.len() > max {
         return Err(ApiError::new(
@@ -284,7 +298,7 @@ pub async fn batch(
         .map(|json| state.decider.batch(&snapshot, json, &requests))
         .transpose()?;
     let id = request_id(&headers);
-    let answer_one = |item: Value| -> Result<DecisionBody, ApiError> {
+    let answer_one = |item: Value| -> Result<(DecisionBody, Arc<Decision>), ApiError> {
         let question: Question =
             serde_json::from_value(item).map_err(|e| ApiError::from_json(&e))?;
         check_entities(
@@ -300,16 +314,30 @@ pub async fn batch(
         let hit = Some(answer.cache_hit);
         let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
         state.record(id, started, record);
-        Ok(decision_body(&answer.decision, &answer.policy_version))
+        let body = decision_body(&answer.decision, &answer.policy_version);
+        Ok((body, answer.decision))
     };
+    // The live decisions, kept only for the shadow evaluation.
+    let mut decisions = received
+        .as_ref()
+        .map(|_| Vec::with_capacity(requests.len()));
     let results = requests
         .into_iter()
         .enumerate()
-        .map(|(i, item)| match answer_one(item) {
-            Ok(decision) => BatchResult::Decision(decision),
-            Err(error) => BatchResult::Error(error.at_index(i).body()),
+        .map(|(i, item)| {
+            let (result, decision) = match answer_one(item) {
+                Ok((body, decision)) => (BatchResult::Decision(body), Some(decision)),
+                Err(error) => (BatchResult::Error(error.at_index(i).body()), None),
+            };
+            if let Some(decisions) = &mut decisions {
+                decisions.push(decision);
+            }
+            result
         })
         .collect();
+    if let (Some(body), Some(decisions)) = (received, decisions) {
+        state.shadow(id, &snapshot, || (Input::Batch(body), decisions));
+    }
     Ok(Json(BatchBody { results }))
 }
 

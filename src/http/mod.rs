@@ -29,6 +29,7 @@ use utoipa_axum::routes;
 use crate::decide::{Decider, Decision};
 use crate::plan::Planner;
 use crate::policy::PolicyStore;
+use crate::shadow::Shadow;
 use crate::telemetry::{DecisionLog, Metrics};
 use error::{ApiError, ErrorCode};
 
@@ -78,6 +79,8 @@ pub struct Services {
     slots: Arc<Semaphore>,
     /// How AuthZEN names map to Cedar's, and where this PDP is reached.
     pub authzen: Authzen,
+    /// The candidate set, with `--shadow-policies`.
+    pub shadow: Option<Shadow>,
 }
 
 /// The AuthZEN settings.
@@ -117,9 +120,34 @@ pub struct Parts {
     pub hot: (u64, Duration),
     /// The AuthZEN settings.
     pub authzen: Authzen,
+    /// The candidate set every decision is asked of too, with `--shadow-policies`.
+    pub shadow: Option<Shadow>,
 }
 
 impl AppState {
+    /// Hands a request's input and live decisions to the shadow evaluation, when there is
+    /// one: `job` runs only then (a reference count or a move, never a copy of the body), so
+    /// without a candidate a decision pays nothing.
+    pub(crate) fn shadow(
+        &self,
+        request_id: &str,
+        live: &Arc<crate::policy::Snapshot>,
+        job: impl FnOnce() -> (
+            crate::shadow::Input,
+            Vec<Option<Arc<crate::decide::Decision>>>,
+        ),
+    ) {
+        if let Some(shadow) = self.shadow.as_ref().filter(|s| s.sampled()) {
+            let (input, decisions) = job();
+            shadow.offer(crate::shadow::Job {
+                request_id: request_id.to_string(),
+                input,
+                live: Arc::clone(live),
+                decisions,
+            });
+        }
+    }
+
     /// Strict entities, asked by the question or set for the server: a 400 naming the
     /// entities `missing` (none: nothing to say).
     pub fn check_missing<S: AsRef<str>>(
@@ -154,6 +182,7 @@ impl AppState {
             admin_token: parts.admin_token,
             hot,
             authzen: parts.authzen,
+            shadow: parts.shadow,
         }))
     }
 

@@ -51,6 +51,12 @@ struct VersionLabel {
     version: String,
 }
 
+/// The action label of `gatehouse_shadow_disagreements_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: String,
+}
+
 /// Labels of `gatehouse_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -115,6 +121,10 @@ pub struct Metrics {
     pub entity_cache_entries: Gauge,
     /// Rendered answers in the hot cache (set at each scrape).
     pub hot_cache_entries: Gauge,
+    /// Shadow jobs dropped because the candidate's queue was full.
+    pub shadow_dropped: Counter,
+    shadow_evaluations: Family<ResultLabel, Counter>,
+    shadow_disagreements: Family<ActionLabel, Counter>,
     policy_loads: Family<ResultLabel, Counter>,
     files_valid: Gauge,
     last_load_success: Gauge<f64, AtomicU64>,
@@ -184,6 +194,9 @@ impl Metrics {
             decision_cache_entries: Gauge::default(),
             entity_cache_entries: Gauge::default(),
             hot_cache_entries: Gauge::default(),
+            shadow_dropped: Counter::default(),
+            shadow_evaluations: Family::default(),
+            shadow_disagreements: Family::default(),
             policy_loads,
             files_valid: Gauge::default(),
             last_load_success: Gauge::default(),
@@ -270,6 +283,21 @@ impl Metrics {
             metrics.decision_log_dropped.clone(),
         );
         r.register(
+            "gatehouse_shadow_evaluations",
+            "Decisions asked again of the shadow (candidate) set, by result: agree, reasons_differ (same decision, other policies), disagree, error (the candidate cannot ask it)",
+            metrics.shadow_evaluations.clone(),
+        );
+        r.register(
+            "gatehouse_shadow_disagreements",
+            "Decisions the shadow (candidate) set decides differently, by action",
+            metrics.shadow_disagreements.clone(),
+        );
+        r.register(
+            "gatehouse_shadow_dropped",
+            "Shadow evaluations dropped because the candidate's queue was full",
+            metrics.shadow_dropped.clone(),
+        );
+        r.register(
             "gatehouse_build_info",
             "The gatehouse and Cedar versions of this binary (value 1)",
             build_info,
@@ -319,6 +347,22 @@ impl Metrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.last_load_success.set(now);
+    }
+
+    /// Counts one shadow evaluation, and a disagreement by its action.
+    pub fn count_shadow(&self, comparison: crate::shadow::Comparison, action: &str) {
+        self.shadow_evaluations
+            .get_or_create(&ResultLabel {
+                result: comparison.as_str().into(),
+            })
+            .inc();
+        if comparison == crate::shadow::Comparison::Disagree {
+            self.shadow_disagreements
+                .get_or_create(&ActionLabel {
+                    action: action.into(),
+                })
+                .inc();
+        }
     }
 
     /// Counts one decision.

@@ -18,6 +18,7 @@ mod python_host;
 mod reload;
 mod serve_cli;
 mod server;
+mod shadow;
 mod sharing_app;
 mod suite_format;
 mod suites_over_http;

@@ -95,6 +95,9 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
         }),
         Value::Object(o) => {
             let inner = o.get("__entity").unwrap_or(value);
+            if let Some(uid) = inner.as_object().and_then(uid_object) {
+                return Ok(uid);
+            }
             EntityUid::from_json(inner.clone()).map_err(|_| {
                 InputError::new(
                     part,
@@ -351,4 +354,18 @@ pub fn uid_json(uid: &EntityUid) -> Value {
 /// A uid as an entity reference in attribute or context values, `{"__entity": {...}}`.
 pub fn entity_ref(uid: &EntityUid) -> Value {
     serde_json::json!({"__entity": uid_json(uid)})
+}
+
+/// `{"type": T, "id": I}` with exactly these two string fields, as a uid, without Cedar's JSON parser (which goes through serde's untagged
+/// forms); anything else is `None`, for Cedar to read. `tests/it/properties.rs` checks that
+/// it reads what Cedar reads.
+pub fn uid_object(object: &serde_json::Map<String, Value>) -> Option<EntityUid> {
+    match (object.len(), object.get("type"), object.get("id")) {
+        // `EntityTypeName`'s parser takes a name only in its normal form (no spaces, no
+        // comments), as Cedar's JSON does.
+        (2, Some(Value::String(ty)), Some(Value::String(id))) => Some(
+            EntityUid::from_type_name_and_id(ty.parse().ok()?, EntityId::new(id)),
+        ),
+        _ => None,
+    }
 }

@@ -1,11 +1,13 @@
 //! JSON questions to Cedar requests, checked against the snapshot's schema. Every error
 //! names the offending field and value; nothing is guessed.
 
-use cedar_policy::{Context, EntityUid, Request};
+use cedar_policy::{Context, EntityUid, Request, RestrictedExpression};
 use serde_json::Value;
 
 use crate::policy::Snapshot;
+use crate::policy::{ActionInfo, AttrType};
 
+use crate::cedar_json::uid_object;
 pub use crate::cedar_json::{InputError, Part, innermost, parse_uid, with_format_hint};
 
 /// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
@@ -72,8 +74,11 @@ pub fn build_request(
             ),
         )
     };
-    let parsed = Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
-        .map_err(|e| context_error(&e))?;
+    let parsed = match plain_context(&context, info) {
+        Some(parsed) => parsed,
+        None => Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
+            .map_err(|e| context_error(&e))?,
+    };
     // The action and both types were checked above, so what Cedar's request validation can
     // still reject is the context's attribute types.
     Request::new(
@@ -84,6 +89,49 @@ pub fn build_request(
         Some(&snapshot.schema),
     )
     .map_err(|e| context_error(&e))
+}
+
+/// The context as Cedar values, built directly when it is plain: every key one the action
+/// declares, every required key present, and every value a `String`, `Long` or `Bool` where
+/// one is declared, or an entity uid (`{"type", "id"}` or `{"__entity": {"type", "id"}}`,
+/// exactly) of the declared entity type. Anything else is `None`, and Cedar's JSON parser
+/// decides it, with its messages. Cedar's parser tries each JSON form of a value in turn and
+/// builds an error for every form that does not match: for an entity-typed key that costs
+/// more than evaluating the policies. `tests/it/properties.rs` checks the two give the same
+/// context, or both refuse it.
+pub fn plain_context(context: &Value, info: &ActionInfo) -> Option<Context> {
+    let Value::Object(map) = context else {
+        return None;
+    };
+    if info
+        .context
+        .iter()
+        .any(|(key, attr)| attr.required && !map.contains_key(key))
+    {
+        return None;
+    }
+    let mut pairs = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let expr = match (&info.context.get(key)?.ty, value) {
+            (AttrType::String, Value::String(s)) => RestrictedExpression::new_string(s.clone()),
+            (AttrType::Bool, &Value::Bool(b)) => RestrictedExpression::new_bool(b),
+            (AttrType::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
+            (AttrType::Entity(ty), Value::Object(object)) => {
+                let uid = match object.get("__entity") {
+                    Some(Value::Object(inner)) if object.len() == 1 => uid_object(inner)?,
+                    Some(_) => return None,
+                    None => uid_object(object)?,
+                };
+                if uid.type_name().to_string() != *ty {
+                    return None;
+                }
+                RestrictedExpression::new_entity_uid(uid)
+            }
+            _ => return None,
+        };
+        pairs.push((key.clone(), expr));
+    }
+    Context::from_pairs(pairs).ok()
 }
 
 /// Refuses `uid` as the principal or resource of `action` unless its type is one of `types`.

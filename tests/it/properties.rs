@@ -457,3 +457,147 @@ fn a_stored_entity_named_only_by_the_context_is_in_the_slice() {
     assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
     assert_eq!(answer.decision.reasons, ["sharing.org-admin-access-fixed"]);
 }
+
+/// A context value of every kind a host might send for a key, right or wrong.
+fn context_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!("viewer")),
+        Just(json!("admin")),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        Just(json!(1.5)),
+        Just(json!(null)),
+        Just(json!(["viewer"])),
+        Just(json!({"role": "viewer"})),
+        Just(json!({"type": "User", "id": "stan"})),
+        Just(json!({"type": "Group", "id": "g"})),
+        Just(json!({"type": "Nope", "id": "g"})),
+        Just(json!({"__entity": {"type": "User", "id": "stan"}})),
+        Just(json!({"__entity": {"type": "User", "id": "stan"}, "x": 1})),
+        Just(json!({"__entity": {"type": "User", "id": "stan", "x": 1}})),
+        Just(json!({"type": "User", "id": "stan", "extra": true})),
+        Just(json!({"type": "User", "id": 5})),
+        Just(json!({"type": "User"})),
+        Just(json!({"type": " User", "id": "stan"})),
+        Just(json!({"type": "User ", "id": "stan"})),
+        Just(json!({"type": "Us er", "id": "stan"})),
+        Just(json!({"__entity": {"type": "User //x\n", "id": "stan"}})),
+        Just(json!("User::\"stan\"")),
+        Just(json!("User::stan")),
+        Just(json!("nobody")),
+        Just(json!({"__extn": {"fn": "datetime", "arg": "2026-06-01T00:00:00Z"}})),
+        Just(json!("2026-06-01T00:00:00Z")),
+    ]
+}
+
+fn context_map() -> impl Strategy<Value = Value> {
+    prop::collection::btree_map(
+        prop_oneof![Just("role"), Just("target"), Just("now"), Just("other")]
+            .prop_map(String::from),
+        context_value(),
+        0..4,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The context built directly from plain JSON (no Cedar JSON parser) is the context
+    /// Cedar's parser gives, and a request it makes is one Cedar accepts; a context it does
+    /// not take is left to Cedar.
+    #[test]
+    fn a_plain_context_is_the_context_cedar_parses(
+        action in prop::sample::select(vec![
+            "share", "change_member_role", "remove_member", "transfer_ownership",
+            "accept_access_request", "request_access", "view", "edit",
+        ]),
+        context in context_map(),
+    ) {
+        static SNAPSHOT: std::sync::OnceLock<gatehouse::policy::Snapshot> = std::sync::OnceLock::new();
+        let snapshot = SNAPSHOT.get_or_init(common::bundled);
+        let uid: cedar_policy::EntityUid = format!("Action::\"{action}\"").parse().expect("uid");
+        let info = snapshot.catalog.get(&uid).expect("a requestable action");
+        // As build_request gives it: string uids for entity-typed keys read as uids.
+        let Value::Object(map) = context else { unreachable!("a map") };
+        let context = Value::Object(gatehouse::cedar_json::with_entity_refs(map, &uid, &snapshot.catalog));
+        let cedar = Context::from_json_value(context.clone(), Some((&snapshot.schema, &uid)));
+        let principal: cedar_policy::EntityUid = "User::\"me\"".parse().expect("uid");
+        let resource: cedar_policy::EntityUid = if action == "request_access" {
+            "ShareToken::\"t\"".parse().expect("uid")
+        } else {
+            "Project::\"p\"".parse().expect("uid")
+        };
+        if let Some(plain) = gatehouse::decide::input::plain_context(&context, info) {
+            let cedar = cedar.unwrap_or_else(|e| panic!("plain took {context}, Cedar refuses it: {e}"));
+            prop_assert_eq!(
+                plain.to_json_value().expect("json"),
+                cedar.to_json_value().expect("json"),
+                "{}", context
+            );
+            let request = Request::new(principal, uid, resource, plain, Some(&snapshot.schema));
+            prop_assert!(request.is_ok(), "{context}: {:?}", request.err());
+        }
+    }
+}
+
+/// The contexts hosts send for the sharing actions are plain: the fast path is taken.
+#[test]
+fn the_usual_contexts_are_plain() {
+    let snapshot = common::bundled();
+    for (action, context) in [
+        (
+            "share",
+            json!({"role": "viewer", "target": {"type": "User", "id": "stan"}}),
+        ),
+        ("share", json!({"role": "editor"})),
+        (
+            "remove_member",
+            json!({"target": {"__entity": {"type": "User", "id": "vic"}}}),
+        ),
+        ("view", json!({})),
+    ] {
+        let uid: cedar_policy::EntityUid = format!("Action::\"{action}\"").parse().expect("uid");
+        let info = snapshot.catalog.get(&uid).expect("action");
+        assert!(
+            gatehouse::decide::input::plain_context(&context, info).is_some(),
+            "{action} {context}"
+        );
+    }
+}
+
+proptest! {
+    /// A uid object read without Cedar's JSON parser is the uid Cedar reads, and one Cedar
+    /// refuses is refused.
+    #[test]
+    fn a_uid_object_reads_as_cedar_reads_it(
+        ty in prop_oneof![
+            Just("User".to_string()), Just("Group".to_string()), Just(" User".to_string()),
+            Just("User ".to_string()), Just("Ns::User".to_string()), Just("Ns :: User".to_string()),
+            Just("User//c\n".to_string()), Just("".to_string()), Just("1User".to_string()),
+            Just("Action".to_string()), "[A-Za-z:_ ]{0,8}",
+        ],
+        id in prop_oneof![
+            Just("stan".to_string()), Just("".to_string()), Just("a\"b".to_string()),
+            Just(" stan ".to_string()), "[ a-z]{0,4}", ".{0,6}",
+        ],
+        extra in any::<bool>(),
+        escaped in any::<bool>(),
+    ) {
+        let mut object = json!({"type": ty, "id": id});
+        if extra {
+            object["x"] = json!(1);
+        }
+        let value = if escaped { json!({"__entity": object.clone()}) } else { object.clone() };
+        let ours = gatehouse::cedar_json::parse_uid(gatehouse::decide::Part::Principal, "principal", &value);
+        let cedar = cedar_policy::EntityUid::from_json(object.clone());
+        match (&ours, &cedar) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "{value}: ours {:?}, Cedar {:?}", ours.as_ref().map(ToString::to_string), cedar.as_ref().map(ToString::to_string).map_err(ToString::to_string)),
+        }
+        if let Some(fast) = object.as_object().and_then(gatehouse::cedar_json::uid_object) {
+            prop_assert_eq!(Some(&fast), cedar.as_ref().ok(), "{}", value);
+        }
+    }
+}

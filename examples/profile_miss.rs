@@ -1,0 +1,154 @@
+//! A fixed amount of decision work, for instruction counts that do not depend on what else
+//! the machine is doing (`valgrind --tool=callgrind` counts instructions, not seconds):
+//!
+//! ```sh
+//! cargo build --release --example profile_miss
+//! valgrind --tool=callgrind --toggle-collect='profile_miss::work' target/release/examples/profile_miss miss 200
+//! ```
+//!
+//! Modes, each on the 10-entity slice `benches/decide.rs` and `benches/http` send:
+//! - `miss N`: N questions, each with a new user, the other nine entities parsed before;
+//! - `cold N`: N questions with no entity cache (every entity parsed);
+//! - `batch N`: N batches of 100 questions sharing the slice (no entities of their own).
+//!
+//! Only the work from each body's bytes to its decision is counted: the instructions of one
+//! question (or batch) are the total divided by N. BENCHMARKS.md has the figures.
+
+use std::time::Duration;
+
+use gatehouse::decide::{Decider, Question, Verdict};
+use gatehouse::policy::{self, Sources};
+use serde_json::{Value, json};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn group(id: &str) -> Value {
+    json!({"uid": {"type": "Group", "id": id}, "attrs": {}, "parents": []})
+}
+
+/// The user (a shared editor of p1), p1 in acme, acme and seven groups.
+fn slice(user: &str) -> Vec<Value> {
+    let mut entities = vec![
+        json!({"uid": {"type": "User", "id": user}, "attrs": {"email": format!("{user}@example.com")},
+               "parents": [{"type": "Group", "id": "p1.editors"}, {"type": "Group", "id": "acme.members"},
+                           {"type": "Group", "id": "acme.viewers"}]}),
+        json!({"uid": {"type": "Project", "id": "p1"}, "parents": [], "attrs": {
+            "owner": {"type": "User", "id": "olga"}, "organization": {"type": "Organization", "id": "acme"},
+            "admins": {"type": "Group", "id": "p1.admins"}, "managers": {"type": "Group", "id": "p1.managers"},
+            "editors": {"type": "Group", "id": "p1.editors"}, "viewers": {"type": "Group", "id": "p1.viewers"},
+            "phase": "processing", "archived": false, "public": false,
+            "downloads_enabled": true, "editors_can_share": false}}),
+        json!({"uid": {"type": "Organization", "id": "acme"}, "parents": [], "attrs": {
+            "admins": {"type": "Group", "id": "acme.admins"}, "data_owners": {"type": "Group", "id": "acme.data_owners"},
+            "editors": {"type": "Group", "id": "acme.editors"}, "viewers": {"type": "Group", "id": "acme.viewers"},
+            "members": {"type": "Group", "id": "acme.members"}}}),
+    ];
+    for id in [
+        "p1.admins",
+        "p1.managers",
+        "p1.editors",
+        "p1.viewers",
+        "acme.admins",
+        "acme.members",
+        "acme.viewers",
+    ] {
+        entities.push(group(id));
+    }
+    entities
+}
+
+fn question(user: &str, with_entities: bool) -> Value {
+    let mut q = json!({
+        "principal": {"type": "User", "id": user},
+        "action": {"type": "Action", "id": "edit"},
+        "resource": {"type": "Project", "id": "p1"},
+        "context": {},
+    });
+    if with_entities {
+        q["entities"] = Value::Array(slice(user));
+    }
+    q
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "miss".into());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snapshot = policy::load(&Sources {
+        policies: root.join("policies"),
+        schema: root.join("schemas/project_sharing.cedarschema"),
+        entities: None,
+    })
+    .expect("the bundled set loads");
+    let ttl = Duration::from_secs(300);
+    // The questions are made before the work, as bytes, as a server receives them.
+    let bodies: Vec<Vec<u8>> = match mode.as_str() {
+        "batch" => (0..n)
+            .map(|b| {
+                // Vera asks to share p1 with 100 different people: distinct questions on one
+                // shared slice.
+                let requests: Vec<Value> = (0..100)
+                    .map(|i| {
+                        let mut q = question("vera", false);
+                        q["action"] = json!({"type": "Action", "id": "share"});
+                        q["context"] = json!({"role": "viewer", "target": {"type": "User", "id": format!("b{b}t{i}")}});
+                        q
+                    })
+                    .collect();
+                serde_json::to_vec(&json!({"entities": slice("vera"), "requests": requests}))
+                    .expect("json")
+            })
+            .collect(),
+        _ => (0..n)
+            .map(|i| serde_json::to_vec(&question(&format!("u{i}"), true)).expect("json"))
+            .collect(),
+    };
+    let decider = match mode.as_str() {
+        "cold" => Decider::new(1_000_000, 0, ttl),
+        _ => Decider::new(1_000_000, 1_000, ttl),
+    };
+    // Warm the entity cache with the nine entities every question shares.
+    let warm: Question = serde_json::from_value(question("warm", true)).expect("question");
+    decider.answer(&snapshot, &warm, None).expect("warm");
+    let allowed = work(&mode, &snapshot, &decider, &bodies);
+    // Every single question asks an editor to edit a live project (allowed); the batch's
+    // shares are denied (p1 does not let editors share).
+    println!("{mode} {n}: {allowed} allowed");
+}
+
+/// The measured work, alone in a function so that callgrind can count it alone
+/// (`--toggle-collect=profile_miss::work`): from the body's bytes to the decision.
+#[inline(never)]
+fn work(
+    mode: &str,
+    snapshot: &gatehouse::policy::Snapshot,
+    decider: &Decider,
+    bodies: &[Vec<u8>],
+) -> usize {
+    let mut allowed = 0usize;
+    for body in bodies {
+        if mode == "batch" {
+            #[derive(serde::Deserialize)]
+            struct Batch {
+                entities: Value,
+                requests: Vec<Value>,
+            }
+            let batch: Batch = serde_json::from_slice(body).expect("batch");
+            let shared = decider
+                .batch(snapshot, &batch.entities, &batch.requests)
+                .expect("shared entities");
+            for request in batch.requests {
+                let q: Question = serde_json::from_value(request).expect("question");
+                let answer = decider.answer(snapshot, &q, Some(&shared)).expect("answer");
+                allowed += usize::from(answer.decision.decision == Verdict::Allow);
+            }
+        } else {
+            let q: Question = serde_json::from_slice(body).expect("question");
+            let answer = decider.answer(snapshot, &q, None).expect("answer");
+            allowed += usize::from(answer.decision.decision == Verdict::Allow);
+        }
+    }
+    allowed
+}

@@ -159,11 +159,12 @@ fn canonical(buf: &mut Vec<u8>, value: &Value) {
         Value::Object(map) => {
             buf.push(b'{');
             buf.extend_from_slice(&(map.len() as u64).to_le_bytes());
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            for key in keys {
+            // Sorted entries, not sorted keys looked up again: a lookup hashes the key.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (key, value) in entries {
                 write_str(buf, key);
-                canonical(buf, &map[key]);
+                canonical(buf, value);
             }
         }
     }

@@ -601,3 +601,45 @@ proptest! {
         }
     }
 }
+
+/// Random JSON, objects nested.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i32>().prop_map(Value::from),
+        "[a-c]{0,2}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::vec(("[a-d]{1,2}", inner), 0..4)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+/// The same JSON with every object's keys in reverse order.
+fn reversed(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut pairs: Vec<(String, Value)> =
+                map.iter().map(|(k, v)| (k.clone(), reversed(v))).collect();
+            pairs.reverse();
+            Value::Object(pairs.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(reversed).collect()),
+        other => other.clone(),
+    }
+}
+
+proptest! {
+    /// The digest every cache key is made of: equal for equal JSON whatever the key order,
+    /// different for different JSON.
+    #[test]
+    fn the_canonical_digest_is_key_order_free_and_tells_values_apart(a in json_value(), b in json_value()) {
+        use gatehouse::decide::cache::digest;
+        prop_assert_eq!(digest(&a), digest(&reversed(&a)));
+        prop_assert_eq!(digest(&a) == digest(&b), a == b, "{} / {}", a, b);
+    }
+}

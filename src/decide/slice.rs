@@ -91,7 +91,11 @@ pub fn named_by_entities(reach: &Reach, items: &[Value]) -> Option<Vec<usize>> {
         {
             return None;
         }
-        uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
+        // Schema-checked entity data refers only to the types the schema lets it: when no
+        // store entity outside those every question reaches has one, there is nothing to find.
+        if reach.entities_can_name() {
+            uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
+        }
     }
     Some(named)
 }

@@ -231,6 +231,30 @@ impl ActionCatalog {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// The entity types an entity's data can refer to: the types of entity-typed attributes
+    /// (inside records and sets too) and the parent types, of every entity type. A request
+    /// entity, checked against the schema, names no uid of any other type.
+    pub fn referable_types(&self) -> std::collections::BTreeSet<&str> {
+        fn walk<'a>(ty: &'a AttrType, out: &mut std::collections::BTreeSet<&'a str>) {
+            match ty {
+                AttrType::Entity(name) => {
+                    out.insert(name);
+                }
+                AttrType::Set(element) => walk(element, out),
+                AttrType::Record(fields) => fields.values().for_each(|a| walk(&a.ty, out)),
+                _ => {}
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for attrs in self.entity_attrs.values() {
+            attrs.values().for_each(|a| walk(&a.ty, &mut out));
+        }
+        for parents in self.entity_parents.values() {
+            out.extend(parents.iter().map(String::as_str));
+        }
+        out
+    }
+
     /// The schema in Cedar's JSON form, every type reference fully qualified.
     pub fn schema_json(&self) -> &Value {
         &self.schema_json

@@ -70,7 +70,8 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
             };
             Ok(Snapshot {
                 index: super::PolicyIndex::build(&parsed.set, &schema, &catalog),
-                reach: super::Reach::build(&entities, stored_json.as_ref(), &parsed.set),
+                reach: super::Reach::build(&entities, stored_json.as_ref(), &parsed.set)
+                    .with_referable_types(&catalog.referable_types()),
                 policies: parsed.set,
                 stored_entities: stored_json
                     .as_ref()

@@ -29,6 +29,10 @@ pub struct Reach {
     always: Vec<bool>,
     /// The same nodes, as a list.
     always_list: Vec<usize>,
+    /// Whether a request entity can name a node that is not among `always`: false when
+    /// every such node's type is one no entity data can refer to (the schema's actions,
+    /// when nothing is stored), so that the walk of request entities finds nothing.
+    entities_can_name: bool,
 }
 
 #[derive(Debug)]
@@ -93,7 +97,23 @@ impl Reach {
                 literals.extend_from_slice(&reach.nodes[at].edges);
             }
         }
+        // Until `with_referable_types` says otherwise, request entities are walked.
+        reach.entities_can_name = true;
         reach
+    }
+
+    /// Records which entity types request entities can refer to (see
+    /// [`crate::policy::ActionCatalog::referable_types`]).
+    pub fn with_referable_types(mut self, referable: &std::collections::BTreeSet<&str>) -> Self {
+        self.entities_can_name = self.nodes.iter().enumerate().any(|(at, node)| {
+            !self.always[at] && referable.contains(node.uid.type_name().to_string().as_str())
+        });
+        self
+    }
+
+    /// Whether a request entity can name a store entity a question would not reach anyway.
+    pub fn entities_can_name(&self) -> bool {
+        self.entities_can_name
     }
 
     /// The node of the entity with this type and id.

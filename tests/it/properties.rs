@@ -643,3 +643,12 @@ proptest! {
         prop_assert_eq!(digest(&a) == digest(&b), a == b, "{} / {}", a, b);
     }
 }
+
+/// Without stored entities only the schema's actions are in the store, which no entity data
+/// can refer to: request entities are not walked. With stored organizations and groups, they
+/// are.
+#[test]
+fn request_entities_are_walked_only_when_they_can_name_a_stored_entity() {
+    assert!(!common::bundled().reach.entities_can_name());
+    assert!(with_stored(&decoys()).reach.entities_can_name());
+}

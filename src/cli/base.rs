@@ -12,6 +12,19 @@ use crate::policy::Sources;
 /// A failure: its message and the exit code.
 pub type Failure = (String, u8);
 
+/// The exit code of a command's outcome, printing a failure's message (when it has one).
+pub fn exit_with(outcome: Result<u8, Failure>) -> std::process::ExitCode {
+    match outcome {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err((message, code)) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
 /// The base set's arguments.
 #[derive(Debug, Args)]
 pub struct BaseArgs {

@@ -44,15 +44,7 @@ pub struct DiffArgs {
 /// Compares the sets; exits 0 when nothing flips (or every flip is accepted), 7 when a flip
 /// is not accepted, 3 when a set does not load, 1 when an input cannot be read.
 pub fn diff(args: &DiffArgs) -> ExitCode {
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err((message, code)) => {
-            if !message.is_empty() {
-                eprintln!("error: {message}");
-            }
-            ExitCode::from(code)
-        }
-    }
+    super::base::exit_with(run(args))
 }
 
 fn run(args: &DiffArgs) -> Result<u8, Failure> {

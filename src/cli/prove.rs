@@ -93,15 +93,7 @@ impl ProveReport {
 /// error, a property is refuted or vacuous, an action changed), 3 when a set does not load,
 /// 1 when the solver cannot run or a check cannot be carried out.
 pub fn prove(args: &ProveArgs) -> ExitCode {
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err((message, code)) => {
-            if !message.is_empty() {
-                eprintln!("error: {message}");
-            }
-            ExitCode::from(code)
-        }
-    }
+    super::base::exit_with(run(args))
 }
 
 fn run(args: &ProveArgs) -> Result<u8, Failure> {

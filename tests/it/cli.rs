@@ -353,15 +353,8 @@ fn test_watch_reruns_on_save_and_prints_what_changed() {
 #[test]
 fn diff_lists_what_a_change_flips_and_accepts_intended_flips() {
     let root = common::root();
-    let (dir, sources) = common::scratch_copy();
-    // The base: the set as it was, in a git repository of its own.
-    common::commit_all(dir.path());
-    let base = dir.path().join("base-policies");
-    std::fs::create_dir(&base).expect("mkdir");
-    for entry in std::fs::read_dir(&sources.policies).expect("read") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, base.join(path.file_name().expect("name"))).expect("copy");
-    }
+    // The base: the set as it was, in a git repository of its own and in a directory.
+    let (dir, sources, base) = common::scratch_with_bases();
     common::edit(
         &sources.policies.join("sharing.cedar"),
         "  resource.editors_can_share &&\n",

@@ -196,14 +196,7 @@ fn vacuous_and_malformed_properties_are_reported() {
 #[test]
 fn prove_base_shows_what_a_change_makes_more_permissive() {
     let root = common::root();
-    let (dir, sources) = common::scratch_copy();
-    common::commit_all(dir.path());
-    let base = dir.path().join("base-policies");
-    std::fs::create_dir(&base).expect("mkdir");
-    for entry in std::fs::read_dir(&sources.policies).expect("read") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, base.join(path.file_name().expect("name"))).expect("copy");
-    }
+    let (dir, sources, base) = common::scratch_with_bases();
     common::edit(
         &sources.policies.join("sharing.cedar"),
         "  resource.editors_can_share &&\n",

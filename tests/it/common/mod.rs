@@ -106,6 +106,20 @@ pub fn commit_all(dir: &Path) {
     }
 }
 
+/// A scratch copy committed as the git repository's `HEAD`, with a second copy of its
+/// policies in `base-policies/`: the two bases `--base` takes (a revision, a directory).
+pub fn scratch_with_bases() -> (tempfile::TempDir, Sources, PathBuf) {
+    let (dir, sources) = scratch_copy();
+    commit_all(dir.path());
+    let base = dir.path().join("base-policies");
+    std::fs::create_dir(&base).expect("mkdir");
+    for entry in std::fs::read_dir(&sources.policies).expect("read") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, base.join(path.file_name().expect("name"))).expect("copy");
+    }
+    (dir, sources, base)
+}
+
 /// Replaces `from` by `to` in `file`, asserting it was there.
 pub fn edit(file: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(file).expect("read");

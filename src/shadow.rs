@@ -402,9 +402,6 @@ impl Worker {
             entities,
             shared_entities,
         };
-        let written = serde_json::to_string(&line).is_ok_and(|text| log.write(text));
-        if !written {
-            self.metrics.decision_log_dropped.inc();
-        }
+        log.write_json(&line, &self.metrics.decision_log_dropped);
     }
 }

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use clap::Args;
 
-use super::exit;
-use crate::policy::Sources;
+use super::{exit, report_load_error};
+use crate::policy::{self, Snapshot, Sources};
 
 /// A failure: its message and the exit code.
 pub type Failure = (String, u8);
@@ -23,6 +23,14 @@ pub fn exit_with(outcome: Result<u8, Failure>) -> std::process::ExitCode {
             std::process::ExitCode::from(code)
         }
     }
+}
+
+/// Loads a set, printing its problems (exit 3) when it does not load.
+pub fn load(sources: &Sources) -> Result<Snapshot, Failure> {
+    policy::load(sources).map_err(|error| {
+        report_load_error(&error);
+        (String::new(), exit::INVALID)
+    })
 }
 
 /// The base set's arguments.

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::base::{BaseArgs, Failure};
+use super::base::{BaseArgs, Failure, load};
 use super::test::Format;
-use super::{PolicyArgs, exit, report_load_error};
+use super::{PolicyArgs, exit};
 use crate::decide::Question;
-use crate::policy::{self, Snapshot, Sources};
 use crate::testing::diff::{Accepted, DiffReport, diff as run_diff};
 use crate::testing::{self, FixtureCache};
 
@@ -84,13 +83,6 @@ fn run(args: &DiffArgs) -> Result<u8, Failure> {
         exit::OK
     } else {
         exit::FLIPPED
-    })
-}
-
-fn load(sources: &Sources) -> Result<Snapshot, Failure> {
-    policy::load(sources).map_err(|error| {
-        report_load_error(&error);
-        (String::new(), exit::INVALID)
     })
 }
 

@@ -9,9 +9,9 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::base::{BaseArgs, Failure};
-use super::{PolicyArgs, exit, report_load_error};
-use crate::policy::{self, Snapshot, Sources};
+use super::base::{BaseArgs, Failure, load};
+use super::{PolicyArgs, exit};
+use crate::policy::Sources;
 use crate::testing::prove::{
     ActionChange, Change, Counterexample, Holds, NeverErrors, PropertyResult, Prover,
 };
@@ -166,13 +166,6 @@ fn run(args: &ProveArgs) -> Result<u8, Failure> {
         exit::OK
     } else {
         exit::NOT_PROVEN
-    })
-}
-
-fn load(sources: &Sources) -> Result<Snapshot, Failure> {
-    policy::load(sources).map_err(|error| {
-        report_load_error(&error);
-        (String::new(), exit::INVALID)
     })
 }
 

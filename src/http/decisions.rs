@@ -150,10 +150,7 @@ impl AppState {
             entities,
             shared_entities,
         };
-        let written = serde_json::to_string(&line).is_ok_and(|text| log.write(text));
-        if !written {
-            self.metrics.decision_log_dropped.inc();
-        }
+        log.write_json(&line, &self.metrics.decision_log_dropped);
     }
 }
 

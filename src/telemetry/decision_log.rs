@@ -89,6 +89,19 @@ impl DecisionLog {
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
     }
+
+    /// Writes `line` as one JSON line, or counts it in `dropped` when it cannot be
+    /// written (the writer fell behind, or it does not serialize).
+    pub fn write_json(
+        &self,
+        line: &impl Serialize,
+        dropped: &prometheus_client::metrics::counter::Counter,
+    ) {
+        let written = serde_json::to_string(line).is_ok_and(|text| self.write(text));
+        if !written {
+            dropped.inc();
+        }
+    }
 }
 
 fn write_lines(rx: Receiver<String>, mut out: BufWriter<Box<dyn Write + Send>>) {

@@ -1,23 +1,9 @@
 //! The `gatehouse` binary as a user runs it: output and exit codes.
 
-use crate::common;
+use crate::common::{self, gatehouse, text};
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn gatehouse(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("GATEHOUSE_POLICIES")
-        .env_remove("GATEHOUSE_SCHEMA")
-        .output()
-        .expect("run gatehouse")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Command;
 
 #[test]
 fn validate_the_bundled_set_by_default() {
@@ -355,11 +341,7 @@ fn diff_lists_what_a_change_flips_and_accepts_intended_flips() {
     let root = common::root();
     // The base: the set as it was, in a git repository of its own and in a directory.
     let (dir, sources, base) = common::scratch_with_bases();
-    common::edit(
-        &sources.policies.join("sharing.cedar"),
-        "  resource.editors_can_share &&\n",
-        "  true &&\n",
-    );
+    common::demo_change(&sources);
     let suite = root.join("tests/policies/sharing.test.json");
     let diff = |base: &str, cwd: &Path, extra: &[&str]| {
         let mut args = vec![

@@ -5,12 +5,12 @@
 //! without it: a proof that is not run is not a pass.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use gatehouse::policy::{self, Snapshot, Sources};
 use gatehouse::testing::prove::{Holds, ProveError, Prover};
 
-use crate::common;
+use crate::common::{self, gatehouse, text};
 
 fn prover() -> Prover {
     Prover::start().unwrap_or_else(|e| {
@@ -32,20 +32,6 @@ fn bundled_properties() -> Snapshot {
         &common::root().join("tests/properties"),
         &common::bundled_sources().schema,
     )
-}
-
-fn gatehouse(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("GATEHOUSE_POLICIES")
-        .env_remove("GATEHOUSE_SCHEMA")
-        .output()
-        .expect("run gatehouse")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -197,11 +183,7 @@ fn vacuous_and_malformed_properties_are_reported() {
 fn prove_base_shows_what_a_change_makes_more_permissive() {
     let root = common::root();
     let (dir, sources, base) = common::scratch_with_bases();
-    common::edit(
-        &sources.policies.join("sharing.cedar"),
-        "  resource.editors_can_share &&\n",
-        "  true &&\n",
-    );
+    common::demo_change(&sources);
     let properties = root.join("tests/properties");
     let prove = |base: &str, cwd: &Path, extra: &[&str]| {
         let mut args = vec![

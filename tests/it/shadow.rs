@@ -20,11 +20,7 @@ use crate::common::server::{self, Options, TestServer, org_project, organization
 /// decisions, by another policy).
 fn candidate() -> (tempfile::TempDir, Sources) {
     let (dir, sources) = common::scratch_copy();
-    common::edit(
-        &sources.policies.join("sharing.cedar"),
-        "  resource.editors_can_share &&\n",
-        "  true &&\n",
-    );
+    common::demo_change(&sources);
     common::edit(
         &sources.policies.join("roles.cedar"),
         "@id(\"roles.viewer\")",
@@ -378,15 +374,18 @@ fn serve_refuses_an_invalid_candidate() {
         "resource.revoked",
         "resource.revokd",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--shadow-policies"])
-        .arg(&sources.policies)
-        .current_dir(common::root())
-        .env_remove("GATEHOUSE_POLICIES")
-        .env_remove("GATEHOUSE_SCHEMA")
-        .output()
-        .expect("run gatehouse");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let candidate = sources.policies.to_str().expect("utf-8");
+    let out = common::gatehouse(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shadow-policies",
+            candidate,
+        ],
+        &common::root(),
+    );
+    let stderr = common::text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("tokens.cedar:"), "{stderr}");
     assert!(stderr.contains("--shadow-policies"), "{stderr}");

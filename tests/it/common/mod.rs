@@ -120,6 +120,31 @@ pub fn scratch_with_bases() -> (tempfile::TempDir, Sources, PathBuf) {
     (dir, sources, base)
 }
 
+/// The README's demo change: editors share whether or not the project lets them.
+pub fn demo_change(sources: &Sources) {
+    edit(
+        &sources.policies.join("sharing.cedar"),
+        "  resource.editors_can_share &&\n",
+        "  true &&\n",
+    );
+}
+
+/// Runs the `gatehouse` binary in `cwd`, without the environment's policy settings.
+pub fn gatehouse(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GATEHOUSE_POLICIES")
+        .env_remove("GATEHOUSE_SCHEMA")
+        .output()
+        .expect("run gatehouse")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Replaces `from` by `to` in `file`, asserting it was there.
 pub fn edit(file: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(file).expect("read");

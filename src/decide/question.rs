@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use cedar_policy::{Entities, Entity, EntityUid};
+use cedar_policy::{Entities, Entity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
-use super::entities::{EntityCache, Layer, assemble};
+use super::entities::{EntityCache, Layer, StoreCache, assemble};
 use super::input::{InputError, Part, build_request, parse_action, parse_uid};
 use super::slice::{Slice, named_by_entities};
 use super::{Decision, decide};
@@ -63,8 +63,9 @@ pub struct BatchEntities {
     parsed: Vec<Entity>,
     /// The store entities the shared entities name, `None` when one replaces a store entity.
     named: Option<Vec<usize>>,
-    /// The store entities any question of the batch can reach, `None` as for `named`.
-    slice: Option<Vec<EntityUid>>,
+    /// The store entities any question of the batch can reach (store indices), `None` as
+    /// for `named`.
+    slice: Option<Vec<usize>>,
     /// Assembled once, for the questions that bring no entities of their own.
     alone: OnceLock<Result<Arc<Entities>, InputError>>,
 }
@@ -74,6 +75,7 @@ pub struct BatchEntities {
 pub struct Decider {
     cache: DecisionCache,
     entities: EntityCache,
+    stores: StoreCache,
     /// Distinct outcomes are few (a verdict and a set of policy ids): cached decisions share
     /// one allocation per outcome. A std mutex, taken only on a miss, never across `.await`.
     interned: Arc<Mutex<HashMap<Decision, Arc<Decision>>>>,
@@ -82,13 +84,19 @@ pub struct Decider {
 /// Most distinct outcomes interned; past that, decisions are simply not shared.
 const INTERNED: usize = 4096;
 
+/// Assembled stores hold this many entities (in all) per parsed entity cached: a project's
+/// store holds ten to twenty, and a store is kept per distinct project seen recently.
+const STORE_SLOTS_PER_ENTITY: u64 = 8;
+
 impl Decider {
-    /// A decider caching at most `decisions` decisions, each kept at most `ttl`, and at most
-    /// `entities` parsed entities.
+    /// A decider caching at most `decisions` decisions, each kept at most `ttl`, at most
+    /// `entities` parsed entities, and assembled stores of at most eight times as many
+    /// entities in all (see [`StoreCache`]).
     pub fn new(decisions: u64, entities: u64, ttl: Duration) -> Self {
         Self {
             cache: DecisionCache::new(decisions, ttl),
             entities: EntityCache::new(entities),
+            stores: StoreCache::new(entities.saturating_mul(STORE_SLOTS_PER_ENTITY)),
             interned: Arc::default(),
         }
     }
@@ -152,7 +160,7 @@ impl Decider {
                     }
                 }
             }
-            slice.finish().into_iter().cloned().collect()
+            slice.finish()
         });
         Ok(BatchEntities {
             set: set_digest(&layer.digests),
@@ -165,7 +173,8 @@ impl Decider {
 
     /// The entities a question sees: stored, then `batch`, then `own`. Of the store, only
     /// the slice that `roots` marks (with what `batch` and `own` name), or the whole store
-    /// when an entity of `batch` or `own` replaces a stored one.
+    /// when an entity of `batch` or `own` replaces a stored one. A store on a slice starts
+    /// from the one assembled before for the part of it seen before ([`StoreCache`]).
     pub fn entities(
         &self,
         snapshot: &Snapshot,
@@ -173,10 +182,6 @@ impl Decider {
         own: Option<&Layer<'_>>,
         roots: impl FnOnce(&mut Slice<'_>),
     ) -> Result<Arc<Entities>, InputError> {
-        let own_parsed = own
-            .map(|layer| self.entities.parse(snapshot, layer))
-            .transpose()?
-            .unwrap_or_default();
         let shared = batch.map_or(&[][..], |b| &b.parsed);
         let batch_named = match batch {
             Some(batch) => batch.named.as_deref(),
@@ -196,6 +201,19 @@ impl Decider {
             }
             _ => None,
         };
+        if let Some(slice) = &slice {
+            let shared = (batch.map(|b| &b.set), shared);
+            if let Some(store) = self
+                .stores
+                .assemble(snapshot, &self.entities, slice, shared, own)
+            {
+                return Ok(store);
+            }
+        }
+        let own_parsed = own
+            .map(|layer| self.entities.parse(snapshot, layer))
+            .transpose()?
+            .unwrap_or_default();
         assemble(snapshot, slice.as_deref(), shared, own_parsed).map(Arc::new)
     }
 
@@ -208,9 +226,7 @@ impl Decider {
         batch
             .alone
             .get_or_init(|| {
-                let slice: Option<Vec<&EntityUid>> =
-                    batch.slice.as_ref().map(|s| s.iter().collect());
-                assemble(snapshot, slice.as_deref(), &batch.parsed, Vec::new()).map(Arc::new)
+                assemble(snapshot, batch.slice.as_deref(), &batch.parsed, Vec::new()).map(Arc::new)
             })
             .clone()
     }

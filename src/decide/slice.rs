@@ -63,17 +63,18 @@ impl<'a> Slice<'a> {
         }
     }
 
-    /// The uids of every store entity reachable from what was marked, and of those every
-    /// question reaches.
-    pub fn finish(mut self) -> Vec<&'a EntityUid> {
+    /// The store indices of every entity reachable from what was marked, and of those every
+    /// question reaches, sorted (so that equal slices are equal vectors).
+    pub fn finish(mut self) -> Vec<usize> {
         let reach = self.reach;
-        let mut reached: Vec<&EntityUid> = reach.always().iter().map(|&at| reach.uid(at)).collect();
+        let mut reached: Vec<usize> = reach.always().to_vec();
         while let Some(at) = self.stack.pop() {
-            reached.push(reach.uid(at));
+            reached.push(at);
             for &next in reach.edges(at) {
                 self.mark(next);
             }
         }
+        reached.sort_unstable();
         reached
     }
 }

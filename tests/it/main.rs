@@ -20,6 +20,7 @@ mod serve_cli;
 mod server;
 mod shadow;
 mod sharing_app;
+mod stores;
 mod suite_format;
 mod suites_over_http;
 

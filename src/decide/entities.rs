@@ -13,7 +13,7 @@ use cedar_policy::{Entities, Entity, EntityUid};
 use serde_json::Value;
 
 use super::cache::{Key, digest_with};
-use super::input::{InputError, Part, innermost, parse_uid, with_format_hint};
+use super::input::{InputError, Part, innermost, parse_uid, plain_entity, with_format_hint};
 use crate::cedar_json::normalize_entity;
 use crate::policy::Snapshot;
 
@@ -128,6 +128,10 @@ impl EntityCache {
         }
         // Check the uid first, for an error that names the item.
         let uid = parse_uid(Part::Entities, &format!("{field}[{i}].uid"), &item["uid"])?;
+        if let Some(entity) = plain_entity(item, &uid, &snapshot.catalog) {
+            self.inner.insert(key, entity.clone());
+            return Ok(entity);
+        }
         // String uids and optional `attrs`/`parents`, as the suites take them.
         let item = normalize_entity(item, &snapshot.catalog).map_err(|m| {
             InputError::new(

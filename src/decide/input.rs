@@ -1,11 +1,11 @@
 //! JSON questions to Cedar requests, checked against the snapshot's schema. Every error
 //! names the offending field and value; nothing is guessed.
 
-use cedar_policy::{Context, EntityUid, Request, RestrictedExpression};
+use cedar_policy::{Context, Entity, EntityUid, Request, RestrictedExpression};
 use serde_json::Value;
 
 use crate::policy::Snapshot;
-use crate::policy::{ActionInfo, AttrType};
+use crate::policy::{ActionCatalog, ActionInfo, AttrType};
 
 use crate::cedar_json::uid_object;
 pub use crate::cedar_json::{InputError, Part, innermost, parse_uid, with_format_hint};
@@ -74,7 +74,7 @@ pub fn build_request(
             ),
         )
     };
-    let parsed = match plain_context(&context, info) {
+    let parsed = match plain_context(&context, info, &snapshot.catalog) {
         Some(parsed) => parsed,
         None => Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
             .map_err(|e| context_error(&e))?,
@@ -99,7 +99,11 @@ pub fn build_request(
 /// builds an error for every form that does not match: for an entity-typed key that costs
 /// more than evaluating the policies. `tests/it/properties.rs` checks the two give the same
 /// context, or both refuse it.
-pub fn plain_context(context: &Value, info: &ActionInfo) -> Option<Context> {
+pub fn plain_context(
+    context: &Value,
+    info: &ActionInfo,
+    catalog: &ActionCatalog,
+) -> Option<Context> {
     let Value::Object(map) = context else {
         return None;
     };
@@ -112,26 +116,99 @@ pub fn plain_context(context: &Value, info: &ActionInfo) -> Option<Context> {
     }
     let mut pairs = Vec::with_capacity(map.len());
     for (key, value) in map {
-        let expr = match (&info.context.get(key)?.ty, value) {
-            (AttrType::String, Value::String(s)) => RestrictedExpression::new_string(s.clone()),
-            (AttrType::Bool, &Value::Bool(b)) => RestrictedExpression::new_bool(b),
-            (AttrType::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
-            (AttrType::Entity(ty), Value::Object(object)) => {
-                let uid = match object.get("__entity") {
-                    Some(Value::Object(inner)) if object.len() == 1 => uid_object(inner)?,
-                    Some(_) => return None,
-                    None => uid_object(object)?,
-                };
-                if uid.type_name().to_string() != *ty {
-                    return None;
-                }
-                RestrictedExpression::new_entity_uid(uid)
-            }
-            _ => return None,
-        };
-        pairs.push((key.clone(), expr));
+        pairs.push((
+            key.clone(),
+            plain_value(catalog, &info.context.get(key)?.ty, value)?,
+        ));
     }
     Context::from_pairs(pairs).ok()
+}
+
+/// A plain value of a declared type, as a Cedar expression: a `String`, `Long` or `Bool`, or
+/// an entity uid (`{"type", "id"}` or `{"__entity": {"type", "id"}}`, exactly) of the
+/// declared entity type, which is a plain type (not an `enum`, whose ids are checked).
+/// Anything else is `None`.
+fn plain_value(
+    catalog: &ActionCatalog,
+    ty: &AttrType,
+    value: &Value,
+) -> Option<RestrictedExpression> {
+    Some(match (ty, value) {
+        (AttrType::String, Value::String(s)) => RestrictedExpression::new_string(s.clone()),
+        (AttrType::Bool, &Value::Bool(b)) => RestrictedExpression::new_bool(b),
+        (AttrType::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
+        (AttrType::Entity(ty), value) => {
+            let uid = plain_uid(value)?;
+            if uid.type_name().to_string() != *ty || !catalog.is_plain_type(ty) {
+                return None;
+            }
+            RestrictedExpression::new_entity_uid(uid)
+        }
+        _ => return None,
+    })
+}
+
+/// `{"type", "id"}` or `{"__entity": {"type", "id"}}`, exactly.
+fn plain_uid(value: &Value) -> Option<EntityUid> {
+    let Value::Object(object) = value else {
+        return None;
+    };
+    match object.get("__entity") {
+        Some(Value::Object(inner)) if object.len() == 1 => uid_object(inner),
+        Some(_) => None,
+        None => uid_object(object),
+    }
+}
+
+/// A request entity built directly when it is plain, as [`plain_context`] builds a context:
+/// its type declared with neither `enum` ids nor `tags`; only `uid`, `attrs` and `parents`;
+/// every attribute declared, every required one present, each a plain value of its declared
+/// type ([`plain_value`]); every parent a uid object of a type the schema lets it be in.
+/// That is every check Cedar's schema-based parser makes of such an entity, so a plain
+/// entity is the entity Cedar parses; anything else is `None`, and Cedar's parser decides
+/// it, with its messages. `tests/it/properties.rs` checks the two give the same entity, or
+/// that the plain path refuses it.
+pub fn plain_entity(item: &Value, uid: &EntityUid, catalog: &ActionCatalog) -> Option<Entity> {
+    let Value::Object(fields) = item else {
+        return None;
+    };
+    let entity_type = uid.type_name().to_string();
+    let declared = catalog.plain_entity_attrs(&entity_type)?;
+    let mut attrs = std::collections::HashMap::new();
+    let mut parents = std::collections::HashSet::new();
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("uid", _) => {}
+            ("attrs", Value::Object(values)) => {
+                if declared
+                    .iter()
+                    .any(|(name, attr)| attr.required && !values.contains_key(name))
+                {
+                    return None;
+                }
+                for (name, value) in values {
+                    let ty = &declared.get(name)?.ty;
+                    attrs.insert(name.clone(), plain_value(catalog, ty, value)?);
+                }
+            }
+            ("parents", Value::Array(items)) => {
+                let allowed = catalog.parent_types(&entity_type);
+                for parent in items {
+                    let parent = plain_uid(parent)?;
+                    let parent_type = parent.type_name().to_string();
+                    if !allowed.contains(&parent_type) || !catalog.is_plain_type(&parent_type) {
+                        return None;
+                    }
+                    parents.insert(parent);
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !fields.contains_key("attrs") && declared.values().any(|attr| attr.required) {
+        return None;
+    }
+    Entity::new(uid.clone(), attrs, parents).ok()
 }
 
 /// Refuses `uid` as the principal or resource of `action` unless its type is one of `types`.

@@ -81,6 +81,8 @@ pub struct ActionCatalog {
     actions: BTreeMap<String, ActionInfo>,
     entity_attrs: BTreeMap<String, BTreeMap<String, Attribute>>,
     entity_parents: BTreeMap<String, Vec<String>>,
+    /// The entity types declared with neither `enum` ids nor `tags`.
+    plain_types: std::collections::BTreeSet<String>,
     schema_json: Value,
 }
 
@@ -111,8 +113,12 @@ impl ActionCatalog {
 
         let mut entity_attrs = BTreeMap::new();
         let mut entity_parents = BTreeMap::new();
+        let mut plain_types = std::collections::BTreeSet::new();
         for (namespace, fragment) in fragments {
             for (name, decl) in object(fragment, "entityTypes") {
+                if decl.get("enum").is_none() && decl.get("tags").is_none() {
+                    plain_types.insert(qualified(namespace, name));
+                }
                 let attrs = match decl.get("shape") {
                     Some(shape) => types.record(shape)?,
                     None => BTreeMap::new(),
@@ -173,6 +179,7 @@ impl ActionCatalog {
             actions,
             entity_attrs,
             entity_parents,
+            plain_types,
             schema_json: json,
         })
     }
@@ -258,6 +265,21 @@ impl ActionCatalog {
     /// The schema in Cedar's JSON form, every type reference fully qualified.
     pub fn schema_json(&self) -> &Value {
         &self.schema_json
+    }
+
+    /// The attributes of `entity_type` when its entities are plain records: a declared type
+    /// with neither `enum` ids nor `tags`.
+    pub fn plain_entity_attrs(&self, entity_type: &str) -> Option<&BTreeMap<String, Attribute>> {
+        if !self.is_plain_type(entity_type) {
+            return None;
+        }
+        self.entity_attrs.get(entity_type)
+    }
+
+    /// Whether `entity_type` is declared with neither `enum` ids nor `tags`: any id names a
+    /// valid entity of it.
+    pub fn is_plain_type(&self, entity_type: &str) -> bool {
+        self.plain_types.contains(entity_type)
     }
 
     /// The declared type of attribute `attr` of entity type `entity_type` (fully qualified).

@@ -528,7 +528,7 @@ proptest! {
         } else {
             "Project::\"p\"".parse().expect("uid")
         };
-        if let Some(plain) = gatehouse::decide::input::plain_context(&context, info) {
+        if let Some(plain) = gatehouse::decide::input::plain_context(&context, info, &snapshot.catalog) {
             let cedar = cedar.unwrap_or_else(|e| panic!("plain took {context}, Cedar refuses it: {e}"));
             prop_assert_eq!(
                 plain.to_json_value().expect("json"),
@@ -560,7 +560,7 @@ fn the_usual_contexts_are_plain() {
         let uid: cedar_policy::EntityUid = format!("Action::\"{action}\"").parse().expect("uid");
         let info = snapshot.catalog.get(&uid).expect("action");
         assert!(
-            gatehouse::decide::input::plain_context(&context, info).is_some(),
+            gatehouse::decide::input::plain_context(&context, info, &snapshot.catalog).is_some(),
             "{action} {context}"
         );
     }
@@ -651,4 +651,203 @@ proptest! {
 fn request_entities_are_walked_only_when_they_can_name_a_stored_entity() {
     assert!(!common::bundled().reach.entities_can_name());
     assert!(with_stored(&decoys()).reach.entities_can_name());
+}
+
+/// A schema with every shape the plain-entity path must leave to Cedar: an `enum` type (whose
+/// ids Cedar checks), `tags`, records, sets and extension types, beside plain attributes.
+const SHAPES_SCHEMA: &str = r#"
+entity Color enum ["red", "blue"];
+entity Box;
+entity Tagged { n: Long } tags String;
+entity Thing in [Color, Box] {
+  n: Long,
+  s?: String,
+  b?: Bool,
+  owner?: Box,
+  color?: Color,
+  r?: { x: Long },
+  set?: Set<Long>,
+  when?: datetime,
+};
+action act appliesTo { principal: [Thing], resource: [Box] };
+"#;
+
+fn shapes_snapshot() -> gatehouse::policy::Snapshot {
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("policies/p.cedar"),
+            r#"@id("p") permit (principal, action, resource);"#,
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("s.cedarschema"), SHAPES_SCHEMA).expect("write");
+        gatehouse::policy::load(&gatehouse::policy::Sources {
+            policies: dir.path().join("policies"),
+            schema: dir.path().join("s.cedarschema"),
+            entities: None,
+        })
+        .expect("the shapes schema loads")
+    }
+}
+
+/// Entity JSON near the shapes of both schemas: right and wrong types, values and keys.
+fn entity_json() -> impl Strategy<Value = Value> {
+    let uid = prop::sample::select(vec![
+        json!({"type": "Thing", "id": "t"}),
+        json!({"type": "Thing", "id": "t2"}),
+        json!({"type": "Color", "id": "blue"}),
+        json!({"type": "Box", "id": "b"}),
+        json!({"type": "Color", "id": "red"}),
+        json!({"type": "Color", "id": "green"}),
+        json!({"type": "Tagged", "id": "x"}),
+        json!({"type": "User", "id": "u"}),
+        json!({"type": "Group", "id": "g"}),
+        json!({"type": "Project", "id": "p"}),
+        json!({"type": "Nowhere", "id": "n"}),
+        json!({"__entity": {"type": "Box", "id": "b2"}}),
+        json!({"type": "Box", "id": "b", "extra": 1}),
+    ]);
+    let value = prop_oneof![
+        Just(json!("text")),
+        Just(json!(7)),
+        Just(json!(-3)),
+        Just(json!(1.5)),
+        Just(json!(u64::MAX)),
+        Just(json!(true)),
+        Just(Value::Null),
+        Just(json!({"x": 1})),
+        Just(json!([1, 2])),
+        Just(json!({"type": "Box", "id": "b"})),
+        Just(json!({"type": "Box", "id": "b"})),
+        Just(json!({"__entity": {"type": "Box", "id": "b"}})),
+        Just(json!({"type": "Color", "id": "blue"})),
+        Just(json!({"type": "Color", "id": "blue"})),
+        Just(json!({"type": "Color", "id": "green"})),
+        Just(json!({"type": "Group", "id": "g"})),
+        Just(json!({"type": "User", "id": "u"})),
+        Just(json!({"__extn": {"fn": "datetime", "arg": "2026-01-01"}})),
+        Just(json!("2026-01-01")),
+    ];
+    let name = prop::sample::select(vec![
+        "n", "s", "b", "owner", "owner", "color", "color", "r", "set", "when", "email", "admins",
+        "members", "phase", "archived", "extra",
+    ]);
+    (
+        uid.clone(),
+        prop::option::of(prop::collection::btree_map(name, value, 0..5)),
+        prop::option::of(prop::collection::vec(uid, 0..3)),
+        prop::sample::select(vec![None, None, None, Some("tags"), Some("other")]),
+        any::<bool>(),
+    )
+        .prop_map(|(uid, attrs, parents, extra, with_n)| {
+            let mut entity = json!({"uid": uid});
+            if let Some(attrs) = attrs {
+                let mut attrs: serde_json::Map<String, Value> =
+                    attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                // Most things get their one required attribute right, so that the other
+                // attributes decide.
+                if with_n {
+                    attrs.insert("n".into(), json!(7));
+                }
+                entity["attrs"] = Value::Object(attrs);
+            }
+            if let Some(parents) = parents {
+                entity["parents"] = Value::Array(parents);
+            }
+            if let Some(key) = extra {
+                entity[key] = json!({});
+            }
+            entity
+        })
+}
+
+/// An entity as plain data: its JSON with parents sorted (they come in hash order).
+fn entity_data(entity: &cedar_policy::Entity) -> Value {
+    let mut json = entity.to_json_value().expect("json");
+    if let Some(Value::Array(parents)) = json.get_mut("parents") {
+        parents.sort_by_key(ToString::to_string);
+    }
+    json
+}
+
+/// The entity built directly from plain JSON (no Cedar JSON parser, no schema conformance
+/// pass) is the entity Cedar's schema-based parser gives, and one it does not take is left
+/// to Cedar; on both schemas, over right and wrong shapes. Both paths are taken often.
+#[test]
+fn a_plain_entity_is_the_entity_cedar_parses() {
+    use proptest::test_runner::{Config, TestRunner};
+    let snapshots = [common::bundled(), shapes_snapshot()];
+    let mut runner = TestRunner::new(Config::with_cases(4096));
+    let (mut plain, mut parsed) = (0, 0);
+    for _ in 0..4096 {
+        let item = entity_json().new_tree(&mut runner).expect("tree").current();
+        for snapshot in &snapshots {
+            let Ok(uid) = gatehouse::cedar_json::parse_uid(
+                gatehouse::decide::Part::Entities,
+                "uid",
+                &item["uid"],
+            ) else {
+                continue;
+            };
+            let cedar = gatehouse::cedar_json::normalize_entity(&item, &snapshot.catalog)
+                .map_err(|e| e.to_string())
+                .and_then(|normal| {
+                    cedar_policy::Entity::from_json_value(normal, Some(&snapshot.schema))
+                        .map_err(|e| e.to_string())
+                });
+            parsed += usize::from(cedar.is_ok());
+            if let Some(entity) =
+                gatehouse::decide::input::plain_entity(&item, &uid, &snapshot.catalog)
+            {
+                plain += 1;
+                let cedar =
+                    cedar.unwrap_or_else(|e| panic!("plain took {item}, Cedar refuses it: {e}"));
+                assert_eq!(entity_data(&entity), entity_data(&cedar), "{item}");
+            }
+        }
+    }
+    assert!(
+        plain > 300 && parsed > plain,
+        "plain {plain}, parsed by Cedar {parsed}"
+    );
+}
+
+/// Shapes the plain-entity path must refuse, each one Cedar refuses too; and the usual
+/// shapes, which it must take.
+#[test]
+fn the_plain_entity_path_refuses_what_cedar_refuses_and_takes_the_usual_shapes() {
+    let shapes = shapes_snapshot();
+    let bundled = common::bundled();
+    let parse = |snapshot: &gatehouse::policy::Snapshot, item: &Value| {
+        let uid = cedar_policy::EntityUid::from_json(item["uid"].clone()).expect("uid");
+        let plain = gatehouse::decide::input::plain_entity(item, &uid, &snapshot.catalog);
+        let cedar = cedar_policy::Entity::from_json_value(item.clone(), Some(&snapshot.schema));
+        (plain.is_some(), cedar.is_ok())
+    };
+    for wrong in [
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {"n": 7, "owner": {"type": "Color", "id": "red"}}, "parents": []}),
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {"n": 7, "color": {"type": "Color", "id": "green"}}, "parents": []}),
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {"n": 7}, "parents": [{"type": "Color", "id": "green"}]}),
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {"n": 7}, "parents": [{"type": "Thing", "id": "u"}]}),
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {}, "parents": []}),
+        json!({"uid": {"type": "Thing", "id": "t"}, "attrs": {"n": "7"}, "parents": []}),
+        json!({"uid": {"type": "Color", "id": "green"}, "attrs": {}, "parents": []}),
+    ] {
+        assert_eq!(parse(&shapes, &wrong), (false, false), "{wrong}");
+    }
+    let project = json!({"uid": {"type": "Project", "id": "p"}, "attrs": {
+        "owner": {"type": "User", "id": "o"}, "organization": {"type": "Organization", "id": "acme"},
+        "admins": {"type": "Group", "id": "a"}, "managers": {"type": "Group", "id": "m"},
+        "editors": {"type": "Group", "id": "e"}, "viewers": {"type": "Group", "id": "v"},
+        "phase": "planning", "archived": false, "public": false, "downloads_enabled": true,
+        "editors_can_share": true}, "parents": []});
+    for usual in [
+        json!({"uid": {"type": "User", "id": "u"}, "attrs": {}, "parents": [{"type": "Group", "id": "g"}]}),
+        json!({"uid": {"type": "User", "id": "u"}, "attrs": {"email": "u@example.com"}, "parents": []}),
+        json!({"uid": {"type": "Group", "id": "g"}, "attrs": {}, "parents": []}),
+        project,
+    ] {
+        assert_eq!(parse(&bundled, &usual), (true, true), "{usual}");
+    }
 }

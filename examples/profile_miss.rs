@@ -9,7 +9,11 @@
 //! Modes, each on the 10-entity slice `benches/decide.rs` and `benches/http` send:
 //! - `miss N`: N questions, each with a new user, the other nine entities parsed before;
 //! - `cold N`: N questions with no entity cache (every entity parsed);
-//! - `batch N`: N batches of 100 questions sharing the slice (no entities of their own).
+//! - `batch N`: N batches of 100 questions sharing the slice (no entities of their own);
+//! - `peers N FILE`: N bodies of a template file of the peers bench
+//!   (`../shared/bench-peers`, `gatehouse.tmpl`: one body a line, the user's id written
+//!   `@U@`), cycled with a new user id each time as its load does, after two uncounted
+//!   cycles that fill the caches as the load's first seconds do.
 //!
 //! Only the work from each body's bytes to its decision is counted: the instructions of one
 //! question (or batch) are the total divided by N. BENCHMARKS.md has the figures.
@@ -53,7 +57,21 @@ fn main() {
     .expect("the bundled set loads");
     let ttl = Duration::from_secs(300);
     // The questions are made before the work, as bytes, as a server receives them.
+    let templates: Vec<String> = match mode.as_str() {
+        "peers" => std::fs::read_to_string(args.next().expect("peers N FILE"))
+            .expect("the template file")
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
     let bodies: Vec<Vec<u8>> = match mode.as_str() {
+        "peers" => (0..n)
+            .map(|i| {
+                let body = &templates[i % templates.len()];
+                body.replace("@U@", &format!("u{i}")).into_bytes()
+            })
+            .collect(),
         "batch" => (0..n)
             .map(|b| {
                 // Vera asks to share p1 with 100 different people: distinct questions on one
@@ -81,6 +99,14 @@ fn main() {
     // Warm the entity cache with the nine entities every question shares.
     let warm: Question = serde_json::from_value(question("warm", true)).expect("question");
     decider.answer(&snapshot, &warm, None).expect("warm");
+    // Two cycles: the second sees every entity but the user's as the load will.
+    for user in ["warm-a", "warm-b"] {
+        for body in &templates {
+            let warm: Question =
+                serde_json::from_str(&body.replace("@U@", user)).expect("question");
+            decider.answer(&snapshot, &warm, None).expect("warm");
+        }
+    }
     let allowed = work(&mode, &snapshot, &decider, &bodies);
     // Every single question asks an editor to edit a live project (allowed); the batch's
     // shares are denied (p1 does not let editors share).

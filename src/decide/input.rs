@@ -163,7 +163,7 @@ fn plain_uid(value: &Value) -> Option<EntityUid> {
 /// A request entity built directly when it is plain, as [`plain_context`] builds a context:
 /// its type declared with neither `enum` ids nor `tags`; only `uid`, `attrs` and `parents`;
 /// every attribute declared, every required one present, each a plain value of its declared
-/// type ([`plain_value`]); every parent a uid object of a type the schema lets it be in.
+/// type (as for a context); every parent a uid object of a plain type the schema lets it be in.
 /// That is every check Cedar's schema-based parser makes of such an entity, so a plain
 /// entity is the entity Cedar parses; anything else is `None`, and Cedar's parser decides
 /// it, with its messages. `tests/it/properties.rs` checks the two give the same entity, or

@@ -51,6 +51,12 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
+    // Installed before the sidecar says where it listens, so that a signal any time after
+    // that line drains (see `shutdown_signal`).
+    let shutdown = {
+        let _runtime = runtime.enter();
+        shutdown_signal()
+    };
     let snapshot = app.store().current();
     tracing::info!(
         addr = %app.address().map_or_else(|_| config.listen.clone(), |a| a.to_string()),
@@ -69,7 +75,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             "shadow evaluation: every decision is also asked of the candidate set"
         );
     }
-    match runtime.block_on(app.run_until(shutdown_signal())) {
+    match runtime.block_on(app.run_until(shutdown)) {
         Ok(()) => {
             tracing::info!("gatehouse stopped");
             ExitCode::from(exit::OK)
@@ -82,27 +88,39 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// Resolves on SIGINT or SIGTERM. Both handlers are installed when this is called (inside
+/// the runtime), not when the future is first polled: a signal that arrives between the
+/// first accepted connection and that poll would otherwise meet the default action, and
+/// kill the process instead of draining it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = received(interrupt.as_mut()) => {}
+                () = received(terminate.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+        tracing::info!("shutting down: draining requests in flight");
     }
-    tracing::info!("shutting down: draining requests in flight");
 }

@@ -235,3 +235,21 @@ fn check_decides_through_the_server_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`--context` is not valid JSON"));
 }
+
+/// A SIGTERM at once after the sidecar says where it listens drains and exits 0: the
+/// handlers are installed before that line, not when the server first polls for a signal.
+#[test]
+fn a_signal_right_after_start_drains() {
+    for _ in 0..10 {
+        let mut child = gatehouse()
+            .args(["serve"])
+            .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        while !lines.next().expect("line").expect("line").contains("addr=") {}
+        signal(&child, "TERM");
+        assert_eq!(wait(&mut child), Some(0));
+    }
+}

@@ -130,7 +130,10 @@ fn bench(c: &mut Criterion) {
         .expect("request");
         let entities = parse_entities(
             &snapshot.schema,
-            &[("entities", q.entities.as_ref().expect("entities"))],
+            &[(
+                "entities",
+                &q.entities.as_ref().expect("entities").to_value(),
+            )],
         )
         .expect("entities");
         // A benchmark of a wrong answer measures nothing.
@@ -163,7 +166,7 @@ fn bench(c: &mut Criterion) {
     parse.bench_function("json body (10 entities)", |b| {
         b.iter(|| serde_json::from_slice::<Question>(black_box(&body)).expect("question"))
     });
-    let entities = editor.entities.clone().expect("entities");
+    let entities = editor.entities.as_ref().expect("entities").to_value();
     parse.bench_function("10 entities with the schema", |b| {
         b.iter(|| parse_entities(&snapshot.schema, &[("entities", &entities)]).expect("entities"))
     });

@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             action: json!(format!(r#"Action::"{action}""#)),
             resource: json!(resource),
             context: None,
-            entities: Some(entities.clone()),
+            entities: Some(entities.clone().into()),
             strict_entities: false,
         };
         let answer = decider.answer(&snapshot, &question, None)?;

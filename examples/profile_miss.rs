@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use gatehouse::decide::{Decider, Question, Verdict};
+use gatehouse::decide::{Decider, EntityList, Question, Verdict};
 use gatehouse::policy::{self, Sources};
 use serde_json::{Value, json};
 
@@ -127,7 +127,7 @@ fn work(
         if mode == "batch" {
             #[derive(serde::Deserialize)]
             struct Batch {
-                entities: Value,
+                entities: EntityList,
                 requests: Vec<Value>,
             }
             let batch: Batch = serde_json::from_slice(body).expect("batch");

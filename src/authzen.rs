@@ -327,7 +327,7 @@ impl Evaluation {
             action: Value::String(action.to_string()),
             resource: self.resource.uid_json(),
             context: self.context.clone(),
-            entities: (!entities.is_empty()).then_some(Value::Array(entities)),
+            entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
             strict_entities: false,
         };
         Ok((question, origins))

@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::decide::question::uid_text;
-use crate::decide::{Decider, Decision, Question, Verdict};
+use crate::decide::{Decider, Decision, EntityList, Question, Verdict};
 use crate::policy::{PolicyStore, Snapshot};
+use crate::telemetry::decision_log::Full;
 use crate::telemetry::{DecisionLog, Metrics};
 
 /// What the handler received, for the worker to ask again.
@@ -199,15 +200,15 @@ struct ShadowLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    entities: Option<&'a Value>,
+    entities: Option<&'a EntityList>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shared_entities: Option<&'a Value>,
+    shared_entities: Option<&'a EntityList>,
 }
 
 #[derive(Deserialize)]
 struct Batch {
     #[serde(default)]
-    entities: Option<Value>,
+    entities: Option<EntityList>,
     requests: Vec<Value>,
 }
 
@@ -261,7 +262,7 @@ impl Worker {
         };
         if let Some(memos) = key.and_then(|key| self.memo.get(&key)) {
             for memo in memos.iter().flatten() {
-                self.record(job, &candidate, memo, [None; 3]);
+                self.record(job, &candidate, memo, (None, None, None));
             }
             return;
         }
@@ -318,7 +319,7 @@ impl Worker {
         i: usize,
         question: &Question,
         shared: Option<Result<&crate::decide::question::BatchEntities, String>>,
-        shared_json: Option<&Value>,
+        shared_json: Option<&EntityList>,
     ) -> Option<Memo> {
         // A batch item the live set could not ask is not compared.
         let live = job.decisions.get(i)?.as_ref()?;
@@ -347,17 +348,17 @@ impl Worker {
             live: Arc::clone(live),
             candidate: answer.map(|a| a.decision),
         };
-        let full = [
+        let full = (
             question.context.as_ref(),
             question.entities.as_ref(),
             shared_json,
-        ];
+        );
         self.record(job, candidate, &memo, full);
         Some(memo)
     }
 
     /// Counts a comparison and writes the decision-log line of a difference.
-    fn record(&self, job: &Job, candidate: &Snapshot, memo: &Memo, full: [Option<&Value>; 3]) {
+    fn record(&self, job: &Job, candidate: &Snapshot, memo: &Memo, full: Full<'_>) {
         self.metrics.count_shadow(memo.comparison, &memo.action);
         if memo.comparison == Comparison::Agree {
             return;
@@ -383,7 +384,7 @@ impl Worker {
                 }
             }
         };
-        let [context, entities, shared_entities] = if log.full { full } else { [None; 3] };
+        let (context, entities, shared_entities) = if log.full { full } else { (None, None, None) };
         let line = ShadowLine {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             request_id: &job.request_id,

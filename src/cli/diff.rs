@@ -118,7 +118,7 @@ fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
                 action: field("action")?,
                 resource: field("resource")?,
                 context: line.get("context").filter(|c| c.is_object()).cloned(),
-                entities,
+                entities: entities.map(Into::into),
                 strict_entities: false,
             })
         })

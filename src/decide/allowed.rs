@@ -36,7 +36,7 @@ pub struct ActionsQuestion {
     /// Entities for this question, in Cedar's entity JSON.
     #[serde(default)]
     #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
-    pub entities: Option<Value>,
+    pub entities: Option<crate::decide::EntityList>,
     /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
     #[serde(default)]
     #[schema(value_type = Option<Vec<crate::http::body::UidDoc>>)]

@@ -2,18 +2,22 @@
 //!
 //! Parsing entity JSON against the schema costs more than evaluating the policies, and hosts
 //! send the same entities again and again (the project, its organization, its groups; often
-//! only the user is new). So each entity is digested canonically (the digest also feeds the
-//! decision-cache key), and parsed only the first time the live policy set sees that digest;
-//! later requests reuse the parsed, schema-checked entity.
+//! only the user is new). So each entity is digested from its bytes as they came (the
+//! digest also feeds the decision-cache key), and read and parsed only the first time the
+//! live policy set sees those bytes; later requests reuse the parsed, schema-checked entity
+//! and what it names in the store.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cedar_policy::{Entities, Entity, EntityUid};
+use cedar_policy::{Entities, Entity};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::cache::{Key, digest_with};
+use super::cache::Key;
 use super::input::{InputError, Part, innermost, parse_uid, plain_entity, with_format_hint};
+use super::raw::EntityList;
+use super::slice::named_by_entity;
 use crate::cedar_json::normalize_entity;
 use crate::policy::Snapshot;
 
@@ -21,39 +25,25 @@ use crate::policy::Snapshot;
 #[derive(Debug, Clone)]
 pub struct Layer<'a> {
     field: &'a str,
-    items: &'a [Value],
-    /// Each entity's canonical digest, in order.
+    items: &'a [Box<RawValue>],
+    /// Each entity's digest (blake3 of its bytes as they came), in order.
     pub digests: Vec<Key>,
 }
 
 impl<'a> Layer<'a> {
-    /// The entities' JSON.
-    pub fn items(&self) -> &'a [Value] {
-        self.items
-    }
-
-    /// Checks the shape (a list of objects, each with a `uid`) and digests each entity.
-    pub fn digest(field: &'a str, json: &'a Value) -> Result<Self, InputError> {
-        let Value::Array(items) = json else {
-            return Err(InputError::new(
+    /// Checks that `list` is a list and digests each entity.
+    pub fn digest(field: &'a str, list: &'a EntityList) -> Result<Self, InputError> {
+        let items = list.items().map_err(|json| {
+            InputError::new(
                 Part::Entities,
                 field,
                 format!("`{field}` must be a JSON array of entities, got `{json}`"),
-            ));
-        };
-        let mut buf = Vec::with_capacity(1024);
+            )
+        })?;
         let digests = items
             .iter()
-            .enumerate()
-            .map(|(i, item)| match item.get("uid") {
-                Some(_) => Ok(digest_with(&mut buf, item)),
-                None => Err(InputError::new(
-                    Part::Entities,
-                    format!("{field}[{i}]"),
-                    format!("`{field}[{i}]` has no `uid`"),
-                )),
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|raw| *blake3::hash(raw.get().as_bytes()).as_bytes())
+            .collect();
         Ok(Self {
             field,
             items,
@@ -62,10 +52,47 @@ impl<'a> Layer<'a> {
     }
 }
 
+/// A request entity, parsed against the schema, with what it names in the store.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The entity.
+    pub entity: Entity,
+    /// The store entities its data names (store indices, see [`super::slice`]), or `None`
+    /// when it has the uid of a store entity (it replaces that entity).
+    pub named: Option<Box<[usize]>>,
+}
+
+/// A layer's entities, parsed or found parsed, in order, each with whether the cache held
+/// it before.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The entities.
+    pub parsed: Vec<Arc<Parsed>>,
+    /// Whether each was parsed before this layer asked for it.
+    pub known: Vec<bool>,
+}
+
+impl Resolved {
+    /// The store entities the layer's entities name, or `None` when one replaces a store
+    /// entity (see [`Parsed::named`]).
+    pub fn named(&self) -> Option<Vec<usize>> {
+        let mut named = Vec::new();
+        for parsed in &self.parsed {
+            named.extend_from_slice(parsed.named.as_deref()?);
+        }
+        Some(named)
+    }
+
+    /// Copies of the entities, for a store.
+    pub fn entities(&self) -> Vec<Entity> {
+        self.parsed.iter().map(|p| p.entity.clone()).collect()
+    }
+}
+
 /// Parsed entities by policy version and entity digest.
 #[derive(Clone)]
 pub struct EntityCache {
-    inner: moka::sync::Cache<Key, Entity>,
+    inner: moka::sync::Cache<Key, Arc<Parsed>>,
 }
 
 impl std::fmt::Debug for EntityCache {
@@ -93,74 +120,77 @@ impl EntityCache {
         self.len() == 0
     }
 
-    /// Whether the entity with this digest is parsed already (for the live policy set).
-    pub fn contains(&self, snapshot: &Snapshot, digest: &Key) -> bool {
-        self.inner
-            .contains_key(&versioned(&snapshot.version, digest))
-    }
-
     /// Parses a layer against the snapshot's schema, reusing entities parsed before. The same
     /// uid twice in one layer is an error.
-    pub fn parse(&self, snapshot: &Snapshot, layer: &Layer<'_>) -> Result<Vec<Entity>, InputError> {
-        let mut seen = HashSet::with_capacity(layer.items.len());
-        let mut parsed = Vec::with_capacity(layer.items.len());
-        for i in 0..layer.items.len() {
-            let entity = self.entity(snapshot, layer, i)?;
-            if !seen.insert(entity.uid()) {
-                return Err(listed_twice(layer.field, i, &entity));
+    pub fn resolve(&self, snapshot: &Snapshot, layer: &Layer<'_>) -> Result<Resolved, InputError> {
+        let n = layer.items.len();
+        let mut resolved = Resolved {
+            parsed: Vec::with_capacity(n),
+            known: Vec::with_capacity(n),
+        };
+        let mut seen = HashSet::with_capacity(n);
+        for (i, raw) in layer.items.iter().enumerate() {
+            let key = versioned(&snapshot.version, &layer.digests[i]);
+            let (parsed, known) = match self.inner.get(&key) {
+                Some(parsed) => (parsed, true),
+                None => {
+                    let parsed = Arc::new(parse(snapshot, layer.field, i, raw)?);
+                    self.inner.insert(key, Arc::clone(&parsed));
+                    (parsed, false)
+                }
+            };
+            if !seen.insert(parsed.entity.uid()) {
+                return Err(InputError::new(
+                    Part::Entities,
+                    format!("{}[{i}]", layer.field),
+                    format!(
+                        "`{}` lists entity `{}` twice",
+                        layer.field,
+                        parsed.entity.uid()
+                    ),
+                ));
             }
-            parsed.push(entity);
+            resolved.parsed.push(parsed);
+            resolved.known.push(known);
         }
-        Ok(parsed)
-    }
-
-    /// Item `i` of `layer`, parsed (or as parsed before).
-    fn entity(
-        &self,
-        snapshot: &Snapshot,
-        layer: &Layer<'_>,
-        i: usize,
-    ) -> Result<Entity, InputError> {
-        let (field, item) = (layer.field, &layer.items[i]);
-        let key = versioned(&snapshot.version, &layer.digests[i]);
-        if let Some(entity) = self.inner.get(&key) {
-            return Ok(entity);
-        }
-        // Check the uid first, for an error that names the item.
-        let uid = parse_uid(Part::Entities, &format!("{field}[{i}].uid"), &item["uid"])?;
-        if let Some(entity) = plain_entity(item, &uid, &snapshot.catalog) {
-            self.inner.insert(key, entity.clone());
-            return Ok(entity);
-        }
-        // String uids and optional `attrs`/`parents`, as the suites take them.
-        let item = normalize_entity(item, &snapshot.catalog).map_err(|m| {
-            InputError::new(
-                Part::Entities,
-                format!("{field}[{i}]"),
-                format!("`{field}[{i}]` (`{uid}`): {m}"),
-            )
-        })?;
-        let entity = Entity::from_json_value(item, Some(&snapshot.schema)).map_err(|e| {
-            InputError::new(
-                Part::Entities,
-                format!("{field}[{i}]"),
-                format!(
-                    "`{field}[{i}]` (`{uid}`): {}",
-                    with_format_hint(innermost(&e))
-                ),
-            )
-        })?;
-        self.inner.insert(key, entity.clone());
-        Ok(entity)
+        Ok(resolved)
     }
 }
 
-fn listed_twice(field: &str, i: usize, entity: &Entity) -> InputError {
-    InputError::new(
-        Part::Entities,
-        format!("{field}[{i}]"),
-        format!("`{field}` lists entity `{}` twice", entity.uid()),
-    )
+/// Item `i` of the list in `field`, read and parsed against the snapshot's schema.
+fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<Parsed, InputError> {
+    let at = format!("{field}[{i}]");
+    let item: Value = serde_json::from_str(raw.get()).map_err(|e| {
+        InputError::new(
+            Part::Entities,
+            at.clone(),
+            format!("`{at}` cannot be read: {e}"),
+        )
+    })?;
+    let Some(uid) = item.get("uid") else {
+        return Err(InputError::new(
+            Part::Entities,
+            at.clone(),
+            format!("`{at}` has no `uid`"),
+        ));
+    };
+    let uid = parse_uid(Part::Entities, &format!("{at}.uid"), uid)?;
+    let named = named_by_entity(&snapshot.reach, &item).map(Vec::into_boxed_slice);
+    if let Some(entity) = plain_entity(&item, &uid, &snapshot.catalog) {
+        return Ok(Parsed { entity, named });
+    }
+    // String uids and optional `attrs`/`parents`, as the suites take them.
+    let item = normalize_entity(&item, &snapshot.catalog).map_err(|m| {
+        InputError::new(Part::Entities, at.clone(), format!("`{at}` (`{uid}`): {m}"))
+    })?;
+    let entity = Entity::from_json_value(item, Some(&snapshot.schema)).map_err(|e| {
+        InputError::new(
+            Part::Entities,
+            at.clone(),
+            format!("`{at}` (`{uid}`): {}", with_format_hint(innermost(&e))),
+        )
+    })?;
+    Ok(Parsed { entity, named })
 }
 
 fn versioned(version: &str, digest: &Key) -> Key {
@@ -216,18 +246,11 @@ pub fn assemble(
 /// the store of the part seen before (the slice, the batch's entities and the question's
 /// entities already parsed) is kept under a digest of exactly that, and only the new
 /// entities are added to a copy of it with Cedar's upsert, which repairs the closure for
-/// what they touch. `tests/it/properties.rs` checks that every store built this way is the
+/// what they touch. `tests/it/stores.rs` checks that every store built this way is the
 /// store assembled from scratch.
 #[derive(Clone)]
 pub struct StoreCache {
-    inner: moka::sync::Cache<Key, Arc<Known>>,
-}
-
-/// A store assembled from a slice, a batch's entities and request entities parsed before,
-/// with the uids of the latter (a new entity with one of them is the same uid listed twice).
-struct Known {
-    store: Arc<Entities>,
-    own: HashSet<EntityUid>,
+    inner: moka::sync::Cache<Key, Arc<Entities>>,
 }
 
 impl std::fmt::Debug for StoreCache {
@@ -242,74 +265,59 @@ impl StoreCache {
         Self {
             inner: moka::sync::Cache::builder()
                 .max_capacity(slots)
-                .weigher(|_, known: &Arc<Known>| {
-                    u32::try_from(known.store.len().max(1)).unwrap_or(u32::MAX)
+                .weigher(|_, store: &Arc<Entities>| {
+                    u32::try_from(store.len().max(1)).unwrap_or(u32::MAX)
                 })
                 .build(),
         }
     }
 
-    /// The store of a question on `slice` (sorted store indices) with a batch's `shared`
-    /// entities (digested as `shared_set`) and its `own`: the store of the part seen before,
-    /// from the cache or assembled and cached, with the new entities upserted into a copy.
-    /// `None` when the cache is off or anything is irregular (an entity that does not parse,
-    /// a uid listed twice, a store Cedar refuses): assembling from scratch reports it.
+    /// The store of a question on `slice` (sorted store indices) with a batch's entities
+    /// (`shared`: the digest of its set and the entities) and its `own` entities (digested,
+    /// resolved; their uids are distinct): the store of the part seen before, from the
+    /// cache or assembled and cached, with the new entities upserted into a copy. `None`
+    /// when the cache is off or Cedar refuses a store: assembling from scratch reports it.
     pub fn assemble(
         &self,
         snapshot: &Snapshot,
-        parsed: &EntityCache,
         slice: &[usize],
         shared: (Option<&Key>, &[Entity]),
-        own: Option<&Layer<'_>>,
+        own: Option<(&Layer<'_>, &Resolved)>,
     ) -> Option<Arc<Entities>> {
         if self.inner.policy().max_capacity() == Some(0) {
             return None;
         }
-        let digests = own.map_or(&[][..], |layer| &layer.digests[..]);
-        let (known, new): (Vec<usize>, Vec<usize>) =
-            (0..digests.len()).partition(|&i| parsed.contains(snapshot, &digests[i]));
+        let (digests, resolved) = match own {
+            Some((layer, resolved)) => (&layer.digests[..], &resolved.parsed[..]),
+            None => (&[][..], &[][..]),
+        };
+        let known = |i: &usize| own.is_some_and(|(_, r)| r.known[*i]);
         let key = known_key(
             snapshot,
             slice,
             shared.0,
-            known.iter().map(|&i| &digests[i]),
+            (0..digests.len()).filter(known).map(|i| &digests[i]),
         );
         let base = match self.inner.get(&key) {
             Some(base) => base,
             None => {
-                let mut uids = HashSet::with_capacity(known.len());
-                let mut entities = Vec::with_capacity(known.len());
-                for &i in &known {
-                    let entity = parsed.entity(snapshot, own?, i).ok()?;
-                    if !uids.insert(entity.uid()) {
-                        return None;
-                    }
-                    entities.push(entity);
-                }
-                let store = assemble(snapshot, Some(slice), shared.1, entities).ok()?;
-                let base = Arc::new(Known {
-                    store: Arc::new(store),
-                    own: uids,
-                });
+                let entities = (0..resolved.len())
+                    .filter(known)
+                    .map(|i| resolved[i].entity.clone());
+                let store = assemble(snapshot, Some(slice), shared.1, entities.collect()).ok()?;
+                let base = Arc::new(store);
                 self.inner.insert(key, Arc::clone(&base));
                 base
             }
         };
+        let new: Vec<Entity> = (0..resolved.len())
+            .filter(|i| !known(i))
+            .map(|i| resolved[i].entity.clone())
+            .collect();
         if new.is_empty() {
-            return Some(Arc::clone(&base.store));
+            return Some(base);
         }
-        let mut uids = HashSet::with_capacity(new.len());
-        let mut entities = Vec::with_capacity(new.len());
-        for &i in &new {
-            let entity = parsed.entity(snapshot, own?, i).ok()?;
-            if base.own.contains(&entity.uid()) || !uids.insert(entity.uid()) {
-                return None;
-            }
-            entities.push(entity);
-        }
-        let store = Entities::clone(&base.store)
-            .upsert_entities(entities, None)
-            .ok()?;
+        let store = Entities::clone(&base).upsert_entities(new, None).ok()?;
         Some(Arc::new(store))
     }
 }

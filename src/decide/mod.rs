@@ -11,6 +11,7 @@ pub mod cache;
 pub mod entities;
 pub mod input;
 pub mod question;
+pub mod raw;
 pub mod slice;
 
 use cedar_policy::{
@@ -22,6 +23,7 @@ use crate::policy::Snapshot;
 
 pub use input::{InputError, Part};
 pub use question::{Answer, BatchEntities, Decider, Question};
+pub use raw::EntityList;
 
 /// Allow or Deny.
 #[derive(

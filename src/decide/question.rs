@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, StoreCache, assemble};
 use super::input::{InputError, Part, build_request, parse_action, parse_uid};
-use super::slice::{Slice, named_by_entities};
+use super::raw::EntityList;
+use super::slice::Slice;
 use super::{Decision, decide};
 use crate::policy::Snapshot;
 
@@ -38,7 +39,7 @@ pub struct Question {
     /// Entities for this question only, in Cedar's entity JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
-    pub entities: Option<Value>,
+    pub entities: Option<EntityList>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
     /// or the deciding path reads (see [`crate::decide::Decision::missing`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -138,11 +139,12 @@ impl Decider {
     pub fn batch(
         &self,
         snapshot: &Snapshot,
-        json: &Value,
+        list: &EntityList,
         requests: &[Value],
     ) -> Result<BatchEntities, InputError> {
-        let layer = Layer::digest("entities", json)?;
-        let named = named_by_entities(&snapshot.reach, layer.items());
+        let layer = Layer::digest("entities", list)?;
+        let resolved = self.entities.resolve(snapshot, &layer)?;
+        let named = resolved.named();
         let slice = named.as_ref().map(|named| {
             let mut slice = Slice::new(&snapshot.reach);
             slice.marks(named);
@@ -164,7 +166,7 @@ impl Decider {
         });
         Ok(BatchEntities {
             set: set_digest(&layer.digests),
-            parsed: self.entities.parse(snapshot, &layer)?,
+            parsed: resolved.entities(),
             named,
             slice,
             alone: OnceLock::new(),
@@ -187,8 +189,12 @@ impl Decider {
             Some(batch) => batch.named.as_deref(),
             None => Some(&[][..]),
         };
+        let own = own
+            .map(|layer| Ok::<_, InputError>((layer, self.entities.resolve(snapshot, layer)?)))
+            .transpose()?;
+        let own = own.as_ref().map(|(layer, resolved)| (*layer, resolved));
         let own_named = match own {
-            Some(own) => named_by_entities(&snapshot.reach, own.items()),
+            Some((_, resolved)) => resolved.named(),
             None => Some(Vec::new()),
         };
         let slice = match (batch_named, own_named) {
@@ -203,18 +209,12 @@ impl Decider {
         };
         if let Some(slice) = &slice {
             let shared = (batch.map(|b| &b.set), shared);
-            if let Some(store) = self
-                .stores
-                .assemble(snapshot, &self.entities, slice, shared, own)
-            {
+            if let Some(store) = self.stores.assemble(snapshot, slice, shared, own) {
                 return Ok(store);
             }
         }
-        let own_parsed = own
-            .map(|layer| self.entities.parse(snapshot, layer))
-            .transpose()?
-            .unwrap_or_default();
-        assemble(snapshot, slice.as_deref(), shared, own_parsed).map(Arc::new)
+        let own = own.map_or_else(Vec::new, |(_, resolved)| resolved.entities());
+        assemble(snapshot, slice.as_deref(), shared, own).map(Arc::new)
     }
 
     /// The store of a batch's questions that bring no entities of their own: assembled once.

@@ -50,7 +50,7 @@ impl<'a> Slice<'a> {
         }
     }
 
-    /// Marks entities found by [`named_by_entities`].
+    /// Marks entities found by [`named_by_entity`].
     pub fn marks(&mut self, named: &[usize]) {
         for &at in named {
             self.mark(at);
@@ -79,24 +79,22 @@ impl<'a> Slice<'a> {
     }
 }
 
-/// The store entities that request entities `items` name, or `None` when one of them has
-/// the uid of a store entity (it replaces that entity, which a slice does not model: such a
-/// question is decided on the whole store).
-pub fn named_by_entities(reach: &Reach, items: &[Value]) -> Option<Vec<usize>> {
+/// The store entities that a request entity `item` names, or `None` when it has the uid of
+/// a store entity (it replaces that entity, which a slice does not model: such a question is
+/// decided on the whole store).
+pub fn named_by_entity(reach: &Reach, item: &Value) -> Option<Vec<usize>> {
+    if item
+        .get("uid")
+        .and_then(|uid| reach.index_of_json(uid))
+        .is_some()
+    {
+        return None;
+    }
     let mut named = Vec::new();
-    for item in items {
-        if item
-            .get("uid")
-            .and_then(|uid| reach.index_of_json(uid))
-            .is_some()
-        {
-            return None;
-        }
-        // Schema-checked entity data refers only to the types the schema lets it: when no
-        // store entity outside those every question reaches has one, there is nothing to find.
-        if reach.entities_can_name() {
-            uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
-        }
+    // Schema-checked entity data refers only to the types the schema lets it: when no store
+    // entity outside those every question reaches has one, there is nothing to find.
+    if reach.entities_can_name() {
+        uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
     }
     Some(named)
 }

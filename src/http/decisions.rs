@@ -21,11 +21,11 @@ use super::error::{ApiError, ErrorCode};
 use super::{AppState, HotAnswer};
 use crate::decide::allowed::{ActionsQuestion, allowed_actions as decide_actions};
 use crate::decide::question::uid_text;
-use crate::decide::{Decision, Question, Verdict};
+use crate::decide::{Decision, EntityList, Question, Verdict};
 use crate::plan::PlanQuestion;
 use crate::shadow::Input;
 use crate::telemetry::Source;
-use crate::telemetry::decision_log::DecisionLine;
+use crate::telemetry::decision_log::{DecisionLine, Full};
 
 /// Parses a JSON body into `T`, or a 400 saying what is wrong.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -41,13 +41,8 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
 }
 
 /// Refuses a request carrying more than `max` entities in `lists`.
-pub(super) fn check_entities(max: usize, lists: &[Option<&Value>]) -> Result<(), ApiError> {
-    let count: usize = lists
-        .iter()
-        .flatten()
-        .filter_map(|l| l.as_array())
-        .map(Vec::len)
-        .sum();
+pub(super) fn check_entities(max: usize, lists: &[Option<&EntityList>]) -> Result<(), ApiError> {
+    let count: usize = lists.iter().flatten().map(|l| l.len()).sum();
     if count > max {
         return Err(ApiError::new(
             ErrorCode::TooManyEntities,
@@ -89,7 +84,7 @@ pub(super) struct Record<'a> {
     cache_hit: Option<bool>,
     /// The question's context, own entities and a batch's shared entities, logged with
     /// `--decision-log-full`.
-    full: [Option<&'a Value>; 3],
+    full: Full<'a>,
 }
 
 impl<'a> Record<'a> {
@@ -99,7 +94,7 @@ impl<'a> Record<'a> {
         question: &'a Question,
         (decision, policy_version): (&'a Decision, &'a str),
         cache_hit: Option<bool>,
-        shared: Option<&'a Value>,
+        shared: Option<&'a EntityList>,
     ) -> Self {
         Self {
             source,
@@ -107,11 +102,11 @@ impl<'a> Record<'a> {
             decision,
             policy_version,
             cache_hit,
-            full: [
+            full: (
                 question.context.as_ref(),
                 question.entities.as_ref(),
                 shared,
-            ],
+            ),
         }
     }
 }
@@ -135,7 +130,11 @@ impl AppState {
                 &written_out
             }
         };
-        let [context, entities, shared_entities] = if log.full { record.full } else { [None; 3] };
+        let (context, entities, shared_entities) = if log.full {
+            record.full
+        } else {
+            (None, None, None)
+        };
         let line = DecisionLine {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             request_id,
@@ -190,7 +189,7 @@ pub async fn is_authorized(
             decision: &answer.decision,
             policy_version: &snapshot.version,
             cache_hit: Some(true),
-            full: [None; 3],
+            full: (None, None, None),
         };
         state.record(id, started, record);
         state.shadow(id, &snapshot, || {
@@ -246,7 +245,7 @@ fn json_response(body: Bytes) -> Response {
 #[serde(deny_unknown_fields)]
 struct Batch {
     #[serde(default)]
-    entities: Option<Value>,
+    entities: Option<EntityList>,
     requests: Vec<Value>,
     /// Every item strict (an item may also say so itself).
     #[serde(default)]

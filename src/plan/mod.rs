@@ -63,7 +63,7 @@ pub struct PlanQuestion {
     /// What is known, in Cedar's entity JSON: the principal's slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
-    pub entities: Option<Value>,
+    pub entities: Option<crate::decide::EntityList>,
 }
 
 /// What a plan says of every resource of the type.

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::decide::Decision;
+use crate::decide::{Decision, EntityList};
 
 /// One line of the decision log.
 #[derive(Debug, Serialize)]
@@ -39,11 +39,19 @@ pub struct DecisionLine<'a> {
     pub context: Option<&'a Value>,
     /// The question's own entities, with `--decision-log-full`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entities: Option<&'a Value>,
+    pub entities: Option<&'a EntityList>,
     /// A batch's shared entities, with `--decision-log-full`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shared_entities: Option<&'a Value>,
+    pub shared_entities: Option<&'a EntityList>,
 }
+
+/// What `--decision-log-full` adds to a line: the context, the question's own entities and
+/// a batch's shared entities.
+pub type Full<'a> = (
+    Option<&'a Value>,
+    Option<&'a EntityList>,
+    Option<&'a EntityList>,
+);
 
 /// How many decision-log lines may wait for the writer.
 pub const LOG_QUEUE: usize = 65_536;

@@ -313,7 +313,11 @@ fn ask(snapshot: &Snapshot, questions: &[Asked]) -> Vec<Result<Decision, String>
             // A struct of JSON values always serializes.
             .map(|&i| serde_json::to_value(&questions[i].question).unwrap_or_default())
             .collect();
-        let batch = decider.batch(snapshot, &Value::Array(set.to_vec()), &requests);
+        let batch = decider.batch(
+            snapshot,
+            &crate::decide::EntityList::from(Value::Array(set.to_vec())),
+            &requests,
+        );
         for &i in &members {
             answers[i] = Some(match &batch {
                 Ok(batch) => decider

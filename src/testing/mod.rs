@@ -49,7 +49,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::decide::input::{Part, build_request, parse_uid};
-use crate::decide::{Decider, Decision, InputError, Question, Verdict};
+use crate::decide::{Decider, Decision, EntityList, InputError, Question, Verdict};
 use crate::plan::{PlanQuestion, Planner};
 use crate::policy::Snapshot;
 
@@ -538,7 +538,7 @@ fn run_list(
         // A struct of JSON values always serializes.
         .map(|id| serde_json::to_value(question(id)).unwrap_or_default())
         .collect();
-    let batch = match decider.batch(snapshot, &entities, &requests) {
+    let batch = match decider.batch(snapshot, &EntityList::from(entities.clone()), &requests) {
         Ok(batch) => batch,
         Err(e) => {
             outcome.error = Some(e.message);
@@ -585,7 +585,7 @@ fn selected_by_plan(
         action: Value::String(list.action.clone()),
         resource_type: list.resource_type.clone(),
         context: Some(list.context.clone()),
-        entities: Some(entities.clone()),
+        entities: Some(EntityList::from(entities.clone())),
     };
     let (plan, _) = Planner::new(0, std::time::Duration::ZERO)
         .plan(decider, snapshot, &question)
@@ -657,7 +657,11 @@ pub fn answer_cases(
             // A struct of JSON values always serializes.
             .map(|q| serde_json::to_value(q).unwrap_or_default())
             .collect();
-        let batch = decider.batch(snapshot, &Value::Array(entities.to_vec()), &requests);
+        let batch = decider.batch(
+            snapshot,
+            &EntityList::from(Value::Array(entities.to_vec())),
+            &requests,
+        );
         for (&i, question) in members.iter().zip(&questions) {
             let answer = match &batch {
                 Ok(batch) => decider

@@ -5,6 +5,7 @@ mod authzen;
 mod cli;
 mod common;
 mod decide;
+mod entity_lists;
 mod hardening;
 mod loader;
 mod namespaces;

@@ -30,7 +30,7 @@ pub(crate) fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: 
         action: json!({"type": "Action", "id": action}),
         resource_type: rtype.to_string(),
         context: Some(context.clone()),
-        entities: Some(w.known_json()),
+        entities: Some(w.known_json().into()),
     };
     let (plan, _) = Planner::new(0, Duration::ZERO)
         .plan(&Decider::uncached(), snapshot(), &question)
@@ -55,7 +55,7 @@ pub(crate) fn allowed_one_by_one(
                 action: json!({"type": "Action", "id": action}),
                 resource: json!({"type": rtype, "id": id}),
                 context: Some(context.clone()),
-                entities: Some(entities.clone()),
+                entities: Some(entities.clone().into()),
                 strict_entities: false,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question)
@@ -400,7 +400,7 @@ proptest! {
                 action: json!({"type": "Action", "id": action}),
                 resource: json!({"type": "Project", "id": id}),
                 context: Some(context.clone()),
-                entities: Some(w.all_json()),
+                entities: Some(w.all_json().into()),
                 strict_entities: false,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question).expect("valid");

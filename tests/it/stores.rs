@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cedar_policy::{Entities, EntityUid};
-use gatehouse::decide::Decider;
 use gatehouse::decide::entities::Layer;
+use gatehouse::decide::{Decider, EntityList};
 use gatehouse::policy::{self, Snapshot, Sources};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -152,10 +152,15 @@ fn contents(store: &Entities) -> BTreeMap<String, (Value, BTreeSet<String>)> {
 fn store_of(decider: &Decider, snapshot: &Snapshot, q: &Value, shared: Option<&Value>) -> Entities {
     let batch = shared.map(|shared| {
         decider
-            .batch(snapshot, shared, std::slice::from_ref(q))
+            .batch(
+                snapshot,
+                &EntityList::from(shared.clone()),
+                std::slice::from_ref(q),
+            )
             .expect("a valid batch")
     });
-    let layer = Layer::digest("entities", &q["entities"]).expect("digest");
+    let own = EntityList::from(q["entities"].clone());
+    let layer = Layer::digest("entities", &own).expect("digest");
     let store = decider
         .entities(snapshot, batch.as_ref(), Some(&layer), |slice| {
             slice.json(&q["principal"]);
@@ -250,7 +255,8 @@ fn a_uid_listed_twice_is_refused_when_one_was_seen_before() {
     let principal = json!({"type": "User", "id": "u0"});
     let ask = |sent: Vec<Value>| {
         let q = json!({"principal": principal, "resource": group(0), "entities": sent});
-        let layer = Layer::digest("entities", &q["entities"]).expect("digest");
+        let own = EntityList::from(q["entities"].clone());
+        let layer = Layer::digest("entities", &own).expect("digest");
         decider
             .entities(&snapshot, None, Some(&layer), |slice| {
                 slice.json(&q["principal"]);

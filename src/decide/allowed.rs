@@ -165,7 +165,7 @@ pub fn allowed_actions(
     let own = question
         .entities
         .as_ref()
-        .map(|json| Layer::digest("entities", json))
+        .map(|list| Layer::digest(&snapshot.version, "entities", list))
         .transpose()?;
     let entities = decider.entities(snapshot, None, own.as_ref(), |slice| {
         slice.uid(&principal);

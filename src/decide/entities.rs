@@ -26,13 +26,15 @@ use crate::policy::Snapshot;
 pub struct Layer<'a> {
     field: &'a str,
     items: &'a [Box<RawValue>],
-    /// Each entity's digest (blake3 of its bytes as they came), in order.
+    /// Each entity's digest under the policy version it is asked of (blake3 of its bytes as
+    /// they came, keyed by the version's digest), in order.
     pub digests: Vec<Key>,
 }
 
 impl<'a> Layer<'a> {
-    /// Checks that `list` is a list and digests each entity.
-    pub fn digest(field: &'a str, list: &'a EntityList) -> Result<Self, InputError> {
+    /// Checks that `list` is a list and digests each entity for the policy set with this
+    /// `version`: an entity parsed under one set is never taken for one parsed under another.
+    pub fn digest(version: &str, field: &'a str, list: &'a EntityList) -> Result<Self, InputError> {
         let items = list.items().map_err(|json| {
             InputError::new(
                 Part::Entities,
@@ -40,9 +42,10 @@ impl<'a> Layer<'a> {
                 format!("`{field}` must be a JSON array of entities, got `{json}`"),
             )
         })?;
+        let version = blake3::hash(version.as_bytes());
         let digests = items
             .iter()
-            .map(|raw| *blake3::hash(raw.get().as_bytes()).as_bytes())
+            .map(|raw| *blake3::keyed_hash(version.as_bytes(), raw.get().as_bytes()).as_bytes())
             .collect();
         Ok(Self {
             field,
@@ -89,7 +92,8 @@ impl Resolved {
     }
 }
 
-/// Parsed entities by policy version and entity digest.
+/// Parsed entities by entity digest (which is bound to the policy version, see
+/// [`Layer::digests`]).
 #[derive(Clone)]
 pub struct EntityCache {
     inner: moka::sync::Cache<Key, Arc<Parsed>>,
@@ -130,7 +134,7 @@ impl EntityCache {
         };
         let mut seen = HashSet::with_capacity(n);
         for (i, raw) in layer.items.iter().enumerate() {
-            let key = versioned(&snapshot.version, &layer.digests[i]);
+            let key = layer.digests[i];
             let (parsed, known) = match self.inner.get(&key) {
                 Some(parsed) => (parsed, true),
                 None => {
@@ -191,13 +195,6 @@ fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<P
         )
     })?;
     Ok(Parsed { entity, named })
-}
-
-fn versioned(version: &str, digest: &Key) -> Key {
-    let mut h = blake3::Hasher::new();
-    h.update(version.as_bytes());
-    h.update(digest);
-    *h.finalize().as_bytes()
 }
 
 /// The store a question is decided on: the snapshot's stored entities (and the schema's

@@ -142,7 +142,7 @@ impl Decider {
         list: &EntityList,
         requests: &[Value],
     ) -> Result<BatchEntities, InputError> {
-        let layer = Layer::digest("entities", list)?;
+        let layer = Layer::digest(&snapshot.version, "entities", list)?;
         let resolved = self.entities.resolve(snapshot, &layer)?;
         let named = resolved.named();
         let slice = named.as_ref().map(|named| {
@@ -241,7 +241,7 @@ impl Decider {
         let own = question
             .entities
             .as_ref()
-            .map(|json| Layer::digest("entities", json))
+            .map(|list| Layer::digest(&snapshot.version, "entities", list))
             .transpose()?;
         let own_set = own.as_ref().map(|layer| set_digest(&layer.digests));
         let key = KeyBuilder::new(&snapshot.version)

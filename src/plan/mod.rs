@@ -138,7 +138,7 @@ impl Planner {
         let own = question
             .entities
             .as_ref()
-            .map(|json| Layer::digest("entities", json))
+            .map(|list| Layer::digest(&snapshot.version, "entities", list))
             .transpose()?;
         let key = KeyBuilder::new(&snapshot.version)
             .value(&json!("plan"))

@@ -160,7 +160,7 @@ fn store_of(decider: &Decider, snapshot: &Snapshot, q: &Value, shared: Option<&V
             .expect("a valid batch")
     });
     let own = EntityList::from(q["entities"].clone());
-    let layer = Layer::digest("entities", &own).expect("digest");
+    let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
     let store = decider
         .entities(snapshot, batch.as_ref(), Some(&layer), |slice| {
             slice.json(&q["principal"]);
@@ -256,7 +256,7 @@ fn a_uid_listed_twice_is_refused_when_one_was_seen_before() {
     let ask = |sent: Vec<Value>| {
         let q = json!({"principal": principal, "resource": group(0), "entities": sent});
         let own = EntityList::from(q["entities"].clone());
-        let layer = Layer::digest("entities", &own).expect("digest");
+        let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
         decider
             .entities(&snapshot, None, Some(&layer), |slice| {
                 slice.json(&q["principal"]);

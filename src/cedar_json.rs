@@ -211,17 +211,25 @@ pub fn uid_shapes(json: &Value, found: &mut dyn FnMut(&str, &str)) {
                 uid_shapes(item, found);
             }
         }
-        Value::String(text) if text.contains("::") => match plain_uid(text) {
-            // `Type::"id"` without escapes, the common form: read without Cedar's parser,
-            // which costs microseconds per string (a batch walks three per question).
-            Some((ty, id)) => found(ty, id),
-            None => {
-                if let Some(uid) = flexible_uid(text) {
-                    found(&uid.type_name().to_string(), uid.id().unescaped());
-                }
-            }
-        },
+        Value::String(text) => text_uid_shape(text, found),
         _ => {}
+    }
+}
+
+/// What [`uid_shapes`] finds in a JSON string: the uid it reads as, if any.
+pub fn text_uid_shape(text: &str, found: &mut dyn FnMut(&str, &str)) {
+    if !text.contains("::") {
+        return;
+    }
+    match plain_uid(text) {
+        // `Type::"id"` without escapes, the common form: read without Cedar's parser, which
+        // costs microseconds per string (a batch walks three per question).
+        Some((ty, id)) => found(ty, id),
+        None => {
+            if let Some(uid) = flexible_uid(text) {
+                found(&uid.type_name().to_string(), uid.id().unescaped());
+            }
+        }
     }
 }
 

@@ -15,9 +15,11 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::cache::Key;
-use super::input::{InputError, Part, innermost, parse_uid, plain_entity, with_format_hint};
-use super::raw::EntityList;
-use super::slice::named_by_entity;
+use super::input::{
+    InputError, Part, innermost, parse_uid, plain_entity, plain_entity_of, with_format_hint,
+};
+use super::raw::{EntityList, PlainText};
+use super::slice::{named_by_entity, named_by_plain};
 use crate::cedar_json::normalize_entity;
 use crate::policy::Snapshot;
 
@@ -161,16 +163,39 @@ impl EntityCache {
     }
 }
 
-/// Item `i` of the list in `field`, read and parsed against the snapshot's schema.
+/// Item `i` of the list in `field`, read and parsed against the snapshot's schema: straight
+/// from its text when it is plain ([`plain_from_text`]), through a tree otherwise
+/// ([`parse_tree`]).
 fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<Parsed, InputError> {
-    let at = format!("{field}[{i}]");
+    if let Some(parsed) = plain_from_text(snapshot, raw.get()) {
+        return Ok(parsed);
+    }
     let item: Value = serde_json::from_str(raw.get()).map_err(|e| {
-        InputError::new(
-            Part::Entities,
-            at.clone(),
-            format!("`{at}` cannot be read: {e}"),
-        )
+        let at = format!("{field}[{i}]");
+        InputError::new(Part::Entities, &at, format!("`{at}` cannot be read: {e}"))
     })?;
+    parse_tree(snapshot, field, i, &item)
+}
+
+/// A request entity in the plain shape (see [`plain_entity_of`]) read and built from its
+/// text, with no tree, with what it names in the store; `None` for anything else. Public so
+/// that tests can hold it to [`parse_tree`].
+pub fn plain_from_text(snapshot: &Snapshot, text: &str) -> Option<Parsed> {
+    let plain = PlainText::read(text)?;
+    let uid = plain.uid.as_ref()?.to_uid()?;
+    let entity = plain_entity_of(&plain, &uid, &snapshot.catalog)?;
+    let named = named_by_plain(&snapshot.reach, &plain).map(Vec::into_boxed_slice);
+    Some(Parsed { entity, named })
+}
+
+/// Item `i` of the list in `field`, from its tree, parsed against the snapshot's schema.
+pub fn parse_tree(
+    snapshot: &Snapshot,
+    field: &str,
+    i: usize,
+    item: &Value,
+) -> Result<Parsed, InputError> {
+    let at = format!("{field}[{i}]");
     let Some(uid) = item.get("uid") else {
         return Err(InputError::new(
             Part::Entities,
@@ -179,12 +204,12 @@ fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<P
         ));
     };
     let uid = parse_uid(Part::Entities, &format!("{at}.uid"), uid)?;
-    let named = named_by_entity(&snapshot.reach, &item).map(Vec::into_boxed_slice);
-    if let Some(entity) = plain_entity(&item, &uid, &snapshot.catalog) {
+    let named = named_by_entity(&snapshot.reach, item).map(Vec::into_boxed_slice);
+    if let Some(entity) = plain_entity(item, &uid, &snapshot.catalog) {
         return Ok(Parsed { entity, named });
     }
     // String uids and optional `attrs`/`parents`, as the suites take them.
-    let item = normalize_entity(&item, &snapshot.catalog).map_err(|m| {
+    let item = normalize_entity(item, &snapshot.catalog).map_err(|m| {
         InputError::new(Part::Entities, at.clone(), format!("`{at}` (`{uid}`): {m}"))
     })?;
     let entity = Entity::from_json_value(item, Some(&snapshot.schema)).map_err(|e| {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::policy::Snapshot;
 use crate::policy::{ActionCatalog, ActionInfo, AttrType};
 
-use crate::cedar_json::uid_object;
+use super::raw::{PlainText, Scalar};
 pub use crate::cedar_json::{InputError, Part, innermost, parse_uid, with_format_hint};
 
 /// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
@@ -133,12 +133,21 @@ fn plain_value(
     ty: &AttrType,
     value: &Value,
 ) -> Option<RestrictedExpression> {
+    plain_scalar(catalog, ty, &serde::Deserialize::deserialize(value).ok()?)
+}
+
+/// [`plain_value`], of a value read as a [`Scalar`].
+fn plain_scalar(
+    catalog: &ActionCatalog,
+    ty: &AttrType,
+    value: &Scalar<'_>,
+) -> Option<RestrictedExpression> {
     Some(match (ty, value) {
-        (AttrType::String, Value::String(s)) => RestrictedExpression::new_string(s.clone()),
-        (AttrType::Bool, &Value::Bool(b)) => RestrictedExpression::new_bool(b),
-        (AttrType::Long, Value::Number(n)) => RestrictedExpression::new_long(n.as_i64()?),
-        (AttrType::Entity(ty), value) => {
-            let uid = plain_uid(value)?;
+        (AttrType::String, Scalar::Str(s)) => RestrictedExpression::new_string(s.to_string()),
+        (AttrType::Bool, &Scalar::Bool(b)) => RestrictedExpression::new_bool(b),
+        (AttrType::Long, &Scalar::Long(n)) => RestrictedExpression::new_long(n),
+        (AttrType::Entity(ty), Scalar::Uid(uid)) => {
+            let uid = uid.to_uid()?;
             if uid.type_name().to_string() != *ty || !catalog.is_plain_type(ty) {
                 return None;
             }
@@ -146,18 +155,6 @@ fn plain_value(
         }
         _ => return None,
     })
-}
-
-/// `{"type", "id"}` or `{"__entity": {"type", "id"}}`, exactly.
-fn plain_uid(value: &Value) -> Option<EntityUid> {
-    let Value::Object(object) = value else {
-        return None;
-    };
-    match object.get("__entity") {
-        Some(Value::Object(inner)) if object.len() == 1 => uid_object(inner),
-        Some(_) => None,
-        None => uid_object(object),
-    }
 }
 
 /// A request entity built directly when it is plain, as [`plain_context`] builds a context:
@@ -169,44 +166,47 @@ fn plain_uid(value: &Value) -> Option<EntityUid> {
 /// it, with its messages. `tests/it/properties.rs` checks the two give the same entity, or
 /// that the plain path refuses it.
 pub fn plain_entity(item: &Value, uid: &EntityUid, catalog: &ActionCatalog) -> Option<Entity> {
-    let Value::Object(fields) = item else {
-        return None;
-    };
+    plain_entity_of(&PlainText::of(item)?, uid, catalog)
+}
+
+/// [`plain_entity`], of an entity read as [`PlainText`] (from its text or from a tree); `uid`
+/// is its uid.
+pub fn plain_entity_of(
+    plain: &PlainText<'_>,
+    uid: &EntityUid,
+    catalog: &ActionCatalog,
+) -> Option<Entity> {
     let entity_type = uid.type_name().to_string();
     let declared = catalog.plain_entity_attrs(&entity_type)?;
     let mut attrs = std::collections::HashMap::new();
-    let mut parents = std::collections::HashSet::new();
-    for (key, value) in fields {
-        match (key.as_str(), value) {
-            ("uid", _) => {}
-            ("attrs", Value::Object(values)) => {
-                if declared
-                    .iter()
-                    .any(|(name, attr)| attr.required && !values.contains_key(name))
-                {
-                    return None;
-                }
-                for (name, value) in values {
-                    let ty = &declared.get(name)?.ty;
-                    attrs.insert(name.clone(), plain_value(catalog, ty, value)?);
-                }
+    match &plain.attrs {
+        None if declared.values().any(|attr| attr.required) => return None,
+        None => {}
+        Some(values) => {
+            let present = |name: &str| values.iter().any(|(n, _)| n == name);
+            if declared
+                .iter()
+                .any(|(name, attr)| attr.required && !present(name))
+            {
+                return None;
             }
-            ("parents", Value::Array(items)) => {
-                let allowed = catalog.parent_types(&entity_type);
-                for parent in items {
-                    let parent = plain_uid(parent)?;
-                    let parent_type = parent.type_name().to_string();
-                    if !allowed.contains(&parent_type) || !catalog.is_plain_type(&parent_type) {
-                        return None;
-                    }
-                    parents.insert(parent);
-                }
+            for (name, value) in values {
+                let ty = &declared.get(name.as_ref())?.ty;
+                attrs.insert(name.to_string(), plain_scalar(catalog, ty, value)?);
             }
-            _ => return None,
         }
     }
-    if !fields.contains_key("attrs") && declared.values().any(|attr| attr.required) {
-        return None;
+    let mut parents = std::collections::HashSet::new();
+    if let Some(items) = &plain.parents {
+        let allowed = catalog.parent_types(&entity_type);
+        for parent in items {
+            let parent = parent.to_uid()?;
+            let parent_type = parent.type_name().to_string();
+            if !allowed.contains(&parent_type) || !catalog.is_plain_type(&parent_type) {
+                return None;
+            }
+            parents.insert(parent);
+        }
     }
     Entity::new(uid.clone(), attrs, parents).ok()
 }

@@ -7,6 +7,7 @@
 //! from its bytes, and read into a tree and parsed only when the entity cache has not seen
 //! those bytes ([`super::entities`]).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -176,4 +177,282 @@ fn compact(json: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A request entity in the plain shape ([`super::input::plain_entity`]) read without a
+/// tree: from an entity's text (strings borrowed when they have no escapes, no key hashed)
+/// or from a tree. Only `uid`, `attrs` and `parents`, each at most once; attribute values
+/// that are strings, whole numbers, booleans or uid objects; parents that are uid objects;
+/// no key twice. Anything else does not read, and the entity goes Cedar's way.
+#[derive(Debug)]
+pub struct PlainText<'a> {
+    /// The uid, when it is a uid object (`None`: another form, such as `Type::"id"`).
+    pub uid: Option<UidText<'a>>,
+    /// The attributes, in order.
+    pub attrs: Option<Vec<(Cow<'a, str>, Scalar<'a>)>>,
+    /// The parents.
+    pub parents: Option<Vec<UidText<'a>>>,
+}
+
+/// `{"type", "id"}` or `{"__entity": {"type", "id"}}`, exactly, both strings.
+#[derive(Debug)]
+pub struct UidText<'a> {
+    /// The type name, as written.
+    pub ty: Cow<'a, str>,
+    /// The id.
+    pub id: Cow<'a, str>,
+}
+
+/// A plain attribute value.
+#[derive(Debug)]
+pub enum Scalar<'a> {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A whole number that fits an `i64`.
+    Long(i64),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// A uid object.
+    Uid(UidText<'a>),
+}
+
+impl UidText<'_> {
+    /// The uid, when its type is a name in normal form (as Cedar's JSON takes it).
+    pub fn to_uid(&self) -> Option<cedar_policy::EntityUid> {
+        Some(cedar_policy::EntityUid::from_type_name_and_id(
+            self.ty.parse().ok()?,
+            cedar_policy::EntityId::new(self.id.as_ref()),
+        ))
+    }
+}
+
+impl<'a> PlainText<'a> {
+    /// Reads `text` (one entity's JSON), or `None` when it is not in the plain shape.
+    pub fn read(text: &'a str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Reads a tree, or `None` when it is not in the plain shape.
+    pub fn of(item: &'a Value) -> Option<Self> {
+        Self::deserialize(item).ok()
+    }
+}
+
+fn not_plain<E: de::Error>() -> E {
+    E::custom("not in the plain shape")
+}
+
+struct CowStr;
+
+impl<'de> de::DeserializeSeed<'de> for CowStr {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CowStr {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Reads a uid object; `wrapped` also takes the `__entity` form around an exact one.
+struct UidSeed {
+    wrapped: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for UidSeed {
+    type Value = UidText<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UidSeed {
+    type Value = UidText<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a uid object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut ty, mut id) = (None, None);
+        while let Some(key) = map.next_key_seed(CowStr)? {
+            match key.as_ref() {
+                "type" if ty.is_none() => ty = Some(map.next_value_seed(CowStr)?),
+                "id" if id.is_none() => id = Some(map.next_value_seed(CowStr)?),
+                "__entity" if self.wrapped && ty.is_none() && id.is_none() => {
+                    let inner = map.next_value_seed(UidSeed { wrapped: false })?;
+                    return match map.next_key_seed(CowStr)? {
+                        None => Ok(inner),
+                        Some(_) => Err(not_plain()),
+                    };
+                }
+                _ => return Err(not_plain()),
+            }
+        }
+        match (ty, id) {
+            (Some(ty), Some(id)) => Ok(UidText { ty, id }),
+            _ => Err(not_plain()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UidText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de::DeserializeSeed::deserialize(UidSeed { wrapped: true }, deserializer)
+    }
+}
+
+/// The entity's `uid`: a uid object, or (`None`) a string, which the tree's way reads.
+struct UidField;
+
+impl<'de> de::DeserializeSeed<'de> for UidField {
+    type Value = Option<UidText<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UidField {
+    type Value = Option<UidText<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a uid")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        UidSeed { wrapped: true }.visit_map(map).map(Some)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a plain value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Long(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v).map(Scalar::Long).map_err(|_| not_plain())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        UidSeed { wrapped: true }.visit_map(map).map(Scalar::Uid)
+    }
+}
+
+struct Attrs;
+
+impl<'de> de::DeserializeSeed<'de> for Attrs {
+    type Value = Vec<(Cow<'de, str>, Scalar<'de>)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Attrs {
+    type Value = Vec<(Cow<'de, str>, Scalar<'de>)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("attributes")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut attrs = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+        while let Some(key) = map.next_key_seed(CowStr)? {
+            attrs.push((key, map.next_value()?));
+        }
+        // A tree keeps the last of a repeated key; the plain shape has none.
+        let mut names: Vec<&str> = attrs.iter().map(|(name, _)| name.as_ref()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(not_plain());
+        }
+        Ok(attrs)
+    }
+}
+
+impl<'de> Deserialize<'de> for PlainText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PlainVisitor)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = PlainText<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an entity")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut uid, mut attrs, mut parents) = (None, None, None);
+        while let Some(key) = map.next_key_seed(CowStr)? {
+            match key.as_ref() {
+                "uid" if uid.is_none() => uid = Some(map.next_value_seed(UidField)?),
+                "attrs" if attrs.is_none() => attrs = Some(map.next_value_seed(Attrs)?),
+                "parents" if parents.is_none() => parents = Some(map.next_value()?),
+                _ => return Err(not_plain()),
+            }
+        }
+        Ok(PlainText {
+            uid: uid.ok_or_else(not_plain)?,
+            attrs,
+            parents,
+        })
+    }
 }

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use cedar_policy::EntityUid;
 use serde_json::Value;
 
-use crate::cedar_json::uid_shapes;
+use super::raw::{PlainText, Scalar, UidText};
+use crate::cedar_json::{text_uid_shape, uid_shapes};
 use crate::policy::Reach;
 
 /// A slice in the making: mark what the question names, then take the closure.
@@ -97,4 +98,54 @@ pub fn named_by_entity(reach: &Reach, item: &Value) -> Option<Vec<usize>> {
         uid_shapes(item, &mut |ty, id| named.extend(reach.index_of(ty, id)));
     }
     Some(named)
+}
+
+/// [`named_by_entity`] of an entity read as [`PlainText`], without its tree: what
+/// [`uid_shapes`] finds in the tree of such an entity is each uid object, each string that
+/// reads as a uid (the uid objects' own strings included), and the `type` and `id`
+/// attributes when both are strings. `tests/it/properties.rs` checks the two agree.
+pub fn named_by_plain(reach: &Reach, plain: &PlainText<'_>) -> Option<Vec<usize>> {
+    let uid = plain.uid.as_ref()?;
+    let mut replaces = false;
+    uid_text_shapes(uid, &mut |ty, id| {
+        replaces |= reach.index_of(ty, id).is_some();
+    });
+    if replaces {
+        return None;
+    }
+    let mut named = Vec::new();
+    if !reach.entities_can_name() {
+        return Some(named);
+    }
+    let found = &mut |ty: &str, id: &str| named.extend(reach.index_of(ty, id));
+    uid_text_shapes(uid, found);
+    if let Some(attrs) = &plain.attrs {
+        let text = |key: &str| {
+            attrs.iter().find_map(|(name, value)| match value {
+                Scalar::Str(s) if name == key => Some(s.as_ref()),
+                _ => None,
+            })
+        };
+        if let (Some(ty), Some(id)) = (text("type"), text("id")) {
+            found(ty, id);
+        }
+        for (_, value) in attrs {
+            match value {
+                Scalar::Str(s) => text_uid_shape(s, found),
+                Scalar::Uid(uid) => uid_text_shapes(uid, found),
+                Scalar::Bool(_) | Scalar::Long(_) => {}
+            }
+        }
+    }
+    for parent in plain.parents.iter().flatten() {
+        uid_text_shapes(parent, found);
+    }
+    Some(named)
+}
+
+/// What [`uid_shapes`] finds in a uid object: its uid, and the uids its strings read as.
+fn uid_text_shapes(uid: &UidText<'_>, found: &mut dyn FnMut(&str, &str)) {
+    found(&uid.ty, &uid.id);
+    text_uid_shape(&uid.ty, found);
+    text_uid_shape(&uid.id, found);
 }

@@ -757,10 +757,17 @@ fn entity_json() -> impl Strategy<Value = Value> {
         Just(json!({"type": "User", "id": "u"})),
         Just(json!({"__extn": {"fn": "datetime", "arg": "2026-01-01"}})),
         Just(json!("2026-01-01")),
+        // Strings that read as uids, escapes, a uid of a stored group (see
+        // `an_entity_read_from_its_text_is_the_entity_read_from_its_tree`).
+        Just(json!("Group::\"g2\"")),
+        Just(json!("Group::g2")),
+        Just(json!("say \"hi\"\n")),
+        Just(json!({"type": "Box", "id": "b\"q"})),
+        Just(json!({"type": "Group", "id": "g2"})),
     ];
     let name = prop::sample::select(vec![
         "n", "s", "b", "owner", "owner", "color", "color", "r", "set", "when", "email", "admins",
-        "members", "phase", "archived", "extra",
+        "members", "phase", "archived", "extra", "type", "id",
     ]);
     (
         uid.clone(),
@@ -837,9 +844,130 @@ fn a_plain_entity_is_the_entity_cedar_parses() {
         }
     }
     assert!(
-        plain > 300 && parsed > plain,
+        plain > 200 && parsed > plain,
         "plain {plain}, parsed by Cedar {parsed}"
     );
+}
+
+/// Users and groups of the bundled schema naming stored groups (`g`, `g2`; `g3` is not
+/// stored) in every way the slice's walk finds a uid: parents, wrapped or not, strings that
+/// read as uids, uids whose id reads as one.
+fn naming_json() -> impl Strategy<Value = Value> {
+    let group = |id: &str| json!({"type": "Group", "id": id});
+    let uid = prop::sample::select(vec![
+        json!({"type": "User", "id": "u"}),
+        json!({"type": "User", "id": "Group::\"g2\""}),
+        group("g"),
+        group("g3"),
+    ]);
+    let email = prop::sample::select(vec![
+        "u@example.com",
+        "Group::\"g2\"",
+        "Group::g",
+        "Box::\"b\"",
+    ]);
+    let parent = prop::sample::select(vec![
+        group("g"),
+        group("g2"),
+        group("g3"),
+        json!({"__entity": group("g2")}),
+        group("Group::\"g\""),
+    ]);
+    (
+        uid,
+        prop::option::of(email),
+        prop::collection::vec(parent, 0..3),
+    )
+        .prop_map(|(uid, email, parents)| {
+            let attrs = email.map_or_else(|| json!({}), |e| json!({"email": e}));
+            json!({"uid": uid, "attrs": attrs, "parents": parents})
+        })
+}
+
+/// An entity read straight from its text (no tree: the request path for an entity the
+/// cache has not seen) is the entity read from its tree, and names the same stored
+/// entities; in any layout, on both schemas and over a store its entities can name. One it
+/// does not read goes the tree's way. Both are taken often.
+#[test]
+fn an_entity_read_from_its_text_is_the_entity_read_from_its_tree() {
+    use gatehouse::decide::entities::{parse_tree, plain_from_text};
+    use proptest::test_runner::{Config, TestRunner};
+    let mut stored = decoys();
+    for id in ["g", "g2"] {
+        stored.push(json!({"uid": {"type": "Group", "id": id}, "attrs": {}, "parents": []}));
+    }
+    let snapshots = [common::bundled(), shapes_snapshot(), with_stored(&stored)];
+    assert!(snapshots[2].reach.entities_can_name());
+    let mut runner = TestRunner::new(Config::with_cases(4096));
+    let (mut from_text, mut named, mut replaces) = (0, 0, 0);
+    for case in 0..6144 {
+        let (item, snapshots) = if case < 4096 {
+            let item = entity_json().new_tree(&mut runner).expect("tree").current();
+            (item, &snapshots[..])
+        } else {
+            let item = naming_json().new_tree(&mut runner).expect("tree").current();
+            (item, &snapshots[2..])
+        };
+        for snapshot in snapshots {
+            let tree = parse_tree(snapshot, "entities", 0, &item);
+            for text in [
+                item.to_string(),
+                serde_json::to_string_pretty(&item).expect("json"),
+                reversed(&item).to_string(),
+            ] {
+                let Some(read) = plain_from_text(snapshot, &text) else {
+                    continue;
+                };
+                from_text += 1;
+                let tree = tree
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("read {text}, the tree's way refuses it: {e}"));
+                assert_eq!(
+                    entity_data(&read.entity),
+                    entity_data(&tree.entity),
+                    "{text}"
+                );
+                let sorted = |named: &Option<Box<[usize]>>| {
+                    named.as_ref().map(|n| {
+                        let mut n = n.to_vec();
+                        n.sort_unstable();
+                        n
+                    })
+                };
+                assert_eq!(sorted(&read.named), sorted(&tree.named), "{text}");
+                named += usize::from(read.named.as_ref().is_some_and(|n| !n.is_empty()));
+                replaces += usize::from(read.named.is_none());
+            }
+        }
+    }
+    assert!(
+        from_text > 2000 && named > 500 && replaces > 500,
+        "read from text {from_text}, naming stored entities {named}, replacing one {replaces}"
+    );
+}
+
+/// A key written twice, which a tree keeps the last of, is not the plain shape: such an
+/// entity is left to the tree's way, whatever the text path would have made of it.
+#[test]
+fn an_entity_with_a_repeated_key_is_left_to_the_tree() {
+    let bundled = common::bundled();
+    for text in [
+        r#"{"uid": {"type": "User", "id": "u"}, "attrs": {"email": "a", "email": "b"}}"#,
+        r#"{"uid": {"type": "User", "id": "u"}, "attrs": {}, "attrs": {"email": "b"}}"#,
+        r#"{"uid": {"type": "User", "id": "u"}, "parents": [], "parents": []}"#,
+        r#"{"uid": {"type": "User", "id": "u", "id": "v"}}"#,
+        r#"{"uid": {"type": "User", "id": "u"}, "uid": {"type": "User", "id": "v"}}"#,
+        r#"{"uid": {"__entity": {"type": "User", "id": "u"}, "type": "User"}}"#,
+        r#"{"uid": {"type": "User", "id": "u"}, "parents": [{"__entity": {"type": "Group", "id": "g"}, "__entity": {"type": "Group", "id": "h"}}]}"#,
+    ] {
+        assert!(
+            gatehouse::decide::entities::plain_from_text(&bundled, text).is_none(),
+            "{text}"
+        );
+    }
+    // The same entities without the repeat are read from their text.
+    let once = r#"{"uid": {"type": "User", "id": "u"}, "attrs": {"email": "b"}, "parents": [{"__entity": {"type": "Group", "id": "g"}}]}"#;
+    assert!(gatehouse::decide::entities::plain_from_text(&bundled, once).is_some());
 }
 
 /// Shapes the plain-entity path must refuse, each one Cedar refuses too; and the usual

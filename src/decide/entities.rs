@@ -272,8 +272,9 @@ pub fn assemble(
 /// transitive closure over all of them, which costs more than evaluating the policies. So
 /// the store of the part seen before (the slice, the batch's entities and the question's
 /// entities already parsed) is kept under a digest of exactly that, and only the new
-/// entities are added to a copy of it (see [`add_closed`]). `tests/it/stores.rs` checks
-/// that every store built this way is the store assembled from scratch.
+/// entities are added to a copy of it (their closure computed from it, see `add_closed`).
+/// `tests/it/stores.rs` checks that every store built this way is the store assembled from
+/// scratch.
 #[derive(Clone)]
 pub struct StoreCache {
     inner: moka::sync::Cache<Key, Arc<Known>>,

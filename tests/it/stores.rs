@@ -238,6 +238,21 @@ proptest! {
     }
 }
 
+/// Assembles the store of a question of user `u0` sending `sent`.
+fn store_for_user_u0(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    sent: Vec<Value>,
+) -> Result<(), gatehouse::decide::InputError> {
+    let own = EntityList::from(Value::Array(sent));
+    let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
+    decider
+        .entities(snapshot, None, Some(&layer), |slice| {
+            slice.json(&json!({"type": "User", "id": "u0"}));
+        })
+        .map(|_| ())
+}
+
 /// A sent entity with the uid of one sent before in the same question is the same uid listed
 /// twice, even when the first was parsed and cached by an earlier question.
 #[test]
@@ -252,17 +267,7 @@ fn a_uid_listed_twice_is_refused_when_one_was_seen_before() {
         tag: Some(1),
         parents: vec![2],
     };
-    let principal = json!({"type": "User", "id": "u0"});
-    let ask = |sent: Vec<Value>| {
-        let q = json!({"principal": principal, "resource": group(0), "entities": sent});
-        let own = EntityList::from(q["entities"].clone());
-        let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
-        decider
-            .entities(&snapshot, None, Some(&layer), |slice| {
-                slice.json(&q["principal"]);
-            })
-            .map(|_| ())
-    };
+    let ask = |sent: Vec<Value>| store_for_user_u0(&decider, &snapshot, sent);
     ask(vec![entity(group(0), &first)]).expect("one version");
     ask(vec![entity(group(0), &first)]).expect("the same again");
     let error = ask(vec![entity(group(0), &first), entity(group(0), &second)])
@@ -304,16 +309,7 @@ fn a_cycle_among_new_entities_is_refused_as_from_scratch() {
         ],
         vec![entity(group(5), &parents(&[5]))],
     ] {
-        let ask = |decider: &Decider, sent: Vec<Value>| {
-            let q = json!({"principal": {"type": "User", "id": "u0"}, "resource": group(0), "entities": sent});
-            let own = EntityList::from(q["entities"].clone());
-            let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
-            decider
-                .entities(&snapshot, None, Some(&layer), |slice| {
-                    slice.json(&q["principal"]);
-                })
-                .map(|_| ())
-        };
+        let ask = |decider: &Decider, sent| store_for_user_u0(decider, &snapshot, sent);
         let cached = Decider::new(0, 64, std::time::Duration::ZERO);
         ask(&cached, vec![known.clone()]).expect("the known part");
         let mut sent = vec![known.clone()];

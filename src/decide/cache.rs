@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::Decision;
 
-/// A cache key: blake3 of the version and the canonical question.
+/// A cache key: blake3 of the version and the question (its uids and context canonically
+/// encoded, its entities by the digests of their bytes).
 pub type Key = [u8; 32];
 
 /// A bounded, expiring map from question digests to decisions.

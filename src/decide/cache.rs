@@ -107,15 +107,9 @@ impl KeyBuilder {
 
 /// The canonical digest of one JSON value.
 pub fn digest(value: &Value) -> Key {
-    digest_with(&mut Vec::new(), value)
-}
-
-/// [`digest`], encoding into `buf` (cleared first): digesting many values with one buffer
-/// allocates once.
-pub fn digest_with(buf: &mut Vec<u8>, value: &Value) -> Key {
-    buf.clear();
-    canonical(buf, value);
-    *blake3::hash(buf).as_bytes()
+    let mut buf = Vec::new();
+    canonical(&mut buf, value);
+    *blake3::hash(&buf).as_bytes()
 }
 
 /// The digest of a list of entities in any order: the entities' digests, sorted, so that

@@ -375,16 +375,17 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         i64::try_from(v).map(Scalar::Long).map_err(|_| not_plain())
     }
 
+    // Strings as `CowStr` reads them: borrowed when they have no escapes.
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
+        CowStr.visit_borrowed_str(v).map(Scalar::Str)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+        CowStr.visit_str(v).map(Scalar::Str)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v)))
+        CowStr.visit_string(v).map(Scalar::Str)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {

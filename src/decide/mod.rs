@@ -9,6 +9,7 @@
 pub mod allowed;
 pub mod cache;
 pub mod entities;
+pub mod eval;
 pub mod input;
 pub mod question;
 pub mod raw;
@@ -54,8 +55,40 @@ pub struct Decision {
 }
 
 /// Evaluates `request` against the snapshot's policies that can apply to it (the index),
-/// failing closed.
+/// failing closed: with their compiled program ([`eval`]) when it answers, else with Cedar.
 pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
+    if let Some(outcome) = compiled(snapshot, request, entities) {
+        return Decision {
+            decision: if outcome.allowed {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            },
+            reasons: outcome.reasons,
+            errors: Vec::new(),
+            missing: absent(
+                [request.principal(), request.resource()]
+                    .into_iter()
+                    .flatten(),
+                entities,
+            ),
+        };
+    }
+    decide_with_cedar(snapshot, request, entities)
+}
+
+/// What the compiled program of `request`'s index entry decides, if it has one and it
+/// answers without giving up.
+fn compiled(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Option<eval::Outcome> {
+    let core: &cedar_policy_core::ast::Request = request.as_ref();
+    let action = core.action().uid()?;
+    let resource = core.resource().uid()?;
+    let program = snapshot.index.program(action, resource.entity_type())?;
+    eval::decide(program, core, entities.as_ref()).ok()
+}
+
+/// [`decide`] by Cedar's authorizer alone. Public so that tests can compare the two.
+pub fn decide_with_cedar(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
     let response =
         Authorizer::new().is_authorized(request, policies_for(snapshot, request), entities);
     let errors: Vec<String> = response

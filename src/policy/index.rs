@@ -11,13 +11,18 @@
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{ActionConstraint, EntityUid, PolicySet, ResourceConstraint, Schema};
+use cedar_policy_core::ast;
 
 use super::catalog::ActionCatalog;
+use super::program::Program;
 
 /// `(action uid, resource type)` -> the policies that can apply.
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
     sets: HashMap<(String, String), PolicySet>,
+    /// The same entries compiled, by action then resource type (a handful per action), for
+    /// [`crate::decide::eval`]; `None` where a policy of the entry is left to Cedar.
+    programs: HashMap<ast::EntityUID, Vec<(ast::EntityType, Option<Program>)>>,
 }
 
 impl PolicyIndex {
@@ -25,6 +30,7 @@ impl PolicyIndex {
     pub fn build(policies: &PolicySet, schema: &Schema, catalog: &ActionCatalog) -> Self {
         let ancestors = action_ancestors(schema);
         let mut sets = HashMap::new();
+        let mut programs: HashMap<ast::EntityUID, Vec<_>> = HashMap::new();
         for action in catalog.iter() {
             let groups = ancestors.get(&action.uid).cloned().unwrap_or_default();
             for resource in &action.resources {
@@ -37,10 +43,39 @@ impl PolicyIndex {
                         let _ = set.add(policy.clone());
                     }
                 }
+                if let Ok(resource_type) = resource.parse::<cedar_policy::EntityTypeName>() {
+                    let resource_type: &ast::EntityType = resource_type.as_ref();
+                    programs
+                        .entry(action.uid.as_ref().clone())
+                        .or_default()
+                        .push((resource_type.clone(), Program::compile(set.policies())));
+                }
                 sets.insert((action.uid.to_string(), resource.clone()), set);
             }
         }
-        Self { sets }
+        Self { sets, programs }
+    }
+
+    /// The compiled policies of `action` on a resource of type `resource_type`, or `None`
+    /// for a combination the schema does not declare or whose policies are left to Cedar.
+    pub fn program(
+        &self,
+        action: &ast::EntityUID,
+        resource_type: &ast::EntityType,
+    ) -> Option<&Program> {
+        self.programs
+            .get(action)?
+            .iter()
+            .find(|(t, _)| t == resource_type)?
+            .1
+            .as_ref()
+    }
+
+    /// How many entries have a program, and how many entries there are.
+    pub fn compiled(&self) -> (usize, usize) {
+        let entries = self.programs.values().flatten();
+        let compiled = entries.clone().filter(|(_, p)| p.is_some()).count();
+        (compiled, self.programs.values().map(Vec::len).sum())
     }
 
     /// The policies that can apply to `action` on a resource of type `resource_type`, or

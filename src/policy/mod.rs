@@ -13,6 +13,7 @@ mod index;
 pub mod json_schema;
 mod load;
 mod problem;
+pub mod program;
 mod reach;
 pub mod store;
 pub mod watch;

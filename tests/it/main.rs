@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod decide;
 mod entity_lists;
+mod eval;
 mod hardening;
 mod loader;
 mod namespaces;

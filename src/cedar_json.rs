@@ -72,6 +72,17 @@ pub fn innermost(error: &dyn std::error::Error) -> String {
 /// `User::alice` for an id that is a plain word (see [`flexible_uid`]). The error shows
 /// an example of the part's kind: `Action::"view"` for an action.
 pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, InputError> {
+    parse_uid_in(None, part, field, value)
+}
+
+/// [`parse_uid`], a type the catalog's schema declares looked up rather than parsed (see
+/// [`ActionCatalog::type_name`]).
+pub fn parse_uid_in(
+    catalog: Option<&ActionCatalog>,
+    part: Part,
+    field: &str,
+    value: &Value,
+) -> Result<EntityUid, InputError> {
     let (ty, id) = match part {
         Part::Action => ("Action", "view"),
         Part::Resource => ("Project", "p1"),
@@ -95,7 +106,7 @@ pub fn parse_uid(part: Part, field: &str, value: &Value) -> Result<EntityUid, In
         }),
         Value::Object(o) => {
             let inner = o.get("__entity").unwrap_or(value);
-            if let Some(uid) = inner.as_object().and_then(uid_object) {
+            if let Some(uid) = inner.as_object().and_then(|o| uid_object_in(catalog, o)) {
                 return Ok(uid);
             }
             EntityUid::from_json(inner.clone()).map_err(|_| {
@@ -368,12 +379,25 @@ pub fn entity_ref(uid: &EntityUid) -> Value {
 /// forms); anything else is `None`, for Cedar to read. `tests/it/properties.rs` checks that
 /// it reads what Cedar reads.
 pub fn uid_object(object: &serde_json::Map<String, Value>) -> Option<EntityUid> {
+    uid_object_in(None, object)
+}
+
+/// [`uid_object`], a type the catalog's schema declares looked up rather than parsed (see
+/// [`ActionCatalog::type_name`]).
+pub fn uid_object_in(
+    catalog: Option<&ActionCatalog>,
+    object: &serde_json::Map<String, Value>,
+) -> Option<EntityUid> {
     match (object.len(), object.get("type"), object.get("id")) {
-        // `EntityTypeName`'s parser takes a name only in its normal form (no spaces, no
-        // comments), as Cedar's JSON does.
-        (2, Some(Value::String(ty)), Some(Value::String(id))) => Some(
-            EntityUid::from_type_name_and_id(ty.parse().ok()?, EntityId::new(id)),
-        ),
+        (2, Some(Value::String(ty)), Some(Value::String(id))) => {
+            let ty = match catalog {
+                Some(catalog) => catalog.type_name(ty)?,
+                // `EntityTypeName`'s parser takes a name only in its normal form (no spaces,
+                // no comments), as Cedar's JSON does.
+                None => ty.parse().ok()?,
+            };
+            Some(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+        }
         _ => None,
     }
 }

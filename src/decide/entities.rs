@@ -187,8 +187,9 @@ fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<P
 /// that tests can hold it to [`parse_tree`].
 pub fn plain_from_text(snapshot: &Snapshot, text: &str) -> Option<Parsed> {
     let plain = PlainText::read(text)?;
-    let uid = plain.uid.as_ref()?.to_uid()?;
-    let entity = plain_entity_of(&plain, &uid, &snapshot.catalog)?;
+    let text = plain.uid.as_ref()?;
+    let uid = text.to_declared_uid(&snapshot.catalog)?;
+    let entity = plain_entity_of(&plain, &uid, &text.ty, &snapshot.catalog)?;
     let named = named_by_plain(&snapshot.reach, &plain).map(Vec::into_boxed_slice);
     Some(Parsed { entity, named })
 }

@@ -8,7 +8,9 @@ use crate::policy::Snapshot;
 use crate::policy::{ActionCatalog, ActionInfo, AttrType};
 
 use super::raw::{PlainText, Scalar};
-pub use crate::cedar_json::{InputError, Part, innermost, parse_uid, with_format_hint};
+pub use crate::cedar_json::{
+    InputError, Part, innermost, parse_uid, parse_uid_in, with_format_hint,
+};
 
 /// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
 /// (`"view"`), which names the one requestable action with that id (as in the test suites
@@ -23,7 +25,7 @@ pub fn parse_action(
             .catalog
             .action_named(id)
             .map_err(|e| InputError::new(Part::Action, field, format!("`{field}`: {e}"))),
-        other => parse_uid(Part::Action, field, other),
+        other => parse_uid_in(Some(&snapshot.catalog), Part::Action, field, other),
     }
 }
 
@@ -74,21 +76,19 @@ pub fn build_request(
             ),
         )
     };
-    let parsed = match plain_context(&context, info, &snapshot.catalog) {
-        Some(parsed) => parsed,
-        None => Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
-            .map_err(|e| context_error(&e))?,
-    };
     // The action and both types were checked above, so what Cedar's request validation can
-    // still reject is the context's attribute types.
-    Request::new(
-        principal,
-        action.clone(),
-        resource,
-        parsed,
-        Some(&snapshot.schema),
-    )
-    .map_err(|e| context_error(&e))
+    // still reject is the context's attribute types; a plain context was checked against the
+    // action's declaration too, and is not validated again (a tenth of a batch question).
+    // `tests/it/properties.rs` holds both checks to Cedar's validation.
+    let (parsed, schema) = match plain_context(&context, info, &snapshot.catalog) {
+        Some(parsed) => (parsed, None),
+        None => (
+            Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
+                .map_err(|e| context_error(&e))?,
+            Some(&snapshot.schema),
+        ),
+    };
+    Request::new(principal, action.clone(), resource, parsed, schema).map_err(|e| context_error(&e))
 }
 
 /// The context as Cedar values, built directly when it is plain: every key one the action
@@ -146,9 +146,10 @@ fn plain_scalar(
         (AttrType::String, Scalar::Str(s)) => RestrictedExpression::new_string(s.to_string()),
         (AttrType::Bool, &Scalar::Bool(b)) => RestrictedExpression::new_bool(b),
         (AttrType::Long, &Scalar::Long(n)) => RestrictedExpression::new_long(n),
-        (AttrType::Entity(ty), Scalar::Uid(uid)) => {
-            let uid = uid.to_uid()?;
-            if uid.type_name().to_string() != *ty || !catalog.is_plain_type(ty) {
+        (AttrType::Entity(ty), Scalar::Uid(text)) => {
+            // A declared type, so `text.ty` is its name as Cedar prints it.
+            let uid = text.to_declared_uid(catalog)?;
+            if text.ty != ty.as_str() || !catalog.is_plain_type(ty) {
                 return None;
             }
             RestrictedExpression::new_entity_uid(uid)
@@ -166,18 +167,23 @@ fn plain_scalar(
 /// it, with its messages. `tests/it/properties.rs` checks the two give the same entity, or
 /// that the plain path refuses it.
 pub fn plain_entity(item: &Value, uid: &EntityUid, catalog: &ActionCatalog) -> Option<Entity> {
-    plain_entity_of(&PlainText::of(item)?, uid, catalog)
+    plain_entity_of(
+        &PlainText::of(item)?,
+        uid,
+        &uid.type_name().to_string(),
+        catalog,
+    )
 }
 
 /// [`plain_entity`], of an entity read as [`PlainText`] (from its text or from a tree); `uid`
-/// is its uid.
+/// is its uid and `entity_type` its type's name as Cedar prints it.
 pub fn plain_entity_of(
     plain: &PlainText<'_>,
     uid: &EntityUid,
+    entity_type: &str,
     catalog: &ActionCatalog,
 ) -> Option<Entity> {
-    let entity_type = uid.type_name().to_string();
-    let declared = catalog.plain_entity_attrs(&entity_type)?;
+    let declared = catalog.plain_entity_attrs(entity_type)?;
     let mut attrs = std::collections::HashMap::new();
     match &plain.attrs {
         None if declared.values().any(|attr| attr.required) => return None,
@@ -198,11 +204,11 @@ pub fn plain_entity_of(
     }
     let mut parents = std::collections::HashSet::new();
     if let Some(items) = &plain.parents {
-        let allowed = catalog.parent_types(&entity_type);
-        for parent in items {
-            let parent = parent.to_uid()?;
-            let parent_type = parent.type_name().to_string();
-            if !allowed.contains(&parent_type) || !catalog.is_plain_type(&parent_type) {
+        let allowed = catalog.parent_types(entity_type);
+        for text in items {
+            // A declared type, so `text.ty` is its name as Cedar prints it.
+            let parent = text.to_declared_uid(catalog)?;
+            if !allowed.iter().any(|t| *t == text.ty) || !catalog.is_plain_type(&text.ty) {
                 return None;
             }
             parents.insert(parent);

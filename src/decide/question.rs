@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, StoreCache, assemble};
-use super::input::{InputError, Part, build_request, parse_action, parse_uid};
+use super::input::{InputError, Part, build_request, parse_action, parse_uid, parse_uid_in};
 use super::raw::EntityList;
 use super::slice::Slice;
 use super::{Decision, decide};
@@ -259,10 +259,11 @@ impl Decider {
                 cache_hit: true,
             });
         }
-        let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
+        let catalog = Some(&snapshot.catalog);
+        let principal = parse_uid_in(catalog, Part::Principal, "principal", &question.principal)?;
         let action = parse_action(snapshot, "action", &question.action)?;
         let action_uid = action.clone();
-        let resource = parse_uid(Part::Resource, "resource", &question.resource)?;
+        let resource = parse_uid_in(catalog, Part::Resource, "resource", &question.resource)?;
         let request = build_request(
             snapshot,
             principal,

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::policy::ActionCatalog;
+
 /// A question's (or a batch's) `entities`: a JSON array kept as the text of each item, or
 /// whatever else was sent, kept for the error that names it.
 ///
@@ -221,6 +223,16 @@ impl UidText<'_> {
     pub fn to_uid(&self) -> Option<cedar_policy::EntityUid> {
         Some(cedar_policy::EntityUid::from_type_name_and_id(
             self.ty.parse().ok()?,
+            cedar_policy::EntityId::new(self.id.as_ref()),
+        ))
+    }
+
+    /// The uid, when its type is one the catalog's schema declares, written in normal form
+    /// (then [`Self::ty`] is exactly the type's name as Cedar prints it): looked up, never
+    /// parsed. What the plain paths take, since they take declared types only.
+    pub fn to_declared_uid(&self, catalog: &ActionCatalog) -> Option<cedar_policy::EntityUid> {
+        Some(cedar_policy::EntityUid::from_type_name_and_id(
+            catalog.declared_type(&self.ty)?,
             cedar_policy::EntityId::new(self.id.as_ref()),
         ))
     }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use cedar_policy::{EntityUid, Schema, schema_str_to_json_with_resolved_types};
+use cedar_policy::{EntityTypeName, EntityUid, Schema, schema_str_to_json_with_resolved_types};
 use serde_json::{Map, Value};
 
 /// The type of an attribute (of an entity, or of an action's context).
@@ -79,6 +79,10 @@ impl ActionInfo {
 #[derive(Debug, Clone, Default)]
 pub struct ActionCatalog {
     actions: BTreeMap<String, ActionInfo>,
+    /// Each action's key in `actions`, by uid: a lookup without printing the uid.
+    keys: std::collections::HashMap<EntityUid, String>,
+    /// Every entity type and action type the schema declares, by its name in normal form.
+    type_names: std::collections::HashMap<String, EntityTypeName>,
     entity_attrs: BTreeMap<String, BTreeMap<String, Attribute>>,
     entity_parents: BTreeMap<String, Vec<String>>,
     /// The entity types declared with neither `enum` ids nor `tags`.
@@ -175,7 +179,20 @@ impl ActionCatalog {
             };
             actions.insert(uid.to_string(), info);
         }
+        let type_names = schema
+            .entity_types()
+            .cloned()
+            .chain(schema.actions().map(|uid| uid.type_name().clone()))
+            .map(|name| (name.to_string(), name))
+            // INVARIANT: each text is its name's normal form, which Cedar's JSON parser takes.
+            .filter(|(text, name)| text.parse::<EntityTypeName>().ok().as_ref() == Some(name))
+            .collect();
         Ok(Self {
+            type_names,
+            keys: actions
+                .iter()
+                .map(|(key, info)| (info.uid.clone(), key.clone()))
+                .collect(),
             actions,
             entity_attrs,
             entity_parents,
@@ -186,7 +203,7 @@ impl ActionCatalog {
 
     /// The action with this uid, if the schema declares it as requestable.
     pub fn get(&self, uid: &EntityUid) -> Option<&ActionInfo> {
-        self.actions.get(&uid.to_string())
+        self.actions.get(self.keys.get(uid)?)
     }
 
     /// The uid a plain action id such as `view` names: the one requestable action with that
@@ -274,6 +291,23 @@ impl ActionCatalog {
             return None;
         }
         self.entity_attrs.get(entity_type)
+    }
+
+    /// The entity type named by `text` (a name in normal form, as Cedar's JSON takes it):
+    /// looked up among the declared types, parsed otherwise. Cedar parses a name with its
+    /// policy grammar and prints it again to check that it was in normal form, a few thousand
+    /// instructions a name; a question names a handful of declared types many times over.
+    pub fn type_name(&self, text: &str) -> Option<EntityTypeName> {
+        match self.type_names.get(text) {
+            Some(name) => Some(name.clone()),
+            None => text.parse().ok(),
+        }
+    }
+
+    /// The entity type named by `text` when the schema declares it and `text` is its name in
+    /// normal form.
+    pub fn declared_type(&self, text: &str) -> Option<EntityTypeName> {
+        self.type_names.get(text).cloned()
     }
 
     /// Whether `entity_type` is declared with neither `enum` ids nor `tags`: any id names a

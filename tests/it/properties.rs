@@ -570,6 +570,53 @@ proptest! {
     }
 }
 
+/// A request `build_request` makes is one Cedar's request validation accepts, and the other
+/// way round: the action and the principal and resource types are checked as Cedar checks
+/// them (a plain context is not validated again by Cedar).
+#[test]
+fn requests_are_built_exactly_when_cedar_validates_them() {
+    let snapshot = common::bundled();
+    let types: Vec<String> = snapshot
+        .schema
+        .entity_types()
+        .map(ToString::to_string)
+        .collect();
+    let mut built = 0;
+    for action in snapshot.catalog.iter() {
+        for principal in &types {
+            for resource in &types {
+                let principal: cedar_policy::EntityUid =
+                    format!("{principal}::\"a\"").parse().expect("uid");
+                let resource: cedar_policy::EntityUid =
+                    format!("{resource}::\"b\"").parse().expect("uid");
+                let ours = gatehouse::decide::input::build_request(
+                    &snapshot,
+                    principal.clone(),
+                    action.uid.clone(),
+                    resource.clone(),
+                    Some(&json!({})),
+                );
+                let cedar = Request::new(
+                    principal,
+                    action.uid.clone(),
+                    resource,
+                    Context::empty(),
+                    Some(&snapshot.schema),
+                );
+                assert_eq!(
+                    ours.is_ok(),
+                    cedar.is_ok(),
+                    "{} {:?}",
+                    action.uid,
+                    ours.err()
+                );
+                built += usize::from(ours.is_ok());
+            }
+        }
+    }
+    assert!(built > 20, "{built}");
+}
+
 /// The contexts hosts send for the sharing actions are plain: the fast path is taken.
 #[test]
 fn the_usual_contexts_are_plain() {
@@ -627,6 +674,33 @@ proptest! {
         }
         if let Some(fast) = object.as_object().and_then(gatehouse::cedar_json::uid_object) {
             prop_assert_eq!(Some(&fast), cedar.as_ref().ok(), "{}", value);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    /// A type name looked up among the schema's declared types is the name Cedar parses from
+    /// the same text, and one Cedar refuses is refused.
+    #[test]
+    fn a_declared_type_name_is_the_parsed_one(
+        names in prop::collection::vec(prop_oneof![
+            Just("User".to_string()), Just("Group".to_string()), Just("Project".to_string()),
+            Just("Organization".to_string()), Just("Item".to_string()), Just("ShareToken".to_string()),
+            Just("Action".to_string()), Just("Ns::User".to_string()), Just("User ".to_string()),
+            Just(" Group".to_string()), Just("".to_string()),
+            "[A-Za-z:_ ]{0,8}", "(User|Group|Project)(::[A-C]{1,2})?",
+        ], 1..50),
+    ) {
+        static SNAPSHOT: std::sync::OnceLock<gatehouse::policy::Snapshot> = std::sync::OnceLock::new();
+        let catalog = &SNAPSHOT.get_or_init(common::bundled).catalog;
+        for name in &names {
+            let parsed = name.parse::<cedar_policy::EntityTypeName>().ok();
+            prop_assert_eq!(&catalog.type_name(name), &parsed, "{:?}", name);
+            if let Some(declared) = catalog.declared_type(name) {
+                prop_assert_eq!(Some(&declared), parsed.as_ref(), "{:?}", name);
+                prop_assert_eq!(declared.to_string(), name.clone());
+            }
         }
     }
 }

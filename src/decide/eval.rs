@@ -33,11 +33,44 @@ pub struct Outcome {
     pub reasons: Vec<String>,
 }
 
+/// Where the evaluator reads entities: Cedar's store, or a question's entities laid over the
+/// snapshot's ([`super::view::View`]).
+pub trait Store<'a> {
+    /// The entity with this uid, `None` when there is none.
+    fn entity(&self, uid: &ast::EntityUID) -> Result<Option<&'a ast::Entity>, GiveUp>;
+
+    /// Whether `entity` (from [`Store::entity`]) is a descendant of `ancestor`.
+    fn is_descendant(
+        &self,
+        entity: &'a ast::Entity,
+        ancestor: &ast::EntityUID,
+    ) -> Result<bool, GiveUp>;
+}
+
+impl<'a> Store<'a> for &'a Entities {
+    fn entity(&self, uid: &ast::EntityUID) -> Result<Option<&'a ast::Entity>, GiveUp> {
+        match Entities::entity(self, uid) {
+            Dereference::Data(entity) => Ok(Some(entity)),
+            Dereference::NoSuchEntity => Ok(None),
+            Dereference::Residual(_) => Err(GiveUp),
+        }
+    }
+
+    fn is_descendant(
+        &self,
+        entity: &'a ast::Entity,
+        ancestor: &ast::EntityUID,
+    ) -> Result<bool, GiveUp> {
+        // Cedar's stores are closed: every ancestor is recorded on the entity.
+        Ok(entity.is_descendant_of(ancestor))
+    }
+}
+
 /// Decides `request` with `program` over `entities`, or gives up (see the module's doc).
-pub fn decide(
-    program: &Program,
-    request: &ast::Request,
-    entities: &Entities,
+pub fn decide<'a>(
+    program: &'a Program,
+    request: &'a ast::Request,
+    entities: impl Store<'a>,
 ) -> Result<Outcome, GiveUp> {
     let env = Env {
         principal: request.principal().uid().ok_or(GiveUp)?,
@@ -73,12 +106,12 @@ pub fn decide(
     Ok(Outcome { allowed, reasons })
 }
 
-struct Env<'a> {
+struct Env<'a, S> {
     principal: &'a ast::EntityUID,
     action: &'a ast::EntityUID,
     resource: &'a ast::EntityUID,
     context: &'a BTreeMap<SmolStr, ast::Value>,
-    entities: &'a Entities,
+    entities: S,
     /// The last entities looked up, by the address of the uid they were looked up with: the
     /// policies of an entry read the principal, the resource and its organization again and
     /// again, and each lookup in Cedar's store hashes the uid. Nothing is mutated while a
@@ -269,7 +302,7 @@ impl V<'_> {
     }
 }
 
-impl<'a> Env<'a> {
+impl<'a, S: Store<'a>> Env<'a, S> {
     fn eval(&self, node: &'a Node) -> Result<V<'a>, GiveUp> {
         Ok(match node {
             Node::Lit(lit) => V::of_literal(lit),
@@ -336,11 +369,7 @@ impl<'a> Env<'a> {
         if let Some((_, entity)) = seen.slots.iter().flatten().find(|(a, _)| *a == at) {
             return Ok(*entity);
         }
-        let entity = match self.entities.entity(uid) {
-            Dereference::Data(entity) => Some(entity),
-            Dereference::NoSuchEntity => None,
-            Dereference::Residual(_) => return Err(GiveUp),
-        };
+        let entity = self.entities.entity(uid)?;
         let next = seen.next;
         seen.slots[next] = Some((at, entity));
         seen.next = (next + 1) % SEEN;
@@ -375,12 +404,23 @@ impl<'a> Env<'a> {
     /// not in the store being a descendant of nothing.
     fn is_in(&self, uid: &'a ast::EntityUID, of: V<'_>) -> Result<bool, GiveUp> {
         let entity = self.entity(uid)?;
-        let within = |other: &ast::EntityUID| {
-            uid == other || entity.is_some_and(|e| e.is_descendant_of(other))
+        let within = |other: &ast::EntityUID| -> Result<bool, GiveUp> {
+            Ok(uid == other
+                || match entity {
+                    Some(entity) => self.entities.is_descendant(entity, other)?,
+                    None => false,
+                })
         };
         match of {
-            V::Uid(other) => Ok(within(other)),
-            V::Set(elems) => Ok(elems.uids()?.into_iter().any(within)),
+            V::Uid(other) => within(other),
+            V::Set(elems) => {
+                for other in elems.uids()? {
+                    if within(other)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
             _ => Err(GiveUp),
         }
     }

@@ -14,6 +14,7 @@ pub mod input;
 pub mod question;
 pub mod raw;
 pub mod slice;
+pub mod view;
 
 use cedar_policy::{
     AuthorizationError, Authorizer, Entities, EntityUid, EvaluationError, PolicySet, Request,
@@ -57,7 +58,7 @@ pub struct Decision {
 /// Evaluates `request` against the snapshot's policies that can apply to it (the index),
 /// failing closed: with their compiled program ([`eval`]) when it answers, else with Cedar.
 pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
-    if let Some(outcome) = compiled(snapshot, request, entities) {
+    if let Some(outcome) = compiled(snapshot, request, entities.as_ref()) {
         return Decision {
             decision: if outcome.allowed {
                 Verdict::Allow
@@ -77,14 +78,47 @@ pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> De
     decide_with_cedar(snapshot, request, entities)
 }
 
-/// What the compiled program of `request`'s index entry decides, if it has one and it
-/// answers without giving up.
-fn compiled(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Option<eval::Outcome> {
+/// What the compiled program of `request`'s index entry decides over `store`, if it has a
+/// program and it answers without giving up.
+fn compiled<'a>(
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    store: impl eval::Store<'a>,
+) -> Option<eval::Outcome> {
     let core: &cedar_policy_core::ast::Request = request.as_ref();
     let action = core.action().uid()?;
     let resource = core.resource().uid()?;
     let program = snapshot.index.program(action, resource.entity_type())?;
-    eval::decide(program, core, entities.as_ref()).ok()
+    eval::decide(program, core, store).ok()
+}
+
+/// [`decide`] over a question's entities laid on the stored ones ([`view::View`]), by the
+/// compiled program only: `None` when it gives up (the question then needs a store).
+pub fn decide_viewed<'a>(
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    view: view::View<'a>,
+) -> Option<Decision> {
+    let outcome = compiled(snapshot, request, view)?;
+    let core: &cedar_policy_core::ast::Request = request.as_ref();
+    let mut missing: Vec<String> = [core.principal().uid(), core.resource().uid()]
+        .into_iter()
+        .flatten()
+        .filter(|uid| matches!(eval::Store::entity(&view, uid), Ok(None)))
+        .map(ToString::to_string)
+        .collect();
+    missing.sort();
+    missing.dedup();
+    Some(Decision {
+        decision: if outcome.allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        },
+        reasons: outcome.reasons,
+        errors: Vec::new(),
+        missing,
+    })
 }
 
 /// [`decide`] by Cedar's authorizer alone. Public so that tests can compare the two.

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
-use super::entities::{EntityCache, Layer, StoreCache, assemble};
+use super::entities::{EntityCache, Layer, Resolved, StoreCache, assemble};
 use super::input::{InputError, Part, build_request, parse_action, parse_uid, parse_uid_in};
 use super::raw::EntityList;
 use super::slice::Slice;
-use super::{Decision, decide};
+use super::view::View;
+use super::{Decision, decide, decide_viewed, decide_with_cedar};
 use crate::policy::Snapshot;
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
@@ -184,15 +185,26 @@ impl Decider {
         own: Option<&Layer<'_>>,
         roots: impl FnOnce(&mut Slice<'_>),
     ) -> Result<Arc<Entities>, InputError> {
+        let own = own
+            .map(|layer| Ok::<_, InputError>((layer, self.entities.resolve(snapshot, layer)?)))
+            .transpose()?;
+        let own = own.as_ref().map(|(layer, resolved)| (*layer, resolved));
+        self.store(snapshot, batch, own, roots)
+    }
+
+    /// [`Decider::entities`], the own entities resolved.
+    fn store(
+        &self,
+        snapshot: &Snapshot,
+        batch: Option<&BatchEntities>,
+        own: Option<(&Layer<'_>, &Resolved)>,
+        roots: impl FnOnce(&mut Slice<'_>),
+    ) -> Result<Arc<Entities>, InputError> {
         let shared = batch.map_or(&[][..], |b| &b.parsed);
         let batch_named = match batch {
             Some(batch) => batch.named.as_deref(),
             None => Some(&[][..]),
         };
-        let own = own
-            .map(|layer| Ok::<_, InputError>((layer, self.entities.resolve(snapshot, layer)?)))
-            .transpose()?;
-        let own = own.as_ref().map(|(layer, resolved)| (*layer, resolved));
         let own_named = match own {
             Some((_, resolved)) => resolved.named(),
             None => Some(Vec::new()),
@@ -271,18 +283,45 @@ impl Decider {
             resource,
             question.context.as_ref(),
         )?;
-        let entities = match (batch, &own) {
-            (Some(batch), None) => self.batch_alone(snapshot, batch)?,
-            _ => self.entities(snapshot, batch, own.as_ref(), |slice| {
-                slice.json(&question.principal);
-                slice.uid(&action_uid);
-                slice.json(&question.resource);
-                if let Some(context) = &question.context {
-                    slice.json(context);
+        let resolved = own
+            .as_ref()
+            .map(|layer| self.entities.resolve(snapshot, layer))
+            .transpose()?;
+        // A single question is first decided over its entities laid on the stored ones,
+        // without a store of its own (see `view`); what that cannot decide goes on below.
+        let parsed = resolved.as_ref().map_or(&[][..], |r| &r.parsed[..]);
+        let view = batch
+            .is_none()
+            .then(|| View::entities(snapshot, parsed))
+            .flatten();
+        let viewed = view
+            .as_ref()
+            .and_then(|own| decide_viewed(snapshot, &request, View::new(snapshot, own)));
+        let decision = match viewed {
+            Some(decision) => decision,
+            None => {
+                let entities = match (batch, &own) {
+                    (Some(batch), None) => self.batch_alone(snapshot, batch)?,
+                    _ => {
+                        let own = own.as_ref().zip(resolved.as_ref());
+                        self.store(snapshot, batch, own, |slice| {
+                            slice.json(&question.principal);
+                            slice.uid(&action_uid);
+                            slice.json(&question.resource);
+                            if let Some(context) = &question.context {
+                                slice.json(context);
+                            }
+                        })?
+                    }
+                };
+                // The program gave up on the view: it gives up on the same entities stored.
+                match view {
+                    Some(_) => decide_with_cedar(snapshot, &request, &entities),
+                    None => decide(snapshot, &request, &entities),
                 }
-            })?,
+            }
         };
-        let decision = self.intern(decide(snapshot, &request, &entities));
+        let decision = self.intern(decision);
         self.cache.insert(key, Arc::clone(&decision));
         Ok(Answer {
             decision,

@@ -33,6 +33,9 @@ pub struct Reach {
     /// every such node's type is one no entity data can refer to (the schema's actions,
     /// when nothing is stored), so that the walk of request entities finds nothing.
     entities_can_name: bool,
+    /// The uids the stored entities have as ancestors that are not stored: a request entity
+    /// with one of them would change stored entities' ancestors.
+    dangling: std::collections::HashSet<cedar_policy_core::ast::EntityUID>,
 }
 
 #[derive(Debug)]
@@ -62,6 +65,15 @@ impl Reach {
             });
         }
         for at in 0..reach.nodes.len() {
+            for ancestor in entities
+                .ancestors(&reach.nodes[at].uid)
+                .into_iter()
+                .flatten()
+            {
+                if entities.get(ancestor).is_none() {
+                    reach.dangling.insert(ancestor.as_ref().clone());
+                }
+            }
             let ancestors: Vec<usize> = entities
                 .ancestors(&reach.nodes[at].uid)
                 .into_iter()
@@ -114,6 +126,11 @@ impl Reach {
     /// Whether a request entity can name a store entity a question would not reach anyway.
     pub fn entities_can_name(&self) -> bool {
         self.entities_can_name
+    }
+
+    /// Whether a stored entity has `uid` as an ancestor while no stored entity has that uid.
+    pub fn is_dangling(&self, uid: &cedar_policy_core::ast::EntityUID) -> bool {
+        !self.dangling.is_empty() && self.dangling.contains(uid)
     }
 
     /// The node of the entity with this type and id.

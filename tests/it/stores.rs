@@ -113,9 +113,13 @@ fn ask() -> impl Strategy<Value = Ask> {
 }
 
 fn load(stored: &[Value]) -> (tempfile::TempDir, Snapshot) {
+    load_with(stored, POLICY)
+}
+
+fn load_with(stored: &[Value], policies: &str) -> (tempfile::TempDir, Snapshot) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
-    std::fs::write(dir.path().join("policies/p.cedar"), POLICY).expect("write");
+    std::fs::write(dir.path().join("policies/p.cedar"), policies).expect("write");
     std::fs::write(dir.path().join("s.cedarschema"), SCHEMA).expect("write");
     let entities = dir.path().join("entities.json");
     std::fs::write(&entities, serde_json::to_vec(stored).expect("json")).expect("write");
@@ -321,5 +325,235 @@ fn a_cycle_among_new_entities_is_refused_as_from_scratch() {
         for error in [&on_cached, &from_scratch] {
             assert!(error.message.contains("has a cycle"), "{}", error.message);
         }
+    }
+}
+
+/// Policies reading ancestors through nested groups (the principal's and the resource's),
+/// a dangling ancestor, and attributes that may be missing.
+const VIEW_POLICIES: &str = r#"
+@id("members") permit (principal in Group::"g0", action, resource);
+@id("deep") permit (principal, action, resource in Group::"g5") when { principal in Group::"g3" };
+@id("tagged") forbid (principal, action, resource) when { principal has tag && principal.tag == 1 && resource in Group::"g2" };
+@id("resource-tag") permit (principal, action, resource) when { resource has tag && resource.tag == 0 };
+@id("dangling") forbid (principal in Group::"g6", action, resource);
+"#;
+
+/// A single question decided over its entities laid on the stored ones (`decide::view`,
+/// no store assembled) gets the decision and reasons Cedar gives over every stored and
+/// sent entity at once, through a caching decider as through an uncached one; and the
+/// view answers most of them (it is not a test of the fallback alone).
+#[test]
+fn a_question_decided_over_its_view_is_decided_as_by_cedar() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let counts = std::cell::Cell::new((0usize, 0usize));
+    let case = (
+        pool(),
+        prop::collection::vec(prop::option::of(0..2usize), GROUPS - STORED_FROM),
+        prop::collection::vec(ask(), 1..12),
+    );
+    runner
+        .run(&case, |(pool, stored_versions, asks)| {
+            let (viewed, asked) = view_case(&pool, &stored_versions, &asks)?;
+            let (v, a) = counts.get();
+            counts.set((v + viewed, a + asked));
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (viewed, asked) = counts.get();
+    eprintln!("{viewed} of {asked} questions viewed");
+    assert!(viewed * 3 > asked, "{viewed} of {asked} questions viewed");
+}
+
+/// One case of [`a_question_decided_over_its_view_is_decided_as_by_cedar`]: how many
+/// questions the view answered, and how many were asked.
+fn view_case(
+    pool: &Pool,
+    stored_versions: &[Option<usize>],
+    asks: &[Ask],
+) -> Result<(usize, usize), TestCaseError> {
+    let stored: Vec<Value> = stored_versions
+        .iter()
+        .enumerate()
+        .filter_map(|(k, v)| {
+            v.map(|v| entity(group(STORED_FROM + k), &pool.groups[STORED_FROM + k][v]))
+        })
+        .collect();
+    let (_dir, snapshot) = load_with(&stored, VIEW_POLICIES);
+    let cached = Decider::new(64, 64, std::time::Duration::from_secs(60));
+    let uncached = Decider::uncached();
+    let mut viewed = 0;
+    for ask in asks {
+        let sent: Vec<Value> = ask
+            .sent
+            .iter()
+            .map(|&(user, i, v)| {
+                if user {
+                    entity(
+                        json!({"type": "User", "id": format!("u{i}")}),
+                        &pool.users[i][v],
+                    )
+                } else {
+                    entity(group(i), &pool.groups[i][v])
+                }
+            })
+            .collect();
+        let q = json!({
+            "principal": {"type": "User", "id": format!("u{}", ask.principal)},
+            "action": {"type": "Action", "id": "act"},
+            "resource": group(ask.resource),
+            "entities": sent,
+        });
+        // Plain Cedar over every stored and sent entity at once.
+        let mut all: BTreeMap<String, Value> = BTreeMap::new();
+        for e in stored.iter().chain(&sent) {
+            let uid = EntityUid::from_json(e["uid"].clone()).expect("uid");
+            all.insert(uid.to_string(), e.clone());
+        }
+        let whole = Entities::from_json_value(
+            Value::Array(all.into_values().collect()),
+            Some(&snapshot.schema),
+        );
+        let question: gatehouse::decide::Question =
+            serde_json::from_value(q.clone()).expect("question");
+        let Ok(whole) = whole else {
+            // A cycle: refused by the decider too.
+            prop_assert!(cached.answer(&snapshot, &question, None).is_err());
+            continue;
+        };
+        let request = cedar_policy::Request::new(
+            EntityUid::from_json(q["principal"].clone()).expect("uid"),
+            "Action::\"act\"".parse().expect("uid"),
+            EntityUid::from_json(q["resource"].clone()).expect("uid"),
+            cedar_policy::Context::empty(),
+            Some(&snapshot.schema),
+        )
+        .expect("request");
+        let response =
+            cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, &whole);
+        let errors = response.diagnostics().errors().count();
+        let mut reasons: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        reasons.sort();
+        for decider in [&cached, &uncached] {
+            let answer = decider
+                .answer(&snapshot, &question, None)
+                .expect("an answer");
+            let decision = &answer.decision;
+            prop_assert_eq!(decision.errors.len(), errors, "{:?}", ask);
+            if errors == 0 {
+                prop_assert_eq!(
+                    decision.decision == gatehouse::decide::Verdict::Allow,
+                    response.decision() == cedar_policy::Decision::Allow,
+                    "{:?}",
+                    ask
+                );
+                prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
+            } else {
+                prop_assert_eq!(decision.decision, gatehouse::decide::Verdict::Deny);
+            }
+        }
+        // The view itself, where it answers.
+        let own = EntityList::from(q["entities"].clone());
+        let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
+        let resolved = gatehouse::decide::entities::EntityCache::new(0)
+            .resolve(&snapshot, &layer)
+            .expect("parsed");
+        if let Some(own) = gatehouse::decide::view::View::entities(&snapshot, &resolved.parsed) {
+            let view = gatehouse::decide::view::View::new(&snapshot, &own);
+            let request = gatehouse::decide::input::build_request(
+                &snapshot,
+                request.principal().expect("known").clone(),
+                request.action().expect("known").clone(),
+                request.resource().expect("known").clone(),
+                None,
+            )
+            .expect("request");
+            if let Some(decision) = gatehouse::decide::decide_viewed(&snapshot, &request, view) {
+                viewed += 1;
+                prop_assert_eq!(errors, 0, "{:?}", ask);
+                prop_assert_eq!(
+                    decision.decision == gatehouse::decide::Verdict::Allow,
+                    response.decision() == cedar_policy::Decision::Allow,
+                    "{:?}",
+                    ask
+                );
+                prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
+            }
+        }
+    }
+    Ok((viewed, asks.len()))
+}
+
+/// A sent entity that a stored one has as an ancestor without it being stored changes the
+/// stored one's ancestors: the view declines it, and the question is decided on an assembled
+/// store, as Cedar decides it.
+#[test]
+fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
+    let parents = |v: &[usize]| Version {
+        tag: None,
+        parents: v.to_vec(),
+    };
+    let (_dir, snapshot) = load_with(&[entity(group(4), &parents(&[5]))], VIEW_POLICIES);
+    let sent = vec![
+        entity(json!({"type": "User", "id": "u0"}), &parents(&[4])),
+        entity(group(5), &parents(&[6])),
+    ];
+    let own = EntityList::from(Value::Array(sent.clone()));
+    let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
+    let resolved = gatehouse::decide::entities::EntityCache::new(0)
+        .resolve(&snapshot, &layer)
+        .expect("parsed");
+    assert!(gatehouse::decide::view::View::entities(&snapshot, &resolved.parsed).is_none());
+    let question: gatehouse::decide::Question = serde_json::from_value(json!({
+        "principal": {"type": "User", "id": "u0"},
+        "action": {"type": "Action", "id": "act"},
+        "resource": group(1),
+        "entities": sent,
+    }))
+    .expect("question");
+    let answer = Decider::uncached()
+        .answer(&snapshot, &question, None)
+        .expect("an answer");
+    // u0 is in g4, g4 in g5 (sent), g5 in g6: the forbid holds.
+    assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
+    assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
+}
+
+/// A question whose own entities make a cycle is refused, as assembling its store refuses
+/// it, and not decided over a view of them.
+#[test]
+fn a_question_with_a_cycle_among_its_entities_is_refused() {
+    let (_dir, snapshot) = load_with(&[], VIEW_POLICIES);
+    let parents = |v: &[usize]| Version {
+        tag: None,
+        parents: v.to_vec(),
+    };
+    for cycle in [
+        vec![
+            entity(group(0), &parents(&[1])),
+            entity(group(1), &parents(&[0])),
+        ],
+        vec![entity(group(5), &parents(&[5]))],
+    ] {
+        let mut sent = vec![entity(json!({"type": "User", "id": "u0"}), &parents(&[0]))];
+        sent.extend(cycle);
+        let question: gatehouse::decide::Question = serde_json::from_value(json!({
+            "principal": {"type": "User", "id": "u0"},
+            "action": {"type": "Action", "id": "act"},
+            "resource": group(3),
+            "entities": sent,
+        }))
+        .expect("question");
+        let error = Decider::new(64, 64, std::time::Duration::from_secs(60))
+            .answer(&snapshot, &question, None)
+            .expect_err("a cycle");
+        assert!(error.message.contains("has a cycle"), "{}", error.message);
     }
 }

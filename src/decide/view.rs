@@ -1,0 +1,155 @@
+//! A question's own entities laid over the snapshot's stored entities, read in place: the
+//! store the compiled evaluator ([`super::eval`]) decides a single question on, without
+//! assembling one.
+//!
+//! Assembling a Cedar store for a question copies its entities and computes their transitive
+//! closure; with the stored entities already closed, what a question adds can be read where
+//! it lies. A stored entity's ancestors are then what the store recorded, and an own
+//! entity's are its parents and, through them, their ancestors (own parents followed,
+//! stored parents' recorded ancestors taken). That is the store Cedar would assemble when
+//! the own entities change no stored entity's ancestors and form no cycle, which
+//! [`View::new`] checks; anything else is left to assembling, as before. Questions of a
+//! batch are decided on the batch's store, assembled once.
+//!
+//! The view spans the whole stored set rather than the question's slice: the slice only
+//! makes assembling cheaper, and a question decided on its slice is decided as on the whole
+//! store (`tests/it/properties.rs`, `tests/it/stores.rs` hold both to Cedar over the whole
+//! store).
+
+use std::sync::Arc;
+
+use cedar_policy_core::ast;
+use cedar_policy_core::entities::{Dereference, Entities};
+
+use super::entities::Parsed;
+use super::eval::{GiveUp, Store};
+use crate::policy::Snapshot;
+
+/// Own entities over the stored ones.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    stored: &'a Entities,
+    own: &'a [&'a ast::Entity],
+}
+
+/// More own entities than this are assembled as before: the checks and lookups here go
+/// through the list.
+pub const MAX_OWN: usize = 32;
+
+/// How deep a chain of own entities (each the parent of the one before) is followed.
+const CHAIN: usize = 32;
+
+impl<'a> View<'a> {
+    /// The own entities of `parsed`, as a list the view borrows, or `None` when assembling
+    /// is needed: more than [`MAX_OWN`], a uid twice, one with the uid of a stored entity or
+    /// of a stored entity's ancestor that is not stored, a cycle or a chain of own parents
+    /// deeper than 32.
+    pub fn entities(
+        snapshot: &Snapshot,
+        parsed: &'a [Arc<Parsed>],
+    ) -> Option<Vec<&'a ast::Entity>> {
+        if parsed.len() > MAX_OWN {
+            return None;
+        }
+        let own: Vec<&ast::Entity> = parsed.iter().map(|p| p.entity.as_ref()).collect();
+        for (i, parsed) in parsed.iter().enumerate() {
+            let uid = own[i].uid();
+            // `named` is `None` for an entity with a stored entity's uid.
+            if parsed.named.is_none()
+                || snapshot.reach.is_dangling(uid)
+                || own[..i].iter().any(|e| e.uid() == uid)
+            {
+                return None;
+            }
+        }
+        let mut state = vec![Visit::New; own.len()];
+        for i in 0..own.len() {
+            if !acyclic(i, 0, &own, &mut state) {
+                return None;
+            }
+        }
+        Some(own)
+    }
+
+    /// The view of `own` (from [`View::entities`]) over the snapshot's stored entities.
+    pub fn new(snapshot: &'a Snapshot, own: &'a [&'a ast::Entity]) -> Self {
+        Self {
+            stored: snapshot.entities.as_ref(),
+            own,
+        }
+    }
+
+    fn own(&self, uid: &ast::EntityUID) -> Option<&'a ast::Entity> {
+        self.own.iter().find(|e| e.uid() == uid).copied()
+    }
+
+    fn stored(&self, uid: &ast::EntityUID) -> Option<&'a ast::Entity> {
+        match self.stored.entity(uid) {
+            Dereference::Data(entity) => Some(entity),
+            _ => None,
+        }
+    }
+
+    /// Whether own entity `entity` has `ancestor` among its parents or theirs, `depth` own
+    /// entities down a chain (bounded, and acyclic by [`View::entities`]).
+    fn own_descends(&self, entity: &ast::Entity, ancestor: &ast::EntityUID, depth: usize) -> bool {
+        entity.parents().any(|parent| {
+            parent == ancestor
+                || match self.own(parent) {
+                    Some(own) => depth < CHAIN && self.own_descends(own, ancestor, depth + 1),
+                    None => self
+                        .stored(parent)
+                        .is_some_and(|stored| stored.is_descendant_of(ancestor)),
+                }
+        })
+    }
+}
+
+impl<'a> Store<'a> for View<'a> {
+    fn entity(&self, uid: &ast::EntityUID) -> Result<Option<&'a ast::Entity>, GiveUp> {
+        Ok(self.own(uid).or_else(|| self.stored(uid)))
+    }
+
+    fn is_descendant(
+        &self,
+        entity: &'a ast::Entity,
+        ancestor: &ast::EntityUID,
+    ) -> Result<bool, GiveUp> {
+        if self.own.iter().any(|e| std::ptr::eq(*e, entity)) {
+            Ok(self.own_descends(entity, ancestor, 0))
+        } else {
+            // A stored entity, closed in the store; no own entity changes its ancestors.
+            Ok(entity.is_descendant_of(ancestor))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    Open,
+    Done,
+}
+
+/// Whether no cycle runs through own entity `i` along own parents, and no chain from it is
+/// deeper than [`CHAIN`].
+fn acyclic(i: usize, depth: usize, own: &[&ast::Entity], state: &mut [Visit]) -> bool {
+    match state[i] {
+        Visit::Done => return true,
+        Visit::Open => return false,
+        Visit::New => {}
+    }
+    if depth > CHAIN {
+        return false;
+    }
+    state[i] = Visit::Open;
+    for parent in own[i].parents() {
+        if let Some(j) = own.iter().position(|e| e.uid() == parent)
+            && !acyclic(j, depth + 1, own, state)
+        {
+            return false;
+        }
+    }
+    state[i] = Visit::Done;
+    true
+}

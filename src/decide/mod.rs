@@ -58,38 +58,8 @@ pub struct Decision {
 /// Evaluates `request` against the snapshot's policies that can apply to it (the index),
 /// failing closed: with their compiled program ([`eval`]) when it answers, else with Cedar.
 pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> Decision {
-    if let Some(outcome) = compiled(snapshot, request, entities.as_ref()) {
-        return Decision {
-            decision: if outcome.allowed {
-                Verdict::Allow
-            } else {
-                Verdict::Deny
-            },
-            reasons: outcome.reasons,
-            errors: Vec::new(),
-            missing: absent(
-                [request.principal(), request.resource()]
-                    .into_iter()
-                    .flatten(),
-                entities,
-            ),
-        };
-    }
-    decide_with_cedar(snapshot, request, entities)
-}
-
-/// What the compiled program of `request`'s index entry decides over `store`, if it has a
-/// program and it answers without giving up.
-fn compiled<'a>(
-    snapshot: &'a Snapshot,
-    request: &'a Request,
-    store: impl eval::Store<'a>,
-) -> Option<eval::Outcome> {
-    let core: &cedar_policy_core::ast::Request = request.as_ref();
-    let action = core.action().uid()?;
-    let resource = core.resource().uid()?;
-    let program = snapshot.index.program(action, resource.entity_type())?;
-    eval::decide(program, core, store).ok()
+    decide_compiled(snapshot, request, entities.as_ref())
+        .unwrap_or_else(|| decide_with_cedar(snapshot, request, entities))
 }
 
 /// [`decide`] over a question's entities laid on the stored ones ([`view::View`]), by the
@@ -99,12 +69,24 @@ pub fn decide_viewed<'a>(
     request: &'a Request,
     view: view::View<'a>,
 ) -> Option<Decision> {
-    let outcome = compiled(snapshot, request, view)?;
+    decide_compiled(snapshot, request, view)
+}
+
+/// What the compiled program of `request`'s index entry decides over `store`, if it has a
+/// program and it answers without giving up (so without errors).
+fn decide_compiled<'a, S: eval::Store<'a> + Copy>(
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    store: S,
+) -> Option<Decision> {
     let core: &cedar_policy_core::ast::Request = request.as_ref();
-    let mut missing: Vec<String> = [core.principal().uid(), core.resource().uid()]
+    let (action, resource) = (core.action().uid()?, core.resource().uid()?);
+    let program = snapshot.index.program(action, resource.entity_type())?;
+    let outcome = eval::decide(program, core, store).ok()?;
+    let mut missing: Vec<String> = [core.principal().uid(), Some(resource)]
         .into_iter()
         .flatten()
-        .filter(|uid| matches!(eval::Store::entity(&view, uid), Ok(None)))
+        .filter(|uid| matches!(store.entity(uid), Ok(None)))
         .map(ToString::to_string)
         .collect();
     missing.sort();

@@ -2,7 +2,8 @@
 //! entity store, as Cedar's evaluator would, or gives up.
 //!
 //! Values are borrowed from the program, the request and the store; nothing is cloned or
-//! allocated but the list of a set literal whose elements are not all literals. Wherever
+//! allocated but the list of a set literal whose elements are not all literals (and the
+//! reasons). Wherever
 //! Cedar would report an error (an entity or attribute that does not exist, an operand of the
 //! wrong type, an overflow) or meets what this evaluator leaves to it (an extension value,
 //! equality of two sets or two records, a residual), evaluation stops with [`GiveUp`] and
@@ -221,25 +222,25 @@ impl<'a> Elems<'a> {
     }
 
     /// Calls `f` on each element until it answers `true`; whether one did.
-    fn any(&self, mut f: impl FnMut(V<'_>) -> Result<bool, GiveUp>) -> Result<bool, GiveUp> {
+    fn any(&self, mut f: impl FnMut(&V<'_>) -> Result<bool, GiveUp>) -> Result<bool, GiveUp> {
         match self {
             Elems::Lits(lits) => {
                 for lit in lits.iter() {
-                    if f(V::of_literal(lit))? {
+                    if f(&V::of_literal(lit))? {
                         return Ok(true);
                     }
                 }
             }
             Elems::Stored(set) => {
                 for value in set.iter() {
-                    if f(V::of_value(value)?)? {
+                    if f(&V::of_value(value)?)? {
                         return Ok(true);
                     }
                 }
             }
             Elems::Built(values) => {
                 for value in values {
-                    if f(value.reborrow())? {
+                    if f(value)? {
                         return Ok(true);
                     }
                 }
@@ -252,53 +253,20 @@ impl<'a> Elems<'a> {
         self.any(|e| e.equals(x))
     }
 
-    /// Every element, which must be an entity uid (Cedar's `get_as_entity_set`).
-    fn uids(&self) -> Result<Vec<&ast::EntityUID>, GiveUp> {
-        let mut uids = Vec::new();
-        match self {
-            Elems::Lits(lits) => {
-                for lit in lits.iter() {
-                    let Literal::EntityUID(uid) = lit else {
-                        return Err(GiveUp);
-                    };
-                    uids.push(uid.as_ref());
-                }
-            }
-            Elems::Stored(set) => {
-                for value in set.iter() {
-                    let ValueKind::Lit(Literal::EntityUID(uid)) = value.value_kind() else {
-                        return Err(GiveUp);
-                    };
-                    uids.push(uid.as_ref());
-                }
-            }
-            Elems::Built(values) => {
-                for value in values {
-                    let V::Uid(uid) = value else {
-                        return Err(GiveUp);
-                    };
-                    uids.push(*uid);
-                }
-            }
+    /// Calls `f` on each element until it answers `true`; whether one did. Every element
+    /// must be an entity uid, even past one that answers (Cedar's `get_as_entity_set`), so
+    /// they are all checked first.
+    fn any_uid(
+        &self,
+        mut f: impl FnMut(&ast::EntityUID) -> Result<bool, GiveUp>,
+    ) -> Result<bool, GiveUp> {
+        if self.any(|e| Ok(!matches!(e, V::Uid(_))))? {
+            return Err(GiveUp);
         }
-        Ok(uids)
-    }
-}
-
-impl V<'_> {
-    fn reborrow(&self) -> V<'_> {
-        match self {
-            V::Bool(b) => V::Bool(*b),
-            V::Long(n) => V::Long(*n),
-            V::Str(s) => V::Str(s),
-            V::Uid(uid) => V::Uid(uid),
-            V::Record(record) => V::Record(record),
-            V::Set(Elems::Lits(lits)) => V::Set(Elems::Lits(lits)),
-            V::Set(Elems::Stored(set)) => V::Set(Elems::Stored(set)),
-            V::Set(Elems::Built(values)) => {
-                V::Set(Elems::Built(values.iter().map(V::reborrow).collect()))
-            }
-        }
+        self.any(|e| match e {
+            V::Uid(uid) => f(uid),
+            _ => Err(GiveUp),
+        })
     }
 }
 
@@ -390,11 +358,11 @@ impl<'a, S: Store<'a>> Env<'a, S> {
             BinaryOp::ContainsAll => {
                 let (a, b) = (a.set()?, b.set()?);
                 // Every element of `b` is in `a`: no element of `b` is missing from it.
-                V::Bool(!b.any(|x| Ok(!a.contains(&x)?))?)
+                V::Bool(!b.any(|x| Ok(!a.contains(x)?))?)
             }
             BinaryOp::ContainsAny => {
                 let (a, b) = (a.set()?, b.set()?);
-                V::Bool(b.any(|x| a.contains(&x))?)
+                V::Bool(b.any(|x| a.contains(x))?)
             }
             BinaryOp::GetTag | BinaryOp::HasTag => return Err(GiveUp),
         })
@@ -413,14 +381,7 @@ impl<'a, S: Store<'a>> Env<'a, S> {
         };
         match of {
             V::Uid(other) => within(other),
-            V::Set(elems) => {
-                for other in elems.uids()? {
-                    if within(other)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
+            V::Set(elems) => elems.any_uid(within),
             _ => Err(GiveUp),
         }
     }

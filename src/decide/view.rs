@@ -33,17 +33,14 @@ pub struct View<'a> {
 }
 
 /// More own entities than this are assembled as before: the checks and lookups here go
-/// through the list.
+/// through the list, and the walks along own parents (acyclic) recurse at most this deep.
 pub const MAX_OWN: usize = 32;
 
-/// How deep a chain of own entities (each the parent of the one before) is followed.
-const CHAIN: usize = 32;
-
 impl<'a> View<'a> {
-    /// The own entities of `parsed`, as a list the view borrows, or `None` when assembling
-    /// is needed: more than [`MAX_OWN`], a uid twice, one with the uid of a stored entity or
-    /// of a stored entity's ancestor that is not stored, a cycle or a chain of own parents
-    /// deeper than 32.
+    /// The own entities of `parsed` (resolved, so their uids are distinct), as a list the
+    /// view borrows, or `None` when assembling is needed: more than [`MAX_OWN`], one with the
+    /// uid of a stored entity or of a stored entity's ancestor that is not stored, or a cycle
+    /// along own parents.
     pub fn entities(
         snapshot: &Snapshot,
         parsed: &'a [Arc<Parsed>],
@@ -55,16 +52,13 @@ impl<'a> View<'a> {
         for (i, parsed) in parsed.iter().enumerate() {
             let uid = own[i].uid();
             // `named` is `None` for an entity with a stored entity's uid.
-            if parsed.named.is_none()
-                || snapshot.reach.is_dangling(uid)
-                || own[..i].iter().any(|e| e.uid() == uid)
-            {
+            if parsed.named.is_none() || snapshot.reach.is_dangling(uid) {
                 return None;
             }
         }
         let mut state = vec![Visit::New; own.len()];
         for i in 0..own.len() {
-            if !acyclic(i, 0, &own, &mut state) {
+            if !acyclic(i, &own, &mut state) {
                 return None;
             }
         }
@@ -90,13 +84,13 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Whether own entity `entity` has `ancestor` among its parents or theirs, `depth` own
-    /// entities down a chain (bounded, and acyclic by [`View::entities`]).
-    fn own_descends(&self, entity: &ast::Entity, ancestor: &ast::EntityUID, depth: usize) -> bool {
+    /// Whether own entity `entity` has `ancestor` among its parents or theirs (own parents
+    /// are acyclic by [`View::entities`], so the walk ends).
+    fn own_descends(&self, entity: &ast::Entity, ancestor: &ast::EntityUID) -> bool {
         entity.parents().any(|parent| {
             parent == ancestor
                 || match self.own(parent) {
-                    Some(own) => depth < CHAIN && self.own_descends(own, ancestor, depth + 1),
+                    Some(own) => self.own_descends(own, ancestor),
                     None => self
                         .stored(parent)
                         .is_some_and(|stored| stored.is_descendant_of(ancestor)),
@@ -116,7 +110,7 @@ impl<'a> Store<'a> for View<'a> {
         ancestor: &ast::EntityUID,
     ) -> Result<bool, GiveUp> {
         if self.own.iter().any(|e| std::ptr::eq(*e, entity)) {
-            Ok(self.own_descends(entity, ancestor, 0))
+            Ok(self.own_descends(entity, ancestor))
         } else {
             // A stored entity, closed in the store; no own entity changes its ancestors.
             Ok(entity.is_descendant_of(ancestor))
@@ -131,21 +125,17 @@ enum Visit {
     Done,
 }
 
-/// Whether no cycle runs through own entity `i` along own parents, and no chain from it is
-/// deeper than [`CHAIN`].
-fn acyclic(i: usize, depth: usize, own: &[&ast::Entity], state: &mut [Visit]) -> bool {
+/// Whether no cycle runs through own entity `i` along own parents.
+fn acyclic(i: usize, own: &[&ast::Entity], state: &mut [Visit]) -> bool {
     match state[i] {
         Visit::Done => return true,
         Visit::Open => return false,
         Visit::New => {}
     }
-    if depth > CHAIN {
-        return false;
-    }
     state[i] = Visit::Open;
     for parent in own[i].parents() {
         if let Some(j) = own.iter().position(|e| e.uid() == parent)
-            && !acyclic(j, depth + 1, own, state)
+            && !acyclic(j, own, state)
         {
             return false;
         }

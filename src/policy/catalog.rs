@@ -298,10 +298,7 @@ impl ActionCatalog {
     /// policy grammar and prints it again to check that it was in normal form, a few thousand
     /// instructions a name; a question names a handful of declared types many times over.
     pub fn type_name(&self, text: &str) -> Option<EntityTypeName> {
-        match self.type_names.get(text) {
-            Some(name) => Some(name.clone()),
-            None => text.parse().ok(),
-        }
+        self.declared_type(text).or_else(|| text.parse().ok())
     }
 
     /// The entity type named by `text` when the schema declares it and `text` is its name in

@@ -73,9 +73,9 @@ impl PolicyIndex {
 
     /// How many entries have a program, and how many entries there are.
     pub fn compiled(&self) -> (usize, usize) {
-        let entries = self.programs.values().flatten();
-        let compiled = entries.clone().filter(|(_, p)| p.is_some()).count();
-        (compiled, self.programs.values().map(Vec::len).sum())
+        let entries = || self.programs.values().flatten();
+        let compiled = entries().filter(|(_, p)| p.is_some()).count();
+        (compiled, entries().count())
     }
 
     /// The policies that can apply to `action` on a resource of type `resource_type`, or

@@ -81,16 +81,6 @@ impl Program {
             .collect::<Option<Vec<_>>>()?;
         Some(Self { policies })
     }
-
-    /// How many policies the program holds.
-    pub fn len(&self) -> usize {
-        self.policies.len()
-    }
-
-    /// Whether the program holds no policy.
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
 }
 
 fn boxed(expr: &ast::Expr, depth: usize) -> Option<Box<Node>> {

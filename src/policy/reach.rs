@@ -65,21 +65,20 @@ impl Reach {
             });
         }
         for at in 0..reach.nodes.len() {
+            let mut ancestors = Vec::new();
             for ancestor in entities
                 .ancestors(&reach.nodes[at].uid)
                 .into_iter()
                 .flatten()
             {
-                if entities.get(ancestor).is_none() {
-                    reach.dangling.insert(ancestor.as_ref().clone());
+                // The nodes are the stored entities: an ancestor without one is dangling.
+                match reach.index_of_uid(ancestor) {
+                    Some(node) => ancestors.push(node),
+                    None => {
+                        reach.dangling.insert(ancestor.as_ref().clone());
+                    }
                 }
             }
-            let ancestors: Vec<usize> = entities
-                .ancestors(&reach.nodes[at].uid)
-                .into_iter()
-                .flatten()
-                .filter_map(|a| reach.index_of_uid(a))
-                .collect();
             reach.nodes[at].edges = ancestors;
         }
         for item in stored.and_then(Value::as_array).into_iter().flatten() {

@@ -192,12 +192,12 @@ fn the_index_decides_every_bundled_case_as_the_full_set() {
                 &entities,
             );
             assert_eq!(full.decision(), indexed.decision(), "{}", case.name);
-            let reasons = |r: &cedar_policy::Response| {
-                let mut v: Vec<String> = r.diagnostics().reason().map(|p| p.to_string()).collect();
-                v.sort();
-                v
-            };
-            assert_eq!(reasons(&full), reasons(&indexed), "{}", case.name);
+            assert_eq!(
+                common::reasons(&full),
+                common::reasons(&indexed),
+                "{}",
+                case.name
+            );
             let errors = |r: &cedar_policy::Response| {
                 r.diagnostics()
                     .errors()

@@ -237,13 +237,10 @@ fn direct(store: &PolicyStore, q: &Value) -> (String, Vec<String>) {
         0,
         "complete entities evaluate without errors"
     );
-    let mut reasons: Vec<String> = response
-        .diagnostics()
-        .reason()
-        .map(|p| p.to_string())
-        .collect();
-    reasons.sort();
-    (format!("{:?}", response.decision()), reasons)
+    (
+        format!("{:?}", response.decision()),
+        common::reasons(&response),
+    )
 }
 
 fn app() -> &'static (axum::Router, std::sync::Arc<PolicyStore>) {

@@ -55,6 +55,30 @@ fn entity(uid: Value, v: &Version) -> Value {
     json!({"uid": uid, "attrs": attrs, "parents": v.parents.iter().map(|&p| group(p)).collect::<Vec<_>>()})
 }
 
+/// A version with no tag and these parents.
+fn parents(parents: &[usize]) -> Version {
+    Version {
+        tag: None,
+        parents: parents.to_vec(),
+    }
+}
+
+/// Groups whose parents make a cycle: through each other, or a group its own parent.
+fn cycles() -> Vec<Vec<Value>> {
+    vec![
+        vec![
+            entity(group(0), &parents(&[1])),
+            entity(group(1), &parents(&[0])),
+        ],
+        vec![
+            entity(group(0), &parents(&[3, 1])),
+            entity(group(1), &parents(&[2])),
+            entity(group(2), &parents(&[0])),
+        ],
+        vec![entity(group(5), &parents(&[5]))],
+    ]
+}
+
 /// Two versions of every group and user: questions pick one of them, so the same entity
 /// comes back (cached) and a changed one comes too.
 #[derive(Debug, Clone)]
@@ -290,29 +314,8 @@ fn a_uid_listed_twice_is_refused_when_one_was_seen_before() {
 #[test]
 fn a_cycle_among_new_entities_is_refused_as_from_scratch() {
     let (_dir, snapshot) = load(&[]);
-    let known = entity(
-        group(3),
-        &Version {
-            tag: None,
-            parents: vec![4],
-        },
-    );
-    let parents = |v: &[usize]| Version {
-        tag: None,
-        parents: v.to_vec(),
-    };
-    for cycle in [
-        vec![
-            entity(group(0), &parents(&[1])),
-            entity(group(1), &parents(&[0])),
-        ],
-        vec![
-            entity(group(0), &parents(&[3, 1])),
-            entity(group(1), &parents(&[2])),
-            entity(group(2), &parents(&[0])),
-        ],
-        vec![entity(group(5), &parents(&[5]))],
-    ] {
+    let known = entity(group(3), &parents(&[4]));
+    for cycle in cycles() {
         let ask = |decider: &Decider, sent| store_for_user_u0(decider, &snapshot, sent);
         let cached = Decider::new(0, 64, std::time::Duration::ZERO);
         ask(&cached, vec![known.clone()]).expect("the known part");
@@ -435,12 +438,7 @@ fn view_case(
         let response =
             cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, &whole);
         let errors = response.diagnostics().errors().count();
-        let mut reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
-        reasons.sort();
+        let reasons = crate::common::reasons(&response);
         for decider in [&cached, &uncached] {
             let answer = decider
                 .answer(&snapshot, &question, None)
@@ -496,10 +494,6 @@ fn view_case(
 /// store, as Cedar decides it.
 #[test]
 fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
-    let parents = |v: &[usize]| Version {
-        tag: None,
-        parents: v.to_vec(),
-    };
     let (_dir, snapshot) = load_with(&[entity(group(4), &parents(&[5]))], VIEW_POLICIES);
     let sent = vec![
         entity(json!({"type": "User", "id": "u0"}), &parents(&[4])),
@@ -531,17 +525,7 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
 #[test]
 fn a_question_with_a_cycle_among_its_entities_is_refused() {
     let (_dir, snapshot) = load_with(&[], VIEW_POLICIES);
-    let parents = |v: &[usize]| Version {
-        tag: None,
-        parents: v.to_vec(),
-    };
-    for cycle in [
-        vec![
-            entity(group(0), &parents(&[1])),
-            entity(group(1), &parents(&[0])),
-        ],
-        vec![entity(group(5), &parents(&[5]))],
-    ] {
+    for cycle in cycles() {
         let mut sent = vec![entity(json!({"type": "User", "id": "u0"}), &parents(&[0]))];
         sent.extend(cycle);
         let question: gatehouse::decide::Question = serde_json::from_value(json!({

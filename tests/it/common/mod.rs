@@ -140,6 +140,17 @@ pub fn gatehouse(args: &[&str], cwd: &Path) -> std::process::Output {
         .expect("run gatehouse")
 }
 
+/// The policies that decided a Cedar response, sorted (as the sidecar reports them).
+pub fn reasons(response: &cedar_policy::Response) -> Vec<String> {
+    let mut reasons: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(ToString::to_string)
+        .collect();
+    reasons.sort();
+    reasons
+}
+
 /// Output bytes as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -13,7 +13,9 @@
 //! - `peers N FILE`: N bodies of a template file of the peers bench
 //!   (`../shared/bench-peers`, `gatehouse.tmpl`: one body a line, the user's id written
 //!   `@U@`), cycled with a new user id each time as its load does, after two uncounted
-//!   cycles that fill the caches as the load's first seconds do.
+//!   cycles that fill the caches as the load's first seconds do;
+//! - `peers-batch N FILE`: N batches of the peers bench's `gatehouse-batch.tmpl` (one body,
+//!   100 questions on 218 shared entities), a new user each time as its load does.
 //!
 //! Only the work from each body's bytes to its decision is counted: the instructions of one
 //! question (or batch) are the total divided by N. BENCHMARKS.md has the figures.
@@ -58,7 +60,7 @@ fn main() {
     let ttl = Duration::from_secs(300);
     // The questions are made before the work, as bytes, as a server receives them.
     let templates: Vec<String> = match mode.as_str() {
-        "peers" => std::fs::read_to_string(args.next().expect("peers N FILE"))
+        "peers" | "peers-batch" => std::fs::read_to_string(args.next().expect("peers N FILE"))
             .expect("the template file")
             .lines()
             .map(str::to_string)
@@ -66,7 +68,7 @@ fn main() {
         _ => Vec::new(),
     };
     let bodies: Vec<Vec<u8>> = match mode.as_str() {
-        "peers" => (0..n)
+        "peers" | "peers-batch" => (0..n)
             .map(|i| {
                 let body = &templates[i % templates.len()];
                 body.replace("@U@", &format!("u{i}")).into_bytes()
@@ -102,9 +104,13 @@ fn main() {
     // Two cycles: the second sees every entity but the user's as the load will.
     for user in ["warm-a", "warm-b"] {
         for body in &templates {
-            let warm: Question =
-                serde_json::from_str(&body.replace("@U@", user)).expect("question");
-            decider.answer(&snapshot, &warm, None).expect("warm");
+            let body = body.replace("@U@", user);
+            if mode == "peers-batch" {
+                batch(&snapshot, &decider, body.as_bytes());
+            } else {
+                let warm: Question = serde_json::from_str(&body).expect("question");
+                decider.answer(&snapshot, &warm, None).expect("warm");
+            }
         }
     }
     let allowed = work(&mode, &snapshot, &decider, &bodies);
@@ -124,26 +130,33 @@ fn work(
 ) -> usize {
     let mut allowed = 0usize;
     for body in bodies {
-        if mode == "batch" {
-            #[derive(serde::Deserialize)]
-            struct Batch {
-                entities: EntityList,
-                requests: Vec<Value>,
-            }
-            let batch: Batch = serde_json::from_slice(body).expect("batch");
-            let shared = decider
-                .batch(snapshot, &batch.entities, &batch.requests)
-                .expect("shared entities");
-            for request in batch.requests {
-                let q: Question = serde_json::from_value(request).expect("question");
-                let answer = decider.answer(snapshot, &q, Some(&shared)).expect("answer");
-                allowed += usize::from(answer.decision.decision == Verdict::Allow);
-            }
+        if mode.ends_with("batch") {
+            allowed += batch(snapshot, decider, body);
         } else {
             let q: Question = serde_json::from_slice(body).expect("question");
             let answer = decider.answer(snapshot, &q, None).expect("answer");
             allowed += usize::from(answer.decision.decision == Verdict::Allow);
         }
+    }
+    allowed
+}
+
+/// A batch body answered as `/v1/is_authorized/batch` answers it; how many were allowed.
+fn batch(snapshot: &gatehouse::policy::Snapshot, decider: &Decider, body: &[u8]) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        entities: EntityList,
+        requests: Vec<Value>,
+    }
+    let batch: Batch = serde_json::from_slice(body).expect("batch");
+    let shared = decider
+        .batch(snapshot, &batch.entities, &batch.requests)
+        .expect("shared entities");
+    let mut allowed = 0;
+    for request in batch.requests {
+        let q: Question = serde_json::from_value(request).expect("question");
+        let answer = decider.answer(snapshot, &q, Some(&shared)).expect("answer");
+        allowed += usize::from(answer.decision.decision == Verdict::Allow);
     }
     allowed
 }

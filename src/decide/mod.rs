@@ -62,12 +62,13 @@ pub fn decide(snapshot: &Snapshot, request: &Request, entities: &Entities) -> De
         .unwrap_or_else(|| decide_with_cedar(snapshot, request, entities))
 }
 
-/// [`decide`] over a question's entities laid on the stored ones ([`view::View`]), by the
-/// compiled program only: `None` when it gives up (the question then needs a store).
-pub fn decide_viewed<'a>(
+/// [`decide`] over a question's entities laid on the stored ones ([`view::View`], or a
+/// batch's [`view::Closed`]), by the compiled program only: `None` when it gives up (the
+/// question then needs a store).
+pub fn decide_viewed<'a, S: eval::Store<'a> + Copy>(
     snapshot: &'a Snapshot,
     request: &'a Request,
-    view: view::View<'a>,
+    view: S,
 ) -> Option<Decision> {
     decide_compiled(snapshot, request, view)
 }

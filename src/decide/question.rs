@@ -15,7 +15,7 @@ use super::entities::{EntityCache, Layer, Resolved, StoreCache, assemble};
 use super::input::{InputError, Part, build_request, parse_action, parse_uid, parse_uid_in};
 use super::raw::EntityList;
 use super::slice::Slice;
-use super::view::View;
+use super::view::{Closed, Closure, View};
 use super::{Decision, decide, decide_viewed, decide_with_cedar};
 use crate::policy::Snapshot;
 
@@ -65,10 +65,14 @@ pub struct BatchEntities {
     parsed: Vec<Entity>,
     /// The store entities the shared entities name, `None` when one replaces a store entity.
     named: Option<Vec<usize>>,
-    /// The store entities any question of the batch can reach (store indices), `None` as
-    /// for `named`.
+    /// The store entities any question of the batch can reach (store indices), only when
+    /// there is no `closure` and no shared entity replaces a store entity.
     slice: Option<Vec<usize>>,
-    /// Assembled once, for the questions that bring no entities of their own.
+    /// The shared entities closed over the stored ones, on which the questions that bring no
+    /// entities of their own are decided; `None` when only an assembled store is Cedar's.
+    closure: Option<Closure>,
+    /// Without a `closure`: assembled once, for the questions that bring no entities of
+    /// their own.
     alone: OnceLock<Result<Arc<Entities>, InputError>>,
 }
 
@@ -135,8 +139,10 @@ impl Decider {
         self.entities.len()
     }
 
-    /// Digests and parses the entities a batch shares. `requests` are the batch's questions
-    /// as sent: what they name (outside their own entities) makes the batch's slice.
+    /// Digests and parses the entities a batch shares, and closes them over the stored
+    /// ones ([`Closure`]). `requests` are the batch's questions as sent: when the shared
+    /// entities cannot be closed, what the questions name (outside their own entities)
+    /// makes the slice of the store assembled once for them all.
     pub fn batch(
         &self,
         snapshot: &Snapshot,
@@ -146,30 +152,36 @@ impl Decider {
         let layer = Layer::digest(&snapshot.version, "entities", list)?;
         let resolved = self.entities.resolve(snapshot, &layer)?;
         let named = resolved.named();
-        let slice = named.as_ref().map(|named| {
-            let mut slice = Slice::new(&snapshot.reach);
-            slice.marks(named);
-            for request in requests.iter().filter_map(Value::as_object) {
-                for (key, value) in request {
-                    match (key.as_str(), value) {
-                        ("entities", _) => {}
-                        // An action by its id alone names no uid in its text.
-                        ("action", Value::String(id)) if !id.contains("::") => {
-                            if let Ok(uid) = snapshot.catalog.action_named(id) {
-                                slice.uid(&uid);
+        let parsed = resolved.entities();
+        let closure = Closure::new(snapshot, &parsed, named.is_none());
+        let slice = match (&closure, &named) {
+            (None, Some(named)) => {
+                let mut slice = Slice::new(&snapshot.reach);
+                slice.marks(named);
+                for request in requests.iter().filter_map(Value::as_object) {
+                    for (key, value) in request {
+                        match (key.as_str(), value) {
+                            ("entities", _) => {}
+                            // An action by its id alone names no uid in its text.
+                            ("action", Value::String(id)) if !id.contains("::") => {
+                                if let Ok(uid) = snapshot.catalog.action_named(id) {
+                                    slice.uid(&uid);
+                                }
                             }
+                            _ => slice.json(value),
                         }
-                        _ => slice.json(value),
                     }
                 }
+                Some(slice.finish())
             }
-            slice.finish()
-        });
+            _ => None,
+        };
         Ok(BatchEntities {
             set: set_digest(&layer.digests),
-            parsed: resolved.entities(),
+            parsed,
             named,
             slice,
+            closure,
             alone: OnceLock::new(),
         })
     }
@@ -287,21 +299,31 @@ impl Decider {
             .as_ref()
             .map(|layer| self.entities.resolve(snapshot, layer))
             .transpose()?;
-        // A single question is first decided over its entities laid on the stored ones,
-        // without a store of its own (see `view`); what that cannot decide goes on below.
+        // A question is first decided over its entities laid on the stored ones, without
+        // a store of its own (see `view`); what that cannot decide goes on below.
         let parsed = resolved.as_ref().map_or(&[][..], |r| &r.parsed[..]);
         let view = batch
             .is_none()
             .then(|| View::entities(snapshot, parsed))
             .flatten();
-        let viewed = view
-            .as_ref()
-            .and_then(|own| decide_viewed(snapshot, &request, View::new(snapshot, own)));
+        // A batch's question without entities of its own, over the batch's closure.
+        let closed = batch
+            .filter(|_| own.is_none())
+            .and_then(|batch| Some((batch, batch.closure.as_ref()?)));
+        let viewed = match (&view, closed) {
+            (Some(own), _) => decide_viewed(snapshot, &request, View::new(snapshot, own)),
+            (None, Some((batch, closure))) => decide_viewed(
+                snapshot,
+                &request,
+                Closed::new(snapshot, &batch.parsed, closure),
+            ),
+            (None, None) => None,
+        };
         let decision = match viewed {
             Some(decision) => decision,
             None => {
                 let entities = match (batch, &own) {
-                    (Some(batch), None) => self.batch_alone(snapshot, batch)?,
+                    (Some(batch), None) if closed.is_none() => self.batch_alone(snapshot, batch)?,
                     _ => {
                         let own = own.as_ref().zip(resolved.as_ref());
                         self.store(snapshot, batch, own, |slice| {
@@ -315,9 +337,10 @@ impl Decider {
                     }
                 };
                 // The program gave up on the view: it gives up on the same entities stored.
-                match view {
-                    Some(_) => decide_with_cedar(snapshot, &request, &entities),
-                    None => decide(snapshot, &request, &entities),
+                if view.is_some() || closed.is_some() {
+                    decide_with_cedar(snapshot, &request, &entities)
+                } else {
+                    decide(snapshot, &request, &entities)
                 }
             }
         };

@@ -16,10 +16,13 @@
 //! store (`tests/it/properties.rs`, `tests/it/stores.rs` hold both to Cedar over the whole
 //! store).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use cedar_policy::Entity;
 use cedar_policy_core::ast;
 use cedar_policy_core::entities::{Dereference, Entities};
+use foldhash::fast::RandomState;
 
 use super::entities::Parsed;
 use super::eval::{GiveUp, Store};
@@ -78,10 +81,7 @@ impl<'a> View<'a> {
     }
 
     fn stored(&self, uid: &ast::EntityUID) -> Option<&'a ast::Entity> {
-        match self.stored.entity(uid) {
-            Dereference::Data(entity) => Some(entity),
-            _ => None,
-        }
+        stored(self.stored, uid)
     }
 
     /// Whether own entity `entity` has `ancestor` among its parents or theirs (own parents
@@ -118,6 +118,14 @@ impl<'a> Store<'a> for View<'a> {
     }
 }
 
+/// The stored entity with `uid`.
+fn stored<'a>(stored: &'a Entities, uid: &ast::EntityUID) -> Option<&'a ast::Entity> {
+    match stored.entity(uid) {
+        Dereference::Data(entity) => Some(entity),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Visit {
     New,
@@ -142,4 +150,147 @@ fn acyclic(i: usize, own: &[&ast::Entity], state: &mut [Visit]) -> bool {
     }
     state[i] = Visit::Done;
     true
+}
+
+/// A batch's shared entities indexed by uid, each with its ancestors: its parents and,
+/// through them, theirs (shared parents' closed here, stored parents' as the store recorded
+/// them), the closure Cedar computes when it assembles the shared entities with the stored.
+#[derive(Debug)]
+pub struct Closure {
+    /// Position in the shared entities, by uid.
+    index: HashMap<ast::EntityUID, usize, RandomState>,
+    /// The ancestors of each shared entity, by position.
+    ancestors: Vec<HashSet<ast::EntityUID, RandomState>>,
+}
+
+impl Closure {
+    /// The closure of `shared` (resolved, so their uids are distinct) over the snapshot's
+    /// stored entities, or `None` when only assembling gives Cedar's store: one has the uid
+    /// of a stored entity (`replaces`) or of a stored entity's ancestor that is not stored,
+    /// or the shared entities' parents make a cycle.
+    pub fn new(snapshot: &Snapshot, shared: &[Entity], replaces: bool) -> Option<Self> {
+        if replaces {
+            return None;
+        }
+        let mut index = HashMap::with_capacity_and_hasher(shared.len(), RandomState::default());
+        for (i, entity) in shared.iter().enumerate() {
+            let uid = entity.as_ref().uid();
+            if snapshot.reach.is_dangling(uid) {
+                return None;
+            }
+            index.insert(uid.clone(), i);
+        }
+        let parents: Vec<Vec<usize>> = shared
+            .iter()
+            .map(|e| {
+                let parents = e.as_ref().parents();
+                parents.filter_map(|p| index.get(p).copied()).collect()
+            })
+            .collect();
+        let stored = snapshot.entities.as_ref();
+        let mut ancestors = vec![HashSet::default(); shared.len()];
+        // Parents before children, so that a shared parent's ancestors are closed first.
+        for i in parents_first(&parents)? {
+            let mut closed = HashSet::with_hasher(RandomState::default());
+            for parent in shared[i].as_ref().parents() {
+                closed.insert(parent.clone());
+                match index.get(parent) {
+                    Some(&j) => closed.extend(ancestors[j].iter().cloned()),
+                    None => {
+                        if let Dereference::Data(entity) = stored.entity(parent) {
+                            closed.extend(entity.ancestors().cloned());
+                        }
+                    }
+                }
+            }
+            ancestors[i] = closed;
+        }
+        Some(Self { index, ancestors })
+    }
+}
+
+/// The positions `0..parents.len()` ordered so that each comes after every position in its
+/// `parents`, or `None` when they make a cycle. A walk with its own stack: a chain of
+/// parents may be as long as a batch has entities.
+fn parents_first(parents: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut state = vec![Visit::New; parents.len()];
+    let mut order = Vec::with_capacity(parents.len());
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..parents.len() {
+        if state[root] != Visit::New {
+            continue;
+        }
+        state[root] = Visit::Open;
+        stack.push((root, 0));
+        while let Some((i, next)) = stack.last_mut() {
+            let i = *i;
+            match parents[i].get(*next) {
+                Some(&parent) => {
+                    *next += 1;
+                    match state[parent] {
+                        Visit::Open => return None,
+                        Visit::Done => {}
+                        Visit::New => {
+                            state[parent] = Visit::Open;
+                            stack.push((parent, 0));
+                        }
+                    }
+                }
+                None => {
+                    state[i] = Visit::Done;
+                    order.push(i);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    Some(order)
+}
+
+/// A batch's shared entities, closed ([`Closure`]), over the stored ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Closed<'a> {
+    stored: &'a Entities,
+    shared: &'a [Entity],
+    closure: &'a Closure,
+}
+
+impl<'a> Closed<'a> {
+    /// `shared` (as given to [`Closure::new`]) with their `closure`, over the snapshot's
+    /// stored entities.
+    pub fn new(snapshot: &'a Snapshot, shared: &'a [Entity], closure: &'a Closure) -> Self {
+        Self {
+            stored: snapshot.entities.as_ref(),
+            shared,
+            closure,
+        }
+    }
+
+    /// The position of `uid` among the shared entities.
+    fn position(&self, uid: &ast::EntityUID) -> Option<usize> {
+        self.closure.index.get(uid).copied()
+    }
+}
+
+impl<'a> Store<'a> for Closed<'a> {
+    fn entity(&self, uid: &ast::EntityUID) -> Result<Option<&'a ast::Entity>, GiveUp> {
+        Ok(match self.position(uid) {
+            Some(i) => Some(self.shared[i].as_ref()),
+            None => stored(self.stored, uid),
+        })
+    }
+
+    fn is_descendant(
+        &self,
+        entity: &'a ast::Entity,
+        ancestor: &ast::EntityUID,
+    ) -> Result<bool, GiveUp> {
+        match self.position(entity.uid()) {
+            Some(i) if std::ptr::eq(self.shared[i].as_ref(), entity) => {
+                Ok(self.closure.ancestors[i].contains(ancestor))
+            }
+            // A stored entity, closed in the store; no shared entity changes its ancestors.
+            _ => Ok(entity.is_descendant_of(ancestor)),
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cedar_policy::{Entities, EntityUid};
 use gatehouse::decide::entities::Layer;
+use gatehouse::decide::view::{Closed, Closure, View};
 use gatehouse::decide::{Decider, EntityList};
 use gatehouse::policy::{self, Snapshot, Sources};
 use proptest::prelude::*;
@@ -342,9 +343,11 @@ const VIEW_POLICIES: &str = r#"
 "#;
 
 /// A single question decided over its entities laid on the stored ones (`decide::view`,
-/// no store assembled) gets the decision and reasons Cedar gives over every stored and
-/// sent entity at once, through a caching decider as through an uncached one; and the
-/// view answers most of them (it is not a test of the fallback alone).
+/// no store assembled), and the same question asked in a batch that shares those entities
+/// (decided over the batch's closure, `decide::view::Closed`), get the decision and reasons
+/// Cedar gives over every stored and sent entity at once, through a caching decider as
+/// through an uncached one; and the view and the closure answer most of them (it is not a
+/// test of the fallback alone).
 #[test]
 fn a_question_decided_over_its_view_is_decided_as_by_cedar() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
@@ -352,7 +355,7 @@ fn a_question_decided_over_its_view_is_decided_as_by_cedar() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    let counts = std::cell::Cell::new((0usize, 0usize));
+    let counts = std::cell::Cell::new(Counts::default());
     let case = (
         pool(),
         prop::collection::vec(prop::option::of(0..2usize), GROUPS - STORED_FROM),
@@ -360,24 +363,41 @@ fn a_question_decided_over_its_view_is_decided_as_by_cedar() {
     );
     runner
         .run(&case, |(pool, stored_versions, asks)| {
-            let (viewed, asked) = view_case(&pool, &stored_versions, &asks)?;
-            let (v, a) = counts.get();
-            counts.set((v + viewed, a + asked));
+            let case = view_case(&pool, &stored_versions, &asks)?;
+            let all = counts.get();
+            counts.set(Counts {
+                viewed: all.viewed + case.viewed,
+                closed: all.closed + case.closed,
+                asked: all.asked + case.asked,
+            });
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    let (viewed, asked) = counts.get();
-    eprintln!("{viewed} of {asked} questions viewed");
+    let Counts {
+        viewed,
+        closed,
+        asked,
+    } = counts.get();
+    eprintln!("{viewed} of {asked} questions viewed, {closed} closed");
     assert!(viewed * 3 > asked, "{viewed} of {asked} questions viewed");
+    assert!(closed * 3 > asked, "{closed} of {asked} questions closed");
 }
 
-/// One case of [`a_question_decided_over_its_view_is_decided_as_by_cedar`]: how many
-/// questions the view answered, and how many were asked.
+/// Of the questions of [`a_question_decided_over_its_view_is_decided_as_by_cedar`]: how
+/// many the view answered, how many the closure answered, and how many were asked.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    viewed: usize,
+    closed: usize,
+    asked: usize,
+}
+
+/// One case of [`a_question_decided_over_its_view_is_decided_as_by_cedar`].
 fn view_case(
     pool: &Pool,
     stored_versions: &[Option<usize>],
     asks: &[Ask],
-) -> Result<(usize, usize), TestCaseError> {
+) -> Result<Counts, TestCaseError> {
     let stored: Vec<Value> = stored_versions
         .iter()
         .enumerate()
@@ -388,7 +408,7 @@ fn view_case(
     let (_dir, snapshot) = load_with(&stored, VIEW_POLICIES);
     let cached = Decider::new(64, 64, std::time::Duration::from_secs(60));
     let uncached = Decider::uncached();
-    let mut viewed = 0;
+    let (mut viewed, mut closed) = (0, 0);
     for ask in asks {
         let sent: Vec<Value> = ask
             .sent
@@ -422,9 +442,22 @@ fn view_case(
         );
         let question: gatehouse::decide::Question =
             serde_json::from_value(q.clone()).expect("question");
+        // The same question in a batch that shares its entities.
+        let own = EntityList::from(q["entities"].clone());
+        let mut in_batch = q.clone();
+        in_batch
+            .as_object_mut()
+            .expect("an object")
+            .remove("entities");
+        let batch_question: gatehouse::decide::Question =
+            serde_json::from_value(in_batch.clone()).expect("question");
+        let in_batch = [in_batch];
         let Ok(whole) = whole else {
-            // A cycle: refused by the decider too.
+            // A cycle: refused by the decider too, alone and in a batch.
             prop_assert!(cached.answer(&snapshot, &question, None).is_err());
+            let shared = cached.batch(&snapshot, &own, &in_batch).expect("shared");
+            let answer = cached.answer(&snapshot, &batch_question, Some(&shared));
+            prop_assert!(answer.is_err());
             continue;
         };
         let request = cedar_policy::Request::new(
@@ -440,53 +473,72 @@ fn view_case(
         let errors = response.diagnostics().errors().count();
         let reasons = crate::common::reasons(&response);
         for decider in [&cached, &uncached] {
-            let answer = decider
-                .answer(&snapshot, &question, None)
-                .expect("an answer");
-            let decision = &answer.decision;
-            prop_assert_eq!(decision.errors.len(), errors, "{:?}", ask);
-            if errors == 0 {
-                prop_assert_eq!(
-                    decision.decision == gatehouse::decide::Verdict::Allow,
-                    response.decision() == cedar_policy::Decision::Allow,
-                    "{:?}",
-                    ask
-                );
-                prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
-            } else {
-                prop_assert_eq!(decision.decision, gatehouse::decide::Verdict::Deny);
+            let shared = decider.batch(&snapshot, &own, &in_batch).expect("shared");
+            let answers = [
+                decider.answer(&snapshot, &question, None),
+                decider.answer(&snapshot, &batch_question, Some(&shared)),
+            ];
+            for answer in answers {
+                let decision = &answer.expect("an answer").decision;
+                prop_assert_eq!(decision.errors.len(), errors, "{:?}", ask);
+                if errors == 0 {
+                    prop_assert_eq!(
+                        decision.decision == gatehouse::decide::Verdict::Allow,
+                        response.decision() == cedar_policy::Decision::Allow,
+                        "{:?}",
+                        ask
+                    );
+                    prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
+                } else {
+                    prop_assert_eq!(decision.decision, gatehouse::decide::Verdict::Deny);
+                }
             }
         }
-        // The view itself, where it answers.
-        let own = EntityList::from(q["entities"].clone());
+        // The view and the closure themselves, where they answer.
         let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
         let resolved = gatehouse::decide::entities::EntityCache::new(0)
             .resolve(&snapshot, &layer)
             .expect("parsed");
-        if let Some(own) = gatehouse::decide::view::View::entities(&snapshot, &resolved.parsed) {
-            let view = gatehouse::decide::view::View::new(&snapshot, &own);
-            let request = gatehouse::decide::input::build_request(
-                &snapshot,
-                request.principal().expect("known").clone(),
-                request.action().expect("known").clone(),
-                request.resource().expect("known").clone(),
-                None,
-            )
-            .expect("request");
+        let request = gatehouse::decide::input::build_request(
+            &snapshot,
+            request.principal().expect("known").clone(),
+            request.action().expect("known").clone(),
+            request.resource().expect("known").clone(),
+            None,
+        )
+        .expect("request");
+        let mut decided = Vec::new();
+        if let Some(own) = View::entities(&snapshot, &resolved.parsed) {
+            let view = View::new(&snapshot, &own);
             if let Some(decision) = gatehouse::decide::decide_viewed(&snapshot, &request, view) {
                 viewed += 1;
-                prop_assert_eq!(errors, 0, "{:?}", ask);
-                prop_assert_eq!(
-                    decision.decision == gatehouse::decide::Verdict::Allow,
-                    response.decision() == cedar_policy::Decision::Allow,
-                    "{:?}",
-                    ask
-                );
-                prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
+                decided.push(decision);
             }
         }
+        let shared = resolved.entities();
+        if let Some(closure) = Closure::new(&snapshot, &shared, resolved.named().is_none()) {
+            let store = Closed::new(&snapshot, &shared, &closure);
+            if let Some(decision) = gatehouse::decide::decide_viewed(&snapshot, &request, store) {
+                closed += 1;
+                decided.push(decision);
+            }
+        }
+        for decision in decided {
+            prop_assert_eq!(errors, 0, "{:?}", ask);
+            prop_assert_eq!(
+                decision.decision == gatehouse::decide::Verdict::Allow,
+                response.decision() == cedar_policy::Decision::Allow,
+                "{:?}",
+                ask
+            );
+            prop_assert_eq!(&decision.reasons, &reasons, "{:?}", ask);
+        }
     }
-    Ok((viewed, asks.len()))
+    Ok(Counts {
+        viewed,
+        closed,
+        asked: asks.len(),
+    })
 }
 
 /// A sent entity that a stored one has as an ancestor without it being stored changes the
@@ -504,7 +556,7 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
     let resolved = gatehouse::decide::entities::EntityCache::new(0)
         .resolve(&snapshot, &layer)
         .expect("parsed");
-    assert!(gatehouse::decide::view::View::entities(&snapshot, &resolved.parsed).is_none());
+    assert!(View::entities(&snapshot, &resolved.parsed).is_none());
     let question: gatehouse::decide::Question = serde_json::from_value(json!({
         "principal": {"type": "User", "id": "u0"},
         "action": {"type": "Action", "id": "act"},
@@ -520,23 +572,77 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
     assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
 }
 
+/// A shared entity that replaces a stored one changes the ancestors of the stored entities
+/// below it: the batch's entities are not closed over the store, and its questions are
+/// decided on an assembled store, as Cedar decides them.
+#[test]
+fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
+    let stored = [
+        entity(group(4), &parents(&[5])),
+        entity(group(5), &parents(&[6])),
+    ];
+    let (_dir, snapshot) = load_with(&stored, VIEW_POLICIES);
+    // u0 is in g4, stored in g5; g5 is sent again, in nothing.
+    let sent = vec![
+        entity(json!({"type": "User", "id": "u0"}), &parents(&[4])),
+        entity(group(5), &parents(&[])),
+    ];
+    let shared = EntityList::from(Value::Array(sent.clone()));
+    let layer = Layer::digest(&snapshot.version, "entities", &shared).expect("digest");
+    let resolved = gatehouse::decide::entities::EntityCache::new(0)
+        .resolve(&snapshot, &layer)
+        .expect("parsed");
+    let replaces = resolved.named().is_none();
+    assert!(replaces);
+    assert!(Closure::new(&snapshot, &resolved.entities(), replaces).is_none());
+    let q = json!({
+        "principal": {"type": "User", "id": "u0"},
+        "action": {"type": "Action", "id": "act"},
+        "resource": group(1),
+    });
+    let question: gatehouse::decide::Question = serde_json::from_value(q.clone()).expect("q");
+    let decider = Decider::uncached();
+    let shared = decider
+        .batch(&snapshot, &shared, &[q])
+        .expect("shared entities");
+    let answer = decider
+        .answer(&snapshot, &question, Some(&shared))
+        .expect("an answer");
+    // Over the sent g5, u0 is not in g6: no forbid holds, and no permit.
+    assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
+    assert!(answer.decision.reasons.is_empty(), "{:?}", answer.decision);
+}
+
 /// A question whose own entities make a cycle is refused, as assembling its store refuses
-/// it, and not decided over a view of them.
+/// it, and not decided over a view of them; so is a question of a batch whose shared
+/// entities make one, and not decided over their closure.
 #[test]
 fn a_question_with_a_cycle_among_its_entities_is_refused() {
     let (_dir, snapshot) = load_with(&[], VIEW_POLICIES);
     for cycle in cycles() {
         let mut sent = vec![entity(json!({"type": "User", "id": "u0"}), &parents(&[0]))];
         sent.extend(cycle);
-        let question: gatehouse::decide::Question = serde_json::from_value(json!({
+        let mut q = json!({
             "principal": {"type": "User", "id": "u0"},
             "action": {"type": "Action", "id": "act"},
             "resource": group(3),
-            "entities": sent,
-        }))
-        .expect("question");
-        let error = Decider::new(64, 64, std::time::Duration::from_secs(60))
+        });
+        let in_batch: gatehouse::decide::Question =
+            serde_json::from_value(q.clone()).expect("question");
+        q["entities"] = Value::Array(sent.clone());
+        let question: gatehouse::decide::Question =
+            serde_json::from_value(q.clone()).expect("question");
+        let decider = Decider::new(64, 64, std::time::Duration::from_secs(60));
+        let error = decider
             .answer(&snapshot, &question, None)
+            .expect_err("a cycle");
+        assert!(error.message.contains("has a cycle"), "{}", error.message);
+        let shared = EntityList::from(Value::Array(sent));
+        let shared = decider
+            .batch(&snapshot, &shared, &[q])
+            .expect("shared entities");
+        let error = decider
+            .answer(&snapshot, &in_batch, Some(&shared))
             .expect_err("a cycle");
         assert!(error.message.contains("has a cycle"), "{}", error.message);
     }

@@ -103,8 +103,17 @@ impl Resolved {
 /// [`Layer::digests`]).
 #[derive(Clone)]
 pub struct EntityCache {
-    inner: moka::sync::Cache<Key, Arc<Parsed>>,
+    /// `None` when nothing is cached.
+    inner: Option<Arc<EntityMap>>,
 }
+
+/// The digests are uniform already; the seeded fast hasher only spreads them over shards.
+type EntityMap = quick_cache::sync::Cache<
+    Key,
+    Arc<Parsed>,
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+>;
 
 impl std::fmt::Debug for EntityCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,15 +124,22 @@ impl std::fmt::Debug for EntityCache {
 impl EntityCache {
     /// A cache of at most `capacity` parsed entities (0: none).
     pub fn new(capacity: u64) -> Self {
-        Self {
-            inner: moka::sync::Cache::new(capacity),
-        }
+        let inner = (capacity > 0).then(|| {
+            let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+            Arc::new(EntityMap::with(
+                items,
+                capacity,
+                quick_cache::UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ))
+        });
+        Self { inner }
     }
 
-    /// How many parsed entities are cached (approximately: moka counts lazily).
+    /// How many parsed entities are cached.
     pub fn len(&self) -> u64 {
-        self.inner.run_pending_tasks();
-        self.inner.entry_count()
+        self.inner.as_ref().map_or(0, |inner| inner.len() as u64)
     }
 
     /// Whether no parsed entity is cached.
@@ -139,14 +155,17 @@ impl EntityCache {
             parsed: Vec::with_capacity(n),
             known: Vec::with_capacity(n),
         };
-        let mut seen = HashSet::with_capacity(n);
+        let mut seen = HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
         for (i, raw) in layer.items.iter().enumerate() {
             let key = layer.digests[i];
-            let (parsed, known) = match self.inner.get(&key) {
+            let cached = self.inner.as_ref().and_then(|inner| inner.get(&key));
+            let (parsed, known) = match cached {
                 Some(parsed) => (parsed, true),
                 None => {
                     let parsed = Arc::new(parse(snapshot, layer.field, i, raw)?);
-                    self.inner.insert(key, Arc::clone(&parsed));
+                    if let Some(inner) = &self.inner {
+                        inner.insert(key, Arc::clone(&parsed));
+                    }
                     (parsed, false)
                 }
             };

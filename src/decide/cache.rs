@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -19,16 +19,81 @@ use super::Decision;
 /// encoded, its entities by the digests of their bytes).
 pub type Key = [u8; 32];
 
+/// A bounded map from digests to values, each kept at most its time to live: quick_cache's
+/// capacity-bounded map, each entry with the time it was stored. An entry past its time is
+/// never returned (it is removed when met); the capacity bounds the memory either way.
+#[derive(Clone)]
+pub struct Expiring<V> {
+    /// `None` when nothing is kept.
+    inner: Option<Arc<ExpiringMap<V>>>,
+    ttl: Duration,
+}
+
+/// The digests are uniform already; the seeded fast hasher only spreads them over shards.
+type ExpiringMap<V> = quick_cache::sync::Cache<
+    Key,
+    (Instant, V),
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+>;
+
+impl<V: Clone> Expiring<V> {
+    /// A map of at most `capacity` entries, each kept at most `ttl`; a capacity of 0 keeps
+    /// nothing.
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        let inner = (capacity > 0).then(|| {
+            let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+            Arc::new(ExpiringMap::with(
+                items,
+                capacity,
+                quick_cache::UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ))
+        });
+        Self { inner, ttl }
+    }
+
+    /// The value stored under `key` less than the time to live ago.
+    pub fn get(&self, key: &Key) -> Option<V> {
+        let inner = self.inner.as_ref()?;
+        let (stored, value) = inner.get(key)?;
+        if stored.elapsed() < self.ttl {
+            Some(value)
+        } else {
+            inner.remove_if(key, |(at, _)| *at == stored);
+            None
+        }
+    }
+
+    /// Stores a value.
+    pub fn insert(&self, key: Key, value: V) {
+        if let Some(inner) = &self.inner {
+            inner.insert(key, (Instant::now(), value));
+        }
+    }
+
+    /// How many entries are held (expired ones included until they are met or evicted).
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |inner| inner.len() as u64)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A bounded, expiring map from question digests to decisions.
 #[derive(Clone)]
 pub struct DecisionCache {
-    inner: moka::sync::Cache<Key, Arc<Decision>>,
+    inner: Expiring<Arc<Decision>>,
 }
 
 impl std::fmt::Debug for DecisionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionCache")
-            .field("entries", &self.inner.entry_count())
+            .field("entries", &self.inner.len())
             .finish()
     }
 }
@@ -38,10 +103,7 @@ impl DecisionCache {
     /// caches nothing.
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            inner: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            inner: Expiring::new(capacity, ttl),
         }
     }
 
@@ -55,15 +117,14 @@ impl DecisionCache {
         self.inner.insert(key, decision);
     }
 
-    /// How many decisions are cached (approximately: moka counts lazily).
+    /// How many decisions are cached.
     pub fn len(&self) -> u64 {
-        self.inner.run_pending_tasks();
-        self.inner.entry_count()
+        self.inner.len()
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.inner.is_empty()
     }
 }
 
@@ -168,4 +229,34 @@ fn canonical(buf: &mut Vec<u8>, value: &Value) {
 fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_returned_within_its_time_to_live_and_never_after() {
+        let kept = Expiring::new(4, Duration::from_secs(3600));
+        kept.insert([1; 32], 7);
+        assert_eq!(kept.get(&[1; 32]), Some(7));
+        assert_eq!(kept.get(&[2; 32]), None);
+        let expired = Expiring::new(4, Duration::ZERO);
+        expired.insert([1; 32], 7);
+        assert_eq!(expired.get(&[1; 32]), None);
+        assert!(expired.is_empty(), "an expired entry met is removed");
+    }
+
+    #[test]
+    fn a_capacity_of_zero_keeps_nothing_and_a_full_map_stays_bounded() {
+        let none = Expiring::new(0, Duration::from_secs(3600));
+        none.insert([1; 32], 7);
+        assert_eq!(none.get(&[1; 32]), None);
+        let bounded = Expiring::new(16, Duration::from_secs(3600));
+        for i in 0..=255u8 {
+            bounded.insert([i; 32], i);
+        }
+        assert!(bounded.len() <= 16, "{} entries", bounded.len());
+        assert!(!bounded.is_empty());
+    }
 }

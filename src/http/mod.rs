@@ -165,12 +165,7 @@ impl AppState {
     /// Bundles the parts (see [`crate::app::Application::build`]).
     pub(crate) fn new(parts: Parts) -> Self {
         let (capacity, ttl) = parts.hot;
-        let hot = HotCache(
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-        );
+        let hot = HotCache(crate::decide::cache::Expiring::new(capacity, ttl));
         Self(Arc::new(Services {
             slots: Arc::new(Semaphore::new(parts.limits.max_concurrency)),
             store: parts.store,
@@ -197,8 +192,7 @@ impl AppState {
 
     /// How many rendered answers the hot cache holds.
     pub fn hot_entries(&self) -> u64 {
-        self.hot.0.run_pending_tasks();
-        self.hot.0.entry_count()
+        self.hot.0.len()
     }
 }
 
@@ -206,7 +200,7 @@ impl AppState {
 /// request body: a repeated question is answered without parsing it at all. Its entries also
 /// hold what the decision log needs.
 #[derive(Clone)]
-pub struct HotCache(moka::sync::Cache<crate::decide::cache::Key, Arc<HotAnswer>>);
+pub struct HotCache(crate::decide::cache::Expiring<Arc<HotAnswer>>);
 
 impl std::fmt::Debug for HotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -146,16 +146,20 @@ fn batch(snapshot: &gatehouse::policy::Snapshot, decider: &Decider, body: &[u8])
     #[derive(serde::Deserialize)]
     struct Batch {
         entities: EntityList,
-        requests: Vec<Value>,
+        requests: Vec<Box<serde_json::value::RawValue>>,
     }
     let batch: Batch = serde_json::from_slice(body).expect("batch");
+    let questions: Vec<Question> = batch
+        .requests
+        .iter()
+        .map(|raw| serde_json::from_str(raw.get()).expect("question"))
+        .collect();
     let shared = decider
-        .batch(snapshot, &batch.entities, &batch.requests)
+        .batch_of(snapshot, &batch.entities, &questions)
         .expect("shared entities");
     let mut allowed = 0;
-    for request in batch.requests {
-        let q: Question = serde_json::from_value(request).expect("question");
-        let answer = decider.answer(snapshot, &q, Some(&shared)).expect("answer");
+    for q in &questions {
+        let answer = decider.answer(snapshot, q, Some(&shared)).expect("answer");
         allowed += usize::from(answer.decision.decision == Verdict::Allow);
     }
     allowed

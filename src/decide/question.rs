@@ -149,6 +149,47 @@ impl Decider {
         list: &EntityList,
         requests: &[Value],
     ) -> Result<BatchEntities, InputError> {
+        self.shared(snapshot, list, |slice| {
+            for request in requests.iter().filter_map(Value::as_object) {
+                for (key, value) in request {
+                    match (key.as_str(), value) {
+                        ("entities", _) => {}
+                        ("action", action) => slice_action(snapshot, slice, action),
+                        _ => slice.json(value),
+                    }
+                }
+            }
+        })
+    }
+
+    /// [`Decider::batch`] for questions already read (those that could not be read are
+    /// answered with their error, and need no slice).
+    pub fn batch_of<'q>(
+        &self,
+        snapshot: &Snapshot,
+        list: &EntityList,
+        questions: impl IntoIterator<Item = &'q Question>,
+    ) -> Result<BatchEntities, InputError> {
+        self.shared(snapshot, list, |slice| {
+            for question in questions {
+                slice.json(&question.principal);
+                slice_action(snapshot, slice, &question.action);
+                slice.json(&question.resource);
+                if let Some(context) = &question.context {
+                    slice.json(context);
+                }
+            }
+        })
+    }
+
+    /// A batch's shared entities, with `roots` marking what its questions name in the slice
+    /// (called only when the shared entities cannot be closed).
+    fn shared(
+        &self,
+        snapshot: &Snapshot,
+        list: &EntityList,
+        roots: impl FnOnce(&mut Slice<'_>),
+    ) -> Result<BatchEntities, InputError> {
         let layer = Layer::digest(&snapshot.version, "entities", list)?;
         let resolved = self.entities.resolve(snapshot, &layer)?;
         let named = resolved.named();
@@ -158,20 +199,7 @@ impl Decider {
             (None, Some(named)) => {
                 let mut slice = Slice::new(&snapshot.reach);
                 slice.marks(named);
-                for request in requests.iter().filter_map(Value::as_object) {
-                    for (key, value) in request {
-                        match (key.as_str(), value) {
-                            ("entities", _) => {}
-                            // An action by its id alone names no uid in its text.
-                            ("action", Value::String(id)) if !id.contains("::") => {
-                                if let Ok(uid) = snapshot.catalog.action_named(id) {
-                                    slice.uid(&uid);
-                                }
-                            }
-                            _ => slice.json(value),
-                        }
-                    }
-                }
+                roots(&mut slice);
                 Some(slice.finish())
             }
             _ => None,
@@ -351,6 +379,19 @@ impl Decider {
             policy_version: snapshot.version.clone(),
             cache_hit: false,
         })
+    }
+}
+
+/// Marks what a question's `action` names in `slice`: an action by its id alone names no
+/// uid in its text.
+fn slice_action(snapshot: &Snapshot, slice: &mut Slice<'_>, action: &Value) {
+    match action {
+        Value::String(id) if !id.contains("::") => {
+            if let Ok(uid) = snapshot.catalog.action_named(id) {
+                slice.uid(&uid);
+            }
+        }
+        _ => slice.json(action),
     }
 }
 

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::body::{ActionDiagnostics, AllowedBody, BatchBody, BatchResult, DecisionBody, PlanBody};
 use super::error::ErrorBody;
@@ -237,6 +237,18 @@ pub async fn is_authorized(
     Ok(json_response(rendered))
 }
 
+/// A batch item read from its text (valid JSON, as the batch was read), or its error as
+/// reading it from the batch's tree words it: without a position, which would be within the
+/// item.
+fn item(text: &str) -> Result<Question, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&at).unwrap_or(&message);
+        ApiError::new(ErrorCode::InvalidRequest, message.to_string())
+    })
+}
+
 fn json_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -246,7 +258,9 @@ fn json_response(body: Bytes) -> Response {
 struct Batch {
     #[serde(default)]
     entities: Option<EntityList>,
-    requests: Vec<Value>,
+    /// Each question as its text: read one by one, so that one that cannot be read is
+    /// that item's error.
+    requests: Vec<Box<RawValue>>,
     /// Every item strict (an item may also say so itself).
     #[serde(default)]
     strict_entities: bool,
@@ -288,36 +302,41 @@ pub async fn batch(
     let max_entities = state.limits.max_entities;
     check_entities(max_entities, &[entities.as_ref()])?;
     let snapshot = state.store.current();
+    let questions: Vec<Result<Question, ApiError>> =
+        requests.iter().map(|raw| item(raw.get())).collect();
     // Shared entities are parsed once; wrong, they are the whole batch's fault.
     let shared = entities
         .as_ref()
-        .map(|json| state.decider.batch(&snapshot, json, &requests))
+        .map(|json| {
+            let read = questions.iter().filter_map(|q| q.as_ref().ok());
+            state.decider.batch_of(&snapshot, json, read)
+        })
         .transpose()?;
     let id = request_id(&headers);
-    let answer_one = |item: Value| -> Result<(DecisionBody, Arc<Decision>), ApiError> {
-        let question: Question =
-            serde_json::from_value(item).map_err(|e| ApiError::from_json(&e))?;
-        check_entities(
-            max_entities,
-            &[entities.as_ref(), question.entities.as_ref()],
-        )?;
-        let answer = state
-            .decider
-            .answer(&snapshot, &question, shared.as_ref())?;
-        let strict = strict_entities || question.strict_entities;
-        state.check_missing(strict, &answer.decision.missing)?;
-        let decided = (&*answer.decision, answer.policy_version.as_str());
-        let hit = Some(answer.cache_hit);
-        let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
-        state.record(id, started, record);
-        let body = decision_body(&answer.decision, &answer.policy_version);
-        Ok((body, answer.decision))
-    };
+    let answer_one =
+        |question: Result<Question, ApiError>| -> Result<(DecisionBody, Arc<Decision>), ApiError> {
+            let question = question?;
+            check_entities(
+                max_entities,
+                &[entities.as_ref(), question.entities.as_ref()],
+            )?;
+            let answer = state
+                .decider
+                .answer(&snapshot, &question, shared.as_ref())?;
+            let strict = strict_entities || question.strict_entities;
+            state.check_missing(strict, &answer.decision.missing)?;
+            let decided = (&*answer.decision, answer.policy_version.as_str());
+            let hit = Some(answer.cache_hit);
+            let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
+            state.record(id, started, record);
+            let body = decision_body(&answer.decision, &answer.policy_version);
+            Ok((body, answer.decision))
+        };
     // The live decisions, kept only for the shadow evaluation.
     let mut decisions = received
         .as_ref()
         .map(|_| Vec::with_capacity(requests.len()));
-    let results = requests
+    let results = questions
         .into_iter()
         .enumerate()
         .map(|(i, item)| {

@@ -613,6 +613,41 @@ fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
     assert!(answer.decision.reasons.is_empty(), "{:?}", answer.decision);
 }
 
+/// A shared entity that a stored one has as an ancestor without it being stored is not
+/// closed over the store: the batch's questions are decided on their slice of an assembled
+/// store, and that slice holds what each question names (here a stored principal), read from
+/// the questions as sent or as read.
+#[test]
+fn a_batch_sharing_a_dangling_ancestor_is_decided_on_the_slice_its_questions_name() {
+    let stored = [
+        entity(json!({"type": "User", "id": "u0"}), &parents(&[4])),
+        entity(group(4), &parents(&[5])),
+    ];
+    let (_dir, snapshot) = load_with(&stored, VIEW_POLICIES);
+    let shared = EntityList::from(json!([entity(group(5), &parents(&[6]))]));
+    let q = json!({
+        "principal": {"type": "User", "id": "u0"},
+        "action": {"type": "Action", "id": "act"},
+        "resource": group(1),
+    });
+    let question: gatehouse::decide::Question = serde_json::from_value(q.clone()).expect("q");
+    let decider = Decider::uncached();
+    let batches = [
+        decider.batch(&snapshot, &shared, std::slice::from_ref(&q)),
+        decider.batch_of(&snapshot, &shared, [&question]),
+    ];
+    for batch in batches {
+        let batch = batch.expect("shared entities");
+        let answer = decider
+            .answer(&snapshot, &question, Some(&batch))
+            .expect("an answer");
+        // u0 (stored) is in g4 (stored), g4 in g5 (shared), g5 in g6: the forbid holds.
+        assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
+        assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
+        assert!(answer.decision.missing.iter().all(|m| !m.contains("u0")));
+    }
+}
+
 /// A question whose own entities make a cycle is refused, as assembling its store refuses
 /// it, and not decided over a view of them; so is a question of a batch whose shared
 /// entities make one, and not decided over their closure.

@@ -19,39 +19,43 @@ use super::Decision;
 /// encoded, its entities by the digests of their bytes).
 pub type Key = [u8; 32];
 
-/// A bounded map from digests to values, each kept at most its time to live: quick_cache's
-/// capacity-bounded map, each entry with the time it was stored. An entry past its time is
-/// never returned (it is removed when met); the capacity bounds the memory either way.
+/// A capacity-bounded concurrent map from digests to values (quick_cache). The digests are
+/// uniform already; the seeded fast hasher only spreads them over shards.
+pub type Bounded<V> =
+    quick_cache::sync::Cache<Key, V, quick_cache::UnitWeighter, foldhash::fast::RandomState>;
+
+/// A [`Bounded`] map of at most `capacity` entries, `None` for a capacity of 0.
+pub fn bounded<V: Clone>(capacity: u64) -> Option<Arc<Bounded<V>>> {
+    (capacity > 0).then(|| {
+        let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+        Arc::new(Bounded::with(
+            items,
+            capacity,
+            quick_cache::UnitWeighter,
+            foldhash::fast::RandomState::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        ))
+    })
+}
+
+/// A bounded map from digests to values, each kept at most its time to live: a [`Bounded`]
+/// map, each entry with the time it was stored. An entry past its time is never returned (it
+/// is removed when met); the capacity bounds the memory either way.
 #[derive(Clone)]
 pub struct Expiring<V> {
     /// `None` when nothing is kept.
-    inner: Option<Arc<ExpiringMap<V>>>,
+    inner: Option<Arc<Bounded<(Instant, V)>>>,
     ttl: Duration,
 }
-
-/// The digests are uniform already; the seeded fast hasher only spreads them over shards.
-type ExpiringMap<V> = quick_cache::sync::Cache<
-    Key,
-    (Instant, V),
-    quick_cache::UnitWeighter,
-    foldhash::fast::RandomState,
->;
 
 impl<V: Clone> Expiring<V> {
     /// A map of at most `capacity` entries, each kept at most `ttl`; a capacity of 0 keeps
     /// nothing.
     pub fn new(capacity: u64, ttl: Duration) -> Self {
-        let inner = (capacity > 0).then(|| {
-            let items = usize::try_from(capacity).unwrap_or(usize::MAX);
-            Arc::new(ExpiringMap::with(
-                items,
-                capacity,
-                quick_cache::UnitWeighter,
-                foldhash::fast::RandomState::default(),
-                quick_cache::sync::DefaultLifecycle::default(),
-            ))
-        });
-        Self { inner, ttl }
+        Self {
+            inner: bounded(capacity),
+            ttl,
+        }
     }
 
     /// The value stored under `key` less than the time to live ago.

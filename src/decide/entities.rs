@@ -19,7 +19,7 @@ use cedar_policy_core::extensions::Extensions;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::cache::Key;
+use super::cache::{Bounded, Key, bounded};
 use super::input::{
     InputError, Part, innermost, parse_uid, plain_entity, plain_entity_of, with_format_hint,
 };
@@ -104,16 +104,8 @@ impl Resolved {
 #[derive(Clone)]
 pub struct EntityCache {
     /// `None` when nothing is cached.
-    inner: Option<Arc<EntityMap>>,
+    inner: Option<Arc<Bounded<Arc<Parsed>>>>,
 }
-
-/// The digests are uniform already; the seeded fast hasher only spreads them over shards.
-type EntityMap = quick_cache::sync::Cache<
-    Key,
-    Arc<Parsed>,
-    quick_cache::UnitWeighter,
-    foldhash::fast::RandomState,
->;
 
 impl std::fmt::Debug for EntityCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,17 +116,9 @@ impl std::fmt::Debug for EntityCache {
 impl EntityCache {
     /// A cache of at most `capacity` parsed entities (0: none).
     pub fn new(capacity: u64) -> Self {
-        let inner = (capacity > 0).then(|| {
-            let items = usize::try_from(capacity).unwrap_or(usize::MAX);
-            Arc::new(EntityMap::with(
-                items,
-                capacity,
-                quick_cache::UnitWeighter,
-                foldhash::fast::RandomState::default(),
-                quick_cache::sync::DefaultLifecycle::default(),
-            ))
-        });
-        Self { inner }
+        Self {
+            inner: bounded(capacity),
+        }
     }
 
     /// How many parsed entities are cached.

@@ -187,7 +187,7 @@ impl Closure {
                 parents.filter_map(|p| index.get(p).copied()).collect()
             })
             .collect();
-        let stored = snapshot.entities.as_ref();
+        let store = snapshot.entities.as_ref();
         let mut ancestors = vec![HashSet::default(); shared.len()];
         // Parents before children, so that a shared parent's ancestors are closed first.
         for i in parents_first(&parents)? {
@@ -196,11 +196,11 @@ impl Closure {
                 closed.insert(parent.clone());
                 match index.get(parent) {
                     Some(&j) => closed.extend(ancestors[j].iter().cloned()),
-                    None => {
-                        if let Dereference::Data(entity) = stored.entity(parent) {
-                            closed.extend(entity.ancestors().cloned());
-                        }
-                    }
+                    None => closed.extend(
+                        stored(store, parent)
+                            .into_iter()
+                            .flat_map(|e| e.ancestors().cloned()),
+                    ),
                 }
             }
             ancestors[i] = closed;

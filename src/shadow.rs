@@ -209,7 +209,8 @@ struct ShadowLine<'a> {
 struct Batch {
     #[serde(default)]
     entities: Option<EntityList>,
-    requests: Vec<Value>,
+    /// Each question as its text, read one by one as the live route reads them.
+    requests: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// What one question gave under both sets, kept by the digest of the body it came in so
@@ -280,12 +281,17 @@ impl Worker {
                 let Ok(batch) = serde_json::from_slice::<Batch>(body) else {
                     return;
                 };
-                let shared = batch
-                    .entities
-                    .as_ref()
-                    .map(|json| self.decider.batch(&candidate, json, &batch.requests));
-                for (i, item) in batch.requests.into_iter().enumerate() {
-                    let Ok(question) = serde_json::from_value::<Question>(item) else {
+                let questions: Vec<Option<Question>> = batch
+                    .requests
+                    .iter()
+                    .map(|raw| serde_json::from_str(raw.get()).ok())
+                    .collect();
+                let shared = batch.entities.as_ref().map(|json| {
+                    let read = questions.iter().flatten();
+                    self.decider.batch_of(&candidate, json, read)
+                });
+                for (i, question) in questions.into_iter().enumerate() {
+                    let Some(question) = question else {
                         memos.push(None);
                         continue;
                     };

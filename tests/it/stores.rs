@@ -483,10 +483,7 @@ fn view_case(
             }
         }
         // The view and the closure themselves, where they answer.
-        let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
-        let resolved = gatehouse::decide::entities::EntityCache::new(0)
-            .resolve(&snapshot, &layer)
-            .expect("parsed");
+        let resolved = parsed(&snapshot, &own);
         let request = gatehouse::decide::input::build_request(
             &snapshot,
             request.principal().expect("known").clone(),
@@ -557,10 +554,7 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
         entity(group(5), &parents(&[6])),
     ];
     let own = EntityList::from(Value::Array(sent.clone()));
-    let layer = Layer::digest(&snapshot.version, "entities", &own).expect("digest");
-    let resolved = gatehouse::decide::entities::EntityCache::new(0)
-        .resolve(&snapshot, &layer)
-        .expect("parsed");
+    let resolved = parsed(&snapshot, &own);
     assert!(View::entities(&snapshot, &resolved.parsed).is_none());
     let question: gatehouse::decide::Question = serde_json::from_value(json!({
         "principal": {"type": "User", "id": "u0"},
@@ -575,6 +569,14 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
     // u0 is in g4, g4 in g5 (sent), g5 in g6: the forbid holds.
     assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
     assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
+}
+
+/// `list` parsed against the snapshot's schema, with no cache.
+fn parsed(snapshot: &Snapshot, list: &EntityList) -> gatehouse::decide::entities::Resolved {
+    let layer = Layer::digest(&snapshot.version, "entities", list).expect("digest");
+    gatehouse::decide::entities::EntityCache::new(0)
+        .resolve(snapshot, &layer)
+        .expect("parsed")
 }
 
 /// User u0 acting on group `resource`, as sent and as read.
@@ -604,10 +606,7 @@ fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
         entity(group(5), &parents(&[])),
     ];
     let shared = EntityList::from(Value::Array(sent.clone()));
-    let layer = Layer::digest(&snapshot.version, "entities", &shared).expect("digest");
-    let resolved = gatehouse::decide::entities::EntityCache::new(0)
-        .resolve(&snapshot, &layer)
-        .expect("parsed");
+    let resolved = parsed(&snapshot, &shared);
     let replaces = resolved.named().is_none();
     assert!(replaces);
     assert!(Closure::new(&snapshot, &resolved.entities(), replaces).is_none());

@@ -17,9 +17,10 @@ use crate::decide::Decider;
 use crate::http::{self, AppState, Authzen, Limits, Parts};
 use crate::plan::Planner;
 use crate::policy::watch::{self, WatchError, Watcher};
-use crate::policy::{LoadError, PolicyStore};
+use crate::policy::{GateFailure, LoadError, PolicyStore};
 use crate::shadow::{Shadow, ShadowWorker};
 use crate::telemetry::{DecisionLog, DecisionLogWriter, Metrics};
+use crate::testing::gate::{GateError, Gates};
 
 /// How long `run_until` waits for the decision log's last lines.
 const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -45,6 +46,14 @@ pub enum StartError {
     /// The admin token file holds no token.
     #[error("the admin token file `{}` is empty", .0.display())]
     EmptyAdminToken(PathBuf),
+    /// `--require-properties` or `--require-suites` cannot be set up (a path that does not
+    /// exist, no solver).
+    #[error(transparent)]
+    Gates(#[from] GateError),
+    /// The first set does not pass its reload gates: gatehouse does not serve a set its
+    /// gates refuse.
+    #[error("the policy set does not pass its reload gates ({} failures)", .0.len())]
+    Refused(Vec<GateFailure>),
     /// The shadow (candidate) set given with `--shadow-policies` does not load.
     #[error("the shadow policy set (--shadow-policies) is not valid: {0}")]
     InvalidShadowPolicies(#[source] LoadError),
@@ -94,7 +103,7 @@ impl Application {
         let authzen_types =
             TypeMap::parse(&config.authzen_types).map_err(StartError::AuthzenTypes)?;
         let metrics = Arc::new(Metrics::new());
-        let store = PolicyStore::open(config.sources()).map_err(StartError::InvalidPolicies)?;
+        let store = open_store(config).await?;
         metrics.record_start(&store.current());
         let observer = Arc::clone(&metrics);
         let store = Arc::new(
@@ -117,7 +126,9 @@ impl Application {
         let (shadow, shadow_parts) = match config.shadow_sources() {
             Some(sources) => {
                 let candidate = Arc::new(
-                    PolicyStore::open(sources).map_err(StartError::InvalidShadowPolicies)?,
+                    PolicyStore::open(sources)
+                        .map_err(StartError::InvalidShadowPolicies)?
+                        .with_settle(config.settle),
                 );
                 let watcher = watch::watch(Arc::clone(&candidate))?;
                 let decider = Decider::new(
@@ -236,6 +247,33 @@ impl Application {
         }
         served
     }
+}
+
+/// The live store: the first set loaded, held to the reload gates (which it must pass
+/// itself), with the settle time. The gates start a solver and prove: off the async
+/// threads.
+async fn open_store(config: &Config) -> Result<PolicyStore, StartError> {
+    let store = PolicyStore::open(config.sources())
+        .map_err(StartError::InvalidPolicies)?
+        .with_settle(config.settle);
+    let (properties, suites) = (
+        config.require_properties.clone(),
+        config.require_suites.clone(),
+    );
+    if properties.is_none() && suites.is_none() {
+        return Ok(store);
+    }
+    let gated = tokio::task::spawn_blocking(move || {
+        match Gates::new(properties.as_deref(), suites.as_deref())? {
+            Some(gates) => store
+                .with_gate(Box::new(gates))
+                .map_err(StartError::Refused),
+            None => Ok(store),
+        }
+    });
+    gated
+        .await
+        .unwrap_or_else(|e| Err(StartError::Gates(GateError::Panicked(e.to_string()))))
 }
 
 /// The admin token, from `--admin-token` or the first line of `--admin-token-file`.

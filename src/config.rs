@@ -36,6 +36,22 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
     /// `--shadow-queue`.
     pub const SHADOW_QUEUE: usize = 4096;
+    /// `--settle`, in seconds.
+    pub const SETTLE: &str = "2";
+}
+
+/// Reads a duration: a number of seconds (`2`, `0.5`) or a humantime duration (`500ms`,
+/// `1m30s`).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Ok(_) => Err(format!(
+            "`{text}` is not a duration: give a number of seconds, 0 or more"
+        )),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("`{text}` is not a duration ({e}): write `2`, `0.5` or `500ms`")),
+    }
 }
 
 /// Where the policy set is: flattened into every subcommand that loads one.
@@ -165,6 +181,24 @@ pub struct Config {
     /// `gatehouse_shadow_dropped_total`), never waited for.
     #[arg(long, env = "GATEHOUSE_SHADOW_QUEUE", default_value_t = defaults::SHADOW_QUEUE, value_name = "N")]
     pub shadow_queue: usize,
+    /// Reload gate: swap in a changed set only when every safety property of this `.cedar`
+    /// file or directory (as `gatehouse prove --properties`) is proven of it; otherwise the
+    /// last good set stays and `/v1/status` shows the refuted property with its
+    /// counterexample. Needs cvc5 (`CVC5`, or on the `PATH`): without it, serve refuses to
+    /// start.
+    #[arg(long, env = "GATEHOUSE_REQUIRE_PROPERTIES", value_name = "FILE|DIR")]
+    pub require_properties: Option<PathBuf>,
+    /// Reload gate: swap in a changed set only when every case of these policy suites (a
+    /// directory of `*.test.json`, as `gatehouse test`) passes; otherwise the last good set
+    /// stays and `/v1/status` shows the failed cases.
+    #[arg(long, env = "GATEHOUSE_REQUIRE_SUITES", value_name = "DIR")]
+    pub require_suites: Option<PathBuf>,
+    /// A changed set that drops policies the live set has (a file emptied, truncated or
+    /// removed) goes live only once the files have stayed unchanged this long: a save in
+    /// progress is not served. Seconds, or a duration (`500ms`); 0 applies it at once.
+    #[arg(long, env = "GATEHOUSE_SETTLE", default_value = defaults::SETTLE, value_name = "SECS",
+          value_parser = duration)]
+    pub settle: Duration,
     /// The percentage of requests asked of the candidate too, spread evenly (100: all).
     #[arg(long, env = "GATEHOUSE_SHADOW_SAMPLE", default_value_t = 100, value_name = "PERCENT",
           value_parser = clap::value_parser!(u8).range(1..=100))]
@@ -196,6 +230,9 @@ impl Default for Config {
             shadow_schema: None,
             shadow_queue: defaults::SHADOW_QUEUE,
             shadow_sample: 100,
+            require_properties: None,
+            require_suites: None,
+            settle: duration(defaults::SETTLE).expect("the default settle time reads"),
         }
     }
 }

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::base::{BaseArgs, Failure, load};
 use super::{PolicyArgs, exit};
-use crate::policy::Sources;
 use crate::testing::prove::{
     ActionChange, Change, Counterexample, Holds, NeverErrors, PropertyResult, Prover,
 };
@@ -41,10 +40,10 @@ pub struct ProveArgs {
     /// The base set's schema, for a base directory (default: the working schema).
     #[arg(long, value_name = "FILE", requires = "base")]
     pub base_schema: Option<PathBuf>,
-    /// A directory of properties: `*.cedar` files of `permit` policies, each with an `@id`
-    /// and `@property("never" | "always" | "only")` [default: tests/properties, when it
-    /// exists].
-    #[arg(long, value_name = "DIR")]
+    /// Properties: a directory of `*.cedar` files (or one file) of `permit` policies, each
+    /// with an `@id` and `@property("never" | "always" | "only")` [default: tests/properties,
+    /// when it exists].
+    #[arg(long, value_name = "FILE|DIR")]
     pub properties: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ProveFormat::Human)]
@@ -101,23 +100,25 @@ fn run(args: &ProveArgs) -> Result<u8, Failure> {
     let sources = args.policy.sources();
     let work = load(&sources)?;
     let properties = match &args.properties {
-        Some(dir) if !dir.is_dir() => {
+        Some(path) if !path.exists() => {
             return Err((
-                format!("`--properties {}`: not a directory", dir.display()),
+                format!(
+                    "`--properties {}`: no such file or directory",
+                    path.display()
+                ),
                 exit::ERROR,
             ));
         }
-        Some(dir) => Some(dir.clone()),
+        Some(path) => Some(path.clone()),
         None => Some(PathBuf::from(DEFAULT_PROPERTIES)).filter(|d| d.is_dir()),
     };
-    // Properties are policies of their own set: loaded, re-ided and validated strictly
-    // against the working schema like any policy file, problems at file:line:col.
+    // Properties are policies of their own: read, re-ided and validated strictly against
+    // the working schema like any policy file, problems at file:line:col.
     let properties = properties
-        .map(|dir| {
-            load(&Sources {
-                policies: dir,
-                schema: sources.schema.clone(),
-                entities: None,
+        .map(|path| {
+            crate::policy::load_policies(&path, &work.schema).map_err(|error| {
+                super::report_load_error(&error);
+                (String::new(), exit::INVALID)
             })
         })
         .transpose()?;

@@ -41,6 +41,16 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             eprintln!("error: gatehouse does not start without a valid policy set");
             return ExitCode::from(exit::INVALID);
         }
+        Err(StartError::Refused(failures)) => {
+            for failure in &failures {
+                eprintln!("error: {failure}");
+                if let Some(detail) = &failure.detail {
+                    eprintln!("  {detail}");
+                }
+            }
+            eprintln!("error: gatehouse does not start with a policy set its reload gates refuse");
+            return ExitCode::from(exit::INVALID);
+        }
         Err(StartError::InvalidShadowPolicies(error)) => {
             report_load_error(&error);
             eprintln!("error: the shadow policy set (--shadow-policies) is not valid");

@@ -142,12 +142,13 @@ pub async fn schema(State(state): State<AppState>) -> Json<SchemaBody> {
 }
 
 /// `POST /v1/reload`: 200 when the files load (swapped or unchanged), 422
-/// `reload_failed` with every problem when they do not (the last good set stays live).
+/// `reload_failed` with every problem when they do not, 422 `reload_refused` with every
+/// refusal when a reload gate refuses them (the last good set stays live either way).
 #[utoipa::path(post, path = "/v1/reload", tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "The files load: a new set is live, or the live one is unchanged", body = ReloadBody),
         (status = 401, description = "The admin token is set and was not sent", body = ErrorBody),
-        (status = 422, description = "`reload_failed`: the files do not load (every problem listed); the last good set stays live", body = ErrorBody),
+        (status = 422, description = "`reload_failed`: the files do not load (every problem listed); `reload_refused`: they load, but a reload gate refused the set (every refusal listed); the last good set stays live", body = ErrorBody),
     ))]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadBody>, ApiError> {
     let store = state.store.clone();
@@ -159,6 +160,7 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadBody>, A
         ReloadOutcome::Failed(error) => Err(ApiError::reload_failed(
             error.problems.iter().map(ProblemReport::from).collect(),
         )),
+        ReloadOutcome::Refused { failures, .. } => Err(ApiError::reload_refused(failures)),
         ok => Ok(Json(ReloadBody {
             result: ok.result(),
             policy_version: version,

@@ -1,6 +1,6 @@
 //! The one error type of the API. [`ErrorCode::status`] is the only place where an error
 //! becomes a status code: handlers, extractors, the 404/405 fallbacks, the timeout, load
-//! shedding and the reload's 422 all answer an [`ApiError`].
+//! shedding and the reload's 422s all answer an [`ApiError`].
 //!
 //! Client errors keep their message, which names the offending field and value; an internal
 //! error answers a generic message and carries its detail to the tracking middleware, which
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::decide::{InputError, Part};
+use crate::policy::GateFailure;
 use crate::policy::store::ProblemReport;
 
 /// The machine-readable cause of an error, as clients match on it (`snake_case` on the
@@ -56,13 +57,16 @@ pub enum ErrorCode {
     Overloaded,
     /// `/v1/reload`: the files do not load; the last good set stays live.
     ReloadFailed,
+    /// `/v1/reload`: the files load, but a reload gate refused the set; the last good set
+    /// stays live.
+    ReloadRefused,
     /// A fault of gatehouse's: see its log.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order the README lists them.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::MalformedJson,
         Self::InvalidRequest,
         Self::InvalidPrincipal,
@@ -81,6 +85,7 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::Overloaded,
         Self::ReloadFailed,
+        Self::ReloadRefused,
         Self::Internal,
     ];
 
@@ -103,7 +108,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ReloadFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ReloadFailed | Self::ReloadRefused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -130,6 +135,7 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::ReloadFailed => "reload_failed",
+            Self::ReloadRefused => "reload_refused",
             Self::Internal => "internal",
         }
     }
@@ -178,6 +184,9 @@ pub struct ErrorObject {
     /// Every problem of the policy files, for `reload_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ProblemReport>,
+    /// Every reason the reload gates gave, for `reload_refused`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<GateFailure>,
 }
 
 impl From<Part> for ErrorCode {
@@ -203,8 +212,9 @@ pub struct ApiError {
     pub field: Option<String>,
     /// The batch item at fault, for an error inside a batch's `results`.
     pub index: Option<usize>,
-    /// Every problem of the policy files, for `reload_failed`.
-    pub problems: Vec<ProblemReport>,
+    /// Every problem of the policy files (`reload_failed`) or reason of the reload gates
+    /// (`reload_refused`); boxed, as it is rare and an error travels in every `Result`.
+    pub reload: Option<Box<(Vec<ProblemReport>, Vec<GateFailure>)>>,
     /// What to log (never answered): the detail of an internal error.
     internal: Option<String>,
 }
@@ -222,7 +232,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             index: None,
-            problems: Vec::new(),
+            reload: None,
             internal: None,
         }
     }
@@ -287,7 +297,23 @@ impl ApiError {
             ErrorCode::ReloadFailed,
             format!("the policy files do not load; the last good set stays live: {first}"),
         );
-        error.problems = problems;
+        error.reload = Some(Box::new((problems, Vec::new())));
+        error
+    }
+
+    /// The files load, but the reload gates refuse the set.
+    pub fn reload_refused(refusals: Vec<GateFailure>) -> Self {
+        let first = refusals
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let mut error = Self::new(
+            ErrorCode::ReloadRefused,
+            format!(
+                "the reload gates refuse the policy files; the last good set stays live: {first}"
+            ),
+        );
+        error.reload = Some(Box::new((Vec::new(), refusals)));
         error
     }
 
@@ -299,7 +325,16 @@ impl ApiError {
                 message: self.message.clone(),
                 field: self.field.clone(),
                 index: self.index,
-                problems: self.problems.clone(),
+                problems: self
+                    .reload
+                    .as_ref()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default(),
+                refusals: self
+                    .reload
+                    .as_ref()
+                    .map(|r| r.1.clone())
+                    .unwrap_or_default(),
             },
         }
     }

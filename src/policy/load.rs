@@ -82,12 +82,70 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
                 catalog,
                 info: parsed.info,
                 files,
-                version: hasher.finalize().to_hex()[..16].to_string(),
+                version: version(&hasher),
                 loaded_at: SystemTime::now(),
             })
         }
         _ => Err(LoadError { problems }),
     }
+}
+
+/// Policies read from files and validated against a schema, without a whole set's other
+/// parts: the properties `gatehouse prove` and the reload gates check a set against.
+#[derive(Debug)]
+pub struct PolicyFiles {
+    /// The policies, each with its `@id` as policy id.
+    pub policies: PolicySet,
+    /// Where each was written, in file then source order.
+    pub info: Vec<PolicyInfo>,
+}
+
+/// Reads `files` (a `*.cedar` file, or a directory of them) as [`load`] reads a policies
+/// directory, re-ids each policy by its `@id` and validates them strictly against `schema`.
+pub fn load_policies(path: &Path, schema: &Schema) -> Result<PolicyFiles, LoadError> {
+    let mut problems = Vec::new();
+    let files = if path.is_dir() {
+        policy_files(path, &mut problems)
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut parsed = ParsedSet::default();
+    for file in &files {
+        if let Some(text) = read(file, &mut problems) {
+            parsed.add_file(file, text, &mut problems);
+        }
+    }
+    parsed.validate(schema, &mut problems);
+    if problems.is_empty() {
+        Ok(PolicyFiles {
+            policies: parsed.set,
+            info: parsed.info,
+        })
+    } else {
+        Err(LoadError { problems })
+    }
+}
+
+/// The version the files named by `sources` would load to, read now: the digest [`load`]
+/// computes, without parsing anything; `None` when a file cannot be read. A reload compares
+/// it with the set it loaded, to know that no file changed while the set was read.
+pub fn version_of(sources: &Sources) -> Option<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut problems = Vec::new();
+    let schema = read(&sources.schema, &mut problems)?;
+    digest_file(&mut hasher, &sources.schema, &schema);
+    for file in policy_files(&sources.policies, &mut problems) {
+        digest_file(&mut hasher, &file, &read(&file, &mut problems)?);
+    }
+    if let Some(path) = &sources.entities {
+        digest_file(&mut hasher, path, &read(path, &mut problems)?);
+    }
+    Some(version(&hasher))
+}
+
+/// A set's version: the first 16 hex digits of the digest of its files.
+fn version(hasher: &blake3::Hasher) -> String {
+    hasher.finalize().to_hex()[..16].to_string()
 }
 
 /// The `*.cedar` files directly in `dir`, sorted. Hidden entries are skipped: Kubernetes

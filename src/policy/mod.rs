@@ -9,6 +9,7 @@
 //! [`crate::decide`]'s work.
 
 mod catalog;
+pub mod gate;
 mod index;
 pub mod json_schema;
 mod load;
@@ -25,11 +26,14 @@ use std::time::SystemTime;
 use cedar_policy::{Entities, PolicySet, Schema};
 
 pub use catalog::{ActionCatalog, ActionInfo, AmbiguousAction, AttrType, Attribute, CatalogError};
+pub use gate::{Gate, GateFailure, GateKind};
 pub use index::PolicyIndex;
-pub use load::{ID_ANNOTATION, load};
+pub use load::{ID_ANNOTATION, PolicyFiles, load, load_policies, version_of};
 pub use problem::Problem;
 pub use reach::Reach;
-pub use store::{LoadResult, PolicyStore, ProblemReport, ReloadOutcome, ReloadStatus};
+pub use store::{
+    LoadResult, Pending, PendingReason, PolicyStore, ProblemReport, ReloadOutcome, ReloadStatus,
+};
 
 /// Where a policy set comes from.
 #[derive(Debug, Clone)]

@@ -127,6 +127,7 @@ pub struct Metrics {
     shadow_disagreements: Family<ActionLabel, Counter>,
     policy_loads: Family<ResultLabel, Counter>,
     files_valid: Gauge,
+    reload_pending: Gauge,
     last_load_success: Gauge<f64, AtomicU64>,
     policy_info: Family<VersionLabel, Gauge>,
     policies: Gauge,
@@ -199,6 +200,7 @@ impl Metrics {
             shadow_disagreements: Family::default(),
             policy_loads,
             files_valid: Gauge::default(),
+            reload_pending: Gauge::default(),
             last_load_success: Gauge::default(),
             policy_info: Family::default(),
             policies: Gauge::default(),
@@ -259,8 +261,13 @@ impl Metrics {
         );
         r.register(
             "gatehouse_policy_files_valid",
-            "1 when the policy files on disk loaded at the last attempt, 0 when the live set is older than the files",
+            "1 when the policy files on disk loaded (and passed the reload gates) at the last attempt, 0 when the live set is older than the files",
             metrics.files_valid.clone(),
+        );
+        r.register(
+            "gatehouse_policy_reload_pending",
+            "1 while a changed set that drops live policies waits for the files to settle",
+            metrics.reload_pending.clone(),
         );
         r.register(
             "gatehouse_last_reload_success_timestamp_seconds",
@@ -318,11 +325,15 @@ impl Metrics {
     /// Records a reload's outcome.
     pub fn record_reload(&self, outcome: &ReloadOutcome, live: &Snapshot) {
         self.count_load(outcome.result());
+        self.reload_pending
+            .set(i64::from(matches!(outcome, ReloadOutcome::Pending(_))));
         match outcome {
-            ReloadOutcome::Failed(_) => {
+            ReloadOutcome::Failed(_) | ReloadOutcome::Refused { .. } => {
                 self.files_valid.set(0);
             }
             ReloadOutcome::Swapped(_) | ReloadOutcome::Unchanged => self.set_live(live),
+            // Held back is not invalid: what the files say is not live yet, for now.
+            ReloadOutcome::Pending(_) => {}
         }
     }
 

@@ -36,6 +36,7 @@
 //! report the policies no case exercised.
 
 pub mod diff;
+pub mod gate;
 pub mod prove;
 pub mod report;
 mod suite;

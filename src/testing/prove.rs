@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::diff::Outcome;
 use crate::decide::{Decider, Question, Verdict};
-use crate::policy::Snapshot;
+use crate::policy::{PolicyFiles, Snapshot};
 
 /// The annotation naming a property's kind.
 pub const PROPERTY_ANNOTATION: &str = "property";
@@ -211,10 +211,33 @@ pub struct ActionChange {
 
 /// Runs the checks, one solver query at a time.
 pub struct Prover {
-    runtime: tokio::runtime::Runtime,
+    // INVARIANT: the compiler (and its solver's pipes) is dropped before the runtime.
     compiler: CedarSymCompiler<LocalSolver>,
+    runtime: Background,
     /// Solver queries made so far.
     pub queries: usize,
+}
+
+/// The prover's own runtime, shut down without waiting when dropped: a prover kept by the
+/// reload gates may be dropped on an async thread, where waiting is not allowed.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Background {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        // INVARIANT: `Some` until dropped.
+        self.0
+            .as_ref()
+            .expect("the prover's runtime lives as long as the prover")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for Prover {
@@ -228,7 +251,10 @@ impl fmt::Debug for Prover {
 impl Prover {
     /// Starts cvc5 (`CVC5`, or `cvc5` on the `PATH`) and checks that it answers.
     pub fn start() -> Result<Self, ProveError> {
-        let path = std::env::var("CVC5").unwrap_or_else(|_| "cvc5".into());
+        let path = std::env::var("CVC5")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "cvc5".into());
         let failed = |reason: String| ProveError::Solver {
             path: path.clone(),
             reason,
@@ -242,8 +268,8 @@ impl Prover {
             .map_err(|e| failed(e.to_string()))?;
         let compiler = CedarSymCompiler::new(solver).map_err(|e| failed(e.to_string()))?;
         let mut prover = Self {
-            runtime,
             compiler,
+            runtime: Background(Some(runtime)),
             queries: 0,
         };
         // A solver that starts but cannot answer (a wrong binary) fails here, not mid-proof.
@@ -318,12 +344,12 @@ impl Prover {
         })
     }
 
-    /// Checks every property of `properties` (a set loaded like policies, so each has its
+    /// Checks every property of `properties` (loaded like policies, so each has its
     /// `@id`, its place and has been validated against the schema) of `snapshot`'s set.
     pub fn properties(
         &mut self,
         snapshot: &Snapshot,
-        properties: &Snapshot,
+        properties: &PolicyFiles,
     ) -> Result<Vec<PropertyResult>, ProveError> {
         let envs: Vec<RequestEnv> = snapshot.schema.request_envs().collect();
         let mut results = Vec::new();

@@ -18,6 +18,7 @@ mod proofs;
 mod properties;
 mod python_host;
 mod reload;
+mod reload_faults;
 mod serve_cli;
 mod server;
 mod shadow;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gatehouse::policy::{self, Snapshot, Sources};
+use gatehouse::policy::{self, PolicyFiles, Sources};
 use gatehouse::testing::prove::{Holds, ProveError, Prover};
 
 use crate::common::{self, gatehouse, text};
@@ -18,16 +18,18 @@ fn prover() -> Prover {
     })
 }
 
-fn properties_in(dir: &Path, schema: &Path) -> Snapshot {
-    policy::load(&Sources {
-        policies: dir.to_path_buf(),
+fn properties_in(dir: &Path, schema: &Path) -> PolicyFiles {
+    let schema = policy::load(&Sources {
+        policies: common::root().join("policies"),
         schema: schema.to_path_buf(),
         entities: None,
     })
-    .expect("the properties load")
+    .expect("the set loads")
+    .schema;
+    policy::load_policies(dir, &schema).expect("the properties load")
 }
 
-fn bundled_properties() -> Snapshot {
+fn bundled_properties() -> PolicyFiles {
     properties_in(
         &common::root().join("tests/properties"),
         &common::bundled_sources().schema,

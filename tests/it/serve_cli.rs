@@ -253,3 +253,178 @@ fn a_signal_right_after_start_drains() {
         assert_eq!(wait(&mut child), Some(0));
     }
 }
+
+/// One HTTP/1.1 request on a connection of its own; the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    stream.write_all(body).expect("body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+/// Asks, on a thread of its own until told to stop, whether vera (an editor) may edit the
+/// archived project; every decision it got.
+fn ask_archived_edit(
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    let body = serde_json::to_vec(&question(
+        "User::\"vera\"",
+        "edit",
+        "Project::\"p1-archived\"",
+        &[
+            user("vera", &["p1-archived.editors"]),
+            project("p1-archived", "olga", "processing", &["archived"]),
+        ],
+    ))
+    .expect("json");
+    std::thread::spawn(move || {
+        let mut decisions = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (status, answer) = http(&addr, "POST", "/v1/is_authorized", &body);
+            assert_eq!(status, 200, "{answer}");
+            let answer: serde_json::Value = serde_json::from_str(&answer).expect("json");
+            decisions.push(format!(
+                "{} {}",
+                answer["decision"], answer["diagnostics"]["reason"]
+            ));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        decisions
+    })
+}
+
+/// Runs `script` with `sh`, in `dir`.
+fn sh(dir: &std::path::Path, script: &str) {
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .status()
+        .expect("sh");
+    assert!(status.success(), "{script}");
+}
+
+/// The reproduction from the shell, under a running `gatehouse serve`: `: >
+/// policies/archive.cedar`, then the rest of the save 1.5 s later; and with the reload gates,
+/// the file left empty for twice the settle time. No answer is ever Allow.
+#[test]
+fn a_truncated_policy_file_never_allows_the_archived_project() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (dir, sources) = common::scratch_copy();
+    let saved = dir.path().join("archive.saved");
+    std::fs::copy(sources.policies.join("archive.cedar"), &saved).expect("save");
+    let set = [
+        "--policies",
+        &sources.policies.display().to_string(),
+        "--schema",
+        &sources.schema.display().to_string(),
+    ]
+    .map(String::from);
+    let gates = [
+        "--require-properties",
+        "tests/properties",
+        "--require-suites",
+        "tests/policies",
+    ];
+    for (gated, hold) in [
+        (false, Duration::from_millis(1500)),
+        (true, Duration::from_secs(4)),
+    ] {
+        let mut args: Vec<&str> = set.iter().map(String::as_str).collect();
+        if gated {
+            args.extend(gates);
+        }
+        let (mut child, addr) = serve(&args);
+        let stop = Arc::new(AtomicBool::new(false));
+        let asker = ask_archived_edit(addr.clone(), Arc::clone(&stop));
+        sh(dir.path(), ": > policies/archive.cedar");
+        std::thread::sleep(hold);
+        if gated {
+            // Held for the settle time, then refused by the gates however long it stays.
+            let refused = (0..300).find_map(|_| {
+                let (_, status) = http(&addr, "GET", "/v1/status", b"");
+                if status.contains("\"result\":\"refused\"") {
+                    return Some(status);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                None
+            });
+            let status = refused.expect("the emptied set is refused");
+            assert!(status.contains("archived-projects-are-frozen"), "{status}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        sh(dir.path(), "cat archive.saved > policies/archive.cedar");
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        let decisions = asker.join().expect("asker");
+        assert!(decisions.len() > 20, "only {} answers", decisions.len());
+        let wrong: Vec<&String> = decisions
+            .iter()
+            .filter(|d| *d != "\"Deny\" [\"archive.frozen\"]")
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "gated: {gated}: {} wrong answers, e.g. {}",
+            wrong.len(),
+            wrong[0]
+        );
+        signal(&child, "TERM");
+        assert_eq!(wait(&mut child), Some(0));
+    }
+}
+
+/// A reload gate that could never pass is refused at start, saying why: no solver for the
+/// properties, a suite directory that does not exist.
+#[test]
+fn serve_refuses_gates_it_cannot_run() {
+    let out = gatehouse()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-properties",
+            "tests/properties",
+        ])
+        .env("CVC5", "/nonexistent/cvc5")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--require-properties needs an SMT solver"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nonexistent/cvc5"), "{stderr}");
+    let out = gatehouse()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-suites",
+            "tests/nowhere",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`--require-suites tests/nowhere`: no such file or directory"),
+        "{stderr}"
+    );
+}

@@ -43,6 +43,11 @@ pub enum StartError {
     /// `--authzen-types` does not parse.
     #[error("--authzen-types: {0}")]
     AuthzenTypes(String),
+    /// `--admin-token` (or `GATEHOUSE_ADMIN_TOKEN`) is empty.
+    #[error(
+        "the admin token (--admin-token or GATEHOUSE_ADMIN_TOKEN) is empty: give a token, or unset it to leave the admin routes open"
+    )]
+    EmptyAdminTokenFlag,
     /// The admin token file holds no token.
     #[error("the admin token file `{}` is empty", .0.display())]
     EmptyAdminToken(PathBuf),
@@ -279,7 +284,11 @@ async fn open_store(config: &Config) -> Result<PolicyStore, StartError> {
 /// The admin token, from `--admin-token` or the first line of `--admin-token-file`.
 fn admin_token(config: &Config) -> Result<Option<String>, StartError> {
     let Some(path) = &config.admin_token_file else {
-        return Ok(config.admin_token.clone());
+        return match config.admin_token.as_deref() {
+            // An empty token would lock the admin routes for good: a mistake, said at once.
+            Some(token) if token.trim().is_empty() => Err(StartError::EmptyAdminTokenFlag),
+            token => Ok(token.map(str::to_string)),
+        };
     };
     let text = std::fs::read_to_string(path).map_err(|source| StartError::AdminTokenFile {
         path: path.clone(),

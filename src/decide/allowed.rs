@@ -153,6 +153,20 @@ pub fn allowed_actions(
         }
         actions = chosen;
     }
+    // A key no action asked declares would be dropped for every action: refused, as a
+    // single question refuses an undeclared key, rather than silently ignored.
+    if let Some(key) = context
+        .keys()
+        .find(|key| !actions.iter().any(|a| a.context.contains_key(*key)))
+    {
+        return Err(InputError::new(
+            Part::Context,
+            format!("context.{key}"),
+            format!(
+                "no action asked declares the context key `{key}` (principal `{principal}`, resource `{resource}`)"
+            ),
+        ));
+    }
     if actions.is_empty() && question.actions.is_none() {
         return Err(InputError::new(
             Part::Resource,

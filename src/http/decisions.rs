@@ -27,17 +27,12 @@ use crate::shadow::Input;
 use crate::telemetry::Source;
 use crate::telemetry::decision_log::{DecisionLine, Full};
 
-/// Parses a JSON body into `T`, or a 400 saying what is wrong.
+/// Parses a JSON body into `T`, or a 400 saying what is wrong. The body must be a JSON
+/// object: serde would read a struct from a positional array too
+/// (`["User::\"vera\"", "edit", "Project::\"p1\""]`), which no client means.
 pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body?;
-    serde_json::from_slice(&body).map_err(|e| {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        if e.is_data() && first != Some(&b'{') {
-            ApiError::new(ErrorCode::InvalidRequest, "the body must be a JSON object")
-        } else {
-            ApiError::from_json(&e)
-        }
-    })
+    super::strict::read_object(&body, "the body")
 }
 
 /// Refuses a request carrying more than `max` entities in `lists`.
@@ -241,6 +236,12 @@ pub async fn is_authorized(
 /// reading it from the batch's tree words it: without a position, which would be within the
 /// item.
 fn item(text: &str) -> Result<Question, ApiError> {
+    if !text.starts_with('{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "each item of `requests` must be a JSON object",
+        ));
+    }
     serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
         let at = format!(" at line {} column {}", e.line(), e.column());

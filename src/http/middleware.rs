@@ -1,6 +1,8 @@
 //! The middleware every request passes through, from the outside in: [`track`] (metrics,
-//! in-flight gauge, the log line of an internal error), [`shed`] (the concurrency limit),
-//! [`timeout`]; and [`require_admin`] on the admin routes. Each refusal is an
+//! in-flight gauge, the log line of an internal error); then, for every route but the
+//! operations routes, [`announced_length`] (a `Content-Length` over the limit), [`shed`]
+//! (the concurrency limit), [`timeout`] and [`offload`] (heavy requests off the async
+//! threads); and [`require_admin`] on the admin routes. Each refusal is an
 //! [`ApiError`], so it has the one error shape and its status comes from the one mapping.
 
 use std::time::Instant;
@@ -70,6 +72,73 @@ pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -
     next.run(request).await
 }
 
+/// Refuses at once, with 413, a request whose `Content-Length` is over the body limit:
+/// without this it would hold a slot until the timeout, waiting for a body it must refuse.
+pub async fn announced_length(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let max = state.limits.max_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u128>().ok());
+    if let Some(length) = announced.filter(|&n| n > max as u128) {
+        return ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("the body is {length} bytes; at most {max} are allowed (`--max-body`)"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// A body at least this large makes a request heavy.
+pub const HEAVY_BODY: u64 = 64 * 1024;
+
+/// Whether a request may keep a thread busy for long: a body of [`HEAVY_BODY`] or more (or
+/// of no announced length), or a search, which asks about every stored entity of a type.
+fn heavy(request: &Request) -> bool {
+    if request.uri().path().starts_with("/access/v1/search/") {
+        return true;
+    }
+    match request.headers().get(header::CONTENT_LENGTH) {
+        Some(length) => length
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_none_or(|n| n >= HEAVY_BODY),
+        None => request.headers().contains_key(header::TRANSFER_ENCODING),
+    }
+}
+
+/// Runs a heavy request on the deciding runtime (threads of its own), so that the async
+/// threads keep accepting connections and answering health checks and metrics while it is
+/// decided; a light one (almost every question) is answered where it is, with no hand-off.
+pub async fn offload(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !heavy(&request) {
+        return next.run(request).await;
+    }
+    let mut task = Abort(state.deciding.spawn(next.run(request)));
+    match (&mut task.0).await {
+        Ok(response) => response,
+        Err(error) => {
+            ApiError::internal(format!("a heavy request's task failed: {error}")).into_response()
+        }
+    }
+}
+
+/// A task aborted when its awaiting request goes (timed out, or its client left).
+struct Abort<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Abort<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Answers 408 when a request (body upload included) takes longer than `request_timeout`.
 pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.limits.request_timeout;
@@ -81,6 +150,14 @@ pub async fn timeout(State(state): State<AppState>, request: Request, next: Next
         )
         .into_response(),
     }
+}
+
+/// The credentials of an `Authorization` value of the `Bearer` scheme, which RFC 7235
+/// (section 2.1) makes case-insensitive: `bearer T` and `BEARER T` are `Bearer T`.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    let credentials = credentials.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
 /// Requires `Authorization: Bearer <token>` when an admin token is configured. The compare
@@ -96,7 +173,7 @@ pub async fn require_admin(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer);
         let ok =
             given.is_some_and(|g| blake3::hash(g.as_bytes()) == blake3::hash(token.as_bytes()));
         if !ok {

@@ -11,6 +11,7 @@ pub mod body;
 pub mod decisions;
 pub mod error;
 pub mod middleware;
+pub mod strict;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub struct Services {
     hot: HotCache,
     /// One permit per request in flight, up to `max_concurrency`.
     slots: Arc<Semaphore>,
+    /// Where heavy requests are decided (see [`middleware::offload`]).
+    deciding: Deciding,
     /// How AuthZEN names map to Cedar's, and where this PDP is reached.
     pub authzen: Authzen,
     /// The candidate set, with `--shadow-policies`.
@@ -168,6 +171,7 @@ impl AppState {
         let hot = HotCache(crate::decide::cache::Expiring::new(capacity, ttl));
         Self(Arc::new(Services {
             slots: Arc::new(Semaphore::new(parts.limits.max_concurrency)),
+            deciding: Deciding::new(),
             store: parts.store,
             decider: parts.decider,
             planner: parts.planner,
@@ -193,6 +197,56 @@ impl AppState {
     /// How many rendered answers the hot cache holds.
     pub fn hot_entries(&self) -> u64 {
         self.hot.0.len()
+    }
+}
+
+/// The deciding runtime: as many threads as there are cores, for the requests that may keep
+/// a thread busy for long. Shut down without waiting when the state goes (a state may be
+/// dropped on an async thread, where waiting is not allowed); a request still on it is
+/// then dropped, as its connection is.
+struct Deciding(Option<tokio::runtime::Runtime>);
+
+impl std::fmt::Debug for Deciding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deciding")
+    }
+}
+
+impl Deciding {
+    fn new() -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("gatehouse-decide")
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(runtime) => Self(Some(runtime)),
+            Err(error) => {
+                tracing::warn!(%error, "no deciding runtime: heavy requests are decided on the async threads");
+                Self(None)
+            }
+        }
+    }
+
+    /// Spawns `task` on the deciding runtime (or, without one, on the current runtime).
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -338,9 +392,10 @@ impl Modify for CommonResponses {
 }
 
 /// The routes and their description, built together so that no route goes undescribed:
-/// the public routes, the admin routes (which [`app`] puts behind the admin token), and the
-/// document.
-fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+/// the public routes, the admin routes (which [`app`] puts behind the admin token), the
+/// operations routes (health, readiness, metrics, this document: kept out of load shedding
+/// and the timeout), and the document.
+fn documented() -> Documented {
     let (public, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(decisions::is_authorized))
         .routes(routes!(decisions::batch))
@@ -353,6 +408,8 @@ fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(authzen::search_resource))
         .routes(routes!(authzen::search_action))
         .routes(routes!(authzen::configuration))
+        .split_for_parts();
+    let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::readyz))
         .routes(routes!(admin::metrics))
@@ -363,15 +420,29 @@ fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(admin::policies))
         .routes(routes!(admin::reload))
         .split_for_parts();
+    doc.merge(ops_doc);
     doc.merge(admin_doc);
     CommonResponses.modify(&mut doc);
-    (public, admin, doc)
+    Documented {
+        public,
+        admin,
+        ops,
+        doc,
+    }
+}
+
+/// What [`documented`] builds.
+struct Documented {
+    public: Router<AppState>,
+    admin: Router<AppState>,
+    ops: Router<AppState>,
+    doc: utoipa::openapi::OpenApi,
 }
 
 /// The OpenAPI 3.1 document of the API, as `/openapi.json` serves it and
 /// `docs/openapi.json` holds it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().2
+    documented().doc
 }
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document (made once, with the router).
@@ -384,19 +455,34 @@ async fn openapi_json(
 }
 
 /// The whole API as a router, testable with `oneshot` without a socket. The layers, from
-/// the outside in: request id, metrics (so that shed and timed-out requests are counted),
-/// load shedding, timeout, body limit.
+/// the outside in: request id, metrics (so that shed and timed-out requests are counted);
+/// then, for every route but the operations routes (health, readiness, metrics and the
+/// document, which must answer a probe whatever the load): a `Content-Length` over the
+/// body limit refused at once, load shedding, timeout, heavy requests moved to the deciding
+/// runtime, the body limit.
 pub fn app(state: AppState) -> Router {
-    let (public, admin, doc) = documented();
+    let Documented {
+        public,
+        admin,
+        ops,
+        doc,
+    } = documented();
     let admin = admin.route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
-    public
+    let guarded = public
         .merge(admin)
+        .layer(DefaultBodyLimit::max(state.limits.max_body))
+        .layer(from_fn_with_state(state.clone(), middleware::offload))
+        .layer(from_fn_with_state(state.clone(), middleware::timeout))
+        .layer(from_fn_with_state(state.clone(), middleware::shed))
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::announced_length,
+        ));
+    guarded
+        .merge(ops)
         .layer(Extension(Arc::new(doc)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.limits.max_body))
-        .layer(from_fn_with_state(state.clone(), middleware::timeout))
-        .layer(from_fn_with_state(state.clone(), middleware::shed))
         .layer(from_fn_with_state(state.clone(), middleware::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -210,8 +210,11 @@ fn pathological_inputs() {
     assert_eq!(status, 200);
 }
 
+/// Past `--max-concurrency`, a question is shed with 503 and `Retry-After`; health and
+/// metrics still answer (issue 23: a liveness probe that is shed restarts the pod under
+/// load).
 #[tokio::test]
-async fn saturation_answers_503_with_retry_after() {
+async fn saturation_answers_503_with_retry_after_but_health_and_metrics_answer() {
     let server = start(Options {
         config: Config {
             max_concurrency: 1,
@@ -229,13 +232,14 @@ async fn saturation_answers_503_with_retry_after() {
             "POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{"
         )
         .expect("write");
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(800));
         drop(stream);
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let response = server
         .client
-        .get(format!("{}/healthz", server.base))
+        .post(format!("{}/v1/is_authorized", server.base))
+        .body(serde_json::to_vec(&valid()).expect("json"))
         .send()
         .await
         .expect("send");
@@ -244,21 +248,80 @@ async fn saturation_answers_503_with_retry_after() {
     assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "overloaded");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(server.get(path).await.0, 200, "{path} while saturated");
+    }
     held.join().expect("join");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        server.get("/healthz").await.0,
-        200,
-        "the slot is free again"
-    );
+    let (status, _) = server.post("/v1/is_authorized", &valid()).await;
+    assert_eq!(status, 200, "the slot is free again");
     // The shed request is counted: the metrics layer is outside the limit.
     let (_, metrics) = server.get("/metrics").await;
     for needle in [
         "gatehouse_http_requests_shed_total 1",
-        "gatehouse_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"503\"} 1",
+        "gatehouse_http_requests_total{route=\"/v1/is_authorized\",method=\"POST\",status=\"503\"} 1",
+        "gatehouse_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1",
     ] {
         assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
     }
+    server.stop().await;
+}
+
+/// Sends `head` (and no body) on a connection of its own, and reads the answer for up to
+/// `wait`.
+fn answer_to_head(base: &str, head: &str, wait: Duration) -> String {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect(base.trim_start_matches("http://")).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.ends_with(b"}}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A `Content-Length` over the limit is refused at once with 413 naming the limit, before
+/// any of the body arrives (it waited for the request timeout and answered 408).
+#[tokio::test]
+async fn a_huge_content_length_is_413_at_once() {
+    let server = start(Options {
+        config: Config {
+            request_timeout: 30,
+            ..Config::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let base = server.base.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        answer_to_head(
+            &base,
+            "POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body: Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+    assert_eq!(body["error"]["code"], "body_too_large", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("at most 1048576"),
+        "{body}"
+    );
     server.stop().await;
 }
 
@@ -308,4 +371,253 @@ async fn a_slow_request_gets_408_in_the_error_shape_and_is_counted() {
     let needle = "gatehouse_http_requests_total{route=\"/v1/is_authorized\",method=\"POST\",status=\"408\"} 1";
     assert!(metrics.contains(needle), "`{needle}` not in\n{metrics}");
     server.stop().await;
+}
+
+/// `value` as JSON text with the first key of its `k`-th object (in document order)
+/// written a second time, and that key's path; `None` when it has fewer objects.
+fn with_duplicate(value: &Value, k: usize) -> Option<(String, String)> {
+    fn write(
+        value: &Value,
+        path: &str,
+        k: &mut usize,
+        out: &mut String,
+        found: &mut Option<String>,
+    ) {
+        match value {
+            Value::Object(map) => {
+                let mine = *k == 0 && !map.is_empty();
+                *k = k.wrapping_sub(1);
+                out.push('{');
+                for (i, (key, item)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    let inner = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    write(item, &inner, k, out, found);
+                }
+                if mine {
+                    let (key, item) = map.iter().next().expect("non-empty");
+                    out.push(',');
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    out.push_str(&item.to_string());
+                    *found = Some(if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    });
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, &format!("{path}[{i}]"), k, out, found);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let (mut out, mut found, mut k) = (String::new(), None, k);
+    write(value, "", &mut k, &mut out, &mut found);
+    found.map(|path| (out, path))
+}
+
+/// A question, a batch, an allowed-actions question, a plan and the AuthZEN bodies, each
+/// valid.
+fn every_body() -> Vec<(&'static str, Value)> {
+    let entities = json!([
+        {"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]},
+        project("p1", "olga", "processing", &[]),
+    ]);
+    let attrs = project("p1", "olga", "processing", &[])["attrs"].clone();
+    let party = |kind: &str, id: &str| json!({"type": kind, "id": id, "properties": attrs});
+    vec![
+        (
+            "/v1/is_authorized",
+            json!({"principal": {"type": "User", "id": "vera"}, "action": "edit", "resource": "Project::\"p1\"", "context": {}, "entities": entities}),
+        ),
+        (
+            "/v1/is_authorized/batch",
+            json!({"entities": entities, "requests": [{"principal": "User::\"vera\"", "action": "share", "resource": "Project::\"p1\"", "context": {"role": "viewer"}}]}),
+        ),
+        (
+            "/v1/allowed_actions",
+            json!({"principal": {"type": "User", "id": "vera"}, "resource": "Project::\"p1\"", "context": {"role": "viewer"}, "entities": entities}),
+        ),
+        (
+            "/v1/plan",
+            json!({"principal": {"type": "User", "id": "vera"}, "action": "share", "resource_type": "Project", "context": {"role": "viewer"}, "entities": entities}),
+        ),
+        (
+            "/access/v1/evaluation",
+            json!({"subject": {"type": "user", "id": "vera"}, "action": {"name": "edit"}, "resource": party("project", "p1")}),
+        ),
+        (
+            "/access/v1/evaluations",
+            json!({"subject": {"type": "user", "id": "vera"}, "evaluations": [{"action": {"name": "edit"}, "resource": party("project", "p1")}]}),
+        ),
+        (
+            "/access/v1/search/subject",
+            json!({"subject": {"type": "user"}, "action": {"name": "edit"}, "resource": party("project", "p1")}),
+        ),
+        (
+            "/access/v1/search/resource",
+            json!({"subject": {"type": "user", "id": "vera"}, "action": {"name": "edit"}, "resource": {"type": "project"}}),
+        ),
+        (
+            "/access/v1/search/action",
+            json!({"subject": {"type": "user", "id": "vera"}, "resource": party("project", "p1")}),
+        ),
+    ]
+}
+
+/// Issue 23: inside a uid, an entity's `attrs` or an AuthZEN body, the last of two equal
+/// keys won (`{"type": "User", "id": "stan", "id": "olga"}` was olga, allowed to delete her
+/// project), while a proxy reading the first saw stan. Every key written twice, in every
+/// object of every body of every route, is now a 400 naming its path.
+#[test]
+fn a_key_written_twice_is_refused_in_every_object_of_every_body() {
+    let app = shared_app();
+    let send =
+        |path: &str, body: &str| runtime().block_on(oneshot(app, path, body.as_bytes().to_vec()));
+    // The issue's question: stan may not delete olga's project; olga may.
+    let p1 = serde_json::to_string(&[project("p1", "olga", "processing", &[])]).expect("json");
+    let delete = |principal: &str| {
+        format!(
+            r#"{{"principal": {principal}, "action": "delete", "resource": "Project::\"p1\"", "entities": {p1}}}"#
+        )
+    };
+    assert_eq!(
+        send(
+            "/v1/is_authorized",
+            &delete(r#"{"type": "User", "id": "olga"}"#)
+        )
+        .1["decision"],
+        "Allow"
+    );
+    assert_eq!(
+        send(
+            "/v1/is_authorized",
+            &delete(r#"{"type": "User", "id": "stan"}"#)
+        )
+        .1["decision"],
+        "Deny"
+    );
+    for (principal, field) in [
+        (
+            r#"{"type": "User", "id": "stan", "id": "olga"}"#,
+            "principal.id",
+        ),
+        (
+            r#"{"type": "User", "id": "stan", "\u0069d": "olga"}"#,
+            "principal.id",
+        ),
+    ] {
+        let (status, answer) = send("/v1/is_authorized", &delete(principal));
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    // Every object of every body.
+    let mut checked = 0;
+    for (path, body) in every_body() {
+        // Read as written without duplicates (search/action may still refuse the context:
+        // issue 24).
+        let (status, answer) = send(path, &body.to_string());
+        assert!(
+            status == 200 || answer["error"]["code"] == "invalid_context",
+            "{path}: the body without duplicates: {answer}"
+        );
+        for k in 0.. {
+            let Some((text, field)) = with_duplicate(&body, k) else {
+                break;
+            };
+            let (status, answer) = send(path, &text);
+            assert_eq!(
+                (
+                    status,
+                    answer["error"]["code"].as_str(),
+                    answer["error"]["field"].as_str()
+                ),
+                (400, Some("invalid_request"), Some(field.as_str())),
+                "{path}: {text}: {answer}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} objects");
+}
+
+/// The other small defects of issue 23: a positional array is not a question, and
+/// `allowed_actions` refuses a context key no action asked declares, as a single question
+/// does.
+#[test]
+fn positional_arrays_and_undeclared_context_keys_are_refused() {
+    let app = shared_app();
+    let send = |path: &str, body: Value| {
+        runtime().block_on(oneshot(app, path, serde_json::to_vec(&body).expect("json")))
+    };
+    let positional = json!(["User::\"vera\"", "edit", "Project::\"p1\""]);
+    let (status, answer) = send("/v1/is_authorized", positional.clone());
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("must be a JSON object"),
+        "{answer}"
+    );
+    let (status, answer) = send(
+        "/v1/is_authorized/batch",
+        json!({"requests": [positional, valid()]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"][0]["error"]["code"], "invalid_request",
+        "{answer}"
+    );
+    assert_eq!(answer["results"][1]["decision"], "Allow", "{answer}");
+    for path in ["/v1/allowed_actions", "/v1/plan", "/access/v1/evaluation"] {
+        let (status, answer) = send(path, json!([1, 2, 3]));
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {answer}"
+        );
+    }
+
+    let entities = valid()["entities"].clone();
+    let asked = |context: Value| json!({"principal": "User::\"vera\"", "resource": "Project::\"p1\"", "context": context, "entities": entities});
+    let (status, answer) = send("/v1/allowed_actions", asked(json!({"rol": "viewer"})));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_context", "{answer}");
+    assert_eq!(answer["error"]["field"], "context.rol", "{answer}");
+    // A key one of the actions declares is that action's, and the others do without it.
+    let (status, answer) = send("/v1/allowed_actions", asked(json!({"role": "viewer"})));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = send("/v1/is_authorized", {
+        let mut q = valid();
+        q["context"] = json!({"rol": "viewer"});
+        q
+    });
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_context")),
+        "{answer}"
+    );
 }

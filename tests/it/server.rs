@@ -327,7 +327,7 @@ async fn malformed_requests_get_a_clear_4xx() {
         ("an entity twice", serde_json::to_vec(&json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [user("a", &[]), user("a", &[])]})).expect("json"), 400, "invalid_entities", "lists entity `User::\"a\"` twice"),
         ("a wrong parent type", serde_json::to_vec(&json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [{"uid": {"type": "User", "id": "a"}, "attrs": {}, "parents": [{"type": "Project", "id": "p"}]}]})).expect("json"), 400, "invalid_entities", "ancestor of type `Project`"),
         ("an entity without uid", br#"{"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Project::\"p\"", "entities": [{"attrs": {}}]}"#.to_vec(), 400, "invalid_entities", "`entities[0]` has no `uid`"),
-        ("a body too large", vec![b' '; 5000], 413, "body_too_large", "length limit"),
+        ("a body too large", vec![b' '; 5000], 413, "body_too_large", "the body is 5000 bytes; at most 4096 are allowed"),
     ];
     for (name, body, status, code, fragment) in cases {
         let (got, answer) = server.post_raw("/v1/is_authorized", body).await;
@@ -485,6 +485,19 @@ async fn the_admin_token_can_come_from_a_file() {
         .await
         .expect_err("an empty token file is refused");
     assert!(error.to_string().contains("is empty"), "{error}");
+    // So is an empty `--admin-token` (or `GATEHOUSE_ADMIN_TOKEN`), which locked the admin
+    // routes for good.
+    for token in ["", "  "] {
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            admin_token: Some(token.into()),
+            ..Config::for_sources(&common::bundled_sources())
+        };
+        let error = gatehouse::app::Application::build(&config)
+            .await
+            .expect_err("an empty token is refused");
+        assert!(error.to_string().contains("is empty"), "{error}");
+    }
 }
 
 async fn admin_routes_need_the_token(config: Config) {
@@ -518,17 +531,25 @@ async fn admin_routes_need_the_token(config: Config) {
             let body: Value = response.json().await.expect("json");
             assert_eq!(body["error"]["code"], "unauthorized");
         }
-        let response = server
-            .client
-            .request(
-                method.parse().expect("method"),
-                format!("{}{path}", server.base),
-            )
-            .header("authorization", "Bearer s3cret")
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(response.status(), 200, "{method} {path}");
+        // RFC 7235: the scheme is case-insensitive.
+        for auth in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "Bearer  s3cret",
+        ] {
+            let response = server
+                .client
+                .request(
+                    method.parse().expect("method"),
+                    format!("{}{path}", server.base),
+                )
+                .header("authorization", auth)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), 200, "{method} {path} with {auth:?}");
+        }
     }
     // Decision routes and health stay open.
     let (status, _) = server

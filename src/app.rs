@@ -117,13 +117,15 @@ impl Application {
         let watcher = watch::watch(Arc::clone(&store))?;
         let (log, log_writer) = match &config.decision_log {
             Some(path) => {
-                let (log, writer) =
-                    DecisionLog::open(path, config.decision_log_full).map_err(|source| {
-                        StartError::DecisionLog {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
+                let (log, writer) = DecisionLog::open(
+                    path,
+                    config.decision_log_full,
+                    metrics.decision_log_dropped.clone(),
+                )
+                .map_err(|source| StartError::DecisionLog {
+                    path: path.clone(),
+                    source,
+                })?;
                 (Some(log), Some(writer))
             }
             None => (None, None),
@@ -222,6 +224,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.run(shutdown, None).await
+    }
+
+    /// [`Self::run_until`], and on every message of `hangups` (SIGHUP, for `serve`): the
+    /// decision log opened again and the policy files reloaded (see [`AppState::hang_up`]).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        hangups: Option<tokio::sync::mpsc::Receiver<()>>,
+    ) -> std::io::Result<()> {
         let Self {
             state,
             listener,
@@ -229,7 +241,20 @@ impl Application {
             log_writer,
             shadow,
         } = self;
+        let hangup = hangups.map(|mut hangups| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    state.hang_up().await;
+                }
+            })
+        });
         let served = http::run(listener, state, shutdown).await;
+        if let Some(task) = hangup {
+            // It holds a decision-log sender: gone before the log is flushed.
+            task.abort();
+            let _ = task.await;
+        }
         drop(watcher);
         if let Some((watcher, worker)) = shadow {
             drop(watcher);

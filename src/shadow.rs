@@ -409,6 +409,6 @@ impl Worker {
             entities,
             shared_entities,
         };
-        log.write_json(&line, &self.metrics.decision_log_dropped);
+        log.write_json(&line);
     }
 }

@@ -1,6 +1,7 @@
 //! `gatehouse serve`: the sidecar. Builds it ([`Application::build`]: refusing to start
 //! without a valid policy set), serves the HTTP API until SIGINT or SIGTERM, then drains the
-//! requests in flight and exits 0.
+//! requests in flight and exits 0. SIGHUP opens the decision log again and reloads the
+//! policy files.
 
 use std::process::ExitCode;
 
@@ -63,9 +64,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     };
     // Installed before the sidecar says where it listens, so that a signal any time after
     // that line drains (see `shutdown_signal`).
-    let shutdown = {
+    let (shutdown, hangups) = {
         let _runtime = runtime.enter();
-        shutdown_signal()
+        (shutdown_signal(), hangup_signal())
     };
     let snapshot = app.store().current();
     tracing::info!(
@@ -85,7 +86,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             "shadow evaluation: every decision is also asked of the candidate set"
         );
     }
-    match runtime.block_on(app.run_until(shutdown)) {
+    match runtime.block_on(app.run(shutdown, hangups)) {
         Ok(()) => {
             tracing::info!("gatehouse stopped");
             ExitCode::from(exit::OK)
@@ -96,6 +97,27 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// A message on every SIGHUP (the handler installed now, as for [`shutdown_signal`]): the
+/// sidecar then opens its decision log again and reloads its policy files, where SIGHUP's
+/// default action would kill it.
+pub fn hangup_signal() -> Option<tokio::sync::mpsc::Receiver<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).ok()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                // A hangup already waiting covers this one.
+                let _ = tx.try_send(());
+            }
+        });
+        Some(rx)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// Resolves on SIGINT or SIGTERM. Both handlers are installed when this is called (inside

@@ -96,6 +96,10 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
                 last_reload: store.status(),
             }
         }),
+        decision_log: state
+            .log
+            .as_ref()
+            .map(crate::telemetry::DecisionLog::status),
     })
 }
 

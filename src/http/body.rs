@@ -221,6 +221,9 @@ pub struct StatusBody {
     /// The shadow (candidate) set, with `--shadow-policies`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowStatus>,
+    /// The decision log's health, with `--decision-log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_log: Option<crate::telemetry::decision_log::LogStatus>,
 }
 
 /// The candidate set every decision is also asked of (`--shadow-policies`).

@@ -144,7 +144,7 @@ impl AppState {
             entities,
             shared_entities,
         };
-        log.write_json(&line, &self.metrics.decision_log_dropped);
+        log.write_json(&line);
     }
 }
 

@@ -185,6 +185,23 @@ impl AppState {
         }))
     }
 
+    /// What SIGHUP does, as logrotate and operators expect: the decision log is opened again
+    /// (after the lines queued before are written) and the policy files are reloaded now,
+    /// as `POST /v1/reload` does, the candidate's too.
+    pub async fn hang_up(&self) {
+        tracing::info!("SIGHUP: opening the decision log again and reloading the policy files");
+        if let Some(log) = &self.log {
+            log.reopen();
+        }
+        let stores = std::iter::once(Arc::clone(&self.store))
+            .chain(self.shadow.as_ref().map(|s| Arc::clone(s.store())));
+        for store in stores {
+            if let Err(error) = tokio::task::spawn_blocking(move || store.reload()).await {
+                tracing::error!(%error, "the reload on SIGHUP failed");
+            }
+        }
+    }
+
     /// The hot answers, unless the decision log must record each question's context and
     /// entities (which a hot answer does not parse).
     pub fn hot(&self) -> Option<&HotCache> {

@@ -286,7 +286,7 @@ impl Metrics {
         );
         r.register(
             "gatehouse_decision_log_dropped",
-            "Decision-log lines dropped because the writer fell behind",
+            "Decisions not written to the decision log: dropped because the writer fell behind, or lost to a write error (a full disk)",
             metrics.decision_log_dropped.clone(),
         );
         r.register(

@@ -12,7 +12,7 @@ pub mod process;
 
 use std::io;
 
-pub use decision_log::{DecisionLog, DecisionLogWriter, LOG_QUEUE};
+pub use decision_log::{DecisionLog, DecisionLogWriter, LOG_QUEUE, LOG_QUEUE_BYTES};
 pub use metrics::{Metrics, RouteLabel, RouteLabels, Source};
 
 /// Installs the stderr log subscriber; a second call does nothing.

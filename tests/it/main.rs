@@ -5,6 +5,7 @@ mod authzen;
 mod cli;
 mod common;
 mod decide;
+mod decision_log;
 mod entity_lists;
 mod eval;
 mod hardening;

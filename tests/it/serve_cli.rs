@@ -428,3 +428,57 @@ fn serve_refuses_gates_it_cannot_run() {
         "{stderr}"
     );
 }
+
+/// logrotate's way: the log moved away, then SIGHUP. The lines before go to the moved file,
+/// the lines after to a new file at the path; the process lives on and reloads its policy
+/// files too (a SIGHUP killed it, with no drain and no log line).
+#[test]
+fn sighup_reopens_the_decision_log_and_reloads_the_policies() {
+    let dir = tempfile::tempdir().expect("temp");
+    let log = dir.path().join("decisions.log");
+    let (mut child, addr) = serve(&["--decision-log", &log.display().to_string()]);
+    let ask = || {
+        let (status, answer) = http(&addr, "POST", "/v1/is_authorized", &body());
+        assert_eq!(status, 200, "{answer}");
+    };
+    let lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{what}");
+    };
+    ask();
+    eventually("the first line written", &|| lines(&log) == 1);
+    let rotated = dir.path().join("decisions.log.1");
+    std::fs::rename(&log, &rotated).expect("mv");
+    signal(&child, "HUP");
+    eventually("a new file at the path", &|| log.exists());
+    ask();
+    ask();
+    eventually("the lines after go to the new file", &|| lines(&log) == 2);
+    assert_eq!(
+        lines(&rotated),
+        1,
+        "the line before stays in the moved file"
+    );
+    assert_eq!(
+        child.try_wait().expect("wait"),
+        None,
+        "SIGHUP does not stop the sidecar"
+    );
+    eventually("SIGHUP reloads the policy files", &|| {
+        let (_, metrics) = http(&addr, "GET", "/metrics", b"");
+        metrics.contains("gatehouse_policy_loads_total{result=\"unchanged\"} 1")
+    });
+    signal(&child, "TERM");
+    assert_eq!(wait(&mut child), Some(0));
+}

@@ -174,6 +174,12 @@ impl Application {
                 max_concurrency: config.max_concurrency,
                 request_timeout: config.request_timeout(),
                 strict_entities: config.strict_entities,
+                connections: crate::http::conn::ConnLimits {
+                    header_read: config.header_read_timeout,
+                    idle: config.idle_timeout,
+                    max_connections: config.max_connections(),
+                    shutdown_grace: config.shutdown_grace,
+                },
             },
             admin_token,
             hot: (config.hot_capacity(), config.cache_ttl()),

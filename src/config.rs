@@ -38,6 +38,17 @@ pub mod defaults {
     pub const SHADOW_QUEUE: usize = 4096;
     /// `--settle`, in seconds.
     pub const SETTLE: &str = "2";
+    /// `--header-read-timeout`, in seconds.
+    pub const HEADER_READ_TIMEOUT: &str = "10";
+    /// `--idle-timeout`, in seconds.
+    pub const IDLE_TIMEOUT: &str = "75";
+    /// `--shutdown-grace`, in seconds.
+    pub const SHUTDOWN_GRACE: &str = "10";
+    /// `--max-connections` at most, when it is derived from the open-file limit.
+    pub const MAX_CONNECTIONS: usize = 16_384;
+    /// File descriptors kept for what is not a connection (policy files, the log, the
+    /// watcher, a solver).
+    pub const RESERVED_FDS: usize = 128;
 }
 
 /// Reads a duration: a number of seconds (`2`, `0.5`) or a humantime duration (`500ms`,
@@ -161,6 +172,27 @@ pub struct Config {
     /// Most requests served at once; past that, 503 with `Retry-After: 1`.
     #[arg(long, env = "GATEHOUSE_MAX_CONCURRENCY", default_value_t = defaults::MAX_CONCURRENCY, value_name = "N")]
     pub max_concurrency: usize,
+    /// Longest a client may take to send a request's head, from its first byte (however
+    /// slowly it trickles): then the connection is closed. Seconds, or a duration.
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value = defaults::HEADER_READ_TIMEOUT,
+          value_name = "SECS", value_parser = duration)]
+    pub header_read_timeout: Duration,
+    /// Longest a connection may stay open between requests (keep-alive): then it is closed.
+    /// Seconds, or a duration.
+    #[arg(long, env = "GATEHOUSE_IDLE_TIMEOUT", default_value = defaults::IDLE_TIMEOUT,
+          value_name = "SECS", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; past it the idlest is closed to make room, and a new
+    /// one is refused when every open one has a request in flight [default: the open-file
+    /// limit less 128, at most 16 384].
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// At SIGTERM, longest the requests in flight may take to finish (idle and half-open
+    /// connections are closed at once); what still runs then is dropped. Seconds, or a
+    /// duration.
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value = defaults::SHUTDOWN_GRACE,
+          value_name = "SECS", value_parser = duration)]
+    pub shutdown_grace: Duration,
     /// Longest a request may take, body upload included (answered 408 after).
     #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value_t = defaults::REQUEST_TIMEOUT_SECS, value_name = "SECS")]
     pub request_timeout: u64,
@@ -233,6 +265,12 @@ impl Default for Config {
             require_properties: None,
             require_suites: None,
             settle: duration(defaults::SETTLE).expect("the default settle time reads"),
+            header_read_timeout: duration(defaults::HEADER_READ_TIMEOUT)
+                .expect("the default header-read timeout reads"),
+            idle_timeout: duration(defaults::IDLE_TIMEOUT).expect("the default idle timeout reads"),
+            max_connections: None,
+            shutdown_grace: duration(defaults::SHUTDOWN_GRACE)
+                .expect("the default shutdown grace reads"),
         }
     }
 }
@@ -281,8 +319,28 @@ impl Config {
         Duration::from_secs(self.request_timeout)
     }
 
+    /// `--max-connections`, or the open-file limit less what the process needs besides
+    /// connections.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            open_file_limit().map_or(defaults::MAX_CONNECTIONS, |limit| {
+                limit
+                    .saturating_sub(defaults::RESERVED_FDS)
+                    .clamp(16, defaults::MAX_CONNECTIONS)
+            })
+        })
+    }
+
     /// How many rendered answers the hot cache keeps: the hottest tenth of the decisions.
     pub fn hot_capacity(&self) -> u64 {
         self.cache_capacity / 10
     }
+}
+
+/// The soft limit on open files (`Max open files` of `/proc/self/limits`), where there is
+/// one.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authzen;
 pub mod body;
+pub mod conn;
 pub mod decisions;
 pub mod error;
 pub mod middleware;
@@ -51,6 +52,8 @@ pub struct Limits {
     /// or the deciding path reads is neither sent nor stored (every question, not only those
     /// that ask with `strict_entities`).
     pub strict_entities: bool,
+    /// The limits of the connections (timeouts between requests, the cap, shutdown).
+    pub connections: conn::ConnLimits,
 }
 
 /// What every handler shares: a cheap-to-clone handle.
@@ -513,9 +516,8 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (limits, metrics) = (state.limits.connections.clone(), Arc::clone(&state.metrics));
+    conn::serve(listener, app(state), limits, metrics, shutdown).await
 }
 
 async fn not_found(request: Request) -> ApiError {

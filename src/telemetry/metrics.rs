@@ -51,6 +51,12 @@ struct VersionLabel {
     version: String,
 }
 
+/// The reason label of `gatehouse_http_connections_closed_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
 /// The action label of `gatehouse_shadow_disagreements_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabel {
@@ -113,7 +119,10 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests shed (503) because `--max-concurrency` were in flight.
     pub shed: Counter,
-    /// Decision-log lines dropped because the writer fell behind.
+    /// Connections open now.
+    pub connections_open: Gauge,
+    connections_closed: Family<ReasonLabel, Counter>,
+    /// Decisions not written to the decision log (the writer behind, a write error).
     pub decision_log_dropped: Counter,
     /// Decisions in the decision cache (set at each scrape).
     pub decision_cache_entries: Gauge,
@@ -190,6 +199,8 @@ impl Metrics {
             http_requests,
             http_latency,
             in_flight: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_closed: Family::default(),
             shed: Counter::default(),
             decision_log_dropped: Counter::default(),
             decision_cache_entries: Gauge::default(),
@@ -218,6 +229,16 @@ impl Metrics {
             "gatehouse_http_request_duration_seconds",
             "HTTP request latency by route",
             metrics.http_latency.clone(),
+        );
+        r.register(
+            "gatehouse_http_connections_open",
+            "HTTP connections open",
+            metrics.connections_open.clone(),
+        );
+        r.register(
+            "gatehouse_http_connections_closed",
+            "HTTP connections the server closed, by reason: header_timeout (a request head not finished in time), idle, evicted (the idlest, to make room), refused (every connection busy at the cap), shutdown, shutdown_grace (a request still in flight after the grace)",
+            metrics.connections_closed.clone(),
         );
         r.register(
             "gatehouse_http_requests_in_flight",
@@ -320,6 +341,15 @@ impl Metrics {
     pub fn record_start(&self, live: &Snapshot) {
         self.count_load(LoadResult::Ok);
         self.set_live(live);
+    }
+
+    /// Counts a connection the server closed, by reason.
+    pub fn count_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
     }
 
     /// Records a reload's outcome.

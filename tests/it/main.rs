@@ -4,6 +4,7 @@
 mod authzen;
 mod cli;
 mod common;
+mod connections;
 mod decide;
 mod decision_log;
 mod entity_lists;

@@ -482,3 +482,23 @@ fn sighup_reopens_the_decision_log_and_reloads_the_policies() {
     signal(&child, "TERM");
     assert_eq!(wait(&mut child), Some(0));
 }
+
+/// A connection that never finishes its request head no longer keeps a stopping sidecar
+/// alive (it did for 89 s, until Kubernetes would have killed it): SIGTERM closes it at once.
+#[test]
+fn sigterm_closes_a_half_open_connection_at_once() {
+    let (mut child, addr) = serve(&[]);
+    let mut half = TcpStream::connect(&addr).expect("connect");
+    half.write_all(b"POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .expect("part of a head");
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = std::time::Instant::now();
+    signal(&child, "TERM");
+    assert_eq!(wait(&mut child), Some(0));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    drop(idle);
+}

@@ -130,6 +130,7 @@ impl Application {
             }
             None => (None, None),
         };
+        let budgets = config.cache_budgets();
         let (shadow, shadow_parts) = match config.shadow_sources() {
             Some(sources) => {
                 let candidate = Arc::new(
@@ -138,15 +139,11 @@ impl Application {
                         .with_settle(config.settle),
                 );
                 let watcher = watch::watch(Arc::clone(&candidate))?;
-                let decider = Decider::new(
-                    config.cache_capacity,
-                    config.entity_cache_capacity,
-                    config.cache_ttl(),
-                );
+                let decider = Decider::within(budgets.shadow, config.cache_ttl());
                 let (shadow, worker) = Shadow::start(
                     candidate,
                     decider,
-                    (config.shadow_queue, config.hot_capacity()),
+                    (config.shadow_queue, budgets.shadow_memo),
                     Arc::clone(&metrics),
                     log.clone(),
                 )
@@ -159,12 +156,8 @@ impl Application {
         let state = AppState::new(Parts {
             shadow,
             store,
-            decider: Decider::new(
-                config.cache_capacity,
-                config.entity_cache_capacity,
-                config.cache_ttl(),
-            ),
-            planner: Planner::new(config.cache_capacity, config.cache_ttl()),
+            decider: Decider::within(budgets.decider, config.cache_ttl()),
+            planner: Planner::within(budgets.plans, config.cache_ttl()),
             metrics,
             log,
             limits: Limits {
@@ -182,7 +175,7 @@ impl Application {
                 },
             },
             admin_token,
-            hot: (config.hot_capacity(), config.cache_ttl()),
+            hot: (budgets.hot, config.cache_ttl()),
             authzen: Authzen {
                 types: authzen_types,
                 public_url: config.public_url.clone(),

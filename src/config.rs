@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::decide::cache::{Budget, Budgets};
 use crate::policy::Sources;
 
 /// Every default, used both by the command line and by [`Config::default`].
@@ -36,6 +37,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
     /// `--shadow-queue`.
     pub const SHADOW_QUEUE: usize = 4096;
+    /// `--cache-bytes`.
+    pub const CACHE_BYTES: &str = "256MiB";
     /// `--settle`, in seconds.
     pub const SETTLE: &str = "2";
     /// `--header-read-timeout`, in seconds.
@@ -49,6 +52,46 @@ pub mod defaults {
     /// File descriptors kept for what is not a connection (policy files, the log, the
     /// watcher, a solver).
     pub const RESERVED_FDS: usize = 128;
+}
+
+/// What each cache may hold ([`Config::cache_budgets`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheBudgets {
+    /// The live decider's decisions, parsed entities and stores.
+    pub decider: Budgets,
+    /// Rendered answers.
+    pub hot: Budget,
+    /// Plans.
+    pub plans: Budget,
+    /// The candidate's decider (with `--shadow-policies`).
+    pub shadow: Budgets,
+    /// The candidate's memo of compared bodies.
+    pub shadow_memo: Budget,
+}
+
+/// Reads a size in bytes: a number, or a number with a unit (`B`, `K`/`KiB`, `M`/`MiB`,
+/// `G`/`GiB`; `KB`, `MB`, `GB` are read as binary units too).
+pub fn bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write `268435456`, `256MiB` or `1GiB`"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{other}` is not a unit of size: use B, KiB, MiB or GiB"
+            ));
+        }
+    };
+    Ok((number * scale as f64) as u64)
 }
 
 /// Reads a duration: a number of seconds (`2`, `0.5`) or a humantime duration (`500ms`,
@@ -157,6 +200,14 @@ pub struct Config {
     /// the stores assembled for the part of questions seen before: 8 × N entities in all.
     #[arg(long, env = "GATEHOUSE_ENTITY_CACHE_CAPACITY", default_value_t = defaults::ENTITY_CACHE_CAPACITY, value_name = "N")]
     pub entity_cache_capacity: u64,
+    /// The memory every cache may take together, by the estimated weight of what each
+    /// holds, whatever the size of the questions: 30 % for decisions, 15 % for rendered
+    /// answers, 20 % for parsed entities, 25 % for assembled stores, 10 % for plans (with
+    /// `--shadow-policies`, the candidate's caches take a quarter of it). Bytes, or with a
+    /// unit: `512MiB`, `2GiB`.
+    #[arg(long, env = "GATEHOUSE_CACHE_BYTES", default_value = defaults::CACHE_BYTES,
+          value_name = "BYTES", value_parser = bytes)]
+    pub cache_bytes: u64,
     /// Longest a cached decision is kept.
     #[arg(long, env = "GATEHOUSE_CACHE_TTL", default_value_t = defaults::CACHE_TTL_SECS, value_name = "SECS")]
     pub cache_ttl: u64,
@@ -253,6 +304,7 @@ impl Default for Config {
             cache_capacity: defaults::CACHE_CAPACITY,
             entity_cache_capacity: defaults::ENTITY_CACHE_CAPACITY,
             cache_ttl: defaults::CACHE_TTL_SECS,
+            cache_bytes: bytes(defaults::CACHE_BYTES).expect("the default cache budget reads"),
             max_body: defaults::MAX_BODY,
             max_batch: defaults::MAX_BATCH,
             max_entities: defaults::MAX_ENTITIES,
@@ -334,6 +386,33 @@ impl Config {
     /// How many rendered answers the hot cache keeps: the hottest tenth of the decisions.
     pub fn hot_capacity(&self) -> u64 {
         self.cache_capacity / 10
+    }
+
+    /// What each cache may hold, from `--cache-bytes` and the count flags.
+    pub fn cache_budgets(&self) -> CacheBudgets {
+        let total = self.cache_bytes;
+        let live = if self.shadow_policies.is_some() {
+            total / 4 * 3
+        } else {
+            total
+        };
+        let share = |of: u64, percent: u64| of / 100 * percent;
+        let shadow_total = total - live;
+        CacheBudgets {
+            decider: Budgets {
+                decisions: Budget::new(self.cache_capacity, share(live, 30)),
+                entities: Budget::new(self.entity_cache_capacity, share(live, 20)),
+                stores: Budget::new(self.entity_cache_capacity, share(live, 25)),
+            },
+            hot: Budget::new(self.hot_capacity(), share(live, 15)),
+            plans: Budget::new(self.cache_capacity, share(live, 10)),
+            shadow: Budgets {
+                decisions: Budget::new(self.cache_capacity, share(shadow_total, 40)),
+                entities: Budget::new(self.entity_cache_capacity, share(shadow_total, 25)),
+                stores: Budget::new(self.entity_cache_capacity, share(shadow_total, 25)),
+            },
+            shadow_memo: Budget::new(self.hot_capacity(), share(shadow_total, 10)),
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! are shadowed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -26,6 +26,7 @@ use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decide::cache::{Budget, Weight, string_weight};
 use crate::decide::question::uid_text;
 use crate::decide::{Decider, Decision, EntityList, Question, Verdict};
 use crate::policy::{PolicyStore, Snapshot};
@@ -42,6 +43,10 @@ pub enum Input {
     /// A question the sidecar built (an AuthZEN evaluation).
     Question(Box<Question>),
 }
+
+/// Most bytes of bodies waiting for the candidate: past it a job is dropped (counted), as
+/// past `--shadow-queue` jobs, whatever the bodies' size.
+pub const SHADOW_QUEUE_BYTES: usize = 64 << 20;
 
 /// One request's decisions, to ask of the candidate.
 #[derive(Debug)]
@@ -67,6 +72,19 @@ pub struct Shadow {
     sample: u64,
     /// Requests offered so far, for the sampling.
     seen: Arc<AtomicU64>,
+    /// Bytes of the jobs waiting (see [`SHADOW_QUEUE_BYTES`]).
+    queued: Arc<AtomicUsize>,
+}
+
+impl Job {
+    /// The bytes it keeps alive while it waits.
+    fn bytes(&self) -> usize {
+        let input = match &self.input {
+            Input::Body(body) | Input::Batch(body) => body.len(),
+            Input::Question(_) => 1024,
+        };
+        input + self.request_id.len() + 64 * self.decisions.len()
+    }
 }
 
 /// The worker thread; it ends once every [`Shadow`] is dropped and the queue is drained.
@@ -86,19 +104,19 @@ impl Shadow {
     pub fn start(
         store: Arc<PolicyStore>,
         decider: Decider,
-        (capacity, memo_capacity): (usize, u64),
+        (capacity, memo): (usize, Budget),
         metrics: Arc<Metrics>,
         log: Option<DecisionLog>,
     ) -> std::io::Result<(Self, ShadowWorker)> {
         let (tx, rx) = sync_channel(capacity.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             store: Arc::clone(&store),
             decider,
             metrics: Arc::clone(&metrics),
             log,
-            memo: moka::sync::Cache::builder()
-                .max_capacity(memo_capacity)
-                .build(),
+            memo: memo_cache(memo),
+            queued: Arc::clone(&queued),
         };
         let handle = std::thread::Builder::new()
             .name("shadow".into())
@@ -110,6 +128,7 @@ impl Shadow {
                 metrics,
                 sample: 100,
                 seen: Arc::new(AtomicU64::new(0)),
+                queued,
             },
             ShadowWorker(handle),
         ))
@@ -137,11 +156,19 @@ impl Shadow {
         &self.store
     }
 
-    /// Queues `job`, or drops it (counted) when the queue is full: never waits.
+    /// Queues `job`, or drops it (counted) when the queue is full, in jobs or in bytes:
+    /// never waits.
     pub fn offer(&self, job: Job) {
+        let bytes = job.bytes();
+        if self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes > SHADOW_QUEUE_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.metrics.shadow_dropped.inc();
+            return;
+        }
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 self.metrics.shadow_dropped.inc();
             }
         }
@@ -225,8 +252,39 @@ struct Memo {
     candidate: Result<Arc<Decision>, String>,
 }
 
+impl Weight for Memo {
+    fn weight(&self) -> u64 {
+        let candidate = self
+            .candidate
+            .as_ref()
+            .map_or_else(|e| string_weight(e), |d| d.weight());
+        std::mem::size_of::<Self>() as u64
+            + string_weight(&self.principal)
+            + string_weight(&self.action)
+            + string_weight(&self.resource)
+            + self.live.weight()
+            + candidate
+    }
+}
+
 /// A body's memos, one per question (`None` for a batch item not compared).
 type Memos = Arc<Vec<Option<Memo>>>;
+
+/// The memo of comparisons, within `budget` by the memos' weight.
+fn memo_cache(budget: Budget) -> moka::sync::Cache<[u8; 32], Memos> {
+    let (bytes, floor) = if budget.is_off() {
+        (0, 0)
+    } else {
+        (budget.bytes, budget.floor())
+    };
+    moka::sync::Cache::builder()
+        .max_capacity(bytes)
+        .weigher(move |_, memos: &Memos| {
+            let weight: u64 = memos.iter().flatten().map(Weight::weight).sum::<u64>() + 64;
+            u32::try_from(weight.max(floor)).unwrap_or(u32::MAX)
+        })
+        .build()
+}
 
 struct Worker {
     store: Arc<PolicyStore>,
@@ -235,12 +293,15 @@ struct Worker {
     log: Option<DecisionLog>,
     /// Comparisons by the digest of both versions and the body.
     memo: moka::sync::Cache<[u8; 32], Memos>,
+    /// Bytes of the jobs waiting, shared with the senders.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Worker {
     fn run(self, rx: Receiver<Job>) {
         while let Ok(job) = rx.recv() {
             self.job(&job);
+            self.queued.fetch_sub(job.bytes(), Ordering::Relaxed);
         }
     }
 

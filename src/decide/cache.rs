@@ -19,19 +19,121 @@ use super::Decision;
 /// encoded, its entities by the digests of their bytes).
 pub type Key = [u8; 32];
 
-/// A capacity-bounded concurrent map from digests to values (quick_cache). The digests are
-/// uniform already; the seeded fast hasher only spreads them over shards.
-pub type Bounded<V> =
-    quick_cache::sync::Cache<Key, V, quick_cache::UnitWeighter, foldhash::fast::RandomState>;
+/// What a cached value costs in memory, in bytes: what it owns on the heap (estimated where
+/// it is another crate's type), plus its own size. Every cache is bounded by the sum of
+/// its values' weights, so that a question of any size cannot make a cache outgrow its
+/// budget (`--cache-bytes`).
+pub trait Weight {
+    /// The estimated bytes.
+    fn weight(&self) -> u64;
+}
 
-/// A [`Bounded`] map of at most `capacity` entries, `None` for a capacity of 0.
-pub fn bounded<V: Clone>(capacity: u64) -> Option<Arc<Bounded<V>>> {
-    (capacity > 0).then(|| {
-        let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+/// The bytes of a string on the heap, and its handle.
+pub fn string_weight(s: &str) -> u64 {
+    s.len() as u64 + std::mem::size_of::<String>() as u64
+}
+
+impl<T: Weight + ?Sized> Weight for Arc<T> {
+    fn weight(&self) -> u64 {
+        // Counted in full wherever it is held: a shared value is counted more than once,
+        // which errs on the side of the budget.
+        (**self).weight() + 16
+    }
+}
+
+impl<V: Weight> Weight for (Instant, V) {
+    fn weight(&self) -> u64 {
+        self.1.weight() + std::mem::size_of::<Instant>() as u64
+    }
+}
+
+/// What one entry costs besides its value: its key, and the map's own bookkeeping.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// Weighs an entry by its value's [`Weight`], and never less than `floor`: a cache of
+/// `bytes` whose entries all weigh at least `bytes / count` holds at most `count` of them,
+/// so one weigher keeps both the byte budget and the count bound.
+#[derive(Debug, Clone, Copy)]
+pub struct ByWeight {
+    floor: u64,
+}
+
+impl<V: Weight> quick_cache::Weighter<Key, V> for ByWeight {
+    fn weight(&self, _key: &Key, value: &V) -> u64 {
+        (value.weight() + ENTRY_OVERHEAD).max(self.floor)
+    }
+}
+
+/// How much a cache may hold: at most `count` entries and `bytes` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Most entries (0: the cache is off).
+    pub count: u64,
+    /// Most bytes of entries, by their [`Weight`] (0: the cache is off).
+    pub bytes: u64,
+}
+
+impl Budget {
+    /// Nothing kept.
+    pub const NONE: Self = Self { count: 0, bytes: 0 };
+
+    /// At most `count` entries, in `bytes`.
+    pub fn new(count: u64, bytes: u64) -> Self {
+        Self { count, bytes }
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_off(self) -> bool {
+        self.count == 0 || self.bytes == 0
+    }
+
+    /// The least an entry weighs, so that `count` of them fill `bytes`.
+    pub fn floor(self) -> u64 {
+        self.bytes / self.count.max(1)
+    }
+}
+
+/// The budgets of a [`super::Decider`]'s caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Decisions.
+    pub decisions: Budget,
+    /// Parsed request entities.
+    pub entities: Budget,
+    /// Assembled stores.
+    pub stores: Budget,
+}
+
+impl Budgets {
+    /// Bounds by count only: `decisions` decisions, `entities` parsed entities and as many
+    /// assembled stores, whatever their size (each entry weighs at least 4 GiB against a
+    /// budget of `count` times that). For tests and benchmarks; the sidecar has byte budgets.
+    pub fn by_count(decisions: u64, entities: u64) -> Self {
+        let per = u64::from(u32::MAX);
+        let count = |n: u64| Budget::new(n, n.saturating_mul(per));
+        Self {
+            decisions: count(decisions),
+            entities: count(entities),
+            stores: count(entities),
+        }
+    }
+}
+
+/// A concurrent map from digests to values (quick_cache), bounded by the weight of its
+/// values ([`ByWeight`]). The digests are uniform already; the seeded fast hasher only
+/// spreads them over shards.
+pub type Bounded<V> = quick_cache::sync::Cache<Key, V, ByWeight, foldhash::fast::RandomState>;
+
+/// A [`Bounded`] map within `budget`, `None` when the budget keeps nothing.
+pub fn bounded<V: Clone + Weight>(budget: Budget) -> Option<Arc<Bounded<V>>> {
+    (!budget.is_off()).then(|| {
+        let items = usize::try_from(budget.count).unwrap_or(usize::MAX);
         Arc::new(Bounded::with(
             items,
-            capacity,
-            quick_cache::UnitWeighter,
+            budget.bytes,
+            ByWeight {
+                floor: budget.floor(),
+            },
             foldhash::fast::RandomState::default(),
             quick_cache::sync::DefaultLifecycle::default(),
         ))
@@ -48,12 +150,11 @@ pub struct Expiring<V> {
     ttl: Duration,
 }
 
-impl<V: Clone> Expiring<V> {
-    /// A map of at most `capacity` entries, each kept at most `ttl`; a capacity of 0 keeps
-    /// nothing.
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+impl<V: Clone + Weight> Expiring<V> {
+    /// A map within `budget`, each entry kept at most `ttl`.
+    pub fn new(budget: Budget, ttl: Duration) -> Self {
         Self {
-            inner: bounded(capacity),
+            inner: bounded(budget),
             ttl,
         }
     }
@@ -82,9 +183,24 @@ impl<V: Clone> Expiring<V> {
         self.inner.as_ref().map_or(0, |inner| inner.len() as u64)
     }
 
+    /// The weight of the entries held, in bytes.
+    pub fn weight(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |inner| inner.weight())
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Weight for Decision {
+    fn weight(&self) -> u64 {
+        let strings = |list: &[String]| list.iter().map(|s| string_weight(s)).sum::<u64>();
+        std::mem::size_of::<Self>() as u64
+            + strings(&self.reasons)
+            + strings(&self.errors)
+            + strings(&self.missing)
     }
 }
 
@@ -103,12 +219,16 @@ impl std::fmt::Debug for DecisionCache {
 }
 
 impl DecisionCache {
-    /// A cache of at most `capacity` decisions, each kept at most `ttl`. A capacity of 0
-    /// caches nothing.
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// A cache of decisions within `budget`, each kept at most `ttl`.
+    pub fn new(budget: Budget, ttl: Duration) -> Self {
         Self {
-            inner: Expiring::new(capacity, ttl),
+            inner: Expiring::new(budget, ttl),
         }
+    }
+
+    /// The weight of the decisions held, in bytes.
+    pub fn weight(&self) -> u64 {
+        self.inner.weight()
     }
 
     /// The decision stored under `key`.
@@ -233,34 +353,4 @@ fn canonical(buf: &mut Vec<u8>, value: &Value) {
 fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_entry_is_returned_within_its_time_to_live_and_never_after() {
-        let kept = Expiring::new(4, Duration::from_secs(3600));
-        kept.insert([1; 32], 7);
-        assert_eq!(kept.get(&[1; 32]), Some(7));
-        assert_eq!(kept.get(&[2; 32]), None);
-        let expired = Expiring::new(4, Duration::ZERO);
-        expired.insert([1; 32], 7);
-        assert_eq!(expired.get(&[1; 32]), None);
-        assert!(expired.is_empty(), "an expired entry met is removed");
-    }
-
-    #[test]
-    fn a_capacity_of_zero_keeps_nothing_and_a_full_map_stays_bounded() {
-        let none = Expiring::new(0, Duration::from_secs(3600));
-        none.insert([1; 32], 7);
-        assert_eq!(none.get(&[1; 32]), None);
-        let bounded = Expiring::new(16, Duration::from_secs(3600));
-        for i in 0..=255u8 {
-            bounded.insert([i; 32], i);
-        }
-        assert!(bounded.len() <= 16, "{} entries", bounded.len());
-        assert!(!bounded.is_empty());
-    }
 }

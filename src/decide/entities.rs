@@ -19,7 +19,7 @@ use cedar_policy_core::extensions::Extensions;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::cache::{Bounded, Key, bounded};
+use super::cache::{Bounded, Budget, Key, Weight, bounded};
 use super::input::{
     InputError, Part, innermost, parse_uid, plain_entity, plain_entity_of, with_format_hint,
 };
@@ -70,6 +70,25 @@ pub struct Parsed {
     /// The store entities its data names (store indices, see [`super::slice`]), or `None`
     /// when it has the uid of a store entity (it replaces that entity).
     pub named: Option<Box<[usize]>>,
+    /// What it costs in memory, estimated from its text ([`entity_weight`]).
+    pub weight: u64,
+}
+
+/// The estimated bytes of a parsed entity whose JSON text is `text_len` bytes long, and of
+/// its copy in a store: Cedar keeps its uid and every string it holds (three times, with
+/// the copies a store makes and the key of its map), and a map per entity.
+pub fn entity_weight(text_len: usize) -> u64 {
+    3 * text_len as u64 + 1024
+}
+
+/// What one stored entity copied into an assembled store costs: its maps (its strings
+/// are shared with the snapshot's).
+const STORED_ENTITY_WEIGHT: u64 = 512;
+
+impl Weight for Parsed {
+    fn weight(&self) -> u64 {
+        self.weight
+    }
 }
 
 /// A layer's entities, parsed or found parsed, in order, each with whether the cache held
@@ -114,11 +133,16 @@ impl std::fmt::Debug for EntityCache {
 }
 
 impl EntityCache {
-    /// A cache of at most `capacity` parsed entities (0: none).
-    pub fn new(capacity: u64) -> Self {
+    /// A cache of parsed entities within `budget`.
+    pub fn new(budget: Budget) -> Self {
         Self {
-            inner: bounded(capacity),
+            inner: bounded(budget),
         }
+    }
+
+    /// The weight of the entities held, in bytes.
+    pub fn weight(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |inner| inner.weight())
     }
 
     /// How many parsed entities are cached.
@@ -146,7 +170,10 @@ impl EntityCache {
             let (parsed, known) = match cached {
                 Some(parsed) => (parsed, true),
                 None => {
-                    let parsed = Arc::new(parse(snapshot, layer.field, i, raw)?);
+                    let parsed = Arc::new(Parsed {
+                        weight: entity_weight(raw.get().len()),
+                        ..parse(snapshot, layer.field, i, raw)?
+                    });
                     if let Some(inner) = &self.inner {
                         inner.insert(key, Arc::clone(&parsed));
                     }
@@ -194,7 +221,11 @@ pub fn plain_from_text(snapshot: &Snapshot, text: &str) -> Option<Parsed> {
     let uid = text.to_declared_uid(&snapshot.catalog)?;
     let entity = plain_entity_of(&plain, &uid, &text.ty, &snapshot.catalog)?;
     let named = named_by_plain(&snapshot.reach, &plain).map(Vec::into_boxed_slice);
-    Some(Parsed { entity, named })
+    Some(Parsed {
+        entity,
+        named,
+        weight: 0,
+    })
 }
 
 /// Item `i` of the list in `field`, from its tree, parsed against the snapshot's schema.
@@ -215,7 +246,11 @@ pub fn parse_tree(
     let uid = parse_uid(Part::Entities, &format!("{at}.uid"), uid)?;
     let named = named_by_entity(&snapshot.reach, item).map(Vec::into_boxed_slice);
     if let Some(entity) = plain_entity(item, &uid, &snapshot.catalog) {
-        return Ok(Parsed { entity, named });
+        return Ok(Parsed {
+            entity,
+            named,
+            weight: 0,
+        });
     }
     // String uids and optional `attrs`/`parents`, as the suites take them.
     let item = normalize_entity(item, &snapshot.catalog).map_err(|m| {
@@ -228,7 +263,11 @@ pub fn parse_tree(
             format!("`{at}` (`{uid}`): {}", with_format_hint(innermost(&e))),
         )
     })?;
-    Ok(Parsed { entity, named })
+    Ok(Parsed {
+        entity,
+        named,
+        weight: 0,
+    })
 }
 
 /// The store a question is decided on: the snapshot's stored entities (and the schema's
@@ -290,20 +329,24 @@ pub struct StoreCache {
 struct Known {
     store: Arc<Entities>,
     dangling: HashSet<ast::EntityUID>,
+    /// What it costs in memory: its request entities' weights, and its stored entities'.
+    weight: u64,
 }
 
 impl Known {
-    fn new(store: Entities) -> Self {
+    fn new(store: Entities, weight: u64) -> Self {
         let core: &CoreEntities = store.as_ref();
-        let dangling = core
+        let dangling: HashSet<ast::EntityUID> = core
             .iter()
             .flat_map(ast::Entity::ancestors)
             .filter(|uid| !matches!(core.entity(uid), Dereference::Data(_)))
             .cloned()
             .collect();
+        let weight = weight + 64 * dangling.len() as u64;
         Self {
             store: Arc::new(store),
             dangling,
+            weight,
         }
     }
 }
@@ -315,20 +358,30 @@ impl std::fmt::Debug for StoreCache {
 }
 
 impl StoreCache {
-    /// A cache of stores holding at most `slots` entities in all (0: none).
-    pub fn new(slots: u64) -> Self {
+    /// A cache of at most `budget.count` stores, of `budget.bytes` in all.
+    pub fn new(budget: Budget) -> Self {
+        let (bytes, floor) = if budget.is_off() {
+            (0, 0)
+        } else {
+            (budget.bytes, budget.floor())
+        };
         Self {
             inner: moka::sync::Cache::builder()
-                .max_capacity(slots)
-                .weigher(|_, known: &Arc<Known>| {
-                    u32::try_from(known.store.len().max(1)).unwrap_or(u32::MAX)
+                .max_capacity(bytes)
+                .weigher(move |_, known: &Arc<Known>| {
+                    u32::try_from(known.weight.max(floor)).unwrap_or(u32::MAX)
                 })
                 .build(),
         }
     }
 
+    /// The weight of the stores held, in bytes (as of moka's last housekeeping).
+    pub fn weight(&self) -> u64 {
+        self.inner.weighted_size()
+    }
+
     /// The store of a question on `slice` (sorted store indices) with a batch's entities
-    /// (`shared`: the digest of its set and the entities) and its `own` entities (digested,
+    /// (`shared`: the digest of its set, the entities and their weight) and its `own` entities (digested,
     /// resolved; their uids are distinct): the store of the part seen before, from the
     /// cache or assembled and cached, with the new entities added to a copy. `None` when the
     /// cache is off or Cedar refuses a store: assembling from scratch reports it.
@@ -336,7 +389,7 @@ impl StoreCache {
         &self,
         snapshot: &Snapshot,
         slice: &[usize],
-        shared: (Option<&Key>, &[Entity]),
+        shared: (Option<&Key>, &[Entity], u64),
         own: Option<(&Layer<'_>, &Resolved)>,
     ) -> Option<Arc<Entities>> {
         if self.inner.policy().max_capacity() == Some(0) {
@@ -359,8 +412,14 @@ impl StoreCache {
                 let entities = (0..resolved.len())
                     .filter(known)
                     .map(|i| resolved[i].entity.clone());
+                let weight = (0..resolved.len())
+                    .filter(known)
+                    .map(|i| resolved[i].weight)
+                    .sum::<u64>()
+                    + shared.2
+                    + STORED_ENTITY_WEIGHT * slice.len() as u64;
                 let store = assemble(snapshot, Some(slice), shared.1, entities.collect()).ok()?;
-                let base = Arc::new(Known::new(store));
+                let base = Arc::new(Known::new(store, weight));
                 self.inner.insert(key, Arc::clone(&base));
                 base
             }

@@ -10,7 +10,7 @@ use cedar_policy::{Entities, Entity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::cache::{DecisionCache, Key, KeyBuilder, set_digest};
+use super::cache::{Budgets, DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, Resolved, StoreCache, assemble};
 use super::input::{InputError, Part, build_request, parse_action, parse_uid, parse_uid_in};
 use super::raw::EntityList;
@@ -63,6 +63,8 @@ pub struct Answer {
 pub struct BatchEntities {
     set: Key,
     parsed: Vec<Entity>,
+    /// What the parsed entities cost in memory (see [`super::entities::entity_weight`]).
+    weight: u64,
     /// The store entities the shared entities name, `None` when one replaces a store entity.
     named: Option<Vec<usize>>,
     /// The store entities any question of the batch can reach (store indices), only when
@@ -90,21 +92,32 @@ pub struct Decider {
 /// Most distinct outcomes interned; past that, decisions are simply not shared.
 const INTERNED: usize = 4096;
 
-/// Assembled stores hold this many entities (in all) per parsed entity cached: a project's
-/// store holds ten to twenty, and a store is kept per distinct project seen recently.
-const STORE_SLOTS_PER_ENTITY: u64 = 8;
-
 impl Decider {
     /// A decider caching at most `decisions` decisions, each kept at most `ttl`, at most
-    /// `entities` parsed entities, and assembled stores of at most eight times as many
-    /// entities in all (see [`StoreCache`]).
+    /// `entities` parsed entities and as many assembled stores (see [`StoreCache`]),
+    /// whatever their size (see [`Budgets::by_count`]).
     pub fn new(decisions: u64, entities: u64, ttl: Duration) -> Self {
+        Self::within(Budgets::by_count(decisions, entities), ttl)
+    }
+
+    /// A decider whose caches keep to `budgets`, decisions kept at most `ttl`.
+    pub fn within(budgets: Budgets, ttl: Duration) -> Self {
         Self {
-            cache: DecisionCache::new(decisions, ttl),
-            entities: EntityCache::new(entities),
-            stores: StoreCache::new(entities.saturating_mul(STORE_SLOTS_PER_ENTITY)),
+            cache: DecisionCache::new(budgets.decisions, ttl),
+            entities: EntityCache::new(budgets.entities),
+            stores: StoreCache::new(budgets.stores),
             interned: Arc::default(),
         }
+    }
+
+    /// The weight of everything its caches hold, in bytes: decisions, parsed entities and
+    /// assembled stores.
+    pub fn cached_bytes(&self) -> [u64; 3] {
+        [
+            self.cache.weight(),
+            self.entities.weight(),
+            self.stores.weight(),
+        ]
     }
 
     /// A decider that caches nothing.
@@ -206,6 +219,7 @@ impl Decider {
         };
         Ok(BatchEntities {
             set: set_digest(&layer.digests),
+            weight: resolved.parsed.iter().map(|p| p.weight).sum(),
             parsed,
             named,
             slice,
@@ -260,7 +274,7 @@ impl Decider {
             _ => None,
         };
         if let Some(slice) = &slice {
-            let shared = (batch.map(|b| &b.set), shared);
+            let shared = (batch.map(|b| &b.set), shared, batch.map_or(0, |b| b.weight));
             if let Some(store) = self.stores.assemble(snapshot, slice, shared, own) {
                 return Ok(store);
             }

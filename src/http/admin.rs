@@ -50,6 +50,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .entity_cache_entries
         .set(gauge(state.decider.cached_entities()));
     metrics.hot_cache_entries.set(gauge(state.hot_entries()));
+    let [decisions, entities, stores] = state.decider.cached_bytes();
+    for (cache, bytes) in [
+        ("decisions", decisions),
+        ("hot", state.hot_bytes()),
+        ("entities", entities),
+        ("stores", stores),
+        ("plans", state.planner.cached_bytes()),
+    ] {
+        metrics.set_cache_bytes(cache, bytes);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -122,8 +122,8 @@ pub struct Parts {
     pub limits: Limits,
     /// The admin token, when set.
     pub admin_token: Option<String>,
-    /// How many rendered answers the hot cache keeps, and how long.
-    pub hot: (u64, Duration),
+    /// What the hot cache may hold, and how long.
+    pub hot: (crate::decide::cache::Budget, Duration),
     /// The AuthZEN settings.
     pub authzen: Authzen,
     /// The candidate set every decision is asked of too, with `--shadow-policies`.
@@ -218,6 +218,11 @@ impl AppState {
     pub fn hot_entries(&self) -> u64 {
         self.hot.0.len()
     }
+
+    /// The weight of the rendered answers the hot cache holds, in bytes.
+    pub fn hot_bytes(&self) -> u64 {
+        self.hot.0.weight()
+    }
 }
 
 /// The deciding runtime: as many threads as there are cores, for the requests that may keep
@@ -291,6 +296,17 @@ pub struct HotAnswer {
     pub decision: Arc<Decision>,
     /// The question's principal, action and resource as text.
     pub who: [String; 3],
+}
+
+impl crate::decide::cache::Weight for HotAnswer {
+    fn weight(&self) -> u64 {
+        let who: u64 = self
+            .who
+            .iter()
+            .map(|s| crate::decide::cache::string_weight(s))
+            .sum();
+        std::mem::size_of::<Self>() as u64 + self.body.len() as u64 + who + self.decision.weight()
+    }
 }
 
 /// What the document says beyond the routes: the API's name, the admin token's scheme,

@@ -30,7 +30,7 @@ use cedar_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::decide::cache::{Key, KeyBuilder, set_digest};
+use crate::decide::cache::{Budget, Key, KeyBuilder, set_digest};
 use crate::decide::entities::Layer;
 use crate::decide::indexed;
 use crate::decide::input::{
@@ -102,6 +102,26 @@ pub struct Plan {
     pub missing: Vec<String>,
 }
 
+impl Plan {
+    /// What the plan costs in memory: about twice its JSON (its strings, and the tree that
+    /// holds them), counted without writing it out.
+    pub fn weight(&self) -> u64 {
+        struct Count(u64);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len() as u64;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        let _ = serde_json::to_writer(&mut count, self);
+        2 * count.0 + std::mem::size_of::<Self>() as u64
+    }
+}
+
 /// Plans, cached by policy version and the whole question (as decisions are).
 #[derive(Clone)]
 pub struct Planner {
@@ -117,14 +137,37 @@ impl std::fmt::Debug for Planner {
 }
 
 impl Planner {
-    /// A planner caching at most `capacity` plans, each kept at most `ttl`.
+    /// A planner caching at most `capacity` plans, whatever their size, each kept at most
+    /// `ttl`.
     pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self::within(
+            Budget::new(capacity, capacity.saturating_mul(u64::from(u32::MAX))),
+            ttl,
+        )
+    }
+
+    /// A planner caching plans within `budget` (by their weight: [`Plan::weight`]), each
+    /// kept at most `ttl`.
+    pub fn within(budget: Budget, ttl: Duration) -> Self {
+        let (bytes, floor) = if budget.is_off() {
+            (0, 0)
+        } else {
+            (budget.bytes, budget.floor())
+        };
         Self {
             cache: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(move |_, plan: &Arc<Plan>| {
+                    u32::try_from(plan.weight().max(floor)).unwrap_or(u32::MAX)
+                })
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// The weight of the plans held, in bytes (as of moka's last housekeeping).
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.weighted_size()
     }
 
     /// The plan for `question` under `snapshot`, and whether it came from the cache.

@@ -57,6 +57,12 @@ struct ReasonLabel {
     reason: String,
 }
 
+/// The cache label of `gatehouse_cache_bytes`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabel {
+    cache: String,
+}
+
 /// The action label of `gatehouse_shadow_disagreements_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabel {
@@ -130,6 +136,7 @@ pub struct Metrics {
     pub entity_cache_entries: Gauge,
     /// Rendered answers in the hot cache (set at each scrape).
     pub hot_cache_entries: Gauge,
+    cache_bytes: Family<CacheLabel, Gauge>,
     /// Shadow jobs dropped because the candidate's queue was full.
     pub shadow_dropped: Counter,
     shadow_evaluations: Family<ResultLabel, Counter>,
@@ -206,6 +213,7 @@ impl Metrics {
             decision_cache_entries: Gauge::default(),
             entity_cache_entries: Gauge::default(),
             hot_cache_entries: Gauge::default(),
+            cache_bytes: Family::default(),
             shadow_dropped: Counter::default(),
             shadow_evaluations: Family::default(),
             shadow_disagreements: Family::default(),
@@ -269,6 +277,11 @@ impl Metrics {
             "gatehouse_entity_cache_entries",
             "Parsed request entities in the entity cache",
             metrics.entity_cache_entries.clone(),
+        );
+        r.register(
+            "gatehouse_cache_bytes",
+            "The estimated bytes each cache holds (decisions, hot, entities, stores, plans), each within its share of --cache-bytes",
+            metrics.cache_bytes.clone(),
         );
         r.register(
             "gatehouse_hot_cache_entries",
@@ -341,6 +354,15 @@ impl Metrics {
     pub fn record_start(&self, live: &Snapshot) {
         self.count_load(LoadResult::Ok);
         self.set_live(live);
+    }
+
+    /// Sets the estimated bytes a cache holds.
+    pub fn set_cache_bytes(&self, cache: &'static str, bytes: u64) {
+        self.cache_bytes
+            .get_or_create(&CacheLabel {
+                cache: cache.into(),
+            })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts a connection the server closed, by reason.

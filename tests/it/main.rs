@@ -2,6 +2,7 @@
 //! file. Each module is one concern; `common` holds the helpers they share.
 
 mod authzen;
+mod caches;
 mod cli;
 mod common;
 mod connections;

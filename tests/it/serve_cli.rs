@@ -502,3 +502,78 @@ fn sigterm_closes_a_half_open_connection_at_once() {
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     drop(idle);
 }
+
+/// The sidecar's resident memory, in bytes (`VmRSS` of `/proc/PID/status`).
+fn rss(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Issue 23: caches bounded by count let 400 questions with a 900 KB id take the sidecar
+/// from 73 MB to 1 366 MB. Every cache is now weighed in bytes: a flood of distinct large
+/// questions (a 900 KB user id, sent as an entity or unknown, so that the hot answers, the
+/// decisions, the parsed entities and the stores all see it) leaves the sidecar within its
+/// `--cache-bytes` and a margin for what it holds besides its caches. The figures are
+/// printed (`--nocapture`).
+#[test]
+fn a_flood_of_large_questions_stays_within_the_cache_budget() {
+    const BUDGET: u64 = 48 << 20;
+    const MARGIN: u64 = 80 << 20;
+    let (mut child, addr) = serve(&[
+        "--cache-bytes",
+        &BUDGET.to_string(),
+        "--max-body",
+        "4194304",
+    ]);
+    let (status, _) = http(&addr, "POST", "/v1/is_authorized", &body());
+    assert_eq!(status, 200);
+    let before = rss(&child);
+    for i in 0..240 {
+        let id = format!("{i:04}{}", "x".repeat(900_000));
+        let question = if i % 2 == 0 {
+            question(
+                &format!("User::\"{id}\""),
+                "edit",
+                "Project::\"p1\"",
+                &[
+                    user(&id, &["p1.editors"]),
+                    project("p1", "olga", "processing", &[]),
+                ],
+            )
+        } else {
+            question(&format!("User::\"{id}\""), "view", "Project::\"p1\"", &[])
+        };
+        let body = serde_json::to_vec(&question).expect("json");
+        let (status, answer) = http(&addr, "POST", "/v1/is_authorized", &body);
+        assert_eq!(status, 200, "{}", &answer[..answer.len().min(300)]);
+    }
+    let after = rss(&child);
+    let (_, metrics) = http(&addr, "GET", "/metrics", b"");
+    let held: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("gatehouse_cache_bytes{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    println!(
+        "RSS {} MiB before, {} MiB after 240 questions of 900 KB; the caches hold {} MiB of a {} MiB budget",
+        before >> 20,
+        after >> 20,
+        held >> 20,
+        BUDGET >> 20
+    );
+    assert!(held <= BUDGET, "the caches hold {held} bytes of {BUDGET}");
+    assert!(
+        after <= before + BUDGET + MARGIN,
+        "RSS grew from {} MiB to {} MiB",
+        before >> 20,
+        after >> 20
+    );
+    signal(&child, "TERM");
+    assert_eq!(wait(&mut child), Some(0));
+}

@@ -574,7 +574,7 @@ fn a_sent_ancestor_of_a_stored_entity_is_not_laid_over_the_store() {
 /// `list` parsed against the snapshot's schema, with no cache.
 fn parsed(snapshot: &Snapshot, list: &EntityList) -> gatehouse::decide::entities::Resolved {
     let layer = Layer::digest(&snapshot.version, "entities", list).expect("digest");
-    gatehouse::decide::entities::EntityCache::new(0)
+    gatehouse::decide::entities::EntityCache::new(gatehouse::decide::cache::Budget::NONE)
         .resolve(snapshot, &layer)
         .expect("parsed")
 }

@@ -180,17 +180,24 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, MissingPath> {
 }
 
 /// The files named by `paths`: files as given, directories searched (recursively) for
-/// files whose name ends with `suffix` (hidden ones skipped), each directory's sorted.
+/// files whose name ends with `suffix`, each directory's sorted. Hidden files and
+/// directories are skipped and symbolic links followed, so that a Kubernetes ConfigMap's
+/// mount (`..data/` and a `..<timestamp>/` directory, a link per file) is read as its files.
 pub fn files_ending(paths: &[PathBuf], suffix: &str) -> Result<Vec<PathBuf>, MissingPath> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
+            let hidden = |e: &walkdir::DirEntry| {
+                e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.')
+            };
             let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                .follow_links(true)
                 .into_iter()
+                .filter_entry(|e| !hidden(e))
                 .filter_map(Result::ok)
                 .filter(|e| {
                     let name = e.file_name().to_string_lossy();
-                    e.file_type().is_file() && name.ends_with(suffix) && !name.starts_with('.')
+                    e.file_type().is_file() && name.ends_with(suffix)
                 })
                 .map(|e| e.into_path())
                 .collect();

@@ -556,3 +556,77 @@ fn a_configmap_updated_as_the_kubelet_does_it_goes_live() {
     assert_eq!(store.current().info.len(), 41);
     assert_eq!(store.status().result, LoadResult::Ok);
 }
+
+/// The files of `dir` (not its subdirectories), as (name, content).
+#[cfg(unix)]
+fn files_of(dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_dir(dir)
+        .expect("read")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("read"))
+        })
+        .collect()
+}
+
+/// The gates of `examples/k8s/sharing-app.yaml`, mounted as the kubelet mounts them: the
+/// properties, the suites and their fixtures each a ConfigMap (the fixtures one mounted
+/// inside the suites' directory). The gated set starts from them, and a policy change the
+/// mounted suites refuse is refused, while its fixed version goes live.
+#[cfg(unix)]
+#[tokio::test]
+async fn gates_mounted_as_configmaps_hold() {
+    let root = tempfile::tempdir().expect("temp");
+    let etc = root.path();
+    let _properties = Kubelet::mount(
+        &etc.join("properties"),
+        &files_of(&common::root().join("tests/properties")),
+    );
+    let _suites = Kubelet::mount(
+        &etc.join("suites"),
+        &files_of(&common::root().join("tests/policies")),
+    );
+    let _fixtures = Kubelet::mount(
+        &etc.join("suites/fixtures"),
+        &files_of(&common::root().join("tests/policies/fixtures")),
+    );
+    let server = start(Options {
+        config: Config {
+            require_properties: Some(etc.join("properties")),
+            require_suites: Some(etc.join("suites")),
+            settle: Duration::ZERO,
+            ..Config::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let live = server.version();
+    let file = server.policy_file("archive.cedar");
+    let saved = std::fs::read_to_string(&file).expect("read");
+    std::fs::File::create(&file).expect("truncate");
+    wait_for_result(&server, LoadResult::Refused).await;
+    let refusals = server.store.status().refusals;
+    let suites = etc.join("suites").display().to_string();
+    assert!(
+        refusals.iter().any(|r| r
+            .location
+            .starts_with(&format!("{suites}/archive.test.json:"))),
+        "no case of the mounted suites in {refusals:#?}"
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.name == "archived-projects-are-frozen"),
+        "no refuted property of the mounted properties in {refusals:#?}"
+    );
+    assert_eq!(server.version(), live);
+    // A change the mounted suites (with their fixtures) and properties accept goes live.
+    std::fs::write(&file, format!("{saved}\n// accepted\n")).expect("write");
+    server
+        .wait_for_new_version(&live, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("refused: {:#?}", server.store.status().refusals));
+    server.stop().await;
+}

@@ -12,18 +12,20 @@
 //! - [`policy`]: loads a whole policy set and schema from files, re-ids each policy by its
 //!   `@id`, validates strictly, and hands the result out as an immutable
 //!   [`policy::Snapshot`]; every problem is reported at `file:line:col`. The live set is a
-//!   [`policy::PolicyStore`], reloaded by a file watcher.
+//!   [`policy::PolicyStore`], reloaded by a file watcher, a candidate swapped in only once
+//!   it has settled and its reload gates accept it.
 //! - [`cedar_json`]: Cedar's JSON formats for uids and entities, with errors naming the field.
 //! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
 //!   schema, decides each on its slice of the stored entities, failing closed; the decision
 //!   cache in front.
-//! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error type.
+//! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error
+//!   type, the strict body reader, and the connection layer (timeouts, a cap, shutdown).
 //! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
 //!   its disagreements counted and logged.
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
-//!   (human, JSON, JUnit); what a change flips (`diff`) and proofs with Cedar's symbolic
-//!   compiler (`prove`).
+//!   (human, JSON, JUnit); what a change flips (`diff`), proofs with Cedar's symbolic
+//!   compiler (`prove`), and the reload gates built from both (`gate`).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 //! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
 //!   for the domain's entities.

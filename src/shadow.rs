@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::decide::cache::{Budget, Weight, string_weight};
+use crate::decide::cache::{Budget, Weight, string_weight, weighed};
 use crate::decide::question::uid_text;
 use crate::decide::{Decider, Decision, EntityList, Question, Verdict};
 use crate::policy::{PolicyStore, Snapshot};
@@ -272,18 +272,10 @@ type Memos = Arc<Vec<Option<Memo>>>;
 
 /// The memo of comparisons, within `budget` by the memos' weight.
 fn memo_cache(budget: Budget) -> moka::sync::Cache<[u8; 32], Memos> {
-    let (bytes, floor) = if budget.is_off() {
-        (0, 0)
-    } else {
-        (budget.bytes, budget.floor())
-    };
-    moka::sync::Cache::builder()
-        .max_capacity(bytes)
-        .weigher(move |_, memos: &Memos| {
-            let weight: u64 = memos.iter().flatten().map(Weight::weight).sum::<u64>() + 64;
-            u32::try_from(weight.max(floor)).unwrap_or(u32::MAX)
-        })
-        .build()
+    weighed(budget, |memos: &Memos| {
+        memos.iter().flatten().map(Weight::weight).sum::<u64>()
+    })
+    .build()
 }
 
 struct Worker {

@@ -124,6 +124,24 @@ impl Budgets {
 /// spreads them over shards.
 pub type Bounded<V> = quick_cache::sync::Cache<Key, V, ByWeight, foldhash::fast::RandomState>;
 
+/// A moka cache's builder within `budget`: its capacity the budget's bytes, each value
+/// weighed by `weigh` and never less than the budget's floor (see [`ByWeight`]).
+pub fn weighed<V: Clone + Send + Sync + 'static>(
+    budget: Budget,
+    weigh: impl Fn(&V) -> u64 + Send + Sync + 'static,
+) -> moka::sync::CacheBuilder<Key, V, moka::sync::Cache<Key, V>> {
+    let (bytes, floor) = if budget.is_off() {
+        (0, 0)
+    } else {
+        (budget.bytes, budget.floor())
+    };
+    moka::sync::Cache::builder()
+        .max_capacity(bytes)
+        .weigher(move |_, value: &V| {
+            u32::try_from((weigh(value) + ENTRY_OVERHEAD).max(floor)).unwrap_or(u32::MAX)
+        })
+}
+
 /// A [`Bounded`] map within `budget`, `None` when the budget keeps nothing.
 pub fn bounded<V: Clone + Weight>(budget: Budget) -> Option<Arc<Bounded<V>>> {
     (!budget.is_off()).then(|| {

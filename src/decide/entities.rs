@@ -19,7 +19,7 @@ use cedar_policy_core::extensions::Extensions;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::cache::{Bounded, Budget, Key, Weight, bounded};
+use super::cache::{Bounded, Budget, Key, Weight, bounded, weighed};
 use super::input::{
     InputError, Part, innermost, parse_uid, plain_entity, plain_entity_of, with_format_hint,
 };
@@ -360,18 +360,8 @@ impl std::fmt::Debug for StoreCache {
 impl StoreCache {
     /// A cache of at most `budget.count` stores, of `budget.bytes` in all.
     pub fn new(budget: Budget) -> Self {
-        let (bytes, floor) = if budget.is_off() {
-            (0, 0)
-        } else {
-            (budget.bytes, budget.floor())
-        };
         Self {
-            inner: moka::sync::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(move |_, known: &Arc<Known>| {
-                    u32::try_from(known.weight.max(floor)).unwrap_or(u32::MAX)
-                })
-                .build(),
+            inner: weighed(budget, |known: &Arc<Known>| known.weight).build(),
         }
     }
 

@@ -30,7 +30,7 @@ use cedar_policy::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::decide::cache::{Budget, Key, KeyBuilder, set_digest};
+use crate::decide::cache::{Budget, Key, KeyBuilder, set_digest, weighed};
 use crate::decide::entities::Layer;
 use crate::decide::indexed;
 use crate::decide::input::{
@@ -149,17 +149,8 @@ impl Planner {
     /// A planner caching plans within `budget` (by their weight: [`Plan::weight`]), each
     /// kept at most `ttl`.
     pub fn within(budget: Budget, ttl: Duration) -> Self {
-        let (bytes, floor) = if budget.is_off() {
-            (0, 0)
-        } else {
-            (budget.bytes, budget.floor())
-        };
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(move |_, plan: &Arc<Plan>| {
-                    u32::try_from(plan.weight().max(floor)).unwrap_or(u32::MAX)
-                })
+            cache: weighed(budget, |plan: &Arc<Plan>| plan.weight())
                 .time_to_live(ttl)
                 .build(),
         }

@@ -20,6 +20,8 @@
 //!   cache in front.
 //! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error
 //!   type, the strict body reader, and the connection layer (timeouts, a cap, shutdown).
+//! - [`json_keys`]: object keys written twice, found in JSON text (every body, every
+//!   entity).
 //! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
 //!   its disagreements counted and logged.
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
@@ -39,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod decide;
 pub mod http;
+pub mod json_keys;
 pub mod plan;
 pub mod policy;
 pub mod shadow;

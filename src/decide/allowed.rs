@@ -25,12 +25,14 @@ use crate::policy::Snapshot;
 pub struct ActionsQuestion {
     /// The principal's uid.
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub principal: Value,
     /// The resource's uid.
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub resource: Value,
     /// Context keys; each action gets the keys it declares.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_keys::strict_option")]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// Entities for this question, in Cedar's entity JSON.
@@ -38,7 +40,7 @@ pub struct ActionsQuestion {
     #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
     pub entities: Option<crate::decide::EntityList>,
     /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_keys::strict_list")]
     #[schema(value_type = Option<Vec<crate::http::body::UidDoc>>)]
     pub actions: Option<Vec<Value>>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names

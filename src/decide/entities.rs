@@ -26,6 +26,7 @@ use super::input::{
 use super::raw::{EntityList, PlainText};
 use super::slice::{named_by_entity, named_by_plain};
 use crate::cedar_json::normalize_entity;
+use crate::json_keys::{Skip, duplicate_key, strict_from_str};
 use crate::policy::Snapshot;
 
 /// One list of entities (stored, shared by a batch, or a question's own), digested.
@@ -205,9 +206,21 @@ fn parse(snapshot: &Snapshot, field: &str, i: usize, raw: &RawValue) -> Result<P
     if let Some(parsed) = plain_from_text(snapshot, raw.get()) {
         return Ok(parsed);
     }
-    let item: Value = serde_json::from_str(raw.get()).map_err(|e| {
+    // The plain shape's reader refuses a key written twice (the entity is then read here);
+    // the tree is read refusing it too, where `Value` would keep the last.
+    let item: Value = strict_from_str(raw.get()).map_err(|e| {
         let at = format!("{field}[{i}]");
-        InputError::new(Part::Entities, &at, format!("`{at}` cannot be read: {e}"))
+        match duplicate_key(raw.get().as_bytes(), Skip::Nothing) {
+            Some(path) => {
+                let at = format!("{at}.{path}");
+                InputError::new(
+                    Part::Entities,
+                    at.clone(),
+                    format!("`{at}` is written twice: a key may appear only once in an object"),
+                )
+            }
+            None => InputError::new(Part::Entities, &at, format!("`{at}` cannot be read: {e}")),
+        }
     })?;
     parse_tree(snapshot, field, i, &item)
 }

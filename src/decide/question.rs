@@ -26,15 +26,22 @@ use crate::policy::Snapshot;
 pub struct Question {
     /// The principal's uid (object or string form).
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub principal: Value,
     /// The action's uid.
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub action: Value,
     /// The resource's uid.
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub resource: Value,
     /// The context record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_keys::strict_option"
+    )]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// Entities for this question only, in Cedar's entity JSON.

@@ -26,6 +26,7 @@ use crate::authzen::{
     Act, Evaluation, PREFIX, Page, Party, Semantic, collect, context, rename_field, stored_ids,
 };
 use crate::decide::{Answer, Decision, InputError, Question, Verdict};
+use crate::json_keys::StrictObject;
 use crate::policy::Snapshot;
 use crate::shadow::Input;
 use crate::telemetry::Source;
@@ -168,7 +169,7 @@ pub async fn evaluation(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AuthzenDecision>, ApiError> {
     let started = Instant::now();
-    let body: Map<String, Value> = parse_body(body)?;
+    let body: Map<String, Value> = parse_body::<StrictObject>(body)?.0;
     let snapshot = state.store.current();
     let evaluation = parse_evaluation(&state, &snapshot, |key| body.get(key).cloned())?;
     let id = request_id(&headers);
@@ -192,7 +193,7 @@ pub async fn evaluations(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EvaluationsBody>, ApiError> {
     let started = Instant::now();
-    let mut body: Map<String, Value> = parse_body(body)?;
+    let mut body: Map<String, Value> = parse_body::<StrictObject>(body)?.0;
     let semantic = Semantic::parse(body.get("options")).map_err(ApiError::from)?;
     let items = match body.remove("evaluations") {
         None | Some(Value::Null) => Vec::new(),
@@ -274,7 +275,7 @@ struct Search {
 
 impl Search {
     fn parse(body: Result<Bytes, BytesRejection>) -> Result<Self, ApiError> {
-        let body: Map<String, Value> = parse_body(body)?;
+        let body: Map<String, Value> = parse_body::<StrictObject>(body)?.0;
         let page = Page::parse(body.get("page"))?;
         Ok(Self { body, page })
     }

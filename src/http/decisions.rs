@@ -243,6 +243,10 @@ fn item(text: &str) -> Result<Question, ApiError> {
         ));
     }
     serde_json::from_str(text).map_err(|e| {
+        let refused = super::strict::refused(text.as_bytes(), &e);
+        if refused.field.is_some() {
+            return refused;
+        }
         let message = e.to_string();
         let at = format!(" at line {} column {}", e.line(), e.column());
         let message = message.strip_suffix(&at).unwrap_or(&message);

@@ -49,15 +49,21 @@ use translate::Translator;
 pub struct PlanQuestion {
     /// The principal's uid (object or string form).
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub principal: Value,
     /// The action's uid.
     #[schema(value_type = crate::http::body::UidDoc)]
+    #[serde(deserialize_with = "crate::json_keys::strict_value")]
     pub action: Value,
     /// The resource's entity type, e.g. `Project`.
     pub resource_type: String,
     /// The context record. Absent: empty for an action that declares no context keys,
     /// unknown otherwise (a residual that reads it is then not filterable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_keys::strict_option"
+    )]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
     /// What is known, in Cedar's entity JSON: the principal's slice.

@@ -103,8 +103,6 @@ struct Conn {
     head_since: AtomicU64,
     /// Close now (eviction).
     close: Notify,
-    /// A head began or a request ended: the deadline moved.
-    moved: Notify,
 }
 
 impl Conn {
@@ -115,7 +113,6 @@ impl Conn {
             last_done: AtomicU64::new(clock.now()),
             head_since: AtomicU64::new(0),
             close: Notify::new(),
-            moved: Notify::new(),
         }
     }
 
@@ -125,7 +122,6 @@ impl Conn {
             && self.head_since.load(Ordering::Relaxed) == 0
         {
             self.head_since.store(self.clock.now(), Ordering::Relaxed);
-            self.moved.notify_one();
         }
     }
 
@@ -137,7 +133,6 @@ impl Conn {
     fn end(&self) {
         self.last_done.store(self.clock.now(), Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.moved.notify_one();
     }
 
     fn busy(&self) -> bool {
@@ -377,6 +372,7 @@ async fn connection(
         .keep_alive(true)
         .serve_connection(io, service);
     tokio::pin!(served);
+    let check_every = (limits.header_read.min(limits.idle) / 4).max(Duration::from_millis(10));
     let mut shutting_down = false;
     loop {
         if !shutting_down && *stop.borrow() {
@@ -389,9 +385,12 @@ async fn connection(
             // Finish the request in flight, then close.
             served.as_mut().graceful_shutdown();
         }
+        // Looked at again at least every quarter of the shorter timeout: a head that begins
+        // moves the deadline closer, and waking the connection for every request (to be
+        // told so) would cost every request a timer.
         let wait = match conn.expired(limits) {
             Ok(reason) => return Some(reason),
-            Err(wait) => wait,
+            Err(wait) => wait.min(check_every),
         };
         tokio::select! {
             result = served.as_mut() => {
@@ -401,7 +400,6 @@ async fn connection(
                 return shutting_down.then_some(Closed::Shutdown);
             }
             () = tokio::time::sleep(wait) => {}
-            () = conn.moved.notified() => {}
             () = conn.close.notified() => return Some(Closed::Evicted),
             changed = stop.changed(), if !shutting_down => {
                 if changed.is_err() {

@@ -38,7 +38,8 @@ type Inner = Debouncer<RecommendedWatcher, RecommendedCache>;
 /// A running watch; dropping it stops watching (and the reloading thread, once its reload
 /// in progress ends).
 pub struct Watcher {
-    debouncer: Arc<Mutex<Inner>>,
+    /// Held for as long as the watch lives (the reloading thread holds it too).
+    _debouncer: Arc<Mutex<Inner>>,
     dirs: Vec<PathBuf>,
     stop: Option<Sender<Event>>,
 }
@@ -61,7 +62,6 @@ impl Drop for Watcher {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(Event::Stop);
         }
-        let _ = &self.debouncer;
     }
 }
 
@@ -155,7 +155,7 @@ pub fn watch(store: Arc<PolicyStore>) -> Result<Watcher, WatchError> {
             source: notify_debouncer_full::notify::Error::io(e),
         })?;
     Ok(Watcher {
-        debouncer,
+        _debouncer: debouncer,
         dirs,
         stop: Some(tx),
     })
@@ -359,7 +359,7 @@ pub fn watch_dirs(
         })?;
     }
     Ok(Watcher {
-        debouncer: Arc::new(Mutex::new(debouncer)),
+        _debouncer: Arc::new(Mutex::new(debouncer)),
         dirs: dirs.to_vec(),
         stop: None,
     })

@@ -196,8 +196,9 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_CACHE_CAPACITY", default_value_t = defaults::CACHE_CAPACITY, value_name = "N")]
     pub cache_capacity: u64,
     /// Most parsed request entities kept (entities repeat across questions: the project, its
-    /// organization, its groups), so that each is parsed once. About 3 KiB each. Also bounds
-    /// the stores assembled for the part of questions seen before: 8 × N entities in all.
+    /// organization, its groups), so that each is parsed once. Also bounds the stores
+    /// assembled for the part of questions seen before, at N stores. Both within their
+    /// share of `--cache-bytes` too.
     #[arg(long, env = "GATEHOUSE_ENTITY_CACHE_CAPACITY", default_value_t = defaults::ENTITY_CACHE_CAPACITY, value_name = "N")]
     pub entity_cache_capacity: u64,
     /// The memory every cache may take together, by the estimated weight of what each

@@ -1,8 +1,14 @@
 # gatehouse in a small image that runs as a non-root user, with its reload gates on.
 #
 #   docker build -t gatehouse .
-#   docker run --rm -p 8180:8180 gatehouse            # serves the bundled policies
-#   docker run --rm -p 8180:8180 -v "$PWD/policies:/etc/gatehouse/policies:ro" gatehouse
+#   openssl rand -hex 32 > token                      # the admin routes' token
+#   docker run --rm -p 8180:8180 -v "$PWD/token:/etc/gatehouse/admin/token:ro" gatehouse
+#   docker run --rm -p 8180:8180 -v "$PWD/token:/etc/gatehouse/admin/token:ro" \
+#       -v "$PWD/policies:/etc/gatehouse/policies:ro" gatehouse
+#
+# It listens on all interfaces, so it needs the admin token (a file, mounted): without one
+# `serve` refuses to start rather than leave /v1/reload open to whoever reaches the port
+# (`-e GATEHOUSE_OPEN_ADMIN=1` says they may be open).
 #
 # Stage 1 builds the binary with the project's locked dependencies. Stage 2 is Debian slim
 # with Debian's cvc5, the SMT solver the reload gate `--require-properties` proves the safety
@@ -36,6 +42,7 @@ ENV GATEHOUSE_LISTEN=0.0.0.0:8180 \
     GATEHOUSE_SCHEMA=/etc/gatehouse/schemas/project_sharing.cedarschema \
     GATEHOUSE_REQUIRE_PROPERTIES=/etc/gatehouse/properties \
     GATEHOUSE_REQUIRE_SUITES=/etc/gatehouse/suites \
+    GATEHOUSE_ADMIN_TOKEN_FILE=/etc/gatehouse/admin/token \
     CVC5=/usr/bin/cvc5
 EXPOSE 8180
 ENTRYPOINT ["/usr/local/bin/gatehouse", "serve"]

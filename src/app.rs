@@ -77,6 +77,11 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The sidecar would listen beyond loopback with its admin routes open.
+    #[error(
+        "listening on `{0}`, beyond loopback, with no admin token would leave /v1/reload and /v1/policies open to whoever reaches the port: give --admin-token-file (or --admin-token), listen on 127.0.0.1, or pass --open-admin to mean it"
+    )]
+    OpenAdmin(std::net::SocketAddr),
     /// The listening address cannot be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {
@@ -188,6 +193,13 @@ impl Application {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        if let Ok(bound) = listener.local_addr()
+            && !bound.ip().is_loopback()
+            && state.admin_token_is_open()
+            && !config.open_admin
+        {
+            return Err(StartError::OpenAdmin(bound));
+        }
         Ok(Self {
             state,
             listener,

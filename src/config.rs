@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::decide::cache::{Budget, Budgets};
 use crate::policy::Sources;
+use crate::telemetry::LogFormat;
 
 /// Every default, used both by the command line and by [`Config::default`].
 pub mod defaults {
@@ -212,6 +213,14 @@ pub struct Config {
     /// Longest a cached decision is kept.
     #[arg(long, env = "GATEHOUSE_CACHE_TTL", default_value_t = defaults::CACHE_TTL_SECS, value_name = "SECS")]
     pub cache_ttl: u64,
+    /// How log lines are written: text, or one JSON object a line.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Leave the admin routes open on an address other than loopback, with no admin token
+    /// (without it, `serve` refuses: anyone who reaches the port could reload the policies
+    /// and read them).
+    #[arg(long, env = "GATEHOUSE_OPEN_ADMIN")]
+    pub open_admin: bool,
     /// Largest accepted request body.
     #[arg(long, env = "GATEHOUSE_MAX_BODY", default_value_t = defaults::MAX_BODY, value_name = "BYTES")]
     pub max_body: usize,
@@ -322,6 +331,8 @@ impl Default for Config {
                 .expect("the default header-read timeout reads"),
             idle_timeout: duration(defaults::IDLE_TIMEOUT).expect("the default idle timeout reads"),
             max_connections: None,
+            log_format: LogFormat::Text,
+            open_admin: false,
             shutdown_grace: duration(defaults::SHUTDOWN_GRACE)
                 .expect("the default shutdown grace reads"),
         }

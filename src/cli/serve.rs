@@ -23,7 +23,7 @@ pub struct ServeArgs {
 
 /// Runs the sidecar until a signal.
 pub fn serve(args: &ServeArgs) -> ExitCode {
-    telemetry::init_logs();
+    telemetry::init_logs_as(args.config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -348,12 +348,14 @@ impl From<InputError> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorCode::BodyTooLarge
-        } else {
-            ErrorCode::UnreadableBody
-        };
-        Self::new(code, rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            // A body of no announced length, cut off at the limit while read.
+            return Self::new(
+                ErrorCode::BodyTooLarge,
+                "the body is over the limit `--max-body` sets (1 MiB by default)",
+            );
+        }
+        Self::new(ErrorCode::UnreadableBody, rejection.body_text())
     }
 }
 

@@ -205,6 +205,11 @@ impl AppState {
         }
     }
 
+    /// Whether the admin routes take requests without a token.
+    pub fn admin_token_is_open(&self) -> bool {
+        self.admin_token.is_none()
+    }
+
     /// The hot answers, unless the decision log must record each question's context and
     /// entities (which a hot answer does not parse).
     pub fn hot(&self) -> Option<&HotCache> {

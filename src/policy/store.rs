@@ -152,6 +152,10 @@ pub struct ProblemReport {
     pub message: String,
     /// `file:line:col: message`.
     pub text: String,
+    /// How to fix it, when Cedar or the loader knows (`did you mean …?`), as `gatehouse
+    /// validate` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl From<&Problem> for ProblemReport {
@@ -162,6 +166,7 @@ impl From<&Problem> for ProblemReport {
             col: p.location.map(|(_, c)| c),
             message: p.message.clone(),
             text: p.to_string(),
+            help: p.help.clone(),
         }
     }
 }
@@ -407,8 +412,9 @@ impl PolicyStore {
 
     /// Records the outcome for `/v1/status` and logs it.
     fn report(&self, outcome: &ReloadOutcome) {
-        {
+        let before = {
             let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = status.result;
             status.at = SystemTime::now();
             status.result = outcome.result();
             status.errors.clear();
@@ -426,13 +432,22 @@ impl PolicyStore {
                 }
                 ReloadOutcome::Pending(pending) => status.pending = Some(pending.clone()),
             }
+            before
+        };
+        let was_broken = matches!(before, LoadResult::Failed | LoadResult::Refused);
+        if was_broken && matches!(outcome.result(), LoadResult::Ok | LoadResult::Unchanged) {
+            tracing::info!(
+                version = %self.current.load().version,
+                "the policy files load again (the last failed or refused reload is over)"
+            );
         }
         match outcome {
             ReloadOutcome::Swapped(version) => tracing::info!(%version, "policy set reloaded"),
             ReloadOutcome::Unchanged => tracing::debug!("policy files changed, set unchanged"),
             ReloadOutcome::Failed(error) => {
                 for problem in &error.problems {
-                    tracing::error!(problem = %problem, "reload failed, keeping the last good policy set");
+                    let help = problem.help.as_deref();
+                    tracing::error!(problem = %problem, help, "reload failed, keeping the last good policy set");
                 }
             }
             ReloadOutcome::Refused { version, failures } => {

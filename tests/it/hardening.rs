@@ -322,6 +322,23 @@ async fn a_huge_content_length_is_413_at_once() {
             .contains("at most 1048576"),
         "{body}"
     );
+    // A body of no announced length is cut off at the limit, and the answer names the flag.
+    let base = server.base.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let chunk = vec![b' '; (1 << 20) + 1];
+        let mut head = format!(
+            "POST /v1/is_authorized HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            chunk.len()
+        )
+        .into_bytes();
+        head.extend_from_slice(&chunk);
+        head.extend_from_slice(b"\r\n0\r\n\r\n");
+        answer_to_head(&base, &String::from_utf8(head).expect("ascii"), Duration::from_secs(5))
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("--max-body"), "{answer}");
     server.stop().await;
 }
 

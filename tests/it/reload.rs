@@ -121,6 +121,8 @@ async fn a_broken_edit_keeps_the_last_good_set_and_shows_the_error() {
             .contains("roles.cedar:59:16: for policy `roles.viewer`, attribute `viewer`"),
         "{error}"
     );
+    // The hint `gatehouse validate` prints is there too.
+    assert_eq!(error["help"], "did you mean `viewers`?", "{error}");
     let (_, metrics) = server.get("/metrics").await;
     for needle in [
         "gatehouse_policy_loads_total{result=\"failed\"}",

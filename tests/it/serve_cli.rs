@@ -577,3 +577,86 @@ fn a_flood_of_large_questions_stays_within_the_cache_budget() {
     signal(&child, "TERM");
     assert_eq!(wait(&mut child), Some(0));
 }
+
+/// `--log-format json` writes one JSON object a line; a reload that works again after a
+/// broken save says so (it logged nothing).
+#[test]
+fn json_logs_and_a_recovery_is_logged() {
+    let (_dir, sources) = common::scratch_copy();
+    let mut child = gatehouse()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--policies",
+        ])
+        .arg(&sources.policies)
+        .arg("--schema")
+        .arg(&sources.schema)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = BufReader::new(child.stderr.take().expect("stderr"));
+    let sink = std::sync::Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    let seen = |needle: &str| {
+        (0..500).any(|_| {
+            if lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            false
+        })
+    };
+    assert!(
+        seen("gatehouse serving"),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    let roles = sources.policies.join("roles.cedar");
+    common::edit(
+        &roles,
+        "principal in resource.viewers ||",
+        "principal in resource.viewer ||",
+    );
+    assert!(seen("reload failed"), "{:?}", lines.lock().expect("lines"));
+    common::edit(
+        &roles,
+        "principal in resource.viewer ||",
+        "principal in resource.viewers ||",
+    );
+    assert!(
+        seen("the policy files load again"),
+        "{:?}",
+        lines.lock().expect("lines")
+    );
+    for line in lines.lock().expect("lines").iter() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["fields"].is_object(),
+            "{line}"
+        );
+    }
+    let help = lines
+        .lock()
+        .expect("lines")
+        .iter()
+        .any(|l| l.contains("reload failed") && l.contains("did you mean `viewers`?"));
+    assert!(help, "the reload log carries the hint");
+    signal(&child, "TERM");
+    assert_eq!(wait(&mut child), Some(0));
+}

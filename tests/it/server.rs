@@ -485,6 +485,29 @@ async fn the_admin_token_can_come_from_a_file() {
         .await
         .expect_err("an empty token file is refused");
     assert!(error.to_string().contains("is empty"), "{error}");
+    // Beyond loopback, open admin routes are refused unless asked for (issue 24: the image
+    // listened on 0.0.0.0 with /v1/reload open).
+    let beyond = Config {
+        listen: "0.0.0.0:0".into(),
+        ..Config::for_sources(&common::bundled_sources())
+    };
+    let error = gatehouse::app::Application::build(&beyond)
+        .await
+        .expect_err("open admin routes beyond loopback are refused");
+    assert!(error.to_string().contains("--open-admin"), "{error}");
+    for config in [
+        Config {
+            admin_token: Some("s3cret".into()),
+            ..beyond.clone()
+        },
+        Config {
+            open_admin: true,
+            ..beyond.clone()
+        },
+    ] {
+        let app = gatehouse::app::Application::build(&config).await;
+        assert!(app.is_ok(), "{:?}", app.err());
+    }
     // So is an empty `--admin-token` (or `GATEHOUSE_ADMIN_TOKEN`), which locked the admin
     // routes for good.
     for token in ["", "  "] {

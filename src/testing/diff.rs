@@ -1,5 +1,6 @@
 //! What a policy change flips: the same questions asked of two policy sets (the base and
-//! the working one), and every question whose decision or deciding policies differ.
+//! the working one), and every question whose decision differs (a flip) or whose decision
+//! stays but is made by other policies (a reason change).
 //!
 //! The questions are every case of the suites, every question of a decision log written with
 //! `--decision-log-full`, and a sweep: for each set of entities the suites' cases see, every
@@ -44,10 +45,26 @@ impl Outcome {
         }
     }
 
-    /// Whether two outcomes decide alike (decision and deciding policies).
-    fn same(&self, other: &Self) -> bool {
-        self.decision == other.decision && self.reasons == other.reasons
+    /// How `after` differs from `self`, when it does.
+    fn change_to(&self, after: &Self) -> Option<ChangeKind> {
+        if self.decision != after.decision {
+            Some(ChangeKind::Decision)
+        } else if self.reasons != after.reasons {
+            Some(ChangeKind::Reasons)
+        } else {
+            None
+        }
     }
+}
+
+/// What changed of a question's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Allow became Deny, or Deny Allow (or the question could be asked of one set only).
+    Decision,
+    /// The same decision, made by other policies.
+    Reasons,
 }
 
 impl std::fmt::Display for Outcome {
@@ -68,7 +85,9 @@ impl std::fmt::Display for Outcome {
 
 /// One question whose answer changed.
 #[derive(Debug, Clone, Serialize)]
-pub struct Flip {
+pub struct Change {
+    /// A decision flip or a reason change.
+    pub kind: ChangeKind,
     /// Where the question came from: `case <suite> › <name>`, `log line N`, `sweep <suite>`.
     pub source: String,
     /// The principal uid.
@@ -87,7 +106,7 @@ pub struct Flip {
     pub accepted: bool,
 }
 
-/// An intended flip, as `--accept` lists them.
+/// An intended change (a flip, or a reason change), as `--accept` lists them.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Accepted {
@@ -104,16 +123,25 @@ pub struct Accepted {
 pub struct DiffReport {
     /// Questions asked of both sets, by where they came from.
     pub asked: BTreeMap<String, usize>,
-    /// Every question whose answer changed, in the order asked.
-    pub flips: Vec<Flip>,
-    /// Flips by action uid.
+    /// Every question whose decision changed, in the order asked.
+    pub flips: Vec<Change>,
+    /// Decision flips by action uid.
     pub by_action: BTreeMap<String, usize>,
+    /// Every question decided alike by other policies, in the order asked.
+    pub reason_changes: Vec<Change>,
+    /// Reason changes by action uid.
+    pub reason_changes_by_action: BTreeMap<String, usize>,
 }
 
 impl DiffReport {
-    /// The flips `--accept` does not list.
-    pub fn unaccepted(&self) -> usize {
+    /// The decision flips `--accept` does not list.
+    pub fn unaccepted_flips(&self) -> usize {
         self.flips.iter().filter(|f| !f.accepted).count()
+    }
+
+    /// The reason changes `--accept` does not list.
+    pub fn unaccepted_reason_changes(&self) -> usize {
+        self.reason_changes.iter().filter(|f| !f.accepted).count()
     }
 }
 
@@ -171,18 +199,28 @@ pub fn diff(
     let before = ask(base, &questions);
     let after = ask(work, &questions);
     let accept: HashSet<&Accepted> = accept.iter().collect();
-    let mut flips = Vec::new();
-    let mut by_action = BTreeMap::new();
+    let mut report = DiffReport {
+        asked: BTreeMap::from([
+            ("suite cases".to_string(), cases),
+            ("decision log".to_string(), logged),
+            ("sweep".to_string(), swept),
+        ]),
+        flips: Vec::new(),
+        by_action: BTreeMap::new(),
+        reason_changes: Vec::new(),
+        reason_changes_by_action: BTreeMap::new(),
+    };
     for ((asked, before), after) in questions.iter().zip(before).zip(after) {
         let (before, after) = (Outcome::of(before), Outcome::of(after));
-        if before.same(&after) {
+        let Some(kind) = before.change_to(&after) else {
             continue;
-        }
+        };
         let text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let flip = Flip {
+        let change = Change {
+            kind,
             source: asked.source.clone(),
             principal: text(&asked.question.principal),
             action: text(&asked.question.action),
@@ -193,22 +231,21 @@ pub fn diff(
             accepted: false,
         };
         let accepted = accept.contains(&Accepted {
-            principal: flip.principal.clone(),
-            action: flip.action.clone(),
-            resource: flip.resource.clone(),
+            principal: change.principal.clone(),
+            action: change.action.clone(),
+            resource: change.resource.clone(),
         });
-        *by_action.entry(flip.action.clone()).or_insert(0) += 1;
-        flips.push(Flip { accepted, ..flip });
+        let (list, counts) = match kind {
+            ChangeKind::Decision => (&mut report.flips, &mut report.by_action),
+            ChangeKind::Reasons => (
+                &mut report.reason_changes,
+                &mut report.reason_changes_by_action,
+            ),
+        };
+        *counts.entry(change.action.clone()).or_insert(0) += 1;
+        list.push(Change { accepted, ..change });
     }
-    DiffReport {
-        asked: BTreeMap::from([
-            ("suite cases".to_string(), cases),
-            ("decision log".to_string(), logged),
-            ("sweep".to_string(), swept),
-        ]),
-        flips,
-        by_action,
-    }
+    report
 }
 
 /// Every applicable action × principal × resource among the entities each group of suite

@@ -434,3 +434,126 @@ fn diff_lists_what_a_change_flips_and_accepts_intended_flips() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("0 flipped"));
 }
+
+/// `gatehouse diff` counts decision flips and reason changes apart: a copy of an existing
+/// forbid under a new `@id` changes no decision (exit 0) but the deciding policies of many
+/// (reason changes, which gate only with `--fail-on-reason-changes`); a new forbid's flips
+/// are counted apart from its reason changes; `--format junit` is JUnit XML whose failures
+/// are the changes that fail the diff.
+#[test]
+fn diff_counts_decision_flips_and_reason_changes_apart() {
+    let root = common::root();
+    let (_dir, sources, base) = common::scratch_with_bases();
+    let frozen = std::fs::read_to_string(sources.policies.join("archive.cedar")).expect("read");
+    let start = frozen
+        .find("@id(\"archive.frozen\")")
+        .expect("archive.frozen");
+    let end = start + frozen[start..].find(";\n").expect("end of policy") + 2;
+    let copy = frozen[start..end].replace("archive.frozen", "archive.frozen-again");
+    let extra = sources.policies.join("extra.cedar");
+    std::fs::write(&extra, &copy).expect("write");
+    let suite = root.join("tests/policies/archive.test.json");
+    let diff = |extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            "--base",
+            base.to_str().expect("utf-8"),
+            "--policies",
+            sources.policies.to_str().expect("utf-8"),
+            "--schema",
+            sources.schema.to_str().expect("utf-8"),
+            suite.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        gatehouse(&args, &root)
+    };
+    let out = diff(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["flips"], serde_json::json!([]), "{report}");
+    let changes = report["reason_changes"].as_array().expect("reason changes");
+    assert!(!changes.is_empty(), "{report}");
+    for change in changes {
+        assert_eq!(change["kind"], "reasons");
+        assert_eq!(change["before"]["decision"], "Deny");
+        assert_eq!(change["after"]["decision"], "Deny");
+        let mut expected: Vec<&str> = change["before"]["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .filter_map(|r| r.as_str())
+            .chain(["archive.frozen-again"])
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(
+            change["after"]["reasons"],
+            serde_json::json!(expected),
+            "{change}"
+        );
+    }
+    let human = diff(&[]);
+    let stdout = text(&human.stdout);
+    assert_eq!(human.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "0 flipped (0 accepted), {} reason changes (0 accepted)",
+            changes.len()
+        )),
+        "{stdout}"
+    );
+    // Grouped by the policies a change adds and drops, a few examples each.
+    assert!(
+        stdout.contains(&format!(
+            "\n  Deny, now also by [archive.frozen-again]: {} questions\n",
+            changes.len()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("\n  e.g. ").count(), 3, "{stdout}");
+    assert!(!stdout.contains("FLIP "), "{stdout}");
+    // Reason changes gate on request.
+    let out = diff(&["--fail-on-reason-changes"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("REASONS "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = diff(&["--fail-on-reason-changes", "--format", "junit"]);
+    assert_eq!(out.status.code(), Some(7));
+    let xml = quick_junit::Report::deserialize_from_str(&text(&out.stdout)).expect("JUnit XML");
+    assert_eq!(xml.tests, changes.len());
+    assert_eq!(xml.failures, changes.len());
+    let out = diff(&["--format", "junit"]);
+    assert_eq!(out.status.code(), Some(0));
+    let xml = quick_junit::Report::deserialize_from_str(&text(&out.stdout)).expect("JUnit XML");
+    assert_eq!((xml.tests, xml.failures), (changes.len(), 0));
+
+    // A new forbid: the decisions it changes are flips, the Denies it joins reason changes.
+    let new = copy
+        .replace("archive.frozen-again", "archive.frozen-always")
+        .replace("when { resource.archived }", "when { true }");
+    std::fs::write(&extra, new).expect("write");
+    let out = diff(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let flips = report["flips"].as_array().expect("flips");
+    let changes = report["reason_changes"].as_array().expect("reason changes");
+    assert!(!flips.is_empty() && !changes.is_empty(), "{report}");
+    for flip in flips {
+        assert_eq!(flip["kind"], "decision");
+        assert_eq!(flip["before"]["decision"], "Allow", "{flip}");
+        assert_eq!(
+            flip["after"],
+            serde_json::json!({"decision": "Deny", "reasons": ["archive.frozen-always"], "errors": []}),
+        );
+    }
+    for change in changes {
+        assert_eq!(change["before"]["decision"], "Deny", "{change}");
+        assert_eq!(change["after"]["decision"], "Deny", "{change}");
+    }
+    let xml = diff(&["--format", "junit"]);
+    let xml = quick_junit::Report::deserialize_from_str(&text(&xml.stdout)).expect("JUnit XML");
+    assert_eq!(xml.tests, flips.len() + changes.len());
+    assert_eq!(xml.failures, flips.len());
+}

@@ -33,7 +33,7 @@ pub struct ActionsQuestion {
     pub resource: Value,
     /// Context keys; each action gets the keys it declares.
     #[serde(default, deserialize_with = "crate::json_keys::strict_option")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub context: Option<Value>,
     /// Entities for this question, in Cedar's entity JSON.
     #[serde(default)]

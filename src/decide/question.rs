@@ -42,14 +42,14 @@ pub struct Question {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::json_keys::strict_option"
     )]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub context: Option<Value>,
     /// Entities for this question only, in Cedar's entity JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<crate::http::body::EntityDoc>>)]
     pub entities: Option<EntityList>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
-    /// or the deciding path reads (see [`crate::decide::Decision::missing`]).
+    /// or the deciding path reads (those a decision's `missing` lists).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_entities: bool,
 }

@@ -53,7 +53,7 @@ pub struct EntityDoc {
     /// The entity's uid.
     uid: UidDoc,
     /// Its attributes.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     attrs: Option<Value>,
     /// Its parents' uids.
     parents: Option<Vec<UidDoc>>,
@@ -267,11 +267,11 @@ pub struct SchemaBody {
     /// The live policy version.
     pub policy_version: String,
     /// The Cedar schema in Cedar's JSON form, every type reference fully qualified.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, serde_json::Value>)]
     pub cedar: Value,
     /// A JSON Schema (draft 2020-12) of each entity type's JSON, by type name: the `uid`,
     /// the `attrs` with their types, and the parent types allowed.
-    #[schema(value_type = BTreeMap<String, Object>)]
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, serde_json::Value>>)]
     pub entity_types: Map<String, Value>,
     /// Each requestable action by id: the principal and resource types it applies to, and
     /// its context keys.
@@ -312,7 +312,7 @@ pub struct AuthzenEntityDoc {
     /// The id (a number is read as its decimal text).
     id: AuthzenIdDoc,
     /// Attributes, checked against the schema.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     properties: Option<Value>,
 }
 
@@ -356,7 +356,7 @@ pub struct EvaluationDoc {
     action: AuthzenActionDoc,
     resource: AuthzenEntityDoc,
     /// The Cedar context record.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
 }
 
@@ -368,7 +368,7 @@ pub struct EvaluationItemDoc {
     subject: Option<AuthzenEntityDoc>,
     action: Option<AuthzenActionDoc>,
     resource: Option<AuthzenEntityDoc>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
 }
 
@@ -401,7 +401,7 @@ pub struct EvaluationsDoc {
     subject: Option<AuthzenEntityDoc>,
     action: Option<AuthzenActionDoc>,
     resource: Option<AuthzenEntityDoc>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
     /// At most `--max-batch`; absent or empty: one evaluation of the top-level tuple.
     evaluations: Option<Vec<EvaluationItemDoc>>,
@@ -428,7 +428,7 @@ pub struct SubjectSearchDoc {
     subject: AuthzenSearchedDoc,
     action: AuthzenActionDoc,
     resource: AuthzenEntityDoc,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
     page: Option<PageRequestDoc>,
 }
@@ -441,7 +441,7 @@ pub struct ResourceSearchDoc {
     subject: AuthzenEntityDoc,
     action: AuthzenActionDoc,
     resource: AuthzenSearchedDoc,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
     page: Option<PageRequestDoc>,
 }
@@ -453,7 +453,7 @@ pub struct ResourceSearchDoc {
 pub struct ActionSearchDoc {
     subject: AuthzenEntityDoc,
     resource: AuthzenEntityDoc,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     context: Option<Value>,
     page: Option<PageRequestDoc>,
 }

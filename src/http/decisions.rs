@@ -408,7 +408,7 @@ pub async fn allowed_actions(
 }
 
 /// `POST /v1/plan`: which resources of a type the principal may act on, as a condition and
-/// as residual policies (see [`crate::plan`]).
+/// as residual policies (the README describes the condition language).
 #[utoipa::path(post, path = "/v1/plan", tag = "decisions",
     request_body = PlanQuestion,
     responses(

@@ -488,7 +488,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document (made once, with the router).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = BTreeMap<String, serde_json::Value>)))]
 async fn openapi_json(
     Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> Json<Arc<utoipa::openapi::OpenApi>> {

@@ -64,7 +64,7 @@ pub struct PlanQuestion {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::json_keys::strict_option"
     )]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub context: Option<Value>,
     /// What is known, in Cedar's entity JSON: the principal's slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,7 @@ pub struct Plan {
     /// Errors that make every decision a Deny, each naming its policy.
     pub errors: Vec<String>,
     /// The principal, when it is neither sent nor stored: the plan was made for a principal
-    /// with no attributes and no groups (see [`crate::decide::Decision::missing`]).
+    /// with no attributes and no groups, as a decision's `missing` says.
     #[serde(default)]
     pub missing: Vec<String>,
 }

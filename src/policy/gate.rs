@@ -50,7 +50,7 @@ pub struct GateFailure {
     /// The counterexample of a refuted property (a question, with the candidate's answer),
     /// or a failed case's expected and actual answers.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub detail: Option<serde_json::Value>,
 }
 

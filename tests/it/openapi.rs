@@ -271,3 +271,47 @@ fn project_entity() -> Value {
         .find(|e| e["uid"] == "Project::p1")
         .expect("Project::p1 in the fixture")
 }
+
+/// The document speaks to hosts in any language: no description carries a Rust doc link,
+/// and every object schema says what it holds (its properties, or what other keys may hold),
+/// so that generated types accept a context or attributes (a bare `"type": "object"` is
+/// `Record<string, never>` to openapi-typescript).
+#[test]
+fn the_document_has_no_rust_links_and_no_closed_empty_objects() {
+    fn walk(at: &str, value: &Value, faults: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                let types = match map.get("type") {
+                    Some(Value::String(t)) => vec![t.as_str()],
+                    Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                if types.contains(&"object")
+                    && !map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                {
+                    faults.push(format!("{at}: an object with no properties, closed"));
+                }
+                for key in ["description", "summary"] {
+                    if let Some(Value::String(text)) = map.get(key)
+                        && (text.contains("crate::") || text.contains("[`"))
+                    {
+                        faults.push(format!("{at}/{key}: a Rust doc link: {text}"));
+                    }
+                }
+                for (key, value) in map {
+                    walk(&format!("{at}/{key}"), value, faults);
+                }
+            }
+            Value::Array(items) => {
+                for (i, value) in items.iter().enumerate() {
+                    walk(&format!("{at}/{i}"), value, faults);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut faults = Vec::new();
+    walk("", &checked_in(), &mut faults);
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}

@@ -334,6 +334,35 @@ impl Evaluation {
     }
 }
 
+/// An action search's question: every action that applies to the subject's and the
+/// resource's types, asked as `/v1/allowed_actions` asks it (each action with the context
+/// keys it declares; one whose required keys are absent decided for every context), and which
+/// AuthZEN field each of its entities came from.
+pub fn actions_question(
+    snapshot: &Snapshot,
+    subject: &Party,
+    resource: &Party,
+    context: Option<Value>,
+) -> (crate::decide::allowed::ActionsQuestion, Vec<String>) {
+    let mut entities = Vec::new();
+    let mut origins = Vec::new();
+    for party in [subject, resource] {
+        if let Some(entity) = party.entity(snapshot) {
+            entities.push(entity);
+            origins.push(format!("{}.properties", party.field));
+        }
+    }
+    let question = crate::decide::allowed::ActionsQuestion {
+        principal: subject.uid_json(),
+        resource: resource.uid_json(),
+        context,
+        entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
+        actions: None,
+        strict_entities: false,
+    };
+    (question, origins)
+}
+
 /// Renames the fields of an error the decision path reported (`principal`, `entities[1]`)
 /// to the AuthZEN fields they came from (`subject`, `resource.properties`).
 pub fn rename_field(field: &str, origins: &[String]) -> String {

@@ -551,3 +551,104 @@ async fn a_configured_type_map_and_public_url() {
         .expect_err("a type map without `=` is refused");
     assert!(error.to_string().contains("--authzen-types"), "{error}");
 }
+
+/// `/access/v1/search/action` on the bundled policies, whose actions declare different
+/// context keys: each action is decided with the keys it declares (so a context for `share`
+/// does not make `advance_phase` a 400), and one whose required keys are absent is found only
+/// when every context would allow it, as `/v1/allowed_actions` decides it. An action that
+/// needs no context is found exactly when its own evaluation allows it.
+#[tokio::test]
+async fn action_search_decides_each_action_with_the_context_it_declares() {
+    let root = common::root();
+    let server = start(Options {
+        sources: Some(Sources {
+            policies: root.join("policies"),
+            schema: root.join("schemas/project_sharing.cedarschema"),
+            entities: Some(root.join("tests/api/entities.json")),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let search = |user: &str, context: Value| {
+        json!({"subject": {"type": "user", "id": user},
+               "resource": {"type": "project", "id": "p1"}, "context": context})
+    };
+    let found = |answer: &Value| -> Vec<String> {
+        answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let schema: Value = serde_json::from_str(&server.get("/v1/schema").await.1).expect("json");
+    let needs_context = |action: &str| {
+        schema["actions"][action]["required_context"]
+            .as_array()
+            .is_some_and(|keys| !keys.is_empty())
+    };
+    for user in ["olga", "maya", "eddie", "vic", "stan"] {
+        let (status, answer) = server
+            .post("/access/v1/search/action", &search(user, Value::Null))
+            .await;
+        assert_eq!(status, 200, "{user}: {answer}");
+        let found = found(&answer);
+        let actions: Vec<String> = schema["actions"]
+            .as_object()
+            .expect("actions")
+            .iter()
+            .filter(|(_, a)| {
+                a["resources"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&json!("Project")))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for action in actions.iter().filter(|a| !needs_context(a)) {
+            let evaluation = json!({"subject": {"type": "user", "id": user},
+                "action": {"name": action}, "resource": {"type": "project", "id": "p1"}});
+            let (_, decided) = server.post("/access/v1/evaluation", &evaluation).await;
+            assert_eq!(
+                found.contains(action),
+                decided["decision"] == true,
+                "{user} {action}: found {found:?}, evaluated {decided}"
+            );
+        }
+    }
+    // A manager may share as a viewer but not as an admin: without a role, `share` depends
+    // on the context and is not found; with one, it is, and the key is not given to actions
+    // that do not declare it.
+    let (_, answer) = server
+        .post("/access/v1/search/action", &search("maya", Value::Null))
+        .await;
+    assert!(!found(&answer).contains(&"share".to_string()), "{answer}");
+    assert!(found(&answer).contains(&"view".to_string()), "{answer}");
+    let context = json!({"role": "viewer", "target": {"__entity": {"type": "User", "id": "stan"}}});
+    let (status, answer) = server
+        .post("/access/v1/search/action", &search("maya", context))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(found(&answer).contains(&"share".to_string()), "{answer}");
+    assert!(found(&answer).contains(&"view".to_string()), "{answer}");
+    let context = json!({"role": "admin", "target": {"__entity": {"type": "User", "id": "stan"}}});
+    let (_, answer) = server
+        .post("/access/v1/search/action", &search("maya", context))
+        .await;
+    assert!(!found(&answer).contains(&"share".to_string()), "{answer}");
+    // A viewer shares with no role at all: denied for every context, not found, no 400.
+    let (status, answer) = server
+        .post("/access/v1/search/action", &search("vic", Value::Null))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!found(&answer).contains(&"share".to_string()), "{answer}");
+    // A key no action declares is named, as `/v1/allowed_actions` names it.
+    let (status, answer) = server
+        .post(
+            "/access/v1/search/action",
+            &search("maya", json!({"colour": "red"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "context.colour", "{answer}");
+    server.stop().await;
+}

@@ -1136,3 +1136,55 @@ async fn the_clients_builders_write_entities_the_schema_accepts() {
     assert_eq!(decisions, [true, true, false]);
     gatehouse.stop().await;
 }
+
+/// `examples/k8s` as written can run: the app container, whose root file system is read-only
+/// and which runs three replicas, takes its database from a Secret as `DATABASE_URL` (the
+/// default SQLite file could be neither created nor shared), its image has a recipe in the
+/// repository that builds this example, and the recipe's default arguments are the
+/// manifest's. (The app on PostgreSQL is the `Db::Postgres` runs of the tests above.)
+#[test]
+fn the_k8s_manifest_runs_the_app_on_postgres_from_a_secret_with_an_image_recipe() {
+    let root = common::root();
+    let manifest =
+        std::fs::read_to_string(root.join("examples/k8s/sharing-app.yaml")).expect("manifest");
+    let app = &manifest[manifest.find("      containers:\n").expect("containers")..];
+    let app = &app[..app.find("      volumes:\n").expect("volumes")];
+    assert!(app.contains("readOnlyRootFilesystem: true"), "{app}");
+    let env = app
+        .find("- name: DATABASE_URL")
+        .expect("the app's DATABASE_URL");
+    assert!(
+        app[env..].contains("secretKeyRef: {name: sharing-app-db, key: url, optional: false}"),
+        "{app}"
+    );
+    assert!(
+        manifest.contains("kubectl create secret generic sharing-app-db --from-literal=url="),
+        "the manifest says how to create the Secret"
+    );
+    let recipe = "examples/k8s/sharing-app.Dockerfile";
+    assert!(
+        manifest.contains(&format!("docker build -f {recipe} ")),
+        "{manifest}"
+    );
+    let dockerfile = std::fs::read_to_string(root.join(recipe)).expect("the app's Dockerfile");
+    assert!(
+        dockerfile.contains("cargo build --release --locked --example sharing_app"),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("COPY --from=build /src/target/release/examples/sharing_app "),
+        "{dockerfile}"
+    );
+    let args = app
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args: "))
+        .expect("the app's args");
+    let cmd = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("CMD");
+    assert_eq!(args, cmd);
+    // The example reads its database from `DATABASE_URL` when no argument names one.
+    let main = std::fs::read_to_string(root.join("examples/sharing_app/main.rs")).expect("main");
+    assert!(main.contains("std::env::var(\"DATABASE_URL\")"), "{main}");
+}

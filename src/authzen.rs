@@ -6,7 +6,8 @@
 //! laid over the stored entity's attributes (its parents stay), and checked against the
 //! schema like any entity a question carries. An action's `name` is a Cedar action id. Each
 //! evaluation becomes a [`Question`] and is answered by [`crate::decide::Decider`], cache and
-//! fail-closed rules included: AuthZEN is a second door to the one decision path.
+//! fail-closed rules included: AuthZEN is a second door to the one decision path. The action
+//! search asks every action at once, as `/v1/allowed_actions` does ([`actions_question`]).
 //!
 //! The searches run over the stored entities (`--entities`): every stored entity of the
 //! searched type is asked in id order, and the allowed ones are paged with an opaque

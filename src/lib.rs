@@ -17,7 +17,11 @@
 //! - [`cedar_json`]: Cedar's JSON formats for uids and entities, with errors naming the field.
 //! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
 //!   schema, decides each on its slice of the stored entities, failing closed; the decision
-//!   cache in front.
+//!   cache in front; the actions a principal may take on a resource (`allowed`).
+//! - [`plan`]: query plans: which resources of a type a principal may act on, as a condition
+//!   in a language any host can translate (and as residual policies).
+//! - [`authzen`]: the AuthZEN Authorization API's model: types, subjects and resources,
+//!   evaluation semantics, paging, the stored-entity search.
 //! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error
 //!   type, the strict body reader, and the connection layer (timeouts, a cap, shutdown).
 //! - [`json_keys`]: object keys written twice, found in JSON text (every body, every
@@ -31,6 +35,8 @@
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 //! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
 //!   for the domain's entities.
+//! - `sql` (cargo feature `sql`): a plan's condition as a SQL `WHERE` clause (sea-query),
+//!   over a mapping of the resource's attributes to columns.
 
 pub mod app;
 pub mod authzen;

@@ -7,51 +7,38 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: builds the running sidecar from a [`config::Config`], the one way to start it.
-//! - [`config`]: every setting of `gatehouse serve`, with its default.
-//! - [`policy`]: loads a whole policy set and schema from files, re-ids each policy by its
-//!   `@id`, validates strictly, and hands the result out as an immutable
-//!   [`policy::Snapshot`]; every problem is reported at `file:line:col`. The live set is a
-//!   [`policy::PolicyStore`], reloaded by a file watcher, a candidate swapped in only once
-//!   it has settled and its reload gates accept it.
-//! - [`cedar_json`]: Cedar's JSON formats for uids and entities, with errors naming the field.
-//! - [`decide`]: turns JSON questions into Cedar requests and entities, checked against the
-//!   schema, decides each on its slice of the stored entities, failing closed; the decision
-//!   cache in front; the actions a principal may take on a resource (`allowed`).
-//! - [`plan`]: query plans: which resources of a type a principal may act on, as a condition
-//!   in a language any host can translate (and as residual policies).
-//! - [`authzen`]: the AuthZEN Authorization API's model: types, subjects and resources,
-//!   evaluation semantics, paging, the stored-entity search.
-//! - [`http`]: the sidecar's HTTP API (axum): router, middleware, handlers, the one error
-//!   type, the strict body reader, and the connection layer (timeouts, a cap, shutdown).
-//! - [`json_keys`]: object keys written twice, found in JSON text (every body, every
-//!   entity).
-//! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
-//!   its disagreements counted and logged.
-//! - [`telemetry`]: logs, Prometheus metrics, the decision log.
+//! - [`app`]: the sidecar as `gatehouse serve` builds it ([`app::build`]): the server's
+//!   application builder with the reload gates of the tools below.
 //! - [`testing`]: the policy test format, its runner (coverage included) and its reports
 //!   (human, JSON, JUnit); what a change flips (`diff`), proofs with Cedar's symbolic
 //!   compiler (`prove`), and the reload gates built from both (`gate`).
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
-//! - `client` (cargo feature `client`): a typed async client of the HTTP API, with builders
-//!   for the domain's entities.
-//! - `sql` (cargo feature `sql`): a plan's condition as a SQL `WHERE` clause (sea-query),
-//!   over a mapping of the resource's attributes to columns.
+//! - Re-exported from the crate `gatehouse-server` (the HTTP API and everything that runs
+//!   it): [`config`], [`authzen`], [`http`], [`shadow`], [`telemetry`]; from
+//!   `gatehouse-engine` (no HTTP): [`policy`], [`cedar_json`], [`decide`], [`plan`],
+//!   [`json_keys`].
+//!
+//! This package is the only one with the symbolic compiler, Cedar's formatter and the JUnit
+//! writer. Beside it in the workspace: `gatehouse-api` (the wire types hosts share:
+//! verdicts, plans and their condition language; no Cedar), `gatehouse-client` (a typed
+//! async client of the HTTP API on it and reqwest alone) and `gatehouse-sql` (a plan's
+//! condition as a SQL `WHERE` clause, sea-query).
+
+// Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
+// tests; each exception says why it cannot fail (`#[expect(..., reason)]`).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod app;
-pub mod authzen;
-pub mod cedar_json;
 pub mod cli;
-#[cfg(feature = "client")]
-pub mod client;
-pub mod config;
-pub mod decide;
-pub mod http;
-pub mod json_keys;
-pub mod plan;
-pub mod policy;
-pub mod shadow;
-#[cfg(feature = "sql")]
-pub mod sql;
-pub mod telemetry;
 pub mod testing;
+
+pub use gatehouse_engine::{cedar_json, decide, json_keys, plan, policy};
+pub use gatehouse_server::{authzen, config, http, shadow, telemetry};

@@ -1,5 +1,13 @@
 //! The `gatehouse` binary: parses the command line and dispatches to `gatehouse::cli`.
 
+// As in the libraries: no unwrap, expect, panic or unchecked index (see `lib.rs`).
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::process::ExitCode;
 
 /// The decide path allocates a lot (JSON values, Cedar entities); mimalloc serves it faster

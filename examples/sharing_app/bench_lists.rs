@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::client::{
+use gatehouse_client::{
     BatchResult, Client, Entity, Organization, Project, Question, Role, Uid, User,
 };
 use sea_query::SqliteQueryBuilder;

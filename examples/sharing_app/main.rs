@@ -33,7 +33,7 @@
 mod app;
 mod bench_lists;
 
-use gatehouse::client::Client;
+use gatehouse_client::Client;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

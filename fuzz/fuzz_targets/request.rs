@@ -1,5 +1,5 @@
 //! Fuzzes the decision routes with arbitrary bodies: every answer must be a clean 4xx or a
-//! 200, never a 5xx, a panic or a hang. The sidecar is built by `Application::build`, as
+//! 200, never a 5xx, a panic or a hang. The sidecar is built by `gatehouse::app::build`, as
 //! `gatehouse serve` builds it.
 //!
 //! See `fuzz/README.md` for how to run it.
@@ -7,7 +7,6 @@
 
 use std::sync::OnceLock;
 
-use gatehouse::app::Application;
 use gatehouse::config::Config;
 use gatehouse::policy::Sources;
 use libfuzzer_sys::fuzz_target;
@@ -30,7 +29,7 @@ fn app() -> &'static (axum::Router, tokio::runtime::Runtime) {
             .build()
             .expect("runtime");
         let sidecar = runtime
-            .block_on(Application::build(&config))
+            .block_on(gatehouse::app::build(&config))
             .expect("the bundled sidecar starts");
         (sidecar.router(), runtime)
     })

@@ -61,25 +61,6 @@ impl BaseArgs {
                 entities: None,
             });
         }
-        let git = |args: &[&str]| -> Result<Vec<u8>, Failure> {
-            let out = Command::new("git").args(args).output().map_err(|e| {
-                (
-                    format!("`--base {}`: cannot run git: {e}", args.join(" ")),
-                    exit::ERROR,
-                )
-            })?;
-            if !out.status.success() {
-                return Err((
-                    format!(
-                        "`git {}`: {}",
-                        args.join(" "),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                    exit::ERROR,
-                ));
-            }
-            Ok(out.stdout)
-        };
         let rev = &args.base;
         git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).map_err(|(m, c)| {
             (
@@ -90,25 +71,7 @@ impl BaseArgs {
         let top = String::from_utf8_lossy(&git(&["rev-parse", "--show-toplevel"])?)
             .trim()
             .to_string();
-        let relative = |path: &Path| -> Result<String, Failure> {
-            let absolute = std::path::absolute(path).map_err(|e| (e.to_string(), exit::ERROR))?;
-            let top = std::fs::canonicalize(&top).unwrap_or_else(|_| PathBuf::from(&top));
-            let absolute = absolute
-                .parent()
-                .and_then(|p| std::fs::canonicalize(p).ok())
-                .map_or(absolute.clone(), |p| {
-                    p.join(absolute.file_name().unwrap_or_default())
-                });
-            absolute
-                .strip_prefix(&top)
-                .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|_| {
-                    (
-                        format!("`{}` is not in the repository", path.display()),
-                        exit::ERROR,
-                    )
-                })
-        };
+        let relative = |path: &Path| in_repository(&top, path);
         let policies = scratch.join("policies");
         std::fs::create_dir_all(&policies).map_err(|e| (e.to_string(), exit::ERROR))?;
         let dir = relative(&work.policies)?;
@@ -137,4 +100,46 @@ impl BaseArgs {
             entities: None,
         })
     }
+}
+
+/// The output of `git ARGS`, or why it failed.
+fn git(args: &[&str]) -> Result<Vec<u8>, Failure> {
+    let out = Command::new("git").args(args).output().map_err(|e| {
+        (
+            format!("`--base {}`: cannot run git: {e}", args.join(" ")),
+            exit::ERROR,
+        )
+    })?;
+    if !out.status.success() {
+        return Err((
+            format!(
+                "`git {}`: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            exit::ERROR,
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// `path` relative to the repository's top directory `top`, as git names it.
+fn in_repository(top: &str, path: &Path) -> Result<String, Failure> {
+    let absolute = std::path::absolute(path).map_err(|e| (e.to_string(), exit::ERROR))?;
+    let top = std::fs::canonicalize(top).unwrap_or_else(|_| PathBuf::from(top));
+    let absolute = absolute
+        .parent()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .map_or(absolute.clone(), |p| {
+            p.join(absolute.file_name().unwrap_or_default())
+        });
+    absolute
+        .strip_prefix(&top)
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|_| {
+            (
+                format!("`{}` is not in the repository", path.display()),
+                exit::ERROR,
+            )
+        })
 }

@@ -173,7 +173,25 @@ fn run(args: &ProveArgs) -> Result<u8, Failure> {
 /// Each finding with its counterexample, then a summary line.
 pub fn human(report: &ProveReport) -> String {
     let mut out = String::new();
-    let never = &report.never_errors;
+    never_errors(&mut out, &report.never_errors);
+    for property in &report.properties {
+        property_line(&mut out, property);
+    }
+    if let Some(comparison) = &report.comparison {
+        compared(&mut out, comparison);
+    }
+    let _ = writeln!(
+        out,
+        "\n{} ({} solver queries, {:.2} s)",
+        summary(report).join("; "),
+        report.queries,
+        report.seconds
+    );
+    out
+}
+
+/// "never errors: proven …", or each policy that can error with its counterexample.
+fn never_errors(out: &mut String, never: &NeverErrors) {
     if never.erring.is_empty() {
         let _ = writeln!(
             out,
@@ -183,66 +201,62 @@ pub fn human(report: &ProveReport) -> String {
     }
     for erring in &never.erring {
         let _ = writeln!(out, "CAN ERROR {} ({})", erring.policy, erring.location);
-        counterexample(
-            &mut out,
-            "a request on which it errors",
-            &erring.counterexample,
-        );
+        counterexample(out, "a request on which it errors", &erring.counterexample);
     }
-    for property in &report.properties {
-        match property.outcome {
-            Holds::Proven => {
-                let _ = writeln!(
-                    out,
-                    "proven    {} ({}, {}) in {}",
-                    property.id,
-                    property.kind,
-                    property.location,
-                    property.environments.join("; ")
-                );
-            }
-            Holds::Vacuous => {
-                let _ = writeln!(
-                    out,
-                    "VACUOUS   {} ({}, {}): it matches no request, so it proves nothing",
-                    property.id, property.kind, property.location
-                );
-            }
-            Holds::Refuted => {
-                let _ = writeln!(
-                    out,
-                    "REFUTED   {} ({}, {})",
-                    property.id, property.kind, property.location
-                );
-                if let Some(cex) = &property.counterexample {
-                    counterexample(&mut out, "counterexample", cex);
-                }
+}
+
+/// One property's outcome, with the counterexample of a refuted one.
+fn property_line(out: &mut String, property: &PropertyResult) {
+    let (id, kind, location) = (&property.id, &property.kind, &property.location);
+    match property.outcome {
+        Holds::Proven => {
+            let environments = property.environments.join("; ");
+            let _ = writeln!(out, "proven    {id} ({kind}, {location}) in {environments}");
+        }
+        Holds::Vacuous => {
+            let _ = writeln!(
+                out,
+                "VACUOUS   {id} ({kind}, {location}): it matches no request, so it proves nothing"
+            );
+        }
+        Holds::Refuted => {
+            let _ = writeln!(out, "REFUTED   {id} ({kind}, {location})");
+            if let Some(cex) = &property.counterexample {
+                counterexample(out, "counterexample", cex);
             }
         }
     }
-    if let Some(comparison) = &report.comparison {
-        let _ = writeln!(out, "\ncompared with {}, per action:", comparison.base);
-        let mut equivalent = Vec::new();
-        for action in &comparison.actions {
-            let change = match action.change {
-                Change::Equivalent => {
-                    equivalent.push(action.action.as_str());
-                    continue;
-                }
-                Change::MorePermissive => "MORE PERMISSIVE",
-                Change::LessPermissive => "LESS PERMISSIVE",
-                Change::Both => "CHANGED BOTH WAYS",
-            };
-            let _ = writeln!(out, "{change} {}", action.action);
-            if let Some(cex) = &action.newly_allowed {
-                counterexample(&mut out, "allowed now, denied before", cex);
+}
+
+/// What a change does per action (`--base`): each changed action with its counterexamples,
+/// then the equivalent ones on one line.
+fn compared(out: &mut String, comparison: &Comparison) {
+    let _ = writeln!(out, "\ncompared with {}, per action:", comparison.base);
+    let mut equivalent = Vec::new();
+    for action in &comparison.actions {
+        let change = match action.change {
+            Change::Equivalent => {
+                equivalent.push(action.action.as_str());
+                continue;
             }
-            if let Some(cex) = &action.newly_denied {
-                counterexample(&mut out, "denied now, allowed before", cex);
-            }
+            Change::MorePermissive => "MORE PERMISSIVE",
+            Change::LessPermissive => "LESS PERMISSIVE",
+            Change::Both => "CHANGED BOTH WAYS",
+        };
+        let _ = writeln!(out, "{change} {}", action.action);
+        if let Some(cex) = &action.newly_allowed {
+            counterexample(out, "allowed now, denied before", cex);
         }
-        let _ = writeln!(out, "equivalent: {}", equivalent.join(", "));
+        if let Some(cex) = &action.newly_denied {
+            counterexample(out, "denied now, allowed before", cex);
+        }
     }
+    let _ = writeln!(out, "equivalent: {}", equivalent.join(", "));
+}
+
+/// The last line's parts: errors, properties proven, actions changed.
+fn summary(report: &ProveReport) -> Vec<String> {
+    let never = &report.never_errors;
     let proven = report
         .properties
         .iter()
@@ -267,14 +281,7 @@ pub fn human(report: &ProveReport) -> String {
             comparison.actions.len()
         ));
     }
-    let _ = writeln!(
-        out,
-        "\n{} ({} solver queries, {:.2} s)",
-        summary.join("; "),
-        report.queries,
-        report.seconds
-    );
-    out
+    summary
 }
 
 /// A counterexample: the question on one line, each entity on its own, the answers.

@@ -1,4 +1,4 @@
-//! `gatehouse serve`: the sidecar. Builds it ([`Application::build`]: refusing to start
+//! `gatehouse serve`: the sidecar. Builds it ([`crate::app::build`]: refusing to start
 //! without a valid policy set), serves the HTTP API until SIGINT or SIGTERM, then drains the
 //! requests in flight and exits 0. SIGHUP opens the decision log again and reloads the
 //! policy files.
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{exit, report_load_error};
-use crate::app::{Application, StartError};
+use crate::app::StartError;
 use crate::config::Config;
 use crate::telemetry;
 
@@ -35,7 +35,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let config = &args.config;
-    let app = match runtime.block_on(Application::build(config)) {
+    let app = match runtime.block_on(crate::app::build(config)) {
         Ok(app) => app,
         Err(StartError::InvalidPolicies(error)) => {
             report_load_error(&error);

@@ -105,24 +105,8 @@ pub fn test(args: &TestArgs) -> ExitCode {
 /// since the last run: cases that newly fail, in full, and cases that were fixed.
 fn watch(args: &TestArgs) -> ExitCode {
     let sources = args.policy.sources();
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut dirs: Vec<PathBuf> = vec![absolute(&sources.policies)];
-    let schema_dir = absolute(&sources.schema)
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    dirs.push(schema_dir);
-    for path in &args.paths {
-        let path = absolute(path);
-        dirs.push(if path.is_dir() {
-            path
-        } else {
-            path.parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-        });
-    }
-    dirs.sort();
-    dirs.dedup();
     let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+    let dirs = watched(&sources, &args.paths);
     let _watcher = match watch_dirs(&dirs, Recursion::Recursive, move |changed| {
         let _ = tx.send(changed);
     }) {
@@ -151,21 +135,7 @@ fn watch(args: &TestArgs) -> ExitCode {
                     } else {
                         changes(&outcome, &state)
                     };
-                    // The suites run replace what the state knew of them.
-                    state.retain(|(file, _), _| !files.contains(file));
-                    for suite in &outcome.suites {
-                        for case in &suite.cases {
-                            let key = (suite.file.clone(), case.name.clone());
-                            state.insert(key, (case.passed, case.line));
-                        }
-                        for list in &suite.lists {
-                            let key = (suite.file.clone(), format!("list: {}", list.name));
-                            state.insert(key, (list.passed, list.line));
-                        }
-                        if suite.error.is_some() {
-                            state.insert((suite.file.clone(), String::new()), (false, 0));
-                        }
-                    }
+                    remember(&mut state, &files, &outcome);
                     let failed = state.values().filter(|(passed, _)| !passed).count();
                     super::emit(&format!(
                         "{text}{}watching: {} passed, {failed} failed\n",
@@ -184,6 +154,54 @@ fn watch(args: &TestArgs) -> ExitCode {
             changed.extend(more);
         }
         affected = Affected::of(&changed, &sources);
+    }
+}
+
+/// A path made absolute (as it is, when it cannot be).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The directories `--watch` watches: the policies', the schema's, and each suite path's
+/// (a directory, or a file's directory).
+fn watched(sources: &policy::Sources, paths: &[PathBuf]) -> Vec<PathBuf> {
+    let parent = |p: &Path| {
+        p.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let mut dirs = vec![
+        absolute(&sources.policies),
+        parent(&absolute(&sources.schema)),
+    ];
+    for path in paths {
+        let path = absolute(path);
+        dirs.push(if path.is_dir() { path } else { parent(&path) });
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// What a run of the suites in `files` says of each case and list: it replaces what the
+/// state knew of those suites.
+fn remember(
+    state: &mut BTreeMap<(PathBuf, String), (bool, usize)>,
+    files: &[PathBuf],
+    outcome: &testing::Report,
+) {
+    state.retain(|(file, _), _| !files.contains(file));
+    for suite in &outcome.suites {
+        for case in &suite.cases {
+            let key = (suite.file.clone(), case.name.clone());
+            state.insert(key, (case.passed, case.line));
+        }
+        for list in &suite.lists {
+            let key = (suite.file.clone(), format!("list: {}", list.name));
+            state.insert(key, (list.passed, list.line));
+        }
+        if suite.error.is_some() {
+            state.insert((suite.file.clone(), String::new()), (false, 0));
+        }
     }
 }
 

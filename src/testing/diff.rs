@@ -161,6 +161,33 @@ pub fn diff(
     log: &[Question],
     accept: &[Accepted],
 ) -> DiffReport {
+    let (questions, asked) = questions(work, suites, log);
+    let before = ask(base, &questions);
+    let after = ask(work, &questions);
+    let accept: HashSet<&Accepted> = accept.iter().collect();
+    let mut report = DiffReport {
+        asked,
+        flips: Vec::new(),
+        by_action: BTreeMap::new(),
+        reason_changes: Vec::new(),
+        reason_changes_by_action: BTreeMap::new(),
+    };
+    for ((asked, before), after) in questions.iter().zip(before).zip(after) {
+        let (before, after) = (Outcome::of(before), Outcome::of(after));
+        if let Some(kind) = before.change_to(&after) {
+            report.add(kind, asked, before, after, &accept);
+        }
+    }
+    report
+}
+
+/// The questions to ask: every suite case, every logged question, and the sweep's that no
+/// case asks already; with how many came from each.
+fn questions(
+    work: &Snapshot,
+    suites: &[Suite],
+    log: &[Question],
+) -> (Vec<Asked>, BTreeMap<String, usize>) {
     let mut questions = Vec::new();
     let mut seen = HashSet::new();
     let key = |q: &Question, shared: &Option<Arc<Vec<Value>>>| {
@@ -196,25 +223,24 @@ pub fn diff(
         }
     }
     let swept = questions.len() - cases - logged;
-    let before = ask(base, &questions);
-    let after = ask(work, &questions);
-    let accept: HashSet<&Accepted> = accept.iter().collect();
-    let mut report = DiffReport {
-        asked: BTreeMap::from([
-            ("suite cases".to_string(), cases),
-            ("decision log".to_string(), logged),
-            ("sweep".to_string(), swept),
-        ]),
-        flips: Vec::new(),
-        by_action: BTreeMap::new(),
-        reason_changes: Vec::new(),
-        reason_changes_by_action: BTreeMap::new(),
-    };
-    for ((asked, before), after) in questions.iter().zip(before).zip(after) {
-        let (before, after) = (Outcome::of(before), Outcome::of(after));
-        let Some(kind) = before.change_to(&after) else {
-            continue;
-        };
+    let counts = BTreeMap::from([
+        ("suite cases".to_string(), cases),
+        ("decision log".to_string(), logged),
+        ("sweep".to_string(), swept),
+    ]);
+    (questions, counts)
+}
+
+impl DiffReport {
+    /// Records one question whose answer changed (`kind`), accepted when `accept` lists it.
+    fn add(
+        &mut self,
+        kind: ChangeKind,
+        asked: &Asked,
+        before: Outcome,
+        after: Outcome,
+        accept: &HashSet<&Accepted>,
+    ) {
         let text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -236,16 +262,12 @@ pub fn diff(
             resource: change.resource.clone(),
         });
         let (list, counts) = match kind {
-            ChangeKind::Decision => (&mut report.flips, &mut report.by_action),
-            ChangeKind::Reasons => (
-                &mut report.reason_changes,
-                &mut report.reason_changes_by_action,
-            ),
+            ChangeKind::Decision => (&mut self.flips, &mut self.by_action),
+            ChangeKind::Reasons => (&mut self.reason_changes, &mut self.reason_changes_by_action),
         };
         *counts.entry(change.action.clone()).or_insert(0) += 1;
         list.push(Change { accepted, ..change });
     }
-    report
 }
 
 /// Every applicable action × principal × resource among the entities each group of suite
@@ -318,6 +340,10 @@ fn sweep(work: &Snapshot, suites: &[Suite]) -> Vec<Asked> {
 
 /// Asks every question of `snapshot`: those sharing entities as one batch each, as the
 /// sidecar answers a batch.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "every index is a question's position, for which `answers` was made the same length, and a group has at least one member"
+)]
 fn ask(snapshot: &Snapshot, questions: &[Asked]) -> Vec<Result<Decision, String>> {
     let decider = Decider::new(0, 100_000, std::time::Duration::ZERO);
     let mut answers: Vec<Option<Result<Decision, String>>> = vec![None; questions.len()];

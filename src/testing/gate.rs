@@ -33,9 +33,16 @@ pub enum GateError {
     /// The solver the properties need does not start.
     #[error("--require-properties needs an SMT solver: {0}")]
     Solver(#[source] ProveError),
-    /// Setting the gates up failed unexpectedly.
-    #[error("the reload gates could not be set up: {0}")]
-    Panicked(String),
+}
+
+/// [`Gates::new`] as the server opens its gates (an [`gatehouse_server::app::OpenGates`]):
+/// `gatehouse serve` and the tests build the sidecar with it.
+pub fn open(
+    properties: Option<&Path>,
+    suites: Option<&Path>,
+) -> Result<Option<Box<dyn Gate>>, gatehouse_server::app::GateSetupError> {
+    let gates = Gates::new(properties, suites)?;
+    Ok(gates.map(|gates| Box::new(gates) as Box<dyn Gate>))
 }
 
 /// The properties and suites a candidate set must satisfy.

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::diff::Outcome;
 use crate::decide::{Decider, Question, Verdict};
-use crate::policy::{PolicyFiles, Snapshot};
+use crate::policy::{PolicyFiles, PolicyInfo, Snapshot};
 
 /// The annotation naming a property's kind.
 pub const PROPERTY_ANNOTATION: &str = "property";
@@ -224,6 +224,7 @@ struct Background(Option<tokio::runtime::Runtime>);
 
 impl std::ops::Deref for Background {
     type Target = tokio::runtime::Runtime;
+    #[expect(clippy::expect_used, reason = "`Some` until dropped")]
     fn deref(&self) -> &Self::Target {
         // INVARIANT: `Some` until dropped.
         self.0
@@ -354,100 +355,121 @@ impl Prover {
         let envs: Vec<RequestEnv> = snapshot.schema.request_envs().collect();
         let mut results = Vec::new();
         for info in &properties.info {
-            let location = format!("{}:{}", info.file.display(), info.line);
-            let Some(property) = properties.policies.policy(&PolicyId::new(&info.id)) else {
-                continue;
-            };
-            let kind = property_kind(property).map_err(|reason| ProveError::Property {
-                location: location.clone(),
-                reason,
-            })?;
-            let scope = scope_of(property).map_err(|reason| ProveError::Property {
-                location: location.clone(),
-                reason,
-            })?;
-            let mut result = PropertyResult {
-                id: info.id.clone(),
-                location,
-                kind,
-                outcome: Holds::Vacuous,
-                environments: Vec::new(),
-                counterexample: None,
-            };
-            // Whether the property matches some request: one that matches none says nothing.
-            let mut matches = false;
-            for env in &envs {
-                let check = || format!("property {} in {}", info.id, describe(env));
-                let scope = CompiledPolicy::compile(&scope, env, &snapshot.schema)
-                    .map_err(|e| failed(check(), e))?;
-                self.queries += 1;
-                let outside = self
-                    .runtime
-                    .block_on(self.compiler.check_never_matches_opt(&scope))
-                    .map_err(|e| failed(check(), e))?;
-                if outside {
-                    continue;
-                }
-                result.environments.push(describe(env));
-                let compiled = CompiledPolicy::compile(property, env, &snapshot.schema)
-                    .map_err(|e| failed(check(), e))?;
-                if kind != PropertyKind::Only && !matches {
-                    // A `never` or `always` whose conditions match nothing holds of any set.
-                    self.queries += 1;
-                    matches = !self
-                        .runtime
-                        .block_on(self.compiler.check_never_matches_opt(&compiled))
-                        .map_err(|e| failed(check(), e))?;
-                }
-                let compiled = compiled.into_compiled_policyset();
-                let set = CompiledPolicySet::compile(&snapshot.policies, env, &snapshot.schema)
-                    .map_err(|e| failed(check(), e))?;
-                self.queries += 1;
-                let found = self
-                    .runtime
-                    .block_on(async {
-                        match kind {
-                            PropertyKind::Never => {
-                                self.compiler
-                                    .check_disjoint_with_counterexample_opt(&set, &compiled)
-                                    .await
-                            }
-                            PropertyKind::Always => {
-                                self.compiler
-                                    .check_implies_with_counterexample_opt(&compiled, &set)
-                                    .await
-                            }
-                            PropertyKind::Only => {
-                                self.compiler
-                                    .check_implies_with_counterexample_opt(&set, &compiled)
-                                    .await
-                            }
-                        }
-                    })
-                    .map_err(|e| failed(check(), e))?;
-                if let Some(cex) = found {
-                    // Never and only: the set allows what it must not; always: it denies.
-                    let broken = if kind == PropertyKind::Always {
-                        Verdict::Deny
-                    } else {
-                        Verdict::Allow
-                    };
-                    result.counterexample =
-                        Some(counterexample(env, &cex, None, snapshot, |_, answer| {
-                            answer.decision == Some(broken)
-                        }));
-                    result.outcome = Holds::Refuted;
-                    break;
-                }
-                result.outcome = Holds::Proven;
+            if let Some(property) = properties.policies.policy(&PolicyId::new(&info.id)) {
+                results.push(self.property(snapshot, &envs, info, property)?);
             }
-            result.environments.sort();
-            if result.outcome == Holds::Proven && kind != PropertyKind::Only && !matches {
-                result.outcome = Holds::Vacuous;
-            }
-            results.push(result);
         }
         Ok(results)
+    }
+
+    /// One property, checked in every request environment its scope matches until one
+    /// breaks it.
+    fn property(
+        &mut self,
+        snapshot: &Snapshot,
+        envs: &[RequestEnv],
+        info: &PolicyInfo,
+        property: &Policy,
+    ) -> Result<PropertyResult, ProveError> {
+        let location = format!("{}:{}", info.file.display(), info.line);
+        let unusable = |reason| ProveError::Property {
+            location: location.clone(),
+            reason,
+        };
+        let kind = property_kind(property).map_err(unusable)?;
+        let scope = scope_of(property).map_err(unusable)?;
+        let mut result = PropertyResult {
+            id: info.id.clone(),
+            location,
+            kind,
+            outcome: Holds::Vacuous,
+            environments: Vec::new(),
+            counterexample: None,
+        };
+        // Whether the property matches some request: one that matches none says nothing.
+        let mut matches = false;
+        for env in envs {
+            let check = || format!("property {} in {}", info.id, describe(env));
+            let scope = CompiledPolicy::compile(&scope, env, &snapshot.schema)
+                .map_err(|e| failed(check(), e))?;
+            self.queries += 1;
+            let outside = self
+                .runtime
+                .block_on(self.compiler.check_never_matches_opt(&scope))
+                .map_err(|e| failed(check(), e))?;
+            if outside {
+                continue;
+            }
+            result.environments.push(describe(env));
+            let compiled = CompiledPolicy::compile(property, env, &snapshot.schema)
+                .map_err(|e| failed(check(), e))?;
+            if kind != PropertyKind::Only && !matches {
+                // A `never` or `always` whose conditions match nothing holds of any set.
+                self.queries += 1;
+                matches = !self
+                    .runtime
+                    .block_on(self.compiler.check_never_matches_opt(&compiled))
+                    .map_err(|e| failed(check(), e))?;
+            }
+            let set = CompiledPolicySet::compile(&snapshot.policies, env, &snapshot.schema)
+                .map_err(|e| failed(check(), e))?;
+            let found = self.breaking(kind, &set, &compiled.into_compiled_policyset(), check)?;
+            if let Some(cex) = found {
+                // Never and only: the set allows what it must not; always: it denies.
+                let broken = if kind == PropertyKind::Always {
+                    Verdict::Deny
+                } else {
+                    Verdict::Allow
+                };
+                result.counterexample =
+                    Some(counterexample(env, &cex, None, snapshot, |_, answer| {
+                        answer.decision == Some(broken)
+                    }));
+                result.outcome = Holds::Refuted;
+                break;
+            }
+            result.outcome = Holds::Proven;
+        }
+        result.environments.sort();
+        if result.outcome == Holds::Proven && kind != PropertyKind::Only && !matches {
+            result.outcome = Holds::Vacuous;
+        }
+        Ok(result)
+    }
+
+    /// A request and store on which `set` breaks a property of `kind`, if there is one:
+    /// one query. A `never` is broken by a request both allow, an `always` by one the
+    /// property allows and the set does not, an `only` by one the set allows and the
+    /// property does not. A failed query is an error naming `check`.
+    fn breaking(
+        &mut self,
+        kind: PropertyKind,
+        set: &CompiledPolicySet,
+        property: &CompiledPolicySet,
+        check: impl Fn() -> String,
+    ) -> Result<Option<Env>, ProveError> {
+        self.queries += 1;
+        let compiler = &mut self.compiler;
+        let found = self.runtime.block_on(async {
+            match kind {
+                PropertyKind::Never => {
+                    compiler
+                        .check_disjoint_with_counterexample_opt(set, property)
+                        .await
+                }
+                PropertyKind::Always => {
+                    compiler
+                        .check_implies_with_counterexample_opt(property, set)
+                        .await
+                }
+                PropertyKind::Only => {
+                    compiler
+                        .check_implies_with_counterexample_opt(set, property)
+                        .await
+                }
+            }
+        });
+        found.map_err(|e| failed(check(), e))
     }
 
     /// Compares `work` with `base`, action by action, in every request environment of the
@@ -584,6 +606,10 @@ fn counterexample(
 
 /// The question gatehouse takes for a counterexample: uids in their string form, the
 /// context and the entities in Cedar's JSON.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value's index reads Null for a missing key, never panics"
+)]
 fn question_of(cex: &Env) -> Value {
     let uid = |uid: Option<&cedar_policy::EntityUid>| {
         Value::String(uid.map(ToString::to_string).unwrap_or_default())

@@ -127,6 +127,10 @@ impl<'a> Lines<'a> {
     }
 
     /// The 1-based line of the item named `name` (0 when not found).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`i` ranges over the positions of `lines`"
+    )]
     fn of(&mut self, name: &str) -> usize {
         let quoted = serde_json::to_string(name).unwrap_or_default();
         let found = (self.next..self.lines.len())
@@ -312,61 +316,128 @@ pub fn load(
 ) -> Result<Suite, SuiteError> {
     let file: SuiteFile = read_json(path)?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut lines = Lines::new(&text);
-    let catalog = &snapshot.catalog;
-    let dir = path.parent().unwrap_or(Path::new("."));
-
-    let mut fixture_entities = Vec::new();
-    for fixture in &file.fixtures {
-        fixture_entities.extend(fixtures.get(&dir.join(fixture), catalog)?.iter().cloned());
-    }
-    let suite_entities = normalize_entities(&file.entities, catalog)
-        .map_err(|m| at(path, format!("`entities`: {m}")))?;
-    let fixture_layer = Value::Array(fixture_entities);
-    let suite_layer = Value::Array(suite_entities);
-    // Each case's entities as Cedar JSON, checked against the schema here so that a wrong
-    // entity makes the suite unreadable instead of failing its cases one by one.
-    let merged =
-        |layers: &[(&str, &Value)]| -> Result<Arc<Vec<Value>>, crate::cedar_json::InputError> {
-            parse_entities(&snapshot.schema, layers)?;
-            Ok(Arc::new(merge_layers(layers)?))
-        };
-    let shared = merged(&[("fixtures", &fixture_layer), ("entities", &suite_layer)])
-        .map_err(|e| at(path, e.message))?;
-    let entities_for = |own: &[Value], owner: &str| -> Result<Arc<Vec<Value>>, SuiteError> {
-        if own.is_empty() {
-            return Ok(Arc::clone(&shared));
-        }
-        let own = Value::Array(
-            normalize_entities(own, catalog)
-                .map_err(|m| at(path, format!("{owner}: `entities`: {m}")))?,
-        );
-        merged(&[
-            ("fixtures", &fixture_layer),
-            ("entities", &suite_layer),
-            ("entities", &own),
-        ])
-        .map_err(|e| at(path, format!("{owner}: {}", e.message)))
-    };
-
+    let mut reader = Reader::new(path, snapshot, fixtures, &file, &text)?;
     let mut cases = Vec::new();
     for spec in &file.cases {
-        let owner = format!("case `{}`", spec.name);
-        let entities = entities_for(&spec.entities, &owner)?;
-        let principal = uid_field(&spec.principal, "principal")
-            .map_err(|m| at(path, format!("{owner}: {m}")))?;
-        let resource =
-            uid_field(&spec.resource, "resource").map_err(|m| at(path, format!("{owner}: {m}")))?;
-        let action =
-            action_uid(&spec.action, catalog).map_err(|m| at(path, format!("{owner}: {m}")))?;
-        // The suite's defaults fill in only the keys this action declares; the case's own
-        // context is sent as written, so a misspelt key is an error, not silently dropped.
-        // A case removes a default by setting it to `null`.
-        let mut context = defaults_for(&file.context, &action, catalog);
-        context.extend(spec.context.clone().unwrap_or_default());
-        context.retain(|_, v| !v.is_null());
-        cases.push(make_case(
+        cases.push(reader.case(spec)?);
+    }
+    for matrix in &file.matrices {
+        reader.matrix(matrix, &mut cases)?;
+    }
+    let lists = file
+        .lists
+        .iter()
+        .map(|spec| reader.list(spec))
+        .collect::<Result<_, _>>()?;
+    let name = file.name.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .trim_end_matches(".test.json")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    });
+    Ok(Suite {
+        file: path.to_path_buf(),
+        name,
+        cases,
+        lists,
+    })
+}
+
+/// Reads one suite file's items: the entity layers every item starts from, the suite's
+/// context defaults, and where each item's name stands in the file.
+struct Reader<'a> {
+    path: &'a Path,
+    snapshot: &'a Snapshot,
+    defaults: &'a Map<String, Value>,
+    lines: Lines<'a>,
+    fixture_layer: Value,
+    suite_layer: Value,
+    /// The fixtures and the suite's entities merged: what an item without entities sees.
+    shared: Arc<Vec<Value>>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(
+        path: &'a Path,
+        snapshot: &'a Snapshot,
+        fixtures: &mut FixtureCache,
+        file: &'a SuiteFile,
+        text: &'a str,
+    ) -> Result<Self, SuiteError> {
+        let catalog = &snapshot.catalog;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut fixture_entities = Vec::new();
+        for fixture in &file.fixtures {
+            fixture_entities.extend(fixtures.get(&dir.join(fixture), catalog)?.iter().cloned());
+        }
+        let suite_entities = normalize_entities(&file.entities, catalog)
+            .map_err(|m| at(path, format!("`entities`: {m}")))?;
+        let fixture_layer = Value::Array(fixture_entities);
+        let suite_layer = Value::Array(suite_entities);
+        let shared = merged(
             snapshot,
+            &[("fixtures", &fixture_layer), ("entities", &suite_layer)],
+        )
+        .map_err(|e| at(path, e.message))?;
+        Ok(Self {
+            path,
+            snapshot,
+            defaults: &file.context,
+            lines: Lines::new(text),
+            fixture_layer,
+            suite_layer,
+            shared,
+        })
+    }
+
+    /// An error of the item `owner` (``case `x` ``).
+    fn at(&self, owner: &str, message: impl std::fmt::Display) -> SuiteError {
+        at(self.path, format!("{owner}: {message}"))
+    }
+
+    /// The entities an item sees: the shared ones, with its `own` on top.
+    fn entities_for(&self, own: &[Value], owner: &str) -> Result<Arc<Vec<Value>>, SuiteError> {
+        if own.is_empty() {
+            return Ok(Arc::clone(&self.shared));
+        }
+        let own = Value::Array(
+            normalize_entities(own, &self.snapshot.catalog)
+                .map_err(|m| self.at(owner, format!("`entities`: {m}")))?,
+        );
+        merged(
+            self.snapshot,
+            &[
+                ("fixtures", &self.fixture_layer),
+                ("entities", &self.suite_layer),
+                ("entities", &own),
+            ],
+        )
+        .map_err(|e| self.at(owner, e.message))
+    }
+
+    /// The context of an item asking `action`: the suite's defaults for the keys the action
+    /// declares, then the item's own context as written (so a misspelt key is an error, not
+    /// silently dropped); a key set to `null` removes a default.
+    fn context(&self, action: &EntityUid, own: Option<&Map<String, Value>>) -> Map<String, Value> {
+        let mut context = defaults_for(self.defaults, action, &self.snapshot.catalog);
+        context.extend(own.cloned().unwrap_or_default());
+        context.retain(|_, v| !v.is_null());
+        context
+    }
+
+    fn case(&mut self, spec: &CaseSpec) -> Result<Case, SuiteError> {
+        let owner = format!("case `{}`", spec.name);
+        let entities = self.entities_for(&spec.entities, &owner)?;
+        let principal = uid_field(&spec.principal, "principal").map_err(|m| self.at(&owner, m))?;
+        let resource = uid_field(&spec.resource, "resource").map_err(|m| self.at(&owner, m))?;
+        let action =
+            action_uid(&spec.action, &self.snapshot.catalog).map_err(|m| self.at(&owner, m))?;
+        let context = self.context(&action, spec.context.as_ref());
+        Ok(make_case(
+            self.snapshot,
             spec.name.clone(),
             principal,
             action,
@@ -378,42 +449,30 @@ pub fn load(
                 reasons: spec.reasons.clone(),
                 unknown_entities: spec.unknown_entities,
                 errors: spec.errors.clone(),
-                line: lines.of(&spec.name),
+                line: self.lines.of(&spec.name),
             },
-        ));
+        ))
     }
 
-    for matrix in &file.matrices {
+    /// A matrix's cases: one per principal of `allow` and action of `actions`.
+    fn matrix(&mut self, matrix: &MatrixSpec, cases: &mut Vec<Case>) -> Result<(), SuiteError> {
         let owner = format!("matrix `{}`", matrix.name);
-        let line = lines.of(&matrix.name);
-        let entities = entities_for(&matrix.entities, &owner)?;
-        let resource = uid_field(&matrix.resource, "resource")
-            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+        let line = self.lines.of(&matrix.name);
+        let entities = self.entities_for(&matrix.entities, &owner)?;
+        let resource = uid_field(&matrix.resource, "resource").map_err(|m| self.at(&owner, m))?;
+        let catalog = &self.snapshot.catalog;
         let actions = matrix
             .actions
             .iter()
             .map(|a| action_uid(&Value::String(a.clone()), catalog).map(|uid| (a.clone(), uid)))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| at(path, format!("{owner}: {m}")))?;
+            .map_err(|m| self.at(&owner, m))?;
         for (principal_text, allowed) in &matrix.allow {
             let principal = uid_field(&Value::String(principal_text.clone()), "allow")
-                .map_err(|m| at(path, format!("{owner}: {m}")))?;
-            let allowed: Vec<String> = serde_json::from_value(allowed.clone()).map_err(|_| {
-                at(
-                    path,
-                    format!("{owner}: `allow.{principal_text}` must be a list of action names"),
-                )
-            })?;
-            if let Some(stray) = allowed.iter().find(|a| !matrix.actions.contains(a)) {
-                return Err(at(
-                    path,
-                    format!(
-                        "{owner}: `allow.{principal_text}` lists `{stray}`, which is not in `actions`"
-                    ),
-                ));
-            }
+                .map_err(|m| self.at(&owner, m))?;
+            let allowed = self.allowed(matrix, &owner, principal_text, allowed)?;
             for (name, action) in &actions {
-                let mut context = defaults_for(&file.context, action, catalog);
+                let mut context = defaults_for(self.defaults, action, catalog);
                 context.extend(defaults_for(&matrix.context, action, catalog));
                 let expect = if allowed.contains(name) {
                     Verdict::Allow
@@ -421,7 +480,7 @@ pub fn load(
                     Verdict::Deny
                 };
                 cases.push(make_case(
-                    snapshot,
+                    self.snapshot,
                     format!("{} › {principal_text} › {name}", matrix.name),
                     principal.clone(),
                     action.clone(),
@@ -438,22 +497,42 @@ pub fn load(
                 ));
             }
         }
+        Ok(())
     }
 
-    let mut lists = Vec::new();
-    for spec in &file.lists {
+    /// A matrix's `allow.<principal>`: action names, each one of the matrix's `actions`.
+    fn allowed(
+        &self,
+        matrix: &MatrixSpec,
+        owner: &str,
+        principal: &str,
+        allowed: &Value,
+    ) -> Result<Vec<String>, SuiteError> {
+        let allowed: Vec<String> = serde_json::from_value(allowed.clone()).map_err(|_| {
+            self.at(
+                owner,
+                format!("`allow.{principal}` must be a list of action names"),
+            )
+        })?;
+        if let Some(stray) = allowed.iter().find(|a| !matrix.actions.contains(a)) {
+            return Err(self.at(
+                owner,
+                format!("`allow.{principal}` lists `{stray}`, which is not in `actions`"),
+            ));
+        }
+        Ok(allowed)
+    }
+
+    fn list(&mut self, spec: &ListSpec) -> Result<ListCase, SuiteError> {
         let owner = format!("list `{}`", spec.name);
-        let entities = entities_for(&spec.entities, &owner)?;
-        let principal = uid_field(&spec.principal, "principal")
-            .map_err(|m| at(path, format!("{owner}: {m}")))?;
-        let action =
-            action_uid(&spec.action, catalog).map_err(|m| at(path, format!("{owner}: {m}")))?;
-        let mut context = defaults_for(&file.context, &action, catalog);
-        context.extend(spec.context.clone().unwrap_or_default());
-        context.retain(|_, v| !v.is_null());
+        let entities = self.entities_for(&spec.entities, &owner)?;
+        let principal = uid_field(&spec.principal, "principal").map_err(|m| self.at(&owner, m))?;
+        let catalog = &self.snapshot.catalog;
+        let action = action_uid(&spec.action, catalog).map_err(|m| self.at(&owner, m))?;
+        let context = self.context(&action, spec.context.as_ref());
         let mut allowed = spec.allowed.clone();
         allowed.sort();
-        lists.push(ListCase {
+        Ok(ListCase {
             name: spec.name.clone(),
             principal: principal.to_string(),
             context: Value::Object(with_entity_refs(context, &action, catalog)),
@@ -461,25 +540,19 @@ pub fn load(
             resource_type: spec.resource_type.clone(),
             entities,
             allowed,
-            line: lines.of(&spec.name),
-        });
+            line: self.lines.of(&spec.name),
+        })
     }
+}
 
-    let name = file.name.unwrap_or_else(|| {
-        path.file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .trim_end_matches(".test.json")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    });
-    Ok(Suite {
-        file: path.to_path_buf(),
-        name,
-        cases,
-        lists,
-    })
+/// Entity layers as Cedar JSON, checked against the schema here so that a wrong entity makes
+/// the suite unreadable instead of failing its cases one by one.
+fn merged(
+    snapshot: &Snapshot,
+    layers: &[(&str, &Value)],
+) -> Result<Arc<Vec<Value>>, crate::cedar_json::InputError> {
+    parse_entities(&snapshot.schema, layers)?;
+    Ok(Arc::new(merge_layers(layers)?))
 }
 
 #[expect(

@@ -546,7 +546,7 @@ async fn a_configured_type_map_and_public_url() {
         authzen_types: bad.authzen_types,
         ..config
     };
-    let error = gatehouse::app::Application::build(&config)
+    let error = gatehouse::app::build(&config)
         .await
         .expect_err("a type map without `=` is refused");
     assert!(error.to_string().contains("--authzen-types"), "{error}");

@@ -331,7 +331,7 @@ async fn the_sidecar_answers_namespaced_questions_over_http() {
             listen: "127.0.0.1:0".into(),
             ..gatehouse::config::Config::for_sources(&sources)
         };
-        let app = gatehouse::app::Application::build(&config)
+        let app = gatehouse::app::build(&config)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", world.name));
         let router = app.router();

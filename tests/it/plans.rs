@@ -98,9 +98,7 @@ fn selected_by_condition(
         .into_iter()
         .filter(|id| {
             let request = cedar_request(u, rtype, id, action, context);
-            condition
-                .holds(&request, &entities)
-                .expect("the leaves are Cedar")
+            gatehouse::plan::holds(condition, &request, &entities).expect("the leaves are Cedar")
         })
         .collect()
 }

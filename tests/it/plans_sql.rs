@@ -366,9 +366,7 @@ fn holds_by_cedar(w: &World, rtype: &str, condition: &gatehouse::plan::Condition
             None,
         )
         .expect("request");
-        condition
-            .holds(&request, &entities)
-            .expect("leaves are Cedar")
+        gatehouse::plan::holds(condition, &request, &entities).expect("leaves are Cedar")
     });
     sorted(ids.collect())
 }
@@ -396,7 +394,7 @@ proptest! {
 /// database lists the projects.
 #[tokio::test]
 async fn a_host_lists_her_projects_with_one_plan_and_one_query() {
-    use gatehouse::client::{Client, Organization, Project, Role, Uid, User};
+    use gatehouse_client::{Client, Organization, Project, Role, Uid, User};
     let server = common::server::start_default().await;
     let client = Client::new(&server.base).expect("client");
     // Two organizations, six projects; erin edits o0's projects and p3 directly.

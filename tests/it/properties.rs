@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use cedar_policy::{Authorizer, Context, Entities, Request};
 use common::server::{bundled_app, oneshot, runtime};
-use gatehouse::client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
 use gatehouse::config::Config;
 use gatehouse::policy::PolicyStore;
+use gatehouse_client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::{Value, json};
@@ -200,7 +200,7 @@ fn build(w: &World) -> Value {
         2 => (
             "request_access",
             Uid::share_token("t"),
-            json!({"now": gatehouse::client::datetime(now)}),
+            json!({"now": gatehouse_client::datetime(now)}),
         ),
         _ => (
             ["view", "create_project", "manage_roles"][w.action % 3],

@@ -282,6 +282,22 @@ async fn allowed_actions_lists_buttons_and_what_needs_context() {
             .expect("message")
             .contains("no action of the schema applies")
     );
+    // No action asked: the entities are still read, and a wrong one refused.
+    let (status, answer) = server
+        .post(
+            "/v1/allowed_actions",
+            &json!({"principal": "User::\"vic\"", "resource": "Project::\"p1\"", "actions": [],
+                    "entities": [{"uid": "", "attrs": null, "parents": []}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("entities"),
+        "{answer}"
+    );
     server.stop().await;
 }
 
@@ -481,7 +497,7 @@ async fn the_admin_token_can_come_from_a_file() {
         admin_token_file: Some(empty),
         ..Config::for_sources(&common::bundled_sources())
     };
-    let error = gatehouse::app::Application::build(&config)
+    let error = gatehouse::app::build(&config)
         .await
         .expect_err("an empty token file is refused");
     assert!(error.to_string().contains("is empty"), "{error}");
@@ -491,7 +507,7 @@ async fn the_admin_token_can_come_from_a_file() {
         listen: "0.0.0.0:0".into(),
         ..Config::for_sources(&common::bundled_sources())
     };
-    let error = gatehouse::app::Application::build(&beyond)
+    let error = gatehouse::app::build(&beyond)
         .await
         .expect_err("open admin routes beyond loopback are refused");
     assert!(error.to_string().contains("--open-admin"), "{error}");
@@ -505,7 +521,7 @@ async fn the_admin_token_can_come_from_a_file() {
             ..beyond.clone()
         },
     ] {
-        let app = gatehouse::app::Application::build(&config).await;
+        let app = gatehouse::app::build(&config).await;
         assert!(app.is_ok(), "{:?}", app.err());
     }
     // So is an empty `--admin-token` (or `GATEHOUSE_ADMIN_TOKEN`), which locked the admin
@@ -516,7 +532,7 @@ async fn the_admin_token_can_come_from_a_file() {
             admin_token: Some(token.into()),
             ..Config::for_sources(&common::bundled_sources())
         };
-        let error = gatehouse::app::Application::build(&config)
+        let error = gatehouse::app::build(&config)
             .await
             .expect_err("an empty token is refused");
         assert!(error.to_string().contains("is empty"), "{error}");

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::server::TestServer;
 use crate::sharing_app_host as app;
-use gatehouse::client::Client;
+use gatehouse_client::Client;
 
 /// The app, its gatehouse, and an HTTP client.
 struct World {
@@ -922,7 +922,7 @@ when { resource.phase like "plan*" };
         .await
         .expect("the new policy is live");
     let client = Client::new(&w.gatehouse.base).expect("client");
-    let user = gatehouse::client::User::new("stan").build();
+    let user = gatehouse_client::User::new("stan").build();
     let plan = client
         .plan(
             &user.uid,
@@ -993,7 +993,7 @@ async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
 /// 500 (and logged), never the 503 of an unreachable sidecar, never a guess.
 #[tokio::test]
 async fn a_question_gatehouse_refuses_is_a_host_error_not_an_outage() {
-    use gatehouse::client::{Question, Uid};
+    use gatehouse_client::{Question, Uid};
     let w = World::new(Db::Sqlite).await;
     let client = Client::new(&w.gatehouse.base).expect("client");
     let app = app::App::connect(client, "sqlite::memory:")
@@ -1016,7 +1016,7 @@ async fn a_question_gatehouse_refuses_is_a_host_error_not_an_outage() {
 
 #[tokio::test]
 async fn the_client_surfaces_request_ids_and_server_errors() {
-    use gatehouse::client::{ClientError, Question, Uid};
+    use gatehouse_client::{ClientError, Question, Uid};
     let gatehouse = common::server::start_default().await;
     let client = Client::new(&gatehouse.base).expect("client");
     let answer = client
@@ -1084,7 +1084,7 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
         .await
         .expect("batch");
     assert!(
-        matches!(&batch.body[1], gatehouse::client::BatchResult::Failed { code, .. } if code == "invalid_action")
+        matches!(&batch.body[1], gatehouse_client::BatchResult::Failed { code, .. } if code == "invalid_action")
     );
     gatehouse.stop().await;
 }
@@ -1094,7 +1094,7 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
 /// edits an item of that phase, and requests access with a live token.
 #[tokio::test]
 async fn the_clients_builders_write_entities_the_schema_accepts() {
-    use gatehouse::client::{
+    use gatehouse_client::{
         Group, Item, Organization, Phase, Project, Question, Role, ShareToken, Uid, User, datetime,
     };
     let gatehouse = common::server::start_default().await;
@@ -1129,7 +1129,7 @@ async fn the_clients_builders_write_entities_the_schema_accepts() {
         .body
         .iter()
         .map(|result| match result {
-            gatehouse::client::BatchResult::Decided(answer) => answer.allowed(),
+            gatehouse_client::BatchResult::Decided(answer) => answer.allowed(),
             failed => panic!("{failed:?}"),
         })
         .collect();

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use gatehouse::client::{Organization, Phase, Project, Role};
+use gatehouse_client::{Organization, Phase, Project, Role};
 use sea_query::{PostgresQueryBuilder, QueryBuilder, SqliteQueryBuilder};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! The list pages: my projects, the items of a project I may see, and the access requests I
 //! may answer. Each is one plan (`POST /v1/plan`: which resources may she take the action on)
-//! and one SQL query (the host's own conditions AND the plan's condition, `gatehouse::sql`),
+//! and one SQL query (the host's own conditions AND the plan's condition, `gatehouse-sql`),
 //! paginated by keyset: `?limit=` (1 to 500, 50 by default) rows after `?after=` (the
 //! previous page's `next`), in id order.
 //!
@@ -12,8 +12,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use gatehouse::client::{BatchResult, Entity, Item, Organization, Question, Uid};
 use gatehouse::plan::{Plan, PlanKind};
+use gatehouse_client::{BatchResult, Entity, Item, Organization, Question, Uid};
 use sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement, SimpleExpr};
 use sea_query_binder::SqlxBinder;
 use serde::Deserialize;
@@ -125,7 +125,7 @@ impl Listing {
     /// The SQL condition a plan's condition is on this listing's rows.
     fn filter(&self, condition: &gatehouse::plan::Condition) -> Result<SimpleExpr, AppError> {
         let mapping = mapping();
-        let sql = |e: gatehouse::sql::SqlError| AppError::BadRequest(format!("the plan: {e}"));
+        let sql = |e: gatehouse_sql::SqlError| AppError::BadRequest(format!("the plan: {e}"));
         Ok(match self.resource {
             Resource::Itself => mapping.filter(condition, self.resource_type).map_err(sql)?,
             Resource::Column(column) => Expr::col((Alias::new(self.key.0), Alias::new(column)))
@@ -311,7 +311,7 @@ pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page)
         let project = db::project_from(row)?;
         let shared = db::ROLES
             .iter()
-            .any(|r| groups.contains(&gatehouse::client::Project::group(&project.id, *r).id));
+            .any(|r| groups.contains(&gatehouse_client::Project::group(&project.id, *r).id));
         let kind = if project.owner == me {
             "owned"
         } else if shared {

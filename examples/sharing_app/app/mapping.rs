@@ -1,7 +1,7 @@
 //! Where the domain's attributes live in the app's tables (`migrations/`): what turns a
-//! plan's condition into SQL (`gatehouse::sql`).
+//! plan's condition into SQL (`gatehouse-sql`).
 
-use gatehouse::sql::{Column, Mapping, Table};
+use gatehouse_sql::{Column, Mapping, Table};
 
 /// The tables of `migrations/0001_records.sql`, by entity type.
 pub fn mapping() -> Mapping {

@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use gatehouse::client::{
+use gatehouse_client::{
     Client, ClientError, Decision, Entity, Organization, Project, Question, Uid, User,
 };
 use serde_json::{Value, json};

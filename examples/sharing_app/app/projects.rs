@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse::client::{Item, Organization, Phase, Question, Uid};
+use gatehouse_client::{Item, Organization, Phase, Question, Uid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse::client::{Organization, Question, Role, ShareToken, Uid, datetime};
+use gatehouse_client::{Organization, Question, Role, ShareToken, Uid, datetime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

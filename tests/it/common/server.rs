@@ -1,12 +1,11 @@
 //! A real gatehouse server on `127.0.0.1:0` over a scratch copy of the bundled policies,
-//! built by [`Application::build`] exactly as `gatehouse serve` builds it (watcher, metrics,
+//! built by [`gatehouse::app::build`] exactly as `gatehouse serve` builds it (watcher, metrics,
 //! decision log); and Cedar-JSON entity builders.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse::app::Application;
 use gatehouse::config::Config;
 use gatehouse::http::AppState;
 use gatehouse::policy::{LoadResult, PolicyStore, Sources};
@@ -89,7 +88,7 @@ pub async fn start(options: Options) -> TestServer {
         decision_log_full: options.decision_log.is_some_and(|(_, full)| full),
         ..options.config
     };
-    let app = Application::build(&config)
+    let app = gatehouse::app::build(&config)
         .await
         .expect("the scratch sidecar starts");
     let base = format!("http://{}", app.address().expect("addr"));
@@ -256,7 +255,7 @@ pub fn bundled_app(config: Config) -> (axum::Router, Arc<PolicyStore>) {
         }
     };
     let app = runtime()
-        .block_on(Application::build(&config))
+        .block_on(gatehouse::app::build(&config))
         .expect("the bundled sidecar starts");
     (app.router(), Arc::clone(app.store()))
 }

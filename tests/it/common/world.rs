@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use gatehouse::client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
+use gatehouse_client::{Entity, Item, Organization, Phase, Project, Role, ShareToken, Uid, User};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -242,7 +242,7 @@ pub fn listings(users: usize) -> Vec<(&'static str, &'static str, Value)> {
     all.push((
         "ShareToken",
         "request_access",
-        json!({ "now": gatehouse::client::datetime(now()) }),
+        json!({ "now": gatehouse_client::datetime(now()) }),
     ));
     for action in ["view", "manage_roles", "create_project"] {
         all.push(("Organization", action, json!({})));

@@ -1,0 +1,38 @@
+//! The wire types of gatehouse's HTTP API that hosts and the sidecar share: the verdict of a
+//! decision and the query plan with its condition language. No Cedar, no HTTP: a host's
+//! client and the SQL translator build on this crate alone.
+//!
+//! With the `openapi` feature every type also describes itself as an OpenAPI schema
+//! (utoipa), for the sidecar's `/openapi.json`.
+
+// Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
+// tests; each exception says why it cannot fail (`#[expect(..., reason)]`).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod condition;
+#[cfg(feature = "openapi")]
+pub mod doc;
+pub mod plan;
+
+use serde::{Deserialize, Serialize};
+
+pub use condition::Condition;
+pub use plan::{Plan, PlanKind};
+
+/// Allow or Deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Verdict {
+    /// The request is permitted.
+    Allow,
+    /// The request is not permitted.
+    Deny,
+}

@@ -1,0 +1,495 @@
+//! An async, typed client for the gatehouse HTTP API, for host services written in Rust,
+//! with builders for the project-sharing domain's entities. It builds on the wire types of
+//! `gatehouse-api` and on reqwest alone: a host that depends on it compiles no Cedar and no
+//! server.
+//!
+//! ```
+//! # use gatehouse_client::{Client, Question, Uid, User, Project, Role, Phase, Verdict};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (base, _server) = gatehouse_server::app::doc_server().await;
+//! // `base` is the sidecar's address, e.g. "http://127.0.0.1:8180".
+//! let gatehouse = Client::new(&base)?;
+//! let vera = User::new("vera").member_of(Project::group("p1", Role::Editor)).build();
+//! let p1 = Project::new("p1", "olga").phase(Phase::Processing).build();
+//! let question = Question::new(Uid::user("vera"), "edit", Uid::project("p1")).entities([vera, p1]);
+//!
+//! let answer = gatehouse.is_authorized(&question).await?;
+//! assert_eq!(answer.body.decision, Verdict::Allow);
+//! assert_eq!(answer.body.reasons, ["roles.editor"]);
+//! println!("allowed by {:?} (request {})", answer.body.reasons, answer.request_id);
+//! # Ok(())
+//! # }
+//! ```
+
+// Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
+// tests; each exception says why it cannot fail (`#[expect(..., reason)]`).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod entities;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use entities::{
+    Entity, Group, Item, Organization, Phase, Project, Role, ShareToken, Uid, User, datetime,
+};
+pub use gatehouse_api::Verdict;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The sidecar could not be reached (connection refused, DNS, reset).
+    #[error("cannot reach gatehouse at `{url}`: {message}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// What the transport said.
+        message: String,
+    },
+    /// The sidecar did not answer in time.
+    #[error("gatehouse at `{url}` did not answer within {timeout:?}")]
+    Timeout {
+        /// The URL called.
+        url: String,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The sidecar refused the request (4xx, or 5xx): its code and message.
+    #[error("gatehouse answered {status} `{code}`: {message} (request {request_id})")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The error code, e.g. `invalid_action`.
+        code: String,
+        /// The message, naming the offending field.
+        message: String,
+        /// The request id, to find the request in the sidecar's logs.
+        request_id: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from gatehouse: {0}")]
+    Protocol(String),
+}
+
+/// An answer with the request id the sidecar gave it.
+#[derive(Debug, Clone)]
+pub struct Response<T> {
+    /// The answer.
+    pub body: T,
+    /// `x-request-id` of the exchange.
+    pub request_id: String,
+}
+
+/// One question: who, what, which resource, with what context and entities.
+#[derive(Debug, Clone, Serialize)]
+pub struct Question {
+    /// The principal.
+    pub principal: Uid,
+    /// The action.
+    pub action: Uid,
+    /// The resource.
+    pub resource: Uid,
+    /// The context (a JSON object), if the action takes one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// The entities the policies need: the principal with its groups, the resource, …
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<Entity>,
+}
+
+impl Question {
+    /// `principal` asks to take `action` (an action id such as `"edit"`) on `resource`.
+    pub fn new(principal: Uid, action: &str, resource: Uid) -> Self {
+        Self {
+            principal,
+            action: Uid::action(action),
+            resource,
+            context: None,
+            entities: Vec::new(),
+        }
+    }
+
+    /// Sets the context.
+    pub fn context(mut self, context: Value) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// Adds entities.
+    pub fn entities(mut self, entities: impl IntoIterator<Item = Entity>) -> Self {
+        self.entities.extend(entities);
+        self
+    }
+}
+
+/// A decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or Deny.
+    pub decision: Verdict,
+    /// The deciding policy ids.
+    pub reasons: Vec<String>,
+    /// Evaluation errors (they make the decision Deny).
+    pub errors: Vec<String>,
+    /// Entities the question names or the deciding path read that were neither sent nor
+    /// stored (the decision was made without them).
+    pub missing: Vec<String>,
+    /// The version of the policy set that decided.
+    pub policy_version: String,
+}
+
+impl Decision {
+    /// Whether the decision is Allow.
+    pub fn allowed(&self) -> bool {
+        self.decision == Verdict::Allow
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionBody {
+    decision: Verdict,
+    diagnostics: Diagnostics,
+    policy_version: String,
+}
+
+#[derive(Deserialize)]
+struct Diagnostics {
+    reason: Vec<String>,
+    errors: Vec<String>,
+    #[serde(default)]
+    missing: Vec<String>,
+}
+
+impl From<DecisionBody> for Decision {
+    fn from(body: DecisionBody) -> Self {
+        Self {
+            decision: body.decision,
+            reasons: body.diagnostics.reason,
+            errors: body.diagnostics.errors,
+            missing: body.diagnostics.missing,
+            policy_version: body.policy_version,
+        }
+    }
+}
+
+/// One result of a batch: a decision, or the error of that item alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchResult {
+    /// The item was decided.
+    Decided(Decision),
+    /// The item was malformed: its error code and message.
+    Failed {
+        /// The error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+}
+
+/// What `allowed_actions` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AllowedActions {
+    /// Actions allowed.
+    pub allowed: Vec<String>,
+    /// Actions denied.
+    pub denied: Vec<String>,
+    /// Actions whose required context keys were not given, and that some context allows
+    /// and some denies.
+    pub needs_context: Vec<String>,
+    /// The deciding policies of each decided action.
+    pub diagnostics: ActionDiagnostics,
+    /// The version of the policy set that decided.
+    pub policy_version: String,
+}
+
+/// The deciding policies and errors of `allowed_actions`, by action id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ActionDiagnostics {
+    /// The deciding policies by action: the permits of an allowed action, the forbids of a
+    /// denied one (none when nothing permits it).
+    pub reasons: std::collections::BTreeMap<String, Vec<String>>,
+    /// Evaluation errors by action (they make its decision Deny).
+    pub errors: std::collections::BTreeMap<String, Vec<String>>,
+    /// Entities the question names or some action's deciding path read that were neither
+    /// sent nor stored.
+    #[serde(default)]
+    pub missing: Vec<String>,
+}
+
+/// What `plan` answers: the plan and the version of the policy set that made it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PlanAnswer {
+    /// The plan: kind, condition (`gatehouse-sql` turns it into SQL),
+    /// residual policies.
+    #[serde(flatten)]
+    pub plan: gatehouse_api::Plan,
+    /// The version of the policy set that planned.
+    pub policy_version: String,
+}
+
+/// A gatehouse client. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+    admin_token: Option<String>,
+}
+
+/// Configures a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    admin_token: Option<String>,
+}
+
+impl ClientBuilder {
+    /// The whole-request timeout (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The connect timeout (default 500 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The admin token, for [`Client::status`] when the sidecar requires one.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .build()
+            .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base: self.base.trim_end_matches('/').to_string(),
+            timeout: self.timeout,
+            admin_token: self.admin_token,
+        })
+    }
+}
+
+impl Client {
+    /// A client of the sidecar at `base` (e.g. `http://127.0.0.1:8180`) with default timeouts.
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        Self::builder(base).build()
+    }
+
+    /// A builder for a client of the sidecar at `base`.
+    pub fn builder(base: &str) -> ClientBuilder {
+        ClientBuilder {
+            base: base.to_string(),
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_millis(500),
+            admin_token: None,
+        }
+    }
+
+    /// `POST /v1/is_authorized`.
+    pub async fn is_authorized(
+        &self,
+        question: &Question,
+    ) -> Result<Response<Decision>, ClientError> {
+        let (body, request_id) = self.post("/v1/is_authorized", &json!(question)).await?;
+        let body: DecisionBody = parse(body)?;
+        Ok(Response {
+            body: body.into(),
+            request_id,
+        })
+    }
+
+    /// `POST /v1/is_authorized/batch`: `shared` entities are seen by every question.
+    pub async fn batch(
+        &self,
+        shared: &[Entity],
+        questions: &[Question],
+    ) -> Result<Response<Vec<BatchResult>>, ClientError> {
+        let body = json!({"entities": shared, "requests": questions});
+        let (body, request_id) = self.post("/v1/is_authorized/batch", &body).await?;
+        let results = body
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ClientError::Protocol("a batch answer without `results`".into()))?;
+        let results = results
+            .iter()
+            .map(|r| match r.get("error") {
+                Some(error) => Ok(BatchResult::Failed {
+                    code: error["code"].as_str().unwrap_or_default().to_string(),
+                    message: error["message"].as_str().unwrap_or_default().to_string(),
+                }),
+                None => parse::<DecisionBody>(r.clone()).map(|d| BatchResult::Decided(d.into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if results.len() != questions.len() {
+            return Err(ClientError::Protocol(format!(
+                "{} results for {} questions",
+                results.len(),
+                questions.len()
+            )));
+        }
+        Ok(Response {
+            body: results,
+            request_id,
+        })
+    }
+
+    /// `POST /v1/allowed_actions`: what `principal` may do to `resource`.
+    pub async fn allowed_actions(
+        &self,
+        principal: &Uid,
+        resource: &Uid,
+        context: Option<Value>,
+        entities: &[Entity],
+    ) -> Result<Response<AllowedActions>, ClientError> {
+        let mut body = json!({"principal": principal, "resource": resource, "entities": entities});
+        if let (Some(context), Some(fields)) = (context, body.as_object_mut()) {
+            fields.insert("context".into(), context);
+        }
+        let (body, request_id) = self.post("/v1/allowed_actions", &body).await?;
+        Ok(Response {
+            body: parse(body)?,
+            request_id,
+        })
+    }
+
+    /// `POST /v1/plan`: which resources of `resource_type` `principal` may take `action`
+    /// (an action id such as `"view"`) on, knowing `entities` (the principal with its
+    /// groups). A `context` is needed for actions that declare context keys.
+    pub async fn plan(
+        &self,
+        principal: &Uid,
+        action: &str,
+        resource_type: &str,
+        context: Option<Value>,
+        entities: &[Entity],
+    ) -> Result<Response<PlanAnswer>, ClientError> {
+        let mut body = json!({
+            "principal": principal,
+            "action": Uid::action(action),
+            "resource_type": resource_type,
+            "entities": entities,
+        });
+        if let (Some(context), Some(fields)) = (context, body.as_object_mut()) {
+            fields.insert("context".into(), context);
+        }
+        let (body, request_id) = self.post("/v1/plan", &body).await?;
+        // The plan's fields read straight from the body: `PlanAnswer`'s `flatten` would
+        // buffer the whole plan first, half the time of reading a large one.
+        let policy_version = body
+            .get("policy_version")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(Response {
+            body: PlanAnswer {
+                plan: parse(body)?,
+                policy_version: policy_version.ok_or_else(|| {
+                    ClientError::Protocol("a plan without `policy_version`".into())
+                })?,
+            },
+            request_id,
+        })
+    }
+
+    /// `GET /v1/status`, as JSON.
+    pub async fn status(&self) -> Result<Response<Value>, ClientError> {
+        let url = format!("{}/v1/status", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.admin_token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request, &url)
+            .await
+            .map(|(body, request_id)| Response { body, request_id })
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<(Value, String), ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(Value, String), ClientError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ClientError::Timeout {
+                    url: url.to_string(),
+                    timeout: self.timeout,
+                }
+            } else {
+                ClientError::Unreachable {
+                    url: url.to_string(),
+                    message: innermost(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let text = response.text().await.map_err(transport)?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| ClientError::Protocol(format!("a body that is not JSON ({e}): {text}")))?;
+        if !status.is_success() {
+            return Err(ClientError::Rejected {
+                status: status.as_u16(),
+                code: body
+                    .pointer("/error/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                message: body
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&text)
+                    .to_string(),
+                request_id,
+            });
+        }
+        Ok((body, request_id))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ClientError> {
+    T::deserialize(&body).map_err(|e| ClientError::Protocol(format!("{e}: {body}")))
+}
+
+/// The innermost cause of a transport error: reqwest's own message is only "error sending
+/// request".
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message = inner.to_string();
+        source = inner.source();
+    }
+    message
+}

@@ -1,0 +1,765 @@
+//! A plan's condition as a parameterised SQL `WHERE` condition, on `gatehouse-api` alone, built with
+//! `sea-query`, so one translation speaks SQLite, PostgreSQL and MySQL.
+//!
+//! A [`Mapping`] declares where each entity type's attributes live: its table and id column,
+//! a column per scalar attribute, a column holding the referenced id per entity-typed
+//! attribute (followed into the referenced type's table when a path goes further), and a
+//! membership table per set attribute. The translation of each operator:
+//!
+//! | condition | SQL |
+//! |---|---|
+//! | `eq`, `ne`, `lt`, `le`, `gt`, `ge` with a value | `col = ?` … (an entity uid compares its id; one of another type never matches) |
+//! | the same with `other` | both sides as columns or scalar subqueries |
+//! | `in_set` | `col IN (?, …)`; in [`Mapping::select_ids`], `col IN (SELECT v FROM set_N)`, each distinct list bound once in a `WITH` clause |
+//! | a `datetime` value | milliseconds since the Unix epoch (a `BIGINT` column) |
+//! | `has` | `col IS NOT NULL` |
+//! | `contains` | `id IN (SELECT owner FROM membership WHERE value = ?)` |
+//! | a path `["organization", "admins"]` | `organization_id IN (SELECT id FROM organizations WHERE admins = …)` |
+//! | `and`, `or`, `not`, `true`, `false` | `AND`, `OR`, `NOT`, `1 = 1`, `1 = 0` |
+//!
+//! SQL's three-valued logic must not change an answer. Negations are pushed down to the
+//! leaves (De Morgan), and a negated leaf is written `NOT COALESCE(leaf, FALSE)`: a NULL
+//! column (an absent optional attribute) makes the leaf false and its negation true, exactly
+//! as the condition language says. A leaf under no negation is left bare, so that the
+//! database can use its indexes: over `AND` and `OR` alone, a NULL leaf and a false one make
+//! a row's condition true in exactly the same cases (a true `AND` needs every part true, a
+//! true `OR` one true part, and NULL is not true). Rows a column references must exist
+//! (foreign keys), as entities a decision reads must.
+
+// Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
+// tests; each exception says why it cannot fail (`#[expect(..., reason)]`).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use sea_query::{
+    Alias, CommonTableExpression, Expr, Func, Order, Query, SelectStatement, SimpleExpr,
+    SubQueryStatement, UnionType, Value, WithClause,
+};
+
+use gatehouse_api::condition::{Comparison, Condition, Literal, Operand};
+
+/// Where one attribute lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// A scalar (String, Long, Bool) in this column.
+    Value(String),
+    /// An entity reference: this column holds the referenced entity's id, of this type.
+    Entity {
+        /// The column.
+        column: String,
+        /// The referenced entity type.
+        entity_type: String,
+    },
+    /// A set: rows of `table` pair the owner's id (`owner`) with one member (`value`); a
+    /// set of entities holds their ids (all of the set's one element type).
+    Set {
+        /// The membership table.
+        table: String,
+        /// Its column holding the owner's id.
+        owner: String,
+        /// Its column holding one member (an id for a set of entities).
+        value: String,
+    },
+}
+
+impl Column {
+    /// A scalar column.
+    pub fn value(column: impl Into<String>) -> Self {
+        Self::Value(column.into())
+    }
+
+    /// A column holding the id of an entity of `entity_type`.
+    pub fn entity(column: impl Into<String>, entity_type: impl Into<String>) -> Self {
+        Self::Entity {
+            column: column.into(),
+            entity_type: entity_type.into(),
+        }
+    }
+}
+
+/// One entity type's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// The table's name.
+    pub name: String,
+    /// The column holding the entity's id.
+    pub id: String,
+    /// Where each attribute lives.
+    pub columns: BTreeMap<String, Column>,
+}
+
+impl Table {
+    /// Table `name` whose ids are in column `id`.
+    pub fn new(name: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: id.into(),
+            columns: BTreeMap::new(),
+        }
+    }
+
+    /// Declares where attribute `attribute` lives.
+    pub fn column(mut self, attribute: impl Into<String>, column: Column) -> Self {
+        self.columns.insert(attribute.into(), column);
+        self
+    }
+}
+
+/// Entity types to tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    tables: BTreeMap<String, Table>,
+}
+
+/// Why a condition has no SQL under a mapping; the host then decides resource by resource.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// No table is declared for an entity type the condition reads.
+    #[error("no table is mapped for entity type `{0}`")]
+    NoTable(String),
+    /// No column is declared for an attribute the condition reads.
+    #[error("no column is mapped for attribute `{attribute}` of `{entity_type}`")]
+    NoColumn {
+        /// The entity type.
+        entity_type: String,
+        /// The attribute.
+        attribute: String,
+    },
+    /// The condition uses what this translation does not write as SQL.
+    #[error("not translatable to SQL: {0}")]
+    Unsupported(String),
+}
+
+impl Mapping {
+    /// An empty mapping.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares the table of `entity_type`.
+    pub fn table(mut self, entity_type: impl Into<String>, table: Table) -> Self {
+        self.tables.insert(entity_type.into(), table);
+        self
+    }
+
+    fn get(&self, entity_type: &str) -> Result<&Table, SqlError> {
+        self.tables
+            .get(entity_type)
+            .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))
+    }
+
+    /// The ids of the resources of `resource_type` where `condition` holds, as one query.
+    ///
+    /// A condition `(a OR b OR …) AND rest` (the usual shape of a plan: some role grants,
+    /// no forbid applies) is written as the union of `a AND rest`, `b AND rest`, …: each
+    /// branch is answered from its own index, where one `WHERE` with the `OR` makes a
+    /// database scan the whole table once an `OR` term follows a reference. Otherwise
+    /// `SELECT id FROM <table> WHERE <condition>`. Order and paginate the result by its `id`
+    /// column.
+    pub fn select_ids(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+    ) -> Result<SelectStatement, SqlError> {
+        let table = self.get(resource_type)?;
+        let sets = Sets::default();
+        let branch = |conjuncts: &[&Condition]| -> Result<SelectStatement, SqlError> {
+            let filter = Translation {
+                mapping: self,
+                depth: 0,
+                sets: Some(&sets),
+            }
+            .conjunction(conjuncts, resource_type, &table.name)?;
+            Ok(Query::select()
+                .expr_as(
+                    Expr::col((Alias::new(&table.name), Alias::new(&table.id))),
+                    Alias::new("id"),
+                )
+                .from(Alias::new(&table.name))
+                .and_where(filter)
+                .to_owned())
+        };
+        // The branches, and the other conjuncts, each branch's `rest` (by reference: a plan's
+        // conditions can hold thousands of literals).
+        let (branches, rest): (&[Condition], Vec<&Condition>) = match condition {
+            Condition::Or { args } => (args, Vec::new()),
+            Condition::And { args } => {
+                let or = args.iter().enumerate().find_map(|(i, a)| match a {
+                    Condition::Or { args: branches } => Some((i, branches)),
+                    _ => None,
+                });
+                match or {
+                    Some((i, branches)) => (
+                        branches.as_slice(),
+                        args.iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i)
+                            .map(|(_, a)| a)
+                            .collect(),
+                    ),
+                    None => (&[], Vec::new()),
+                }
+            }
+            _ => (&[], Vec::new()),
+        };
+        let (first, others) = match branches {
+            [first, others @ ..] if !others.is_empty() => (first, others),
+            _ => {
+                let mut select = branch(&[condition])?;
+                sets.attach(&mut select);
+                return Ok(select);
+            }
+        };
+        let select_of = |b: &Condition| {
+            let mut conjuncts: Vec<&Condition> = match b {
+                Condition::And { args } => args.iter().collect(),
+                other => vec![other],
+            };
+            conjuncts.extend(rest.iter().copied());
+            branch(&conjuncts)
+        };
+        let mut union = select_of(first)?;
+        let selects = others.iter().map(select_of);
+        for select in selects {
+            union.union(UnionType::All, select?);
+        }
+        let mut select = Query::select()
+            .distinct()
+            .column(Alias::new("id"))
+            .from_subquery(union, Alias::new("allowed"))
+            .to_owned();
+        sets.attach(&mut select);
+        Ok(select)
+    }
+
+    /// One page of [`Mapping::select_ids`], by keyset: at most `limit` ids greater than
+    /// `after` (the last id of the previous page; `None` for the first), in the database's
+    /// order of ids. Pages stay consistent while rows are added, unlike `OFFSET`.
+    pub fn page(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<SelectStatement, SqlError> {
+        let id = Alias::new("id");
+        let mut page = Query::select();
+        page.column(id.clone())
+            .from_subquery(
+                self.select_ids(condition, resource_type)?,
+                Alias::new("page"),
+            )
+            .order_by(id.clone(), Order::Asc)
+            .limit(limit);
+        if let Some(after) = after {
+            page.and_where(Expr::col(id).gt(after));
+        }
+        Ok(page)
+    }
+
+    /// The `WHERE` condition selecting the rows of `resource_type`'s table where
+    /// `condition` holds; columns are qualified by the table's name.
+    pub fn filter(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let table = self.get(resource_type)?;
+        Translation {
+            mapping: self,
+            depth: 0,
+            sets: None,
+        }
+        .condition(condition, resource_type, &table.name, false)
+    }
+}
+
+/// The value lists of the `in_set` leaves of one statement, each written once in its `WITH`
+/// clause (`set_0 (v) AS (VALUES (?), (?), …)`) and read by every leaf listing the same
+/// values as `col IN (SELECT v FROM set_0)`. A plan repeats the principal's groups in each
+/// permit and forbid that reads a group attribute: for a user in a thousand groups, bound
+/// once instead of ten or twenty times.
+#[derive(Default)]
+struct Sets {
+    lists: RefCell<Vec<SharedSet>>,
+}
+
+/// One list of [`Sets`].
+struct SharedSet {
+    /// The type the column it was made for references (values of other types are dropped).
+    entity_type: Option<String>,
+    /// The literals of the `in_set`.
+    literals: Vec<Literal>,
+    /// Their SQL values.
+    values: Vec<Value>,
+}
+
+impl Sets {
+    /// The name of the set of `literals` as values of `column`; `None` when none is a value
+    /// of it (the leaf is then false).
+    fn name(&self, column: &Column, literals: &[Literal]) -> Result<Option<String>, SqlError> {
+        let ty = match column {
+            Column::Entity { entity_type, .. } => Some(entity_type),
+            _ => None,
+        };
+        let mut lists = self.lists.borrow_mut();
+        let index = match lists
+            .iter()
+            .position(|set| set.entity_type.as_ref() == ty && set.literals == literals)
+        {
+            Some(index) => index,
+            None => {
+                lists.push(SharedSet {
+                    entity_type: ty.cloned(),
+                    literals: literals.to_vec(),
+                    values: sql_values(literals, column)?,
+                });
+                lists.len() - 1
+            }
+        };
+        let named = lists.get(index).is_some_and(|set| !set.values.is_empty());
+        Ok(named.then(|| format!("set_{index}")))
+    }
+
+    /// Puts the sets used in `select`'s `WITH` clause.
+    fn attach(self, select: &mut SelectStatement) {
+        let mut with = WithClause::new();
+        let mut any = false;
+        for (index, set) in self.lists.into_inner().into_iter().enumerate() {
+            if set.values.is_empty() {
+                continue;
+            }
+            let rows = Query::select()
+                .column(sea_query::Asterisk)
+                .from_values(set.values, Alias::new("t"))
+                .to_owned();
+            with.cte(
+                CommonTableExpression::new()
+                    .table_name(Alias::new(format!("set_{index}")))
+                    .column(Alias::new("v"))
+                    .query(rows)
+                    .to_owned(),
+            );
+            any = true;
+        }
+        if any {
+            select.with_cte(with);
+        }
+    }
+}
+
+/// One level of the translation: `depth` numbers the aliases of nested subqueries; `sets`
+/// collects the statement's value lists (none: each leaf lists its values).
+struct Translation<'a> {
+    mapping: &'a Mapping,
+    depth: usize,
+    sets: Option<&'a Sets>,
+}
+
+/// A leaf on the last step of a path, given the column expression it reads.
+type Leaf<'l> = dyn Fn(SimpleExpr, &Column) -> Result<SimpleExpr, SqlError> + 'l;
+
+impl Translation<'_> {
+    /// The level inside a subquery on `entity_type`'s table: the table, the next level, and
+    /// the table's alias there (`organizations_1`).
+    fn inside_table(&self, entity_type: &str) -> Result<(&Table, Self, String), SqlError> {
+        let target = self.mapping.get(entity_type)?;
+        let nested = Translation {
+            mapping: self.mapping,
+            depth: self.depth + 1,
+            sets: self.sets,
+        };
+        let alias = format!("{}_{}", target.name, nested.depth);
+        Ok((target, nested, alias))
+    }
+
+    /// `c` (or its negation, when `negated`) with negations pushed down to the leaves.
+    fn condition(
+        &self,
+        c: &Condition,
+        ty: &str,
+        alias: &str,
+        negated: bool,
+    ) -> Result<SimpleExpr, SqlError> {
+        Ok(match (c, negated) {
+            (Condition::True, false) | (Condition::False, true) => Expr::cust("1 = 1"),
+            (Condition::False, false) | (Condition::True, true) => Expr::cust("1 = 0"),
+            (Condition::And { args }, false) => {
+                let args: Vec<&Condition> = args.iter().collect();
+                self.conjunction(&args, ty, alias)?
+            }
+            (Condition::Or { args }, true) => {
+                self.fold(args, ty, alias, negated, SimpleExpr::and, "1 = 1")?
+            }
+            (Condition::Or { args }, false) | (Condition::And { args }, true) => {
+                self.fold(args, ty, alias, negated, SimpleExpr::or, "1 = 0")?
+            }
+            (Condition::Not { arg }, _) => self.condition(arg, ty, alias, !negated)?,
+            (leaf, false) => self.leaf(leaf, ty, alias)?,
+            (leaf, true) => Expr::expr(two_valued(self.leaf(leaf, ty, alias)?)).not(),
+        })
+    }
+
+    /// All of `args` (without the `has` leaves their siblings imply).
+    fn conjunction(
+        &self,
+        args: &[&Condition],
+        ty: &str,
+        alias: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let args = without_implied_has(args);
+        self.fold(args, ty, alias, false, SimpleExpr::and, "1 = 1")
+    }
+
+    fn fold<'c>(
+        &self,
+        args: impl IntoIterator<Item = &'c Condition>,
+        ty: &str,
+        alias: &str,
+        negated: bool,
+        join: fn(SimpleExpr, SimpleExpr) -> SimpleExpr,
+        empty: &str,
+    ) -> Result<SimpleExpr, SqlError> {
+        let mut parts = args
+            .into_iter()
+            .map(|a| self.condition(a, ty, alias, negated));
+        let Some(first) = parts.next() else {
+            return Ok(Expr::cust(empty));
+        };
+        parts.try_fold(first?, |acc, part| Ok(join(acc, part?)))
+    }
+
+    fn leaf(&self, c: &Condition, ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
+        match c {
+            Condition::Has { path } => self.on_path(path, ty, alias, &|col, column| match column {
+                Column::Set { .. } => Err(SqlError::Unsupported(format!(
+                    "`has` on the set attribute {path:?}"
+                ))),
+                _ => Ok(Expr::expr(col).is_not_null()),
+            }),
+            Condition::Eq(cmp) => self.comparison(cmp, ty, alias, Cmp::Eq),
+            Condition::Ne(cmp) => self.comparison(cmp, ty, alias, Cmp::Ne),
+            Condition::Lt(cmp) => self.comparison(cmp, ty, alias, Cmp::Lt),
+            Condition::Le(cmp) => self.comparison(cmp, ty, alias, Cmp::Le),
+            Condition::Gt(cmp) => self.comparison(cmp, ty, alias, Cmp::Gt),
+            Condition::Ge(cmp) => self.comparison(cmp, ty, alias, Cmp::Ge),
+            Condition::InSet { path, values } => self.on_path(path, ty, alias, &|col, column| {
+                if let (Some(sets), 2..) = (self.sets, values.len()) {
+                    return Ok(match sets.name(column, values)? {
+                        Some(set) => Expr::expr(col).in_subquery(
+                            Query::select()
+                                .column(Alias::new("v"))
+                                .from(Alias::new(set))
+                                .to_owned(),
+                        ),
+                        None => Expr::cust("1 = 0"),
+                    });
+                }
+                let values = sql_values(values, column)?;
+                Ok(if values.is_empty() {
+                    Expr::cust("1 = 0")
+                } else {
+                    Expr::expr(col).is_in(values)
+                })
+            }),
+            Condition::Contains { path, value } => {
+                let (init, last) = split(path)?;
+                let value = value.clone();
+                self.on_entity(
+                    init,
+                    ty,
+                    alias,
+                    &|t: &Translation<'_>, ty: &str, alias: &str| {
+                        let table = t.mapping.get(ty)?;
+                        let Some(Column::Set {
+                            table: members,
+                            owner,
+                            value: member,
+                        }) = table.columns.get(last)
+                        else {
+                            return Err(SqlError::Unsupported(format!(
+                                "`contains` on `{last}` of `{ty}`, which is not mapped as a set"
+                            )));
+                        };
+                        let Some(value) = member_value(&value)? else {
+                            return Ok(Expr::cust("1 = 0"));
+                        };
+                        let sub = Query::select()
+                            .column(Alias::new(owner))
+                            .from(Alias::new(members))
+                            .and_where(Expr::col(Alias::new(member)).eq(value))
+                            .to_owned();
+                        Ok(Expr::col((Alias::new(alias), Alias::new(&table.id))).in_subquery(sub))
+                    },
+                )
+            }
+            other => Err(SqlError::Unsupported(format!("{other:?}"))),
+        }
+    }
+
+    fn comparison(
+        &self,
+        cmp: &Comparison,
+        ty: &str,
+        alias: &str,
+        op: Cmp,
+    ) -> Result<SimpleExpr, SqlError> {
+        match &cmp.operand {
+            Operand::Value(value) => self.on_path(&cmp.path, ty, alias, &|col, column| {
+                Ok(match sql_value(value, column)? {
+                    Some(value) => op.apply(col, Expr::val(value).into()),
+                    // An entity of another type than the attribute's: never equal.
+                    None if op == Cmp::Eq => Expr::cust("1 = 0"),
+                    None if op == Cmp::Ne => Expr::cust("1 = 1"),
+                    None => return Err(SqlError::Unsupported(format!("{cmp:?}"))),
+                })
+            }),
+            Operand::Other(other) => {
+                let left = self.scalar(&cmp.path, ty, alias)?;
+                let right = self.scalar(other, ty, alias)?;
+                Ok(op.apply(left, right))
+            }
+        }
+    }
+
+    /// `leaf` applied to the column at the end of `path`, following entity references
+    /// with `IN (SELECT id …)`.
+    fn on_path(
+        &self,
+        path: &[String],
+        ty: &str,
+        alias: &str,
+        leaf: &Leaf<'_>,
+    ) -> Result<SimpleExpr, SqlError> {
+        let (init, last) = split(path)?;
+        self.on_entity(
+            init,
+            ty,
+            alias,
+            &|t: &Translation<'_>, ty: &str, alias: &str| {
+                let table = t.mapping.get(ty)?;
+                let column = column(table, ty, last)?;
+                let name = match column {
+                    Column::Value(c) | Column::Entity { column: c, .. } => c,
+                    Column::Set { .. } => {
+                        return Err(SqlError::Unsupported(format!(
+                            "the set attribute `{last}` of `{ty}` compared as a value"
+                        )));
+                    }
+                };
+                leaf(
+                    Expr::col((Alias::new(alias), Alias::new(name))).into(),
+                    column,
+                )
+            },
+        )
+    }
+
+    /// `inner` on the entity reached by following `path` (entity references) from `ty`.
+    fn on_entity(
+        &self,
+        path: &[String],
+        ty: &str,
+        alias: &str,
+        inner: &dyn Fn(&Translation<'_>, &str, &str) -> Result<SimpleExpr, SqlError>,
+    ) -> Result<SimpleExpr, SqlError> {
+        let Some((first, rest)) = path.split_first() else {
+            return inner(self, ty, alias);
+        };
+        let table = self.mapping.get(ty)?;
+        let Column::Entity {
+            column: fk,
+            entity_type,
+        } = column(table, ty, first)?
+        else {
+            return Err(SqlError::Unsupported(format!(
+                "`{first}` of `{ty}` is followed but is not mapped as an entity reference"
+            )));
+        };
+        let (target, nested, sub_alias) = self.inside_table(entity_type)?;
+        let predicate = nested.on_entity(rest, entity_type, &sub_alias, inner)?;
+        let sub = Query::select()
+            .column((Alias::new(&sub_alias), Alias::new(&target.id)))
+            .from_as(Alias::new(&target.name), Alias::new(&sub_alias))
+            .and_where(predicate)
+            .to_owned();
+        Ok(Expr::col((Alias::new(alias), Alias::new(fk))).in_subquery(sub))
+    }
+
+    /// The value at `path` as an expression: a column, or a scalar subquery through each
+    /// entity reference.
+    fn scalar(&self, path: &[String], ty: &str, alias: &str) -> Result<SimpleExpr, SqlError> {
+        let table = self.mapping.get(ty)?;
+        let (first, rest) = path.split_first().ok_or_else(|| {
+            SqlError::Unsupported("the resource itself compared with a path".into())
+        })?;
+        let col = column(table, ty, first)?;
+        match (col, rest.is_empty()) {
+            (Column::Value(c) | Column::Entity { column: c, .. }, true) => {
+                Ok(Expr::col((Alias::new(alias), Alias::new(c))).into())
+            }
+            (
+                Column::Entity {
+                    column: fk,
+                    entity_type,
+                },
+                false,
+            ) => {
+                let (target, nested, sub_alias) = self.inside_table(entity_type)?;
+                let value = nested.scalar(rest, entity_type, &sub_alias)?;
+                let sub = Query::select()
+                    .expr(value)
+                    .from_as(Alias::new(&target.name), Alias::new(&sub_alias))
+                    .and_where(
+                        Expr::col((Alias::new(&sub_alias), Alias::new(&target.id)))
+                            .equals((Alias::new(alias), Alias::new(fk))),
+                    )
+                    .to_owned();
+                Ok(SimpleExpr::SubQuery(
+                    None,
+                    Box::new(SubQueryStatement::SelectStatement(sub)),
+                ))
+            }
+            _ => Err(SqlError::Unsupported(format!(
+                "the path {path:?} as a value"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn apply(self, left: SimpleExpr, right: SimpleExpr) -> SimpleExpr {
+        let left = Expr::expr(left);
+        match self {
+            Cmp::Eq => left.eq(right),
+            Cmp::Ne => left.ne(right),
+            Cmp::Lt => left.lt(right),
+            Cmp::Le => left.lte(right),
+            Cmp::Gt => left.gt(right),
+            Cmp::Ge => left.gte(right),
+        }
+    }
+}
+
+/// The conjuncts without each `has p` that a bare sibling leaf reading through `p` implies:
+/// that leaf reads NULL (so is not true) when `p` is absent. `organization_id IS NOT NULL AND
+/// organization_id IN (…)` becomes the second part alone, which a database answers from an
+/// index inside an `OR`.
+fn without_implied_has<'c>(args: &[&'c Condition]) -> Vec<&'c Condition> {
+    let reads = |c: &&'c Condition| -> Option<&'c [String]> {
+        match c {
+            Condition::Eq(cmp)
+            | Condition::Ne(cmp)
+            | Condition::Lt(cmp)
+            | Condition::Le(cmp)
+            | Condition::Gt(cmp)
+            | Condition::Ge(cmp) => Some(&cmp.path),
+            Condition::InSet { path, .. } => Some(path),
+            _ => None,
+        }
+    };
+    let implied = |has: &[String]| {
+        args.iter()
+            .filter_map(reads)
+            .any(|path| path.len() > has.len() && path.starts_with(has))
+    };
+    args.iter()
+        .filter(|c| !matches!(c, Condition::Has { path } if implied(path)))
+        .copied()
+        .collect()
+}
+
+/// `COALESCE(leaf, FALSE)`: a leaf reading NULL is false, not unknown (for negated leaves).
+fn two_valued(leaf: SimpleExpr) -> SimpleExpr {
+    Func::coalesce([leaf, Expr::cust("FALSE")]).into()
+}
+
+fn split(path: &[String]) -> Result<(&[String], &str), SqlError> {
+    match path.split_last() {
+        Some((last, init)) => Ok((init, last.as_str())),
+        None => Err(SqlError::Unsupported(
+            "a leaf on the resource itself".to_string(),
+        )),
+    }
+}
+
+fn column<'t>(table: &'t Table, ty: &str, attribute: &str) -> Result<&'t Column, SqlError> {
+    table
+        .columns
+        .get(attribute)
+        .ok_or_else(|| SqlError::NoColumn {
+            entity_type: ty.to_string(),
+            attribute: attribute.to_string(),
+        })
+}
+
+/// The literals that are values of `column`, as such.
+fn sql_values(literals: &[Literal], column: &Column) -> Result<Vec<Value>, SqlError> {
+    let mut values = Vec::with_capacity(literals.len());
+    for literal in literals {
+        values.extend(sql_value(literal, column)?);
+    }
+    Ok(values)
+}
+
+/// A literal as a value of `column`: an entity uid as its id, `None` when its type is not
+/// the column's (it equals no row).
+fn sql_value(literal: &Literal, column: &Column) -> Result<Option<Value>, SqlError> {
+    match (literal, column) {
+        (Literal::Entity(uid), Column::Entity { entity_type, .. }) => {
+            Ok((uid.ty == *entity_type).then(|| uid.id.clone().into()))
+        }
+        (Literal::Entity(_), _) => Ok(None),
+        (other, _) => member_value(other),
+    }
+}
+
+/// An RFC 3339 datetime in milliseconds since the Unix epoch.
+fn epoch_millis(text: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    let ms = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).ok()?,
+        Err(before) => -i64::try_from(before.duration().as_millis()).ok()?,
+    };
+    Some(ms)
+}
+
+/// A literal as a stored value: strings, longs, bools, entity ids, and datetimes in
+/// milliseconds since the Unix epoch.
+fn member_value(literal: &Literal) -> Result<Option<Value>, SqlError> {
+    Ok(Some(match literal {
+        Literal::Bool(b) => (*b).into(),
+        Literal::Long(n) => (*n).into(),
+        Literal::String(s) => s.clone().into(),
+        Literal::Entity(uid) => uid.id.clone().into(),
+        Literal::Extension(e) if e.function == "datetime" => epoch_millis(&e.arg)
+            .ok_or_else(|| SqlError::Unsupported(format!("the datetime `{}`", e.arg)))?
+            .into(),
+        Literal::Extension(e) => {
+            return Err(SqlError::Unsupported(format!(
+                "the extension value {}(\"{}\")",
+                e.function, e.arg
+            )));
+        }
+    }))
+}

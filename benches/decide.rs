@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gatehouse::cedar_json::parse_entities;
-use gatehouse::decide::input::{Part, build_request, parse_uid};
 use gatehouse::decide::question::evaluate;
 use gatehouse::decide::{Decider, Question, Verdict, decide};
 use gatehouse::policy::{self, Snapshot, Sources};
@@ -120,14 +119,10 @@ fn bench(c: &mut Criterion) {
     let mut cedar = c.benchmark_group("cedar");
     for case in &cases {
         let q = &case.question;
-        let request = build_request(
-            &snapshot,
-            parse_uid(Part::Principal, "principal", &q.principal).expect("uid"),
-            parse_uid(Part::Action, "action", &q.action).expect("uid"),
-            parse_uid(Part::Resource, "resource", &q.resource).expect("uid"),
-            q.context.as_ref(),
-        )
-        .expect("request");
+        let request = q
+            .checked(&snapshot)
+            .and_then(|checked| checked.request(&snapshot, q.context.as_ref()))
+            .expect("request");
         let entities = parse_entities(
             &snapshot.schema,
             &[(

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use gatehouse::decide::{Decider, Question};
+use gatehouse::decide::{Decider, Question, Uid};
 use gatehouse::policy::{self, Sources};
 use serde_json::json;
 
@@ -39,9 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("view", r#"Item::"draft-report""#),
     ] {
         let question = Question {
-            principal: json!(r#"User::"vera""#),
-            action: json!(format!(r#"Action::"{action}""#)),
-            resource: json!(resource),
+            principal: Uid::from(r#"User::"vera""#),
+            action: Uid::from(action),
+            resource: Uid::from(resource),
             context: None,
             entities: Some(entities.clone().into()),
             strict_entities: false,

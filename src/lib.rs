@@ -15,12 +15,13 @@
 //! - [`cli`]: one module per subcommand of the `gatehouse` binary.
 //! - Re-exported from the crate `gatehouse-server` (the HTTP API and everything that runs
 //!   it): [`config`], [`authzen`], [`http`], [`shadow`], [`telemetry`]; from
-//!   `gatehouse-engine` (no HTTP): [`policy`], [`cedar_json`], [`decide`], [`plan`],
-//!   [`json_keys`].
+//!   `gatehouse-engine` (no HTTP): [`policy`], [`cedar_json`], [`decide`], [`plan`]; and
+//!   [`json_keys`], `gatehouse-api`'s.
 //!
 //! This package is the only one with the symbolic compiler, Cedar's formatter and the JUnit
 //! writer. Beside it in the workspace: `gatehouse-api` (the wire types hosts share:
-//! verdicts, plans and their condition language; no Cedar), `gatehouse-client` (a typed
+//! uids read with errors naming their field, entities, verdicts, plans and their condition
+//! language; no Cedar), `gatehouse-client` (a typed
 //! async client of the HTTP API on it and reqwest alone) and `gatehouse-sql` (a plan's
 //! condition as a SQL `WHERE` clause, sea-query).
 

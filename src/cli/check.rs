@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{PolicyArgs, exit, report_load_error};
 use crate::decide::question::evaluate;
-use crate::decide::{Question, Verdict};
+use crate::decide::{Question, Uid, Verdict};
 use crate::policy::{self, ActionCatalog, Sources};
 
 /// Arguments of `gatehouse check`.
@@ -83,12 +83,13 @@ pub fn check(args: &CheckArgs) -> ExitCode {
 }
 
 fn question(args: &CheckArgs, catalog: &ActionCatalog) -> Result<Question, String> {
-    let uid = |s: &str| -> Value {
-        // A JSON uid object is passed through; anything else is Cedar's string form.
+    let uid = |s: &str| -> Uid {
+        // A JSON uid object is read as one; anything else is Cedar's string form.
         serde_json::from_str::<Value>(s)
             .ok()
             .filter(Value::is_object)
-            .unwrap_or_else(|| Value::String(s.to_string()))
+            .and_then(|object| Uid::of_value(&object))
+            .unwrap_or_else(|| Uid::from(s))
     };
     let action = if args.action.contains("::") {
         uid(&args.action)
@@ -96,7 +97,7 @@ fn question(args: &CheckArgs, catalog: &ActionCatalog) -> Result<Question, Strin
         let action = catalog
             .action_named(&args.action)
             .map_err(|e| e.to_string())?;
-        Value::String(action.to_string())
+        Uid::Text(action.to_string())
     };
     let context = args
         .context

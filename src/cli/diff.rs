@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::base::{BaseArgs, Failure, load};
 use super::test::Format;
 use super::{PolicyArgs, exit};
-use crate::decide::Question;
+use crate::decide::{Question, Uid};
 use crate::testing::diff::{Accepted, Change, ChangeKind, DiffReport, diff as run_diff};
 use crate::testing::{self, FixtureCache};
 
@@ -141,7 +141,11 @@ fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
         .map(|line| {
             let (i, line) = line?;
             let at = |m: String| (format!("{}:{}: {m}", file.display(), i + 1), exit::ERROR);
-            let field = |k: &str| line.get(k).cloned().ok_or_else(|| at(format!("no `{k}`")));
+            let field = |k: &str| {
+                line.get(k)
+                    .and_then(Uid::of_value)
+                    .ok_or_else(|| at(format!("no uid `{k}`")))
+            };
             let entities = match (line.get("entities"), line.get("shared_entities")) {
                 (Some(Value::Array(own)), Some(Value::Array(shared))) => {
                     Some(Value::Array(shared.iter().chain(own).cloned().collect()))

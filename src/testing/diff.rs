@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Suite;
-use crate::decide::{Decider, Decision, Question, Verdict};
+use crate::decide::{Decider, Decision, Question, Uid, Verdict};
 use crate::policy::Snapshot;
 
 /// A decision as the diff shows it.
@@ -241,10 +241,7 @@ impl DiffReport {
         after: Outcome,
         accept: &HashSet<&Accepted>,
     ) {
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+        let text = |uid: &Uid| uid.to_string();
         let change = Change {
             kind,
             source: asked.source.clone(),
@@ -321,9 +318,9 @@ fn sweep(work: &Snapshot, suites: &[Suite]) -> Vec<Asked> {
                         out.push(Asked {
                             source: format!("sweep {}", suite.name),
                             question: Question {
-                                principal: Value::String(principal.clone()),
-                                action: Value::String(uid.clone()),
-                                resource: Value::String(resource.clone()),
+                                principal: Uid::from(principal.as_str()),
+                                action: Uid::from(uid.as_str()),
+                                resource: Uid::from(resource.as_str()),
                                 context: Some(context.clone()),
                                 entities: None,
                                 strict_entities: false,
@@ -371,15 +368,10 @@ fn ask(snapshot: &Snapshot, questions: &[Asked]) -> Vec<Result<Decision, String>
         let Some(set) = questions[members[0]].shared.as_ref() else {
             continue;
         };
-        let requests: Vec<Value> = members
-            .iter()
-            // A struct of JSON values always serializes.
-            .map(|&i| serde_json::to_value(&questions[i].question).unwrap_or_default())
-            .collect();
-        let batch = decider.batch(
+        let batch = decider.batch_of(
             snapshot,
             &crate::decide::EntityList::from(Value::Array(set.to_vec())),
-            &requests,
+            members.iter().map(|&i| &questions[i].question),
         );
         for &i in &members {
             answers[i] = Some(match &batch {

@@ -50,7 +50,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::decide::input::{Part, build_request, parse_uid};
-use crate::decide::{Decider, Decision, EntityList, InputError, Question, Verdict};
+use crate::decide::{Decider, Decision, EntityList, InputError, Question, Uid, Verdict};
 use crate::plan::{PlanQuestion, Planner};
 use crate::policy::Snapshot;
 
@@ -537,28 +537,27 @@ fn run_list(
         .filter(|e| e["uid"]["type"] == list.resource_type.as_str())
         .filter_map(|e| e["uid"]["id"].as_str().map(str::to_string))
         .collect();
-    let question = |id: &str| Question {
-        principal: Value::String(list.principal.clone()),
-        action: Value::String(list.action.clone()),
-        resource: serde_json::json!({"type": list.resource_type, "id": id}),
-        context: Some(list.context.clone()),
-        entities: None,
-        strict_entities: false,
-    };
-    let requests: Vec<Value> = candidates
+    let questions: Vec<Question> = candidates
         .iter()
-        // A struct of JSON values always serializes.
-        .map(|id| serde_json::to_value(question(id)).unwrap_or_default())
+        .map(|id| Question {
+            principal: Uid::from(list.principal.as_str()),
+            action: Uid::from(list.action.as_str()),
+            resource: Uid::new(&list.resource_type, id),
+            context: Some(list.context.clone()),
+            entities: None,
+            strict_entities: false,
+        })
         .collect();
-    let batch = match decider.batch(snapshot, &EntityList::from(entities.clone()), &requests) {
+    let shared = EntityList::from(entities.clone());
+    let batch = match decider.batch_of(snapshot, &shared, &questions) {
         Ok(batch) => batch,
         Err(e) => {
             outcome.error = Some(e.message);
             return outcome;
         }
     };
-    for id in &candidates {
-        match decider.answer(snapshot, &question(id), Some(&batch)) {
+    for (id, question) in candidates.iter().zip(&questions) {
+        match decider.answer(snapshot, question, Some(&batch)) {
             Ok(answer) => {
                 count(decided, &answer.decision.reasons);
                 if answer.decision.decision == Verdict::Allow {
@@ -593,8 +592,8 @@ fn selected_by_plan(
     candidates: &[String],
 ) -> Result<Vec<String>, String> {
     let question = PlanQuestion {
-        principal: Value::String(list.principal.clone()),
-        action: Value::String(list.action.clone()),
+        principal: Uid::from(list.principal.as_str()),
+        action: Uid::from(list.action.as_str()),
         resource_type: list.resource_type.clone(),
         context: Some(list.context.clone()),
         entities: Some(EntityList::from(entities.clone())),
@@ -668,15 +667,10 @@ pub fn answer_cases(
         cases.iter().map(|_| None).collect();
     for (entities, members) in groups {
         let questions: Vec<Question> = members.iter().map(|&i| cases[i].question()).collect();
-        let requests: Vec<Value> = questions
-            .iter()
-            // A struct of JSON values always serializes.
-            .map(|q| serde_json::to_value(q).unwrap_or_default())
-            .collect();
-        let batch = decider.batch(
+        let batch = decider.batch_of(
             snapshot,
             &EntityList::from(Value::Array(entities.to_vec())),
-            &requests,
+            &questions,
         );
         for (&i, question) in members.iter().zip(&questions) {
             let answer = match &batch {

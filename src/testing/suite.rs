@@ -18,7 +18,7 @@ use crate::cedar_json::{
     Part, merge_layers, normalize_entities, normalize_entity, parse_entities, parse_uid,
     with_entity_refs,
 };
-use crate::decide::{Question, Verdict};
+use crate::decide::{Question, Uid, Verdict};
 use crate::policy::{ActionCatalog, Snapshot};
 
 #[derive(Deserialize)]
@@ -224,9 +224,9 @@ impl Case {
     /// The case as the runner asks it: its entities go as a batch's shared entities.
     pub fn question(&self) -> Question {
         Question {
-            principal: Value::String(self.principal.clone()),
-            action: Value::String(self.action.clone()),
-            resource: Value::String(self.resource.clone()),
+            principal: Uid::from(self.principal.as_str()),
+            action: Uid::from(self.action.as_str()),
+            resource: Uid::from(self.resource.as_str()),
             context: Some(self.context.clone()),
             entities: None,
             strict_entities: false,

@@ -12,7 +12,7 @@ use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request}
 use common::server::{bundled_app, oneshot, runtime};
 use common::world::{World, listings, world};
 use gatehouse::config::Config;
-use gatehouse::decide::{Decider, Question};
+use gatehouse::decide::{Decider, Question, Uid};
 use gatehouse::plan::{Condition, Plan, PlanKind, PlanQuestion, Planner};
 use gatehouse::policy::Snapshot;
 use proptest::prelude::*;
@@ -26,8 +26,8 @@ pub(crate) fn snapshot() -> &'static Snapshot {
 /// The plan for user `u` of the world, knowing only the users and organizations.
 pub(crate) fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: &Value) -> Plan {
     let question = PlanQuestion {
-        principal: json!({"type": "User", "id": World::user(u)}),
-        action: json!({"type": "Action", "id": action}),
+        principal: Uid::new("User", World::user(u)),
+        action: Uid::new("Action", action),
         resource_type: rtype.to_string(),
         context: Some(context.clone()),
         entities: Some(w.known_json().into()),
@@ -51,9 +51,9 @@ pub(crate) fn allowed_one_by_one(
         .into_iter()
         .filter(|id| {
             let question = Question {
-                principal: json!({"type": "User", "id": World::user(u)}),
-                action: json!({"type": "Action", "id": action}),
-                resource: json!({"type": rtype, "id": id}),
+                principal: Uid::new("User", World::user(u)),
+                action: Uid::new("Action", action),
+                resource: Uid::new(rtype, id),
                 context: Some(context.clone()),
                 entities: Some(entities.clone().into()),
                 strict_entities: false,
@@ -322,8 +322,8 @@ fn a_repeated_plan_comes_from_the_cache_and_a_new_set_is_planned_anew() {
     let planner = Planner::new(100, Duration::from_secs(60));
     let decider = Decider::uncached();
     let question = PlanQuestion {
-        principal: json!("User::\"u\""),
-        action: json!("Action::\"view\""),
+        principal: Uid::from("User::\"u\""),
+        action: Uid::from("Action::\"view\""),
         resource_type: "Project".into(),
         context: None,
         entities: None,
@@ -394,9 +394,9 @@ proptest! {
         };
         for (_, _, context) in listings(w.users).iter().filter(|(t, a, _)| *t == "Project" && *a == action) {
             let question = Question {
-                principal: json!({"type": "User", "id": World::user(u)}),
-                action: json!({"type": "Action", "id": action}),
-                resource: json!({"type": "Project", "id": id}),
+                principal: Uid::new("User", World::user(u)),
+                action: Uid::new("Action", action),
+                resource: Uid::new("Project", &id),
                 context: Some(context.clone()),
                 entities: Some(w.all_json().into()),
                 strict_entities: false,

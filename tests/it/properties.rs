@@ -438,11 +438,13 @@ proptest! {
             })
             .collect();
         let decider = gatehouse::decide::Decider::new(0, 0, Duration::ZERO);
-        let batch = decider.batch(&snapshot, &json!(sent).into(), &requests).expect("batch");
-        for (request, q) in requests.iter().zip(&questions) {
-            let question: gatehouse::decide::Question =
-                serde_json::from_value(request.clone()).expect("question");
-            let answer = decider.answer(&snapshot, &question, Some(&batch)).expect("answer");
+        let read: Vec<gatehouse::decide::Question> = requests
+            .iter()
+            .map(|request| serde_json::from_value(request.clone()).expect("question"))
+            .collect();
+        let batch = decider.batch_of(&snapshot, &json!(sent).into(), &read).expect("batch");
+        for (question, q) in read.iter().zip(&questions) {
+            let answer = decider.answer(&snapshot, question, Some(&batch)).expect("answer");
             let mut whole = q.clone();
             whole["entities"] = json!(stored.iter().chain(&sent).collect::<Vec<_>>());
             let (decision, reasons) = direct(&app().1, &whole);
@@ -640,8 +642,8 @@ fn the_usual_contexts_are_plain() {
 }
 
 proptest! {
-    /// A uid object read without Cedar's JSON parser is the uid Cedar reads, and one Cedar
-    /// refuses is refused.
+    /// A uid object read without Cedar's JSON parser (as a JSON value, and as a question's
+    /// wire type reads it) is the uid Cedar reads, and one Cedar refuses is refused.
     #[test]
     fn a_uid_object_reads_as_cedar_reads_it(
         ty in prop_oneof![
@@ -671,6 +673,21 @@ proptest! {
         }
         if let Some(fast) = object.as_object().and_then(gatehouse::cedar_json::uid_object) {
             prop_assert_eq!(Some(&fast), cedar.as_ref().ok(), "{}", value);
+        }
+        // A question's uid as the wire type reads it, then the engine: the uid Cedar reads,
+        // refused where Cedar refuses it.
+        static SNAPSHOT: std::sync::OnceLock<gatehouse::policy::Snapshot> = std::sync::OnceLock::new();
+        let catalog = &SNAPSHOT.get_or_init(common::bundled).catalog;
+        let wire = gatehouse::decide::Uid::principal(value.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|uid| {
+                gatehouse::cedar_json::read_uid(catalog, gatehouse::decide::Part::Principal, "principal", &uid)
+                    .map_err(|e| e.message)
+            });
+        match (&wire, &cedar) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "{value}: the wire's {:?}, Cedar's {:?}", wire.as_ref().map(ToString::to_string), cedar.as_ref().map(ToString::to_string).map_err(ToString::to_string)),
         }
     }
 }

@@ -372,6 +372,114 @@ async fn malformed_requests_get_a_clear_4xx() {
     server.stop().await;
 }
 
+/// Every kind of question reads and checks its parts in one stage. A uid of the wrong shape
+/// is refused as it is read, with its field's code, its path and the same words on every
+/// route (a batch item, allowed actions' `actions[i]`, a plan); what only the schema can tell
+/// (a type that is no entity type) is worded alike; a principal of the wrong type is refused
+/// by a decision and a plan in the same words; and a context a decision accepts (a uid
+/// written as a string) a plan accepts too.
+#[tokio::test]
+async fn every_kind_of_question_is_checked_by_one_stage() {
+    let server = start_default().await;
+    let action_words = "(or the action's id alone, `\"view\"`)";
+    let cases: Vec<(&str, Value, &str, &str, String)> = vec![
+        (
+            "/v1/is_authorized",
+            json!({"principal": [1], "action": "view", "resource": "Project::\"p\""}),
+            "invalid_principal",
+            "principal",
+            "`principal` must be an entity uid such as `User::\"alice\"`, got `[1]`".into(),
+        ),
+        (
+            "/v1/is_authorized",
+            json!({"principal": "User::\"a\"", "action": "view", "resource": {"type": "no such", "id": "p"}}),
+            "invalid_resource",
+            "resource",
+            "`resource` must be an entity uid such as {\"type\": \"Project\", \"id\": \"p1\"}, got `{\"type\":\"no such\",\"id\":\"p\"}`".into(),
+        ),
+        (
+            "/v1/allowed_actions",
+            json!({"principal": "User::\"a\"", "resource": "Project::\"p\"", "actions": ["view", 5]}),
+            "invalid_action",
+            "actions[1]",
+            format!("`actions[1]` must be an entity uid such as `Action::\"view\"` {action_words}, got `5`"),
+        ),
+        (
+            "/v1/plan",
+            json!({"principal": {"type": "User"}, "action": "view", "resource_type": "Project"}),
+            "invalid_principal",
+            "principal",
+            "`principal` must be an entity uid such as {\"type\": \"User\", \"id\": \"alice\"}, got `{\"type\":\"User\"}`".into(),
+        ),
+        (
+            "/v1/plan",
+            json!({"principal": "User::\"a\"", "action": null, "resource_type": "Project"}),
+            "invalid_action",
+            "action",
+            format!("`action` must be an entity uid such as `Action::\"view\"` {action_words}, got `null`"),
+        ),
+    ];
+    for (route, body, code, field, message) in cases {
+        let (status, answer) = server.post(route, &body).await;
+        assert_eq!(status, 400, "{route} {body}: {answer}");
+        assert_eq!(
+            answer["error"],
+            json!({"code": code, "field": field, "message": message}),
+            "{route} {body}"
+        );
+    }
+    // A batch item: the same error, with its index, beside an item that is answered.
+    let ok = json!({"principal": "User::\"a\"", "action": "view", "resource": "Project::\"p\""});
+    let bad = json!({"principal": "User::\"a\"", "action": true, "resource": "Project::\"p\""});
+    let (status, answer) = server
+        .post("/v1/is_authorized/batch", &json!({"requests": [ok, bad]}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"][0]["decision"], "Deny", "{answer}");
+    assert_eq!(
+        answer["results"][1]["error"],
+        json!({
+            "code": "invalid_action",
+            "field": "action",
+            "index": 1,
+            "message": format!("`action` must be an entity uid such as `Action::\"view\"` {action_words}, got `true`"),
+        }),
+        "{answer}"
+    );
+    // The schema's checks, in one stage: a principal of the wrong type.
+    let (_, decided) = server
+        .post(
+            "/v1/is_authorized",
+            &json!({"principal": "Project::\"a\"", "action": "view", "resource": "Project::\"p\""}),
+        )
+        .await;
+    let (_, planned) = server
+        .post(
+            "/v1/plan",
+            &json!({"principal": "Project::\"a\"", "action": "view", "resource_type": "Project"}),
+        )
+        .await;
+    assert_eq!(decided["error"]["code"], "invalid_principal", "{decided}");
+    assert_eq!(decided["error"], planned["error"], "{decided} {planned}");
+    // A context with a uid written as a string: a decision and a plan both read it.
+    let context = json!({"target": "User::\"bob\""});
+    let (status, answer) = server
+        .post(
+            "/v1/is_authorized",
+            &json!({"principal": "User::\"a\"", "action": "remove_member", "resource": "Project::\"p\"", "context": context}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = server
+        .post(
+            "/v1/plan",
+            &json!({"principal": "User::\"a\"", "action": "remove_member", "resource_type": "Project", "context": context}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    server.stop().await;
+}
+
 /// The README's table of error codes is the API's: every code with its status, no other.
 #[test]
 fn the_readme_lists_every_error_code_with_its_status() {

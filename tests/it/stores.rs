@@ -180,12 +180,14 @@ fn contents(store: &Entities) -> BTreeMap<String, (Value, BTreeSet<String>)> {
 
 fn store_of(decider: &Decider, snapshot: &Snapshot, q: &Value, shared: Option<&Value>) -> Entities {
     let batch = shared.map(|shared| {
+        // The batch's question, asked of the schema's one action.
+        let mut asked = q.clone();
+        asked["action"] = json!({"type": "Action", "id": "act"});
+        asked.as_object_mut().expect("an object").remove("entities");
+        let question: gatehouse::decide::Question =
+            serde_json::from_value(asked).expect("question");
         decider
-            .batch(
-                snapshot,
-                &EntityList::from(shared.clone()),
-                std::slice::from_ref(q),
-            )
+            .batch_of(snapshot, &EntityList::from(shared.clone()), [&question])
             .expect("a valid batch")
     });
     let own = EntityList::from(q["entities"].clone());
@@ -450,12 +452,12 @@ fn view_case(
             .expect("an object")
             .remove("entities");
         let batch_question: gatehouse::decide::Question =
-            serde_json::from_value(in_batch.clone()).expect("question");
-        let in_batch = [in_batch];
+            serde_json::from_value(in_batch).expect("question");
+        let in_batch = [&batch_question];
         let Ok(whole) = whole else {
             // A cycle: refused by the decider too, alone and in a batch.
             prop_assert!(cached.answer(&snapshot, &question, None).is_err());
-            let shared = cached.batch(&snapshot, &own, &in_batch).expect("shared");
+            let shared = cached.batch_of(&snapshot, &own, in_batch).expect("shared");
             let answer = cached.answer(&snapshot, &batch_question, Some(&shared));
             prop_assert!(answer.is_err());
             continue;
@@ -472,7 +474,7 @@ fn view_case(
             cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, &whole);
         let reasons = crate::common::reasons(&response);
         for decider in [&cached, &uncached] {
-            let shared = decider.batch(&snapshot, &own, &in_batch).expect("shared");
+            let shared = decider.batch_of(&snapshot, &own, in_batch).expect("shared");
             let answers = [
                 decider.answer(&snapshot, &question, None),
                 decider.answer(&snapshot, &batch_question, Some(&shared)),
@@ -579,15 +581,14 @@ fn parsed(snapshot: &Snapshot, list: &EntityList) -> gatehouse::decide::entities
         .expect("parsed")
 }
 
-/// User u0 acting on group `resource`, as sent and as read.
-fn u0_acts_on(resource: usize) -> (Value, gatehouse::decide::Question) {
+/// User u0 acting on group `resource`.
+fn u0_acts_on(resource: usize) -> gatehouse::decide::Question {
     let q = json!({
         "principal": {"type": "User", "id": "u0"},
         "action": {"type": "Action", "id": "act"},
         "resource": group(resource),
     });
-    let question = serde_json::from_value(q.clone()).expect("a question");
-    (q, question)
+    serde_json::from_value(q).expect("a question")
 }
 
 /// A shared entity that replaces a stored one changes the ancestors of the stored entities
@@ -610,10 +611,10 @@ fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
     let replaces = resolved.named().is_none();
     assert!(replaces);
     assert!(Closure::new(&snapshot, &resolved.entities(), replaces).is_none());
-    let (q, question) = u0_acts_on(1);
+    let question = u0_acts_on(1);
     let decider = Decider::uncached();
     let shared = decider
-        .batch(&snapshot, &shared, &[q])
+        .batch_of(&snapshot, &shared, [&question])
         .expect("shared entities");
     let answer = decider
         .answer(&snapshot, &question, Some(&shared))
@@ -625,8 +626,7 @@ fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
 
 /// A shared entity that a stored one has as an ancestor without it being stored is not
 /// closed over the store: the batch's questions are decided on their slice of an assembled
-/// store, and that slice holds what each question names (here a stored principal), read from
-/// the questions as sent or as read.
+/// store, and that slice holds what each question names (here a stored principal).
 #[test]
 fn a_batch_sharing_a_dangling_ancestor_is_decided_on_the_slice_its_questions_name() {
     let stored = [
@@ -635,22 +635,18 @@ fn a_batch_sharing_a_dangling_ancestor_is_decided_on_the_slice_its_questions_nam
     ];
     let (_dir, snapshot) = load_with(&stored, VIEW_POLICIES);
     let shared = EntityList::from(json!([entity(group(5), &parents(&[6]))]));
-    let (q, question) = u0_acts_on(1);
+    let question = u0_acts_on(1);
     let decider = Decider::uncached();
-    let batches = [
-        decider.batch(&snapshot, &shared, std::slice::from_ref(&q)),
-        decider.batch_of(&snapshot, &shared, [&question]),
-    ];
-    for batch in batches {
-        let batch = batch.expect("shared entities");
-        let answer = decider
-            .answer(&snapshot, &question, Some(&batch))
-            .expect("an answer");
-        // u0 (stored) is in g4 (stored), g4 in g5 (shared), g5 in g6: the forbid holds.
-        assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
-        assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
-        assert!(answer.decision.missing.iter().all(|m| !m.contains("u0")));
-    }
+    let batch = decider
+        .batch_of(&snapshot, &shared, [&question])
+        .expect("shared entities");
+    let answer = decider
+        .answer(&snapshot, &question, Some(&batch))
+        .expect("an answer");
+    // u0 (stored) is in g4 (stored), g4 in g5 (shared), g5 in g6: the forbid holds.
+    assert_eq!(answer.decision.decision, gatehouse::decide::Verdict::Deny);
+    assert_eq!(answer.decision.reasons, vec!["dangling".to_string()]);
+    assert!(answer.decision.missing.iter().all(|m| !m.contains("u0")));
 }
 
 /// A question whose own entities make a cycle is refused, as assembling its store refuses
@@ -679,7 +675,7 @@ fn a_question_with_a_cycle_among_its_entities_is_refused() {
         assert!(error.message.contains("has a cycle"), "{}", error.message);
         let shared = EntityList::from(Value::Array(sent));
         let shared = decider
-            .batch(&snapshot, &shared, &[q])
+            .batch_of(&snapshot, &shared, [&in_batch])
             .expect("shared entities");
         let error = decider
             .answer(&snapshot, &in_batch, Some(&shared))

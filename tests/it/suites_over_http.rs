@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use gatehouse::decide::Decider;
+use gatehouse::decide::{Decider, Uid};
 use gatehouse::testing::{self, FixtureCache};
 use serde_json::{Value, json};
 
@@ -73,8 +73,8 @@ async fn the_sidecar_answers_every_bundled_case_as_expected() {
         // Each list's plan over HTTP is the plan the runner checked.
         for list in &suite.lists {
             let question = gatehouse::plan::PlanQuestion {
-                principal: json!(list.principal),
-                action: json!(list.action),
+                principal: Uid::from(list.principal.as_str()),
+                action: Uid::from(list.action.as_str()),
                 resource_type: list.resource_type.clone(),
                 context: Some(list.context.clone()),
                 entities: Some(json!(*list.entities).into()),

@@ -1,5 +1,7 @@
-//! The wire types of gatehouse's HTTP API that hosts and the sidecar share: the verdict of a
-//! decision and the query plan with its condition language. No Cedar, no HTTP: a host's
+//! The wire types of gatehouse's HTTP API that hosts and the sidecar share: the uids a
+//! question names (read with errors that name the field at fault), entities, the verdict of
+//! a decision and the query plan with its condition language, and the strict reading of
+//! JSON that every body goes through (no key written twice). No Cedar, no HTTP: a host's
 //! client and the SQL translator build on this crate alone.
 //!
 //! With the `openapi` feature every type also describes itself as an OpenAPI schema
@@ -18,14 +20,17 @@
 )]
 
 pub mod condition;
-#[cfg(feature = "openapi")]
-pub mod doc;
+pub mod entity;
+pub mod json_keys;
 pub mod plan;
+pub mod uid;
 
 use serde::{Deserialize, Serialize};
 
 pub use condition::Condition;
+pub use entity::Entity;
 pub use plan::{Plan, PlanKind};
+pub use uid::{Role, Uid, UidObject};
 
 /// Allow or Deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

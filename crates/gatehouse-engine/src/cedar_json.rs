@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, Schema};
+use gatehouse_api::{Role, Uid, UidObject};
 use serde_json::{Map, Value};
 
 use crate::policy::{ActionCatalog, AttrType};
@@ -23,6 +24,18 @@ pub enum Part {
     Context,
     /// An entity list, or one of its entities.
     Entities,
+}
+
+impl Part {
+    /// The example a uid of this part shows when it is refused.
+    pub fn role(self) -> Role {
+        match self {
+            Self::Principal => Role::Principal,
+            Self::Action => Role::Action,
+            Self::Resource => Role::Resource,
+            Self::Context | Self::Entities => Role::Entity,
+        }
+    }
 }
 
 /// A question that cannot be asked: malformed, or not conforming to the schema.
@@ -83,50 +96,52 @@ pub fn parse_uid_in(
     field: &str,
     value: &Value,
 ) -> Result<EntityUid, InputError> {
-    let (ty, id) = match part {
-        Part::Action => ("Action", "view"),
-        Part::Resource => ("Project", "p1"),
-        _ => ("User", "alice"),
-    };
-    let also = if part == Part::Action {
-        " (or the action's id alone, `\"view\"`)"
-    } else {
-        ""
-    };
+    let role = part.role();
     match value {
         // `flexible_uid` reads Cedar's form, then the plain-word one.
-        Value::String(s) => flexible_uid(s).ok_or_else(|| {
-            InputError::new(
-                part,
-                field,
-                format!(
-                    "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{s}`"
-                ),
-            )
-        }),
+        Value::String(s) => flexible_uid(s)
+            .ok_or_else(|| InputError::new(part, field, role.refusal(field, s, false))),
         Value::Object(o) => {
             let inner = o.get("__entity").unwrap_or(value);
             if let Some(uid) = inner.as_object().and_then(|o| uid_object_in(catalog, o)) {
                 return Ok(uid);
             }
             EntityUid::from_json(inner.clone()).map_err(|_| {
-                InputError::new(
-                    part,
-                    field,
-                    format!(
-                        "`{field}` must be an entity uid such as {{\"type\": \"{ty}\", \"id\": \"{id}\"}}, got `{value}`"
-                    ),
-                )
+                InputError::new(part, field, role.refusal(field, &value.to_string(), true))
             })
         }
         other => Err(InputError::new(
             part,
             field,
-            format!(
-                "`{field}` must be an entity uid such as `{ty}::\"{id}\"`{also}, got `{other}`"
-            ),
+            role.refusal(field, &other.to_string(), false),
         )),
     }
+}
+
+/// A question's uid as the wire type read it (its shape checked), as Cedar's: the text form
+/// read with Cedar's grammar (then `User::alice` for a plain-word id, [`flexible_uid`]), an
+/// object's type looked up among the catalog's declared types, else parsed as Cedar's JSON
+/// parses it. An action's id alone is [`crate::decide::input::read_action`]'s.
+pub fn read_uid(
+    catalog: &ActionCatalog,
+    part: Part,
+    field: &str,
+    uid: &Uid,
+) -> Result<EntityUid, InputError> {
+    let found = match uid {
+        Uid::Text(text) => flexible_uid(text),
+        // A declared type looked up; any other name parsed as Cedar's JSON parses it.
+        Uid::Object(UidObject { ty, id }) => catalog
+            .type_name(ty)
+            .map(|ty| EntityUid::from_type_name_and_id(ty, EntityId::new(id))),
+    };
+    found.ok_or_else(|| {
+        let (got, object) = match uid {
+            Uid::Text(text) => (text.clone(), false),
+            Uid::Object(object) => (serde_json::json!(object).to_string(), true),
+        };
+        InputError::new(part, field, part.role().refusal(field, &got, object))
+    })
 }
 
 /// Parses entity JSON given in layers (e.g. stored, then shared, then per request): an entity

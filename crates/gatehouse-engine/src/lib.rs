@@ -13,7 +13,7 @@
 //! - [`plan`]: query plans: which resources of a type a principal may act on, as a condition
 //!   in `gatehouse-api`'s language any host can translate (and as residual policies).
 //! - [`json_keys`]: object keys written twice, found in JSON text (every body, every
-//!   entity).
+//!   entity): `gatehouse-api`'s, re-exported.
 //!
 //! With the `openapi` feature the question and status types describe themselves as OpenAPI
 //! schemas (utoipa).
@@ -32,6 +32,7 @@
 
 pub mod cedar_json;
 pub mod decide;
-pub mod json_keys;
 pub mod plan;
 pub mod policy;
+
+pub use gatehouse_api::json_keys;

@@ -12,8 +12,9 @@
 //! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
 //!   its disagreements counted and logged.
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
-//! - [`policy`], [`cedar_json`], [`decide`], [`plan`], [`json_keys`]: the engine, from the
-//!   crate `gatehouse-engine`, re-exported here.
+//! - [`policy`], [`cedar_json`], [`decide`], [`plan`]: the engine, from the crate
+//!   `gatehouse-engine`, re-exported here; [`json_keys`], the strict reading of JSON,
+//!   `gatehouse-api`'s.
 
 // Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
 // tests; each exception says why it cannot fail (`#[expect(..., reason)]`).

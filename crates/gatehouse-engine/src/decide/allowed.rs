@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cedar_policy::{Entities, EntityUid};
+use gatehouse_api::Uid;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::entities::Layer;
-use super::input::{InputError, Part, context_object, parse_action, parse_uid};
+use super::input::{InputError, Part, context_object, read_action, read_uid};
 use super::question::Question;
 use super::{Decider, Decision, Verdict};
 use crate::plan::{ForAnyContext, for_any_context};
@@ -26,25 +27,22 @@ use crate::policy::{ActionInfo, Snapshot};
 #[cfg_attr(feature = "openapi", schema(example = json!({"principal": "User::\"vic\"", "resource": "Project::\"p1\""})))]
 pub struct ActionsQuestion {
     /// The principal's uid.
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub principal: Value,
+    #[serde(deserialize_with = "Uid::principal")]
+    pub principal: Uid,
     /// The resource's uid.
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub resource: Value,
+    #[serde(deserialize_with = "Uid::resource")]
+    pub resource: Uid,
     /// Context keys; each action gets the keys it declares.
     #[serde(default, deserialize_with = "crate::json_keys::strict_option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, serde_json::Value>>))]
     pub context: Option<Value>,
     /// Entities for this question, in Cedar's entity JSON.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::doc::EntityDoc>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::Entity>>))]
     pub entities: Option<crate::decide::EntityList>,
     /// Only these actions (ids such as `"view"`, or uids); every applicable one when absent.
-    #[serde(default, deserialize_with = "crate::json_keys::strict_list")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::doc::UidDoc>>))]
-    pub actions: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "Uid::actions")]
+    pub actions: Option<Vec<Uid>>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
     /// or the deciding path reads.
     #[serde(default)]
@@ -119,7 +117,7 @@ impl ActionsQuestion {
     fn of(&self, action: &EntityUid, context: Option<Value>) -> Question {
         Question {
             principal: self.principal.clone(),
-            action: json!(action.to_string()),
+            action: Uid::Text(action.to_string()),
             resource: self.resource.clone(),
             context,
             entities: self.entities.clone(),
@@ -138,8 +136,9 @@ pub fn allowed_actions(
     snapshot: &Snapshot,
     question: &ActionsQuestion,
 ) -> Result<AllowedActions, InputError> {
-    let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
-    let resource = parse_uid(Part::Resource, "resource", &question.resource)?;
+    let catalog = &snapshot.catalog;
+    let principal = read_uid(catalog, Part::Principal, "principal", &question.principal)?;
+    let resource = read_uid(catalog, Part::Resource, "resource", &question.resource)?;
     let context = context_object(question.context.as_ref())?
         .cloned()
         .unwrap_or_default();
@@ -244,9 +243,9 @@ fn asked_actions<'s>(
     let mut actions: Vec<_> = snapshot.catalog.applicable(&ptype, &rtype).collect();
     if let Some(wanted) = &question.actions {
         let mut chosen = Vec::with_capacity(wanted.len());
-        for (i, value) in wanted.iter().enumerate() {
+        for (i, action) in wanted.iter().enumerate() {
             let field = format!("actions[{i}]");
-            let uid = parse_action(snapshot, &field, value)?;
+            let uid = read_action(snapshot, &field, action)?;
             let Some(info) = actions.iter().find(|a| a.uid == uid) else {
                 return Err(InputError::new(
                     Part::Action,

@@ -11,6 +11,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse_api::Uid;
 use serde_json::Value;
 
 use super::Decision;
@@ -287,6 +288,22 @@ impl KeyBuilder {
     /// Adds one part (a uid, a context, `null` when absent).
     pub fn value(mut self, value: &Value) -> Self {
         canonical(&mut self.0, value);
+        self
+    }
+
+    /// Adds a uid as it was sent: its text, or its type and id.
+    pub fn uid(mut self, uid: &Uid) -> Self {
+        match uid {
+            Uid::Text(text) => {
+                self.0.push(b'u');
+                write_str(&mut self.0, text);
+            }
+            Uid::Object(object) => {
+                self.0.push(b'U');
+                write_str(&mut self.0, &object.ty);
+                write_str(&mut self.0, &object.id);
+            }
+        }
         self
     }
 

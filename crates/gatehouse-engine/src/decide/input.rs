@@ -1,7 +1,8 @@
 //! JSON questions to Cedar requests, checked against the snapshot's schema. Every error
 //! names the offending field and value; nothing is guessed.
 
-use cedar_policy::{Context, Entity, EntityUid, Request, RestrictedExpression};
+use cedar_policy::{Context, Entity, EntityTypeName, EntityUid, Request, RestrictedExpression};
+use gatehouse_api::Uid;
 use serde_json::Value;
 
 use crate::policy::Snapshot;
@@ -9,23 +10,23 @@ use crate::policy::{ActionCatalog, ActionInfo, AttrType};
 
 use super::raw::{PlainText, Scalar};
 pub use crate::cedar_json::{
-    InputError, Part, innermost, parse_uid, parse_uid_in, with_format_hint,
+    InputError, Part, innermost, parse_uid, parse_uid_in, read_uid, with_format_hint,
 };
 
 /// The action of a question: a uid in Cedar's JSON or string form, or an action's id alone
 /// (`"view"`), which names the one requestable action with that id (as in the test suites
 /// and `gatehouse check`).
-pub fn parse_action(
+pub fn read_action(
     snapshot: &Snapshot,
     field: &str,
-    value: &Value,
+    action: &Uid,
 ) -> Result<EntityUid, InputError> {
-    match value {
-        Value::String(id) if !id.contains("::") => snapshot
+    match action {
+        Uid::Text(id) if !id.contains("::") => snapshot
             .catalog
             .action_named(id)
             .map_err(|e| InputError::new(Part::Action, field, format!("`{field}`: {e}"))),
-        other => parse_uid_in(Some(&snapshot.catalog), Part::Action, field, other),
+        other => read_uid(&snapshot.catalog, Part::Action, field, other),
     }
 }
 
@@ -45,8 +46,189 @@ pub(crate) fn context_object(
     }
 }
 
+/// A question's principal, action and what it asks about, each checked against the schema:
+/// the one checking stage of every question. Decisions ([`super::Decider::answer`]: single
+/// questions, batches, each action of allowed actions, AuthZEN's evaluations) ask about a
+/// resource (`T` is its [`EntityUid`]); plans about every resource of a type (an
+/// [`EntityTypeName`]). Each error names the field at fault.
+#[derive(Debug)]
+pub struct Checked<'s, T> {
+    /// The principal.
+    pub principal: EntityUid,
+    /// The action, a requestable one of the schema that applies to both types.
+    pub action: EntityUid,
+    /// What the schema says of the action.
+    pub info: &'s ActionInfo,
+    /// The resource, or the resource type.
+    pub target: T,
+}
+
+impl<'s> Checked<'s, EntityUid> {
+    /// A decision's question as sent: its uids read, then checked.
+    pub fn resource(
+        snapshot: &'s Snapshot,
+        principal: &Uid,
+        action: &Uid,
+        resource: &Uid,
+    ) -> Result<Self, InputError> {
+        let catalog = &snapshot.catalog;
+        let principal = read_uid(catalog, Part::Principal, "principal", principal)?;
+        let action = read_action(snapshot, "action", action)?;
+        let resource = read_uid(catalog, Part::Resource, "resource", resource)?;
+        Self::of(snapshot, principal, action, resource)
+    }
+
+    /// A decision's question of uids already read: the action exists and applies to the
+    /// principal's and the resource's types.
+    pub fn of(
+        snapshot: &'s Snapshot,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+    ) -> Result<Self, InputError> {
+        let info = action_info(snapshot, &action)?;
+        check_type(Part::Principal, &action, &principal, &info.principals)?;
+        check_type(Part::Resource, &action, &resource, &info.resources)?;
+        Ok(Self {
+            principal,
+            action,
+            info,
+            target: resource,
+        })
+    }
+
+    /// The Cedar request, with `context` (absent or `null`: empty) checked against what the
+    /// action declares.
+    pub fn request(
+        self,
+        snapshot: &Snapshot,
+        context: Option<&Value>,
+    ) -> Result<Request, InputError> {
+        let (context, sent) = self.context(snapshot, context_object(context)?)?;
+        // The action and both types were checked, so what Cedar's request validation can
+        // still reject is the context's attribute types; a plain context was checked against
+        // the action's declaration too, and is not validated again (a tenth of a batch
+        // question). `tests/it/properties.rs` holds both checks to Cedar's validation.
+        let schema = sent.is_some().then_some(&snapshot.schema);
+        let action = self.action.clone();
+        Request::new(self.principal, self.action, self.target, context, schema)
+            .map_err(|e| context_error(&action, sent.as_ref(), &e))
+    }
+}
+
+impl<'s> Checked<'s, EntityTypeName> {
+    /// A plan's question as sent: every resource of `resource_type`.
+    pub fn resource_type(
+        snapshot: &'s Snapshot,
+        principal: &Uid,
+        action: &Uid,
+        resource_type: &str,
+    ) -> Result<Self, InputError> {
+        let principal = read_uid(&snapshot.catalog, Part::Principal, "principal", principal)?;
+        let action = read_action(snapshot, "action", action)?;
+        let info = action_info(snapshot, &action)?;
+        check_type(Part::Principal, &action, &principal, &info.principals)?;
+        if !info.resources.iter().any(|r| r == resource_type) {
+            return Err(InputError::new(
+                Part::Resource,
+                "resource_type",
+                format!(
+                    "action `{action}` does not apply to resource type `{resource_type}`: the resource must be of type {}",
+                    one_of(&info.resources)
+                ),
+            ));
+        }
+        let target = snapshot.catalog.type_name(resource_type).ok_or_else(|| {
+            InputError::new(
+                Part::Resource,
+                "resource_type",
+                format!("`{resource_type}` is not an entity type"),
+            )
+        })?;
+        Ok(Self {
+            principal,
+            action,
+            info,
+            target,
+        })
+    }
+
+    /// The context, checked, when it is known: absent (or `null`), it is empty for an action
+    /// that declares no context keys and unknown (`None`) for one that does.
+    pub fn known_context(
+        &self,
+        snapshot: &Snapshot,
+        context: Option<&Value>,
+    ) -> Result<Option<Context>, InputError> {
+        match context_object(context)? {
+            None if !self.info.context.is_empty() => Ok(None),
+            map => self
+                .context(snapshot, map)
+                .map(|(context, _)| Some(context)),
+        }
+    }
+}
+
+impl<T> Checked<'_, T> {
+    /// `context` (`None`: empty) as Cedar's, checked against the action's declaration, with
+    /// the JSON Cedar read it from when it was not plain (when it was, every check Cedar's
+    /// request validation would make of it was made).
+    fn context(
+        &self,
+        snapshot: &Snapshot,
+        context: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<(Context, Option<Value>), InputError> {
+        let action = &self.action;
+        let context = Value::Object(match context {
+            None => Default::default(),
+            // A string for an entity-typed key is a uid (`User::"tom"`), as in the suites.
+            Some(map) => {
+                crate::cedar_json::with_entity_refs(map.clone(), action, &snapshot.catalog)
+            }
+        });
+        if let Some(plain) = plain_context(&context, self.info, &snapshot.catalog) {
+            return Ok((plain, None));
+        }
+        match Context::from_json_value(context.clone(), Some((&snapshot.schema, action))) {
+            Ok(parsed) => Ok((parsed, Some(context))),
+            Err(e) => Err(context_error(action, Some(&context), &e)),
+        }
+    }
+}
+
+/// The action `action` names in the catalog, or an error naming `action`.
+fn action_info<'s>(
+    snapshot: &'s Snapshot,
+    action: &EntityUid,
+) -> Result<&'s ActionInfo, InputError> {
+    snapshot.catalog.get(action).ok_or_else(|| {
+        InputError::new(Part::Action, "action", format!("unknown action `{action}`"))
+    })
+}
+
+/// A context Cedar refused. Cedar's messages do not always name the key or the value
+/// ("invalid date pattern"), so the context as sent is part of the message.
+pub(crate) fn context_error(
+    action: &EntityUid,
+    sent: Option<&Value>,
+    e: &dyn std::error::Error,
+) -> InputError {
+    let sent = sent.map_or_else(String::new, |sent| {
+        format!(" `{}`", truncated(&sent.to_string(), 200))
+    });
+    InputError::new(
+        Part::Context,
+        "context",
+        format!(
+            "context{sent} of `{action}`: {}",
+            with_format_hint(innermost(e))
+        ),
+    )
+}
+
 /// Builds a Cedar request, checking that the action exists and applies to the principal and
-/// resource types, and that the context conforms to the action's context type.
+/// resource types, and that the context conforms to the action's context type
+/// ([`Checked`], of uids already read).
 pub fn build_request(
     snapshot: &Snapshot,
     principal: EntityUid,
@@ -54,46 +236,7 @@ pub fn build_request(
     resource: EntityUid,
     context: Option<&Value>,
 ) -> Result<Request, InputError> {
-    let Some(info) = snapshot.catalog.get(&action) else {
-        return Err(InputError::new(
-            Part::Action,
-            "action",
-            format!("unknown action `{action}`"),
-        ));
-    };
-    check_type(Part::Principal, &action, &principal, &info.principals)?;
-    check_type(Part::Resource, &action, &resource, &info.resources)?;
-    let context = Value::Object(match context_object(context)? {
-        None => Default::default(),
-        // A string for an entity-typed key is a uid (`User::"tom"`), as in the suites.
-        Some(map) => crate::cedar_json::with_entity_refs(map.clone(), &action, &snapshot.catalog),
-    });
-    // Cedar's messages do not always name the key or the value ("invalid date pattern"),
-    // so the context as sent is part of the message.
-    let context_error = |e: &dyn std::error::Error| {
-        let sent = truncated(&context.to_string(), 200);
-        InputError::new(
-            Part::Context,
-            "context",
-            format!(
-                "context `{sent}` of `{action}`: {}",
-                with_format_hint(innermost(e))
-            ),
-        )
-    };
-    // The action and both types were checked above, so what Cedar's request validation can
-    // still reject is the context's attribute types; a plain context was checked against the
-    // action's declaration too, and is not validated again (a tenth of a batch question).
-    // `tests/it/properties.rs` holds both checks to Cedar's validation.
-    let (parsed, schema) = match plain_context(&context, info, &snapshot.catalog) {
-        Some(parsed) => (parsed, None),
-        None => (
-            Context::from_json_value(context.clone(), Some((&snapshot.schema, &action)))
-                .map_err(|e| context_error(&e))?,
-            Some(&snapshot.schema),
-        ),
-    };
-    Request::new(principal, action.clone(), resource, parsed, schema).map_err(|e| context_error(&e))
+    Checked::of(snapshot, principal, action, resource)?.request(snapshot, context)
 }
 
 /// The context as Cedar values, built directly when it is plain: every key one the action

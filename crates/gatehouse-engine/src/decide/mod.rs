@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::policy::Snapshot;
 
-pub use gatehouse_api::Verdict;
+pub use gatehouse_api::{Uid, Verdict};
 pub use input::{InputError, Part};
 pub use question::{Answer, BatchEntities, Decider, Question};
 pub use raw::EntityList;

@@ -6,18 +6,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use cedar_policy::{Entities, Entity, Request};
+use cedar_policy::{Entities, Entity, EntityId, EntityUid, Request};
 use cedar_policy_core::ast;
+use gatehouse_api::Uid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{Budgets, DecisionCache, Key, KeyBuilder, set_digest};
 use super::entities::{EntityCache, Layer, Parsed, Resolved, StoreCache, assemble};
-use super::input::{InputError, Part, build_request, parse_action, parse_uid, parse_uid_in};
+use super::input::{Checked, InputError};
 use super::raw::EntityList;
 use super::slice::Slice;
 use super::view::{Closed, Closure, View};
 use super::{Decision, decide, decide_viewed, decide_with_cedar};
+use crate::cedar_json::flexible_uid;
 use crate::policy::Snapshot;
 
 /// `{"principal", "action", "resource", "context"?, "entities"?}` in Cedar's JSON.
@@ -27,17 +29,14 @@ use crate::policy::Snapshot;
 #[cfg_attr(feature = "openapi", schema(example = json!({"principal": "User::\"vic\"", "action": "view", "resource": "Project::\"p1\""})))]
 pub struct Question {
     /// The principal's uid (object or string form).
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub principal: Value,
+    #[serde(deserialize_with = "Uid::principal")]
+    pub principal: Uid,
     /// The action's uid.
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub action: Value,
+    #[serde(deserialize_with = "Uid::action")]
+    pub action: Uid,
     /// The resource's uid.
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub resource: Value,
+    #[serde(deserialize_with = "Uid::resource")]
+    pub resource: Uid,
     /// The context record.
     #[serde(
         default,
@@ -48,7 +47,7 @@ pub struct Question {
     pub context: Option<Value>,
     /// Entities for this question only, in Cedar's entity JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::doc::EntityDoc>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::Entity>>))]
     pub entities: Option<EntityList>,
     /// Answer 400 `missing_entity` rather than decide without an entity the question names
     /// or the deciding path reads (those a decision's `missing` lists).
@@ -162,30 +161,10 @@ impl Decider {
     }
 
     /// Digests and parses the entities a batch shares, and closes them over the stored
-    /// ones ([`Closure`]). `requests` are the batch's questions as sent: when the shared
-    /// entities cannot be closed, what the questions name (outside their own entities)
-    /// makes the slice of the store assembled once for them all.
-    pub fn batch(
-        &self,
-        snapshot: &Snapshot,
-        list: &EntityList,
-        requests: &[Value],
-    ) -> Result<BatchEntities, InputError> {
-        self.shared(snapshot, list, |slice| {
-            for request in requests.iter().filter_map(Value::as_object) {
-                for (key, value) in request {
-                    match (key.as_str(), value) {
-                        ("entities", _) => {}
-                        ("action", action) => slice_action(snapshot, slice, action),
-                        _ => slice.json(value),
-                    }
-                }
-            }
-        })
-    }
-
-    /// [`Decider::batch`] for questions already read (those that could not be read are
-    /// answered with their error, and need no slice).
+    /// ones ([`Closure`]). `questions` are the batch's questions that could be read (the
+    /// others are answered with their error): when the shared entities cannot be closed,
+    /// what they name (outside their own entities) makes the slice of the store assembled
+    /// once for them all.
     pub fn batch_of<'q>(
         &self,
         snapshot: &Snapshot,
@@ -194,9 +173,12 @@ impl Decider {
     ) -> Result<BatchEntities, InputError> {
         self.shared(snapshot, list, |slice| {
             for question in questions {
-                slice.json(&question.principal);
-                slice_action(snapshot, slice, &question.action);
-                slice.json(&question.resource);
+                // A question that cannot be checked is answered with its error, not sliced.
+                if let Ok(checked) = question.checked(snapshot) {
+                    slice.uid(&checked.principal);
+                    slice.uid(&checked.action);
+                    slice.uid(&checked.target);
+                }
                 if let Some(context) = &question.context {
                     slice.json(context);
                 }
@@ -320,9 +302,9 @@ impl Decider {
             .transpose()?;
         let own_set = own.as_ref().map(|layer| set_digest(&layer.digests));
         let key = KeyBuilder::new(&snapshot.version)
-            .value(&question.principal)
-            .value(&question.action)
-            .value(&question.resource)
+            .uid(&question.principal)
+            .uid(&question.action)
+            .uid(&question.resource)
             .value(question.context.as_ref().unwrap_or(&Value::Null))
             .entity_set(batch.map(|b| &b.set))
             .entity_set(own_set.as_ref())
@@ -334,18 +316,9 @@ impl Decider {
                 cache_hit: true,
             });
         }
-        let catalog = Some(&snapshot.catalog);
-        let principal = parse_uid_in(catalog, Part::Principal, "principal", &question.principal)?;
-        let action = parse_action(snapshot, "action", &question.action)?;
-        let action_uid = action.clone();
-        let resource = parse_uid_in(catalog, Part::Resource, "resource", &question.resource)?;
-        let request = build_request(
-            snapshot,
-            principal,
-            action,
-            resource,
-            question.context.as_ref(),
-        )?;
+        let request = question
+            .checked(snapshot)?
+            .request(snapshot, question.context.as_ref())?;
         let resolved = own
             .as_ref()
             .map(|layer| self.entities.resolve(snapshot, layer))
@@ -360,9 +333,10 @@ impl Decider {
                     _ => {
                         let own = own.as_ref().zip(resolved.as_ref());
                         self.store(snapshot, batch, own, |slice| {
-                            slice.json(&question.principal);
-                            slice.uid(&action_uid);
-                            slice.json(&question.resource);
+                            let uids = [request.principal(), request.action(), request.resource()];
+                            for uid in uids.into_iter().flatten() {
+                                slice.uid(uid);
+                            }
                             if let Some(context) = &question.context {
                                 slice.json(context);
                             }
@@ -441,19 +415,6 @@ impl<'q> Ground<'q> {
     }
 }
 
-/// Marks what a question's `action` names in `slice`: an action by its id alone names no
-/// uid in its text.
-fn slice_action(snapshot: &Snapshot, slice: &mut Slice<'_>, action: &Value) {
-    match action {
-        Value::String(id) if !id.contains("::") => {
-            if let Ok(uid) = snapshot.catalog.action_named(id) {
-                slice.uid(&uid);
-            }
-        }
-        _ => slice.json(action),
-    }
-}
-
 /// Parses and evaluates a question without any cache (`gatehouse check`).
 pub fn evaluate(snapshot: &Snapshot, question: &Question) -> Result<Decision, InputError> {
     Decider::uncached()
@@ -461,12 +422,25 @@ pub fn evaluate(snapshot: &Snapshot, question: &Question) -> Result<Decision, In
         .map(|answer| (*answer.decision).clone())
 }
 
+impl Question {
+    /// The question's principal, action and resource, checked against the schema.
+    pub fn checked<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+    ) -> Result<Checked<'s, EntityUid>, InputError> {
+        Checked::resource(snapshot, &self.principal, &self.action, &self.resource)
+    }
+}
+
 /// A uid as text for logs, whatever form it came in: `User::"alice"` (an action's id alone
 /// as it came: `view`).
-pub fn uid_text(value: &Value) -> String {
-    match (parse_uid(Part::Principal, "uid", value), value) {
-        (Ok(uid), _) => uid.to_string(),
-        (Err(_), Value::String(text)) => text.clone(),
-        (Err(_), other) => other.to_string(),
+pub fn uid_text(uid: &Uid) -> String {
+    match uid {
+        Uid::Text(text) => flexible_uid(text).map_or_else(|| text.clone(), |uid| uid.to_string()),
+        Uid::Object(object) => object
+            .ty
+            .parse()
+            .map(|ty| EntityUid::from_type_name_and_id(ty, EntityId::new(&object.id)).to_string())
+            .unwrap_or_else(|_| uid.to_string()),
     }
 }

@@ -28,19 +28,15 @@ pub use reference::holds;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cedar_policy::{
-    Context, EntityTypeName, EntityUid, PartialEntities, PartialEntityUid, PartialRequest,
-    PolicyId, TpeResponse,
-};
+use cedar_policy::{PartialEntities, PartialEntityUid, PartialRequest, PolicyId, TpeResponse};
+use gatehouse_api::Uid;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::decide::cache::{Budget, Key, KeyBuilder, set_digest, weighed};
 use crate::decide::entities::Layer;
 use crate::decide::indexed;
-use crate::decide::input::{
-    InputError, Part, check_type, context_object, innermost, one_of, parse_action, parse_uid,
-};
+use crate::decide::input::{Checked, InputError, context_error, innermost};
 use crate::decide::{Decider, Decision, Verdict};
 use crate::policy::Snapshot;
 
@@ -54,13 +50,11 @@ use translate::Translator;
 #[cfg_attr(feature = "openapi", schema(example = json!({"principal": "User::\"vic\"", "action": "view", "resource_type": "Project"})))]
 pub struct PlanQuestion {
     /// The principal's uid (object or string form).
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub principal: Value,
+    #[serde(deserialize_with = "Uid::principal")]
+    pub principal: Uid,
     /// The action's uid.
-    #[cfg_attr(feature = "openapi", schema(value_type = gatehouse_api::doc::UidDoc))]
-    #[serde(deserialize_with = "crate::json_keys::strict_value")]
-    pub action: Value,
+    #[serde(deserialize_with = "Uid::action")]
+    pub action: Uid,
     /// The resource's entity type, e.g. `Project`.
     pub resource_type: String,
     /// The context record. Absent: empty for an action that declares no context keys,
@@ -74,7 +68,7 @@ pub struct PlanQuestion {
     pub context: Option<Value>,
     /// What is known, in Cedar's entity JSON: the principal's slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::doc::EntityDoc>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::Entity>>))]
     pub entities: Option<crate::decide::EntityList>,
 }
 
@@ -132,8 +126,8 @@ impl Planner {
             .transpose()?;
         let key = KeyBuilder::new(&snapshot.version)
             .value(&json!("plan"))
-            .value(&question.principal)
-            .value(&question.action)
+            .uid(&question.principal)
+            .uid(&question.action)
             .value(&json!(question.resource_type))
             .value(question.context.as_ref().unwrap_or(&Value::Null))
             .entity_set(own.as_ref().map(|l| set_digest(&l.digests)).as_ref())
@@ -147,77 +141,6 @@ impl Planner {
     }
 }
 
-/// A plan's question checked against the schema.
-struct Checked<'q> {
-    principal: EntityUid,
-    action: EntityUid,
-    resource_type: &'q str,
-    type_name: EntityTypeName,
-    /// `None` when unknown: asked without one, of an action that declares context keys.
-    context: Option<Context>,
-}
-
-impl<'q> Checked<'q> {
-    /// The question's principal, action, resource type and context, each checked against
-    /// the schema, the error naming the field.
-    fn new(snapshot: &Snapshot, question: &'q PlanQuestion) -> Result<Self, InputError> {
-        let principal = parse_uid(Part::Principal, "principal", &question.principal)?;
-        let action = parse_action(snapshot, "action", &question.action)?;
-        let Some(info) = snapshot.catalog.get(&action) else {
-            return Err(InputError::new(
-                Part::Action,
-                "action",
-                format!("unknown action `{action}`"),
-            ));
-        };
-        check_type(Part::Principal, &action, &principal, &info.principals)?;
-        let resource_type = question.resource_type.as_str();
-        if !info.resources.iter().any(|r| r == resource_type) {
-            return Err(InputError::new(
-                Part::Resource,
-                "resource_type",
-                format!(
-                    "action `{action}` does not apply to resource type `{resource_type}`: the resource must be of type {}",
-                    one_of(&info.resources)
-                ),
-            ));
-        }
-        let context = match context_object(question.context.as_ref())? {
-            Some(map) => Some(
-                Context::from_json_value(
-                    Value::Object(map.clone()),
-                    Some((&snapshot.schema, &action)),
-                )
-                .map_err(|e| context_error(&action, &e))?,
-            ),
-            None if info.context.is_empty() => Some(Context::empty()),
-            None => None,
-        };
-        let type_name: EntityTypeName = resource_type.parse().map_err(|e| {
-            InputError::new(
-                Part::Resource,
-                "resource_type",
-                format!("`{resource_type}` is not an entity type: {e}"),
-            )
-        })?;
-        Ok(Self {
-            principal,
-            action,
-            resource_type,
-            type_name,
-            context,
-        })
-    }
-}
-
-fn context_error(action: &EntityUid, e: &dyn std::error::Error) -> InputError {
-    InputError::new(
-        Part::Context,
-        "context",
-        format!("context of `{action}`: {}", innermost(e)),
-    )
-}
-
 /// Builds the plan: checks the question against the schema, evaluates partially, and
 /// translates the residuals.
 fn compute(
@@ -226,7 +149,13 @@ fn compute(
     question: &PlanQuestion,
     own: Option<&Layer<'_>>,
 ) -> Result<Plan, InputError> {
-    let checked = Checked::new(snapshot, question)?;
+    let checked = Checked::resource_type(
+        snapshot,
+        &question.principal,
+        &question.action,
+        &question.resource_type,
+    )?;
+    let context = checked.known_context(snapshot, question.context.as_ref())?;
     let entities = decider.entities(snapshot, None, own, |slice| {
         slice.uid(&checked.principal);
         if let Some(context) = &question.context {
@@ -236,16 +165,16 @@ fn compute(
     let request = PartialRequest::new(
         PartialEntityUid::from_concrete(checked.principal.clone()),
         checked.action.clone(),
-        PartialEntityUid::new(checked.type_name, None),
-        checked.context,
+        PartialEntityUid::new(checked.target.clone(), None),
+        context,
         &snapshot.schema,
     )
-    .map_err(|e| context_error(&checked.action, &e))?;
+    .map_err(|e| context_error(&checked.action, question.context.as_ref(), &e))?;
     let partial = match PartialEntities::from_concrete((*entities).clone(), &snapshot.schema) {
         Ok(partial) => partial,
         Err(e) => return Ok(failed(format!("the known entities: {}", innermost(&e)))),
     };
-    let resource_type = checked.resource_type;
+    let resource_type = question.resource_type.as_str();
     let policies = indexed(snapshot, &checked.action, resource_type);
     let response = match policies.tpe(&request, &partial, &snapshot.schema) {
         Ok(response) => response,

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 
 use cedar_policy::EntityUid;
+use gatehouse_api::Uid;
 use serde_json::{Map, Value, json};
 
 use crate::decide::{InputError, Part, Question};
@@ -194,8 +195,9 @@ impl Party {
         })
     }
 
-    fn uid_json(&self) -> Value {
-        json!({"type": self.cedar_type, "id": self.id.as_deref().unwrap_or_default()})
+    /// The Cedar uid it names, as a question sends one.
+    fn uid(&self) -> Uid {
+        Uid::new(&self.cedar_type, self.id.as_deref().unwrap_or_default())
     }
 
     /// The entity this question sees: the stored one with `properties` laid over its
@@ -204,7 +206,7 @@ impl Party {
         if self.properties.is_empty() {
             return None;
         }
-        let uid = self.uid_json();
+        let uid = json!(self.uid());
         let stored = EntityUid::from_json(uid.clone())
             .ok()
             .and_then(|uid| snapshot.entities.get(&uid).cloned())
@@ -332,9 +334,9 @@ impl Evaluation {
             }
         }
         let question = Question {
-            principal: self.subject.uid_json(),
-            action: Value::String(action.to_string()),
-            resource: self.resource.uid_json(),
+            principal: self.subject.uid(),
+            action: Uid::Text(action.to_string()),
+            resource: self.resource.uid(),
             context: self.context.clone(),
             entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
             strict_entities: false,
@@ -362,8 +364,8 @@ pub fn actions_question(
         }
     }
     let question = crate::decide::allowed::ActionsQuestion {
-        principal: subject.uid_json(),
-        resource: resource.uid_json(),
+        principal: subject.uid(),
+        resource: resource.uid(),
         context,
         entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
         actions: None,

@@ -1,26 +1,28 @@
 //! The bodies of the API as Rust types: the responses the handlers render and the OpenAPI
 //! document describes are the same structs, so the contract cannot drift from what is sent.
 //!
-//! Requests that the handlers read as typed structs ([`crate::decide::Question`],
-//! [`crate::decide::allowed::ActionsQuestion`], [`crate::plan::PlanQuestion`]) are described
-//! from those structs; the shapes that are read by hand for better error messages (uids in
-//! either form, Cedar entities, AuthZEN's bodies) are described by the types below, each
-//! named `…Doc` when it only describes.
+//! Requests are described from the structs the handlers read them into
+//! ([`crate::decide::Question`], [`crate::decide::allowed::ActionsQuestion`],
+//! [`crate::plan::PlanQuestion`], [`Batch`]): their uids are `gatehouse-api`'s typed
+//! [`gatehouse_api::Uid`], their entity lists described as lists of [`gatehouse_api::Entity`]
+//! (they are read as text, each entity parsed once against the schema). AuthZEN's bodies,
+//! read by hand so that errors name AuthZEN's fields, are described in
+//! [`crate::authzen::body`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-pub use gatehouse_api::doc::{EntityDoc, UidDoc};
 
-use crate::decide::{Decision, Verdict};
+use crate::decide::{Decision, EntityList, Verdict};
 use crate::plan::Plan;
+use crate::policy::PolicyInfo;
 use crate::policy::store::{LoadResult, ReloadStatus};
-use crate::policy::{PolicyInfo, ProblemReport};
 
 /// Why a decision was made, and what it was made without.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,16 +64,24 @@ impl DecisionBody {
 }
 
 /// A batch's request.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = BatchRequest, example = json!({"requests": [{"principal": "User::\"vic\"", "action": "view", "resource": "Project::\"p1\""}, {"principal": "User::\"vic\"", "action": "edit", "resource": "Project::\"p1\""}]}))]
-#[expect(dead_code, reason = "describes the request `Batch` reads")]
-pub struct BatchDoc {
+pub struct Batch {
     /// Entities shared by every question.
-    entities: Option<Vec<EntityDoc>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<gatehouse_api::Entity>>)]
+    pub entities: Option<EntityList>,
     /// The questions, at most `--max-batch`.
-    requests: Vec<crate::decide::Question>,
+    // Each as its text, read one by one, so that one that cannot be read is that item's
+    // error.
+    #[schema(value_type = Vec<crate::decide::Question>)]
+    pub requests: Vec<Box<RawValue>>,
     /// Every question strict.
-    strict_entities: Option<bool>,
+    // An item may also say so itself.
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub strict_entities: bool,
 }
 
 /// One result of a batch: a decision, or the error of a question that could not be asked
@@ -252,11 +262,4 @@ pub struct ActionSchema {
     pub resources: Vec<String>,
     /// The context keys a request must send.
     pub required_context: Vec<String>,
-}
-
-/// Keeps `ProblemReport` in the document's components (it is part of `reload_failed`).
-#[derive(ToSchema)]
-#[expect(dead_code, reason = "names a schema")]
-pub struct ProblemsDoc {
-    problems: Vec<ProblemReport>,
 }

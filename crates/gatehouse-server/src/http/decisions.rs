@@ -11,11 +11,11 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
-use super::body::{ActionDiagnostics, AllowedBody, BatchBody, BatchResult, DecisionBody, PlanBody};
+use super::body::{
+    ActionDiagnostics, AllowedBody, Batch, BatchBody, BatchResult, DecisionBody, PlanBody,
+};
 use super::error::ErrorBody;
 use super::error::{ApiError, ErrorCode};
 use super::{AppState, HotAnswer, HotCache};
@@ -242,7 +242,7 @@ fn item(text: &str) -> Result<Question, ApiError> {
         ));
     }
     serde_json::from_str(text).map_err(|e| {
-        let refused = super::strict::refused(text.as_bytes(), &e);
+        let refused = super::strict::refused::<Question>(text.as_bytes(), &e);
         if refused.field.is_some() {
             return refused;
         }
@@ -257,23 +257,10 @@ fn json_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    #[serde(default)]
-    entities: Option<EntityList>,
-    /// Each question as its text: read one by one, so that one that cannot be read is
-    /// that item's error.
-    requests: Vec<Box<RawValue>>,
-    /// Every item strict (an item may also say so itself).
-    #[serde(default)]
-    strict_entities: bool,
-}
-
 /// `POST /v1/is_authorized/batch`. An item that cannot be asked gets an error object of its
 /// own (with its `index`); the others are answered.
 #[utoipa::path(post, path = "/v1/is_authorized/batch", tag = "decisions",
-    request_body = crate::http::body::BatchDoc,
+    request_body = Batch,
     responses(
         (status = 200, description = "One result per question, in order: a decision, or the error of a question that could not be asked", body = BatchBody),
         (status = 400, description = "The batch cannot be read, has too many questions, or its shared entities are wrong", body = ErrorBody),

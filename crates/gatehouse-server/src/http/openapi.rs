@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, admin, body, decisions};
+use super::{AppState, admin, decisions};
 use crate::authzen::routes as authzen;
 
 /// What the document says beyond the routes: the API's name, the admin token's scheme,
@@ -26,7 +26,7 @@ use crate::authzen::routes as authzen;
     ),
     // The plan's condition is recursive: its parts are named here, where the derive stops.
     components(schemas(
-        body::ProblemsDoc,
+        crate::policy::ProblemReport,
         crate::plan::condition::Comparison,
         crate::plan::condition::Operand,
         crate::plan::condition::Literal,

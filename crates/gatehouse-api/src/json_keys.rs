@@ -330,7 +330,7 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
 }
 
 /// Builds a `serde_json::Value`, refusing an object's key written twice.
-struct StrictVisitor;
+pub(crate) struct StrictVisitor;
 
 impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     type Value = serde_json::Value;
@@ -383,25 +383,33 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         Ok(serde_json::Value::Array(items))
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        use serde::de::Error;
-        let mut object = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(StrictSeed)?;
-            match object.entry(key) {
-                serde_json::map::Entry::Vacant(entry) => {
-                    entry.insert(value);
-                }
-                serde_json::map::Entry::Occupied(entry) => {
-                    return Err(A::Error::custom(format!(
-                        "duplicate key `{}`: a key may appear only once in an object",
-                        entry.key()
-                    )));
-                }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        strict_map(map).map(serde_json::Value::Object)
+    }
+}
+
+/// The entries of `map` as an object, refusing a key written twice (values read as
+/// [`strict_value`] reads them).
+pub(crate) fn strict_map<'de, A: serde::de::MapAccess<'de>>(
+    mut map: A,
+) -> Result<serde_json::Map<String, serde_json::Value>, A::Error> {
+    use serde::de::Error;
+    let mut object = serde_json::Map::new();
+    while let Some(key) = map.next_key::<String>()? {
+        let value = map.next_value_seed(StrictSeed)?;
+        match object.entry(key) {
+            serde_json::map::Entry::Vacant(entry) => {
+                entry.insert(value);
+            }
+            serde_json::map::Entry::Occupied(entry) => {
+                return Err(A::Error::custom(format!(
+                    "duplicate key `{}`: a key may appear only once in an object",
+                    entry.key()
+                )));
             }
         }
-        Ok(serde_json::Value::Object(object))
     }
+    Ok(object)
 }
 
 struct StrictSeed;

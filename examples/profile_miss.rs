@@ -157,7 +157,7 @@ fn batch(snapshot: &gatehouse::policy::Snapshot, decider: &Decider, body: &[u8])
         .map(|raw| serde_json::from_str(raw.get()).expect("question"))
         .collect();
     let shared = decider
-        .batch_of(snapshot, &batch.entities, &questions)
+        .batch(snapshot, &batch.entities, &questions)
         .expect("shared entities");
     let mut allowed = 0;
     for q in &questions {

@@ -368,7 +368,7 @@ fn ask(snapshot: &Snapshot, questions: &[Asked]) -> Vec<Result<Decision, String>
         let Some(set) = questions[members[0]].shared.as_ref() else {
             continue;
         };
-        let batch = decider.batch_of(
+        let batch = decider.batch(
             snapshot,
             &crate::decide::EntityList::from(Value::Array(set.to_vec())),
             members.iter().map(|&i| &questions[i].question),

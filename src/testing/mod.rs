@@ -549,7 +549,7 @@ fn run_list(
         })
         .collect();
     let shared = EntityList::from(entities.clone());
-    let batch = match decider.batch_of(snapshot, &shared, &questions) {
+    let batch = match decider.batch(snapshot, &shared, &questions) {
         Ok(batch) => batch,
         Err(e) => {
             outcome.error = Some(e.message);
@@ -667,7 +667,7 @@ pub fn answer_cases(
         cases.iter().map(|_| None).collect();
     for (entities, members) in groups {
         let questions: Vec<Question> = members.iter().map(|&i| cases[i].question()).collect();
-        let batch = decider.batch_of(
+        let batch = decider.batch(
             snapshot,
             &EntityList::from(Value::Array(entities.to_vec())),
             &questions,

@@ -442,7 +442,7 @@ proptest! {
             .iter()
             .map(|request| serde_json::from_value(request.clone()).expect("question"))
             .collect();
-        let batch = decider.batch_of(&snapshot, &json!(sent).into(), &read).expect("batch");
+        let batch = decider.batch(&snapshot, &json!(sent).into(), &read).expect("batch");
         for (question, q) in read.iter().zip(&questions) {
             let answer = decider.answer(&snapshot, question, Some(&batch)).expect("answer");
             let mut whole = q.clone();

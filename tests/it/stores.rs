@@ -187,7 +187,7 @@ fn store_of(decider: &Decider, snapshot: &Snapshot, q: &Value, shared: Option<&V
         let question: gatehouse::decide::Question =
             serde_json::from_value(asked).expect("question");
         decider
-            .batch_of(snapshot, &EntityList::from(shared.clone()), [&question])
+            .batch(snapshot, &EntityList::from(shared.clone()), [&question])
             .expect("a valid batch")
     });
     let own = EntityList::from(q["entities"].clone());
@@ -457,7 +457,7 @@ fn view_case(
         let Ok(whole) = whole else {
             // A cycle: refused by the decider too, alone and in a batch.
             prop_assert!(cached.answer(&snapshot, &question, None).is_err());
-            let shared = cached.batch_of(&snapshot, &own, in_batch).expect("shared");
+            let shared = cached.batch(&snapshot, &own, in_batch).expect("shared");
             let answer = cached.answer(&snapshot, &batch_question, Some(&shared));
             prop_assert!(answer.is_err());
             continue;
@@ -474,7 +474,7 @@ fn view_case(
             cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, &whole);
         let reasons = crate::common::reasons(&response);
         for decider in [&cached, &uncached] {
-            let shared = decider.batch_of(&snapshot, &own, in_batch).expect("shared");
+            let shared = decider.batch(&snapshot, &own, in_batch).expect("shared");
             let answers = [
                 decider.answer(&snapshot, &question, None),
                 decider.answer(&snapshot, &batch_question, Some(&shared)),
@@ -614,7 +614,7 @@ fn a_shared_entity_replacing_a_stored_one_is_not_closed_over_the_store() {
     let question = u0_acts_on(1);
     let decider = Decider::uncached();
     let shared = decider
-        .batch_of(&snapshot, &shared, [&question])
+        .batch(&snapshot, &shared, [&question])
         .expect("shared entities");
     let answer = decider
         .answer(&snapshot, &question, Some(&shared))
@@ -638,7 +638,7 @@ fn a_batch_sharing_a_dangling_ancestor_is_decided_on_the_slice_its_questions_nam
     let question = u0_acts_on(1);
     let decider = Decider::uncached();
     let batch = decider
-        .batch_of(&snapshot, &shared, [&question])
+        .batch(&snapshot, &shared, [&question])
         .expect("shared entities");
     let answer = decider
         .answer(&snapshot, &question, Some(&batch))
@@ -675,7 +675,7 @@ fn a_question_with_a_cycle_among_its_entities_is_refused() {
         assert!(error.message.contains("has a cycle"), "{}", error.message);
         let shared = EntityList::from(Value::Array(sent));
         let shared = decider
-            .batch_of(&snapshot, &shared, [&in_batch])
+            .batch(&snapshot, &shared, [&in_batch])
             .expect("shared entities");
         let error = decider
             .answer(&snapshot, &in_batch, Some(&shared))

@@ -297,20 +297,6 @@ pub fn strict_option<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-/// [`strict_value`] for an optional list of values.
-pub fn strict_list<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Vec<serde_json::Value>>, D::Error> {
-    use serde::de::Error;
-    match strict_value(deserializer)? {
-        serde_json::Value::Null => Ok(None),
-        serde_json::Value::Array(items) => Ok(Some(items)),
-        other => Err(D::Error::custom(format!(
-            "expected an array, got `{other}`"
-        ))),
-    }
-}
-
 /// A body that is a JSON object, read as `serde_json::Map` but refusing a key written twice
 /// anywhere in it (an AuthZEN body).
 #[derive(Debug, Clone, Default)]

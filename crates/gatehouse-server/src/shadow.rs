@@ -341,7 +341,7 @@ impl Worker {
                     .collect();
                 let shared = batch.entities.as_ref().map(|json| {
                     let read = questions.iter().flatten();
-                    self.decider.batch_of(&candidate, json, read)
+                    self.decider.batch(&candidate, json, read)
                 });
                 for (i, question) in questions.into_iter().enumerate() {
                     let Some(question) = question else {

@@ -165,7 +165,7 @@ impl Decider {
     /// others are answered with their error): when the shared entities cannot be closed,
     /// what they name (outside their own entities) makes the slice of the store assembled
     /// once for them all.
-    pub fn batch_of<'q>(
+    pub fn batch<'q>(
         &self,
         snapshot: &Snapshot,
         list: &EntityList,

@@ -290,7 +290,7 @@ pub async fn batch(
         .as_ref()
         .map(|json| {
             let read = questions.iter().filter_map(|q| q.as_ref().ok());
-            state.decider.batch_of(&snapshot, json, read)
+            state.decider.batch(&snapshot, json, read)
         })
         .transpose()?;
     let id = request_id(&headers);

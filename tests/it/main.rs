@@ -13,6 +13,7 @@ mod entity_lists;
 mod eval;
 mod hardening;
 mod loader;
+mod mapping;
 mod namespaces;
 mod openapi;
 mod plans;

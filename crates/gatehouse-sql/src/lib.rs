@@ -39,7 +39,6 @@
 )]
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use sea_query::{
     Alias, CommonTableExpression, Expr, Func, Order, Query, SelectStatement, SimpleExpr,
@@ -48,78 +47,9 @@ use sea_query::{
 
 use gatehouse_api::condition::{Comparison, Condition, Literal, Operand};
 
-/// Where one attribute lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Column {
-    /// A scalar (String, Long, Bool) in this column.
-    Value(String),
-    /// An entity reference: this column holds the referenced entity's id, of this type.
-    Entity {
-        /// The column.
-        column: String,
-        /// The referenced entity type.
-        entity_type: String,
-    },
-    /// A set: rows of `table` pair the owner's id (`owner`) with one member (`value`); a
-    /// set of entities holds their ids (all of the set's one element type).
-    Set {
-        /// The membership table.
-        table: String,
-        /// Its column holding the owner's id.
-        owner: String,
-        /// Its column holding one member (an id for a set of entities).
-        value: String,
-    },
-}
+mod mapping;
 
-impl Column {
-    /// A scalar column.
-    pub fn value(column: impl Into<String>) -> Self {
-        Self::Value(column.into())
-    }
-
-    /// A column holding the id of an entity of `entity_type`.
-    pub fn entity(column: impl Into<String>, entity_type: impl Into<String>) -> Self {
-        Self::Entity {
-            column: column.into(),
-            entity_type: entity_type.into(),
-        }
-    }
-}
-
-/// One entity type's table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    /// The table's name.
-    pub name: String,
-    /// The column holding the entity's id.
-    pub id: String,
-    /// Where each attribute lives.
-    pub columns: BTreeMap<String, Column>,
-}
-
-impl Table {
-    /// Table `name` whose ids are in column `id`.
-    pub fn new(name: impl Into<String>, id: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            id: id.into(),
-            columns: BTreeMap::new(),
-        }
-    }
-
-    /// Declares where attribute `attribute` lives.
-    pub fn column(mut self, attribute: impl Into<String>, column: Column) -> Self {
-        self.columns.insert(attribute.into(), column);
-        self
-    }
-}
-
-/// Entity types to tables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mapping {
-    tables: BTreeMap<String, Table>,
-}
+pub use mapping::{Column, Mapping, MappingError, Parents, Table, Tags};
 
 /// Why a condition has no SQL under a mapping; the host then decides resource by resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,20 +71,8 @@ pub enum SqlError {
 }
 
 impl Mapping {
-    /// An empty mapping.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Declares the table of `entity_type`.
-    pub fn table(mut self, entity_type: impl Into<String>, table: Table) -> Self {
-        self.tables.insert(entity_type.into(), table);
-        self
-    }
-
     fn get(&self, entity_type: &str) -> Result<&Table, SqlError> {
-        self.tables
-            .get(entity_type)
+        self.table_of(entity_type)
             .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))
     }
 

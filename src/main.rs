@@ -16,7 +16,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use gatehouse::cli::{check, diff, fmt, prove, serve, test, validate};
+use gatehouse::cli::{check, diff, entities, fmt, prove, serve, test, validate};
 
 /// A Cedar policy-decision sidecar for applications that let people share projects.
 #[derive(Debug, Parser)]
@@ -46,6 +46,8 @@ enum Command {
     /// Prove, for every request and entity store, that no policy errors, that the
     /// properties hold and (with `--base`) what a change makes more or less permissive.
     Prove(Box<prove::ProveArgs>),
+    /// Move entities between Cedar's JSON and a database, through a mapping file.
+    Entities(entities::EntitiesArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +60,6 @@ fn main() -> ExitCode {
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Prove(args) => prove::prove(&args),
+        Command::Entities(args) => entities::entities(&args),
     }
 }

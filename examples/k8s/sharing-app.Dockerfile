@@ -12,6 +12,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+COPY entities entities
 COPY src src
 COPY benches benches
 COPY examples examples

@@ -4,6 +4,7 @@
 pub mod base;
 pub mod check;
 pub mod diff;
+pub mod entities;
 pub mod fmt;
 pub mod prove;
 pub mod serve;

@@ -1,7 +1,8 @@
 //! The crate lines hold: what a host compiles to ask the sidecar (`gatehouse-client`) or to
 //! run a plan as SQL (`gatehouse-sql`), and the wire types both stand on (`gatehouse-api`),
-//! pull in no Cedar, no server and no engine; the engine pulls in no server, no command line
-//! and no policy-author tools; the server (`gatehouse-server`) no policy-author tools either:
+//! pull in no Cedar, no server and no engine; the engine pulls in no server, no command line,
+//! no database and no policy-author tools; the entity source (`gatehouse-source`: the engine
+//! and a database) nothing that serves; the server (`gatehouse-server`) no policy-author tools:
 //! the symbolic compiler, the formatter and the JUnit writer are the binary's. Read from `cargo tree` over the lock file, so a dependency added
 //! to one of them fails here, not in a host's build.
 
@@ -135,6 +136,8 @@ fn the_engine_knows_nothing_of_http_or_the_command_line() {
                 "utoipa",
                 "clap",
                 "prometheus",
+                "sqlx",
+                "sea-query",
             ]
         ),
         Vec::<&String>::new()
@@ -150,6 +153,26 @@ fn the_engine_knows_nothing_of_http_or_the_command_line() {
     );
     assert!(
         names.contains("cedar-policy") && names.contains("gatehouse-api"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn the_entity_source_reads_databases_and_serves_nothing() {
+    let names = compiled_by("gatehouse-source");
+    assert_eq!(
+        named(&names, &["axum", "hyper", "utoipa", "clap", "prometheus"]),
+        Vec::<&String>::new()
+    );
+    assert_eq!(named(&names, TOOLS), Vec::<&String>::new());
+    assert!(
+        !names.contains("gatehouse") && !names.contains("gatehouse-server"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains("gatehouse-engine")
+            && names.contains("sqlx")
+            && names.contains("gatehouse-sql"),
         "{names:?}"
     );
 }

@@ -36,3 +36,4 @@ mod suites_over_http;
 /// The example host application, compiled into the tests so that they drive its real code.
 #[path = "../../examples/sharing_app/app/mod.rs"]
 mod sharing_app_host;
+mod source;

@@ -140,6 +140,20 @@ impl PolicyArgs {
     }
 }
 
+/// Where entities live: a database read and written through a mapping file (`gatehouse
+/// entities`).
+#[derive(Debug, Clone, Args)]
+pub struct EntitySourceArgs {
+    /// The database entities live in: `sqlite://FILE` (created when missing) or
+    /// `postgres://…`.
+    #[arg(long, env = "GATEHOUSE_ENTITIES_DB", value_name = "URL")]
+    pub entities_db: String,
+    /// The mapping file (TOML) saying where each entity type lives in it; without it, the
+    /// bundled domain's tables, which are created in the database when missing.
+    #[arg(long, env = "GATEHOUSE_ENTITIES_MAP", value_name = "FILE")]
+    pub entities_map: Option<PathBuf>,
+}
+
 /// Everything `gatehouse serve` is told; each setting also read from its `GATEHOUSE_*`
 /// variable (a flag wins).
 #[derive(Debug, Clone, Args)]

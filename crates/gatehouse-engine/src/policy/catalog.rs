@@ -85,6 +85,8 @@ pub struct ActionCatalog {
     type_names: std::collections::HashMap<String, EntityTypeName>,
     entity_attrs: BTreeMap<String, BTreeMap<String, Attribute>>,
     entity_parents: BTreeMap<String, Vec<String>>,
+    /// The type of the tags of each entity type that has tags.
+    entity_tags: BTreeMap<String, AttrType>,
     /// The entity types declared with neither `enum` ids nor `tags`.
     plain_types: std::collections::BTreeSet<String>,
     schema_json: Value,
@@ -118,6 +120,7 @@ impl ActionCatalog {
             attrs: entity_attrs,
             parents: entity_parents,
             plain: plain_types,
+            tags: entity_tags,
         } = EntityTypes::read(fragments, &types)?;
         let mut actions = BTreeMap::new();
         for uid in schema.actions() {
@@ -142,6 +145,7 @@ impl ActionCatalog {
             actions,
             entity_attrs,
             entity_parents,
+            entity_tags,
             plain_types,
             schema_json: json,
         })
@@ -263,6 +267,11 @@ impl ActionCatalog {
         self.plain_types.contains(entity_type)
     }
 
+    /// The type of the tags of `entity_type`, when it has tags.
+    pub fn entity_tags(&self, entity_type: &str) -> Option<&AttrType> {
+        self.entity_tags.get(entity_type)
+    }
+
     /// The declared type of attribute `attr` of entity type `entity_type` (fully qualified).
     pub fn entity_attr(&self, entity_type: &str, attr: &str) -> Option<&Attribute> {
         self.entity_attrs.get(entity_type)?.get(attr)
@@ -295,6 +304,8 @@ struct EntityTypes {
     parents: BTreeMap<String, Vec<String>>,
     /// The types that are neither enumerated nor tagged.
     plain: std::collections::BTreeSet<String>,
+    /// The type of the tags of each type that has tags.
+    tags: BTreeMap<String, AttrType>,
 }
 
 impl EntityTypes {
@@ -304,11 +315,16 @@ impl EntityTypes {
             attrs: BTreeMap::new(),
             parents: BTreeMap::new(),
             plain: std::collections::BTreeSet::new(),
+            tags: BTreeMap::new(),
         };
         for (namespace, fragment) in fragments {
             for (name, decl) in object(fragment, "entityTypes") {
                 if decl.get("enum").is_none() && decl.get("tags").is_none() {
                     read.plain.insert(qualified(namespace, name));
+                }
+                if let Some(tags) = decl.get("tags") {
+                    read.tags
+                        .insert(qualified(namespace, name), types.ty(tags, 0)?);
                 }
                 let attrs = match decl.get("shape") {
                     Some(shape) => types.record(shape)?,

@@ -1,0 +1,190 @@
+//! gatehouse's entity source: a host's own database, read as Cedar entities through a
+//! mapping file (`gatehouse_sql::Mapping`), SQLite or PostgreSQL.
+//!
+//! - [`bind`]: a mapping checked against the Cedar schema, every problem naming the attribute
+//!   and the `table.column`.
+//! - [`db`]: the database (one code path for both backends), the bundled domain's tables and
+//!   mapping (`entities/`), and the check of a mapping against the live tables.
+//! - [`read`]: entities by uid, a type's rows at once (`WHERE id IN (…)`).
+//! - [`write`](mod@write): entities imported (each checked by Cedar against the schema first) and
+//!   deleted, in one transaction.
+//!
+//! The engine knows nothing of databases: this crate stands beside it.
+
+// Cedar's habits for code that serves: no unwrap, expect, panic or unchecked index outside
+// tests; each exception says why it cannot fail (`#[expect(..., reason)]`).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod bind;
+pub mod db;
+pub mod read;
+pub mod time;
+pub mod write;
+
+use std::collections::BTreeSet;
+
+use cedar_policy::EntityUid;
+use gatehouse_engine::policy::Snapshot;
+use gatehouse_sql::Mapping;
+use serde_json::Value;
+use sqlx::AnyPool;
+
+pub use bind::{Binding, MappingProblem};
+pub use db::{BUNDLED_MAPPING, Backend};
+
+/// Why the source could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The URL names no database this source reads.
+    #[error("{0}")]
+    Url(String),
+    /// The mapping file cannot be read.
+    #[error("the mapping: {0}")]
+    Mapping(String),
+    /// The mapping does not fit the schema or the database.
+    #[error("the mapping does not fit: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Problems(Vec<MappingProblem>),
+    /// Entities that cannot be written.
+    #[error("{0}")]
+    Entities(String),
+    /// The database refused or failed.
+    #[error("the database: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for SourceError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.to_string())
+    }
+}
+
+/// A database read and written as entities, through a mapping checked against a schema and
+/// against the database's own tables.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pool: AnyPool,
+    backend: Backend,
+    binding: Binding,
+}
+
+/// Where a source's mapping comes from.
+#[derive(Debug, Clone)]
+pub enum MappingFile {
+    /// The bundled domain's (`entities/mapping.toml`), whose tables the source creates.
+    Bundled,
+    /// A host's own, for tables the host keeps.
+    Text(String),
+}
+
+impl Source {
+    /// Opens the database at `url` with `mapping`, checked against `snapshot`'s schema and
+    /// against the database (tables and columns exist, with types that hold the attributes).
+    /// With the bundled mapping, the bundled tables are created or brought up to date first.
+    pub async fn open(
+        url: &str,
+        mapping: &MappingFile,
+        snapshot: &Snapshot,
+    ) -> Result<Self, SourceError> {
+        let text = match mapping {
+            MappingFile::Bundled => BUNDLED_MAPPING,
+            MappingFile::Text(text) => text.as_str(),
+        };
+        let binding = Binding::new(
+            &Mapping::from_toml(text).map_err(|e| SourceError::Mapping(e.0))?,
+            &snapshot.catalog,
+        )
+        .map_err(SourceError::Problems)?;
+        let (pool, backend) = db::connect(url).await?;
+        if matches!(mapping, MappingFile::Bundled) {
+            db::migrate_bundled(&pool).await?;
+        }
+        let problems = db::check(&pool, backend, &binding).await?;
+        if !problems.is_empty() {
+            return Err(SourceError::Problems(problems));
+        }
+        Ok(Self {
+            pool,
+            backend,
+            binding,
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for what the source does not say itself.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The checked mapping.
+    pub fn binding(&self) -> &Binding {
+        &self.binding
+    }
+
+    /// The entities with these uids that the database holds, in Cedar's JSON.
+    pub async fn load(&self, uids: &[EntityUid]) -> Result<Vec<Value>, SourceError> {
+        let wanted: BTreeSet<(String, String)> = uids
+            .iter()
+            .map(|uid| {
+                (
+                    uid.type_name().to_string(),
+                    uid.id().unescaped().to_string(),
+                )
+            })
+            .collect();
+        read::load(&self.pool, self.backend, &self.binding, &wanted).await
+    }
+
+    /// Every entity the database holds, in Cedar's JSON, by type and id.
+    pub async fn export_all(&self) -> Result<Vec<Value>, SourceError> {
+        let mut wanted = BTreeSet::new();
+        for ty in self.binding.types() {
+            for id in read::ids(&self.pool, self.backend, ty).await? {
+                wanted.insert((ty.entity_type.clone(), id));
+            }
+        }
+        read::load(&self.pool, self.backend, &self.binding, &wanted).await
+    }
+
+    /// Writes `entities` (a JSON array of Cedar entities, checked against `snapshot`'s
+    /// schema), replacing what the database held of each; how many were written.
+    pub async fn import(
+        &self,
+        snapshot: &Snapshot,
+        entities: &Value,
+    ) -> Result<usize, SourceError> {
+        write::upsert(
+            &self.pool,
+            self.backend,
+            &self.binding,
+            &snapshot.schema,
+            entities,
+        )
+        .await
+    }
+
+    /// Deletes the entities with these uids; how many the database held.
+    pub async fn delete(&self, uids: &[EntityUid]) -> Result<u64, SourceError> {
+        let uids: Vec<(String, String)> = uids
+            .iter()
+            .map(|uid| {
+                (
+                    uid.type_name().to_string(),
+                    uid.id().unescaped().to_string(),
+                )
+            })
+            .collect();
+        write::delete(&self.pool, self.backend, &self.binding, &uids).await
+    }
+}

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::world::world;
+use crate::common::world::{World, world};
 
 /// A fresh database of each backend: a SQLite file and a schema of its own in the test
 /// PostgreSQL (and the directory the file is in, removed when dropped).
@@ -371,4 +371,175 @@ fn the_entities_command_imports_and_exports() {
     let out = run(&["export"]);
     let exported: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(exported.as_array().map(Vec::len), Some(2), "{exported}");
+}
+
+/// A sidecar serving the bundled set with its entities in the database at `url` (the bundled
+/// tables), holding `world`.
+async fn serving(
+    url: &str,
+    world: &Value,
+    requests: gatehouse::config::RequestEntities,
+) -> common::server::TestServer {
+    let snapshot = common::bundled();
+    let source = Source::open(url, &MappingFile::Bundled, &snapshot)
+        .await
+        .expect("opens");
+    source.import(&snapshot, world).await.expect("imports");
+    common::server::start(common::server::Options {
+        config: gatehouse::config::Config {
+            entities_db: Some(url.to_string()),
+            request_entities: requests,
+            ..gatehouse::config::Config::default()
+        },
+        ..common::server::Options::default()
+    })
+    .await
+}
+
+/// What plain Cedar decides over every entity of the world at once: the decision and its
+/// reasons.
+fn cedar_decides(
+    snapshot: &Snapshot,
+    all: &cedar_policy::Entities,
+    principal: &str,
+    action: &str,
+    resource: &str,
+    context: &Value,
+) -> (String, Vec<String>) {
+    let request = cedar_policy::Request::new(
+        principal.parse().expect("uid"),
+        format!("Action::\"{action}\"").parse().expect("uid"),
+        resource.parse().expect("uid"),
+        cedar_policy::Context::from_json_value(
+            context.clone(),
+            Some((
+                &snapshot.schema,
+                &format!("Action::\"{action}\"").parse().expect("uid"),
+            )),
+        )
+        .expect("context"),
+        Some(&snapshot.schema),
+    )
+    .expect("request");
+    let response = cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, all);
+    (
+        format!("{:?}", response.decision()),
+        common::reasons(&response),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Questions by id alone, their entities read from the database (SQLite and PostgreSQL),
+    /// decide as plain Cedar decides over every entity of the world at once: every user,
+    /// every listed action and context, a sample of resources of each type, single questions,
+    /// batches and allowed actions alike.
+    #[test]
+    fn questions_by_id_decide_as_cedar_over_the_whole_database(w in world(), sample in prop::collection::vec(any::<bool>(), 32)) {
+        let snapshot = common::bundled();
+        let all = cedar_policy::Entities::from_json_value(w.all_json(), Some(&snapshot.schema)).expect("the world");
+        runtime().block_on(async {
+            let (_dir, databases) = databases("source_by_id").await;
+            for (name, url) in databases {
+                let server = serving(&url, &w.all_json(), gatehouse::config::RequestEntities::Add).await;
+                let mut asked = 0;
+                for u in 0..w.users {
+                    let principal = format!("User::\"{}\"", World::user(u));
+                    for (k, (rtype, action, context)) in crate::common::world::listings(w.users).into_iter().enumerate() {
+                        let ids = w.ids_of(rtype);
+                        for (j, id) in ids.iter().enumerate() {
+                            if !sample[(k + j + u) % 32] {
+                                continue;
+                            }
+                            let resource = format!("{rtype}::\"{id}\"");
+                            let expected = cedar_decides(&snapshot, &all, &principal, action, &resource, &context);
+                            let body = json!({"principal": principal, "action": action, "resource": resource, "context": context});
+                            let (status, answer) = server.post("/v1/is_authorized", &body).await;
+                            assert_eq!(status, 200, "{name}: {body}: {answer}");
+                            assert_eq!(answer["decision"], expected.0.as_str(), "{name}: {body}: {answer}");
+                            assert_eq!(answer["diagnostics"]["reason"], json!(expected.1), "{name}: {body}: {answer}");
+                            // The same question in a batch, beside another.
+                            let batch = json!({"requests": [body, {"principal": principal, "action": "view", "resource": resource}]});
+                            let (status, answers) = server.post("/v1/is_authorized/batch", &batch).await;
+                            assert_eq!(status, 200, "{name}: {answers}");
+                            assert_eq!(answers["results"][0]["decision"], expected.0.as_str(), "{name}: batch {body}: {answers}");
+                            asked += 1;
+                        }
+                    }
+                }
+                prop_assert!(asked > 0 || w.users == 0);
+                server.stop().await;
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// A request cannot decide on a forged copy of an entity the database holds: by default the
+/// database's is decided on (an archived project stays archived); `--request-entities
+/// override` lets the request's replace it. A request still adds what the database lacks, and
+/// an id the database does not hold is named in `missing`.
+#[test]
+fn a_forged_entity_does_not_override_the_database_unless_told() {
+    let world = json!([
+        {"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]},
+        {"uid": {"type": "Project", "id": "p1"}, "parents": [], "attrs": {
+            "owner": {"type": "User", "id": "olga"},
+            "admins": {"type": "Group", "id": "p1.admins"}, "managers": {"type": "Group", "id": "p1.managers"},
+            "editors": {"type": "Group", "id": "p1.editors"}, "viewers": {"type": "Group", "id": "p1.viewers"},
+            "phase": "processing", "archived": true, "public": false,
+            "downloads_enabled": false, "editors_can_share": false}}
+    ]);
+    let mut forged = world[1].clone();
+    forged["attrs"]["archived"] = json!(false);
+    let question = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\"", "entities": [forged]});
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (mode, decision) in [
+            (gatehouse::config::RequestEntities::Add, "Deny"),
+            (gatehouse::config::RequestEntities::Override, "Allow"),
+        ] {
+            let url = format!("sqlite://{}", dir.path().join(format!("{mode:?}.db")).display());
+            let server = serving(&url, &world, mode).await;
+            let (status, answer) = server.post("/v1/is_authorized", &question).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["decision"], decision, "{mode:?}: {answer}");
+            // By id alone: the database's.
+            let (_, answer) = server
+                .post("/v1/is_authorized", &json!({"principal": "User::\"vera\"", "action": "view", "resource": "Project::\"p1\""}))
+                .await;
+            assert_eq!(answer["decision"], "Deny", "archived: {answer}");
+            // What the database lacks, a request adds; an id it does not hold is missing.
+            let (_, answer) = server
+                .post("/v1/is_authorized", &json!({"principal": "User::\"ghost\"", "action": "view", "resource": "Project::\"p1\""}))
+                .await;
+            assert_eq!(answer["diagnostics"]["missing"], json!(["User::\"ghost\""]), "{answer}");
+            server.stop().await;
+        }
+    });
+}
+
+/// The database failing while serving: 503 `entities_unavailable` with `Retry-After`,
+/// never a decision.
+#[test]
+fn a_failing_database_is_a_503_never_a_decision() {
+    runtime().block_on(async {
+        let url = common::postgres::fresh_schema("source_gone").await;
+        let world = json!([{"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": []}]);
+        let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
+        let question =
+            json!({"principal": "User::\"vera\"", "action": "view", "resource": "Project::\"p1\""});
+        let (status, _) = server.post("/v1/is_authorized", &question).await;
+        assert_eq!(status, 200);
+        // The tables gone from under the sidecar.
+        let (pool, _) = gatehouse_source::db::connect(&url).await.expect("connects");
+        sqlx::query("DROP TABLE users")
+            .execute(&pool)
+            .await
+            .expect("drops");
+        let (status, answer) = server.post("/v1/is_authorized", &question).await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["code"], "entities_unavailable", "{answer}");
+        server.stop().await;
+    });
 }

@@ -101,6 +101,10 @@ pub enum StartError {
         "listening on `{0}`, beyond loopback, with no admin token would leave /v1/reload and /v1/policies open to whoever reaches the port: give --admin-token-file (or --admin-token), listen on 127.0.0.1, or pass --open-admin to mean it"
     )]
     OpenAdmin(std::net::SocketAddr),
+    /// The entity database (`--entities-db`) cannot be opened, or its mapping does not fit
+    /// the schema or the database.
+    #[error("--entities-db: {0}")]
+    EntitySource(String),
     /// The listening address cannot be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {
@@ -110,6 +114,32 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The entity database of `--entities-db`, its mapping checked against the schema and the
+/// database.
+async fn open_source(
+    config: &Config,
+    snapshot: &crate::policy::Snapshot,
+) -> Result<Option<crate::sourced::Sourced>, StartError> {
+    let Some(url) = &config.entities_db else {
+        return Ok(None);
+    };
+    let mapping = match &config.entities_map {
+        None => gatehouse_source::MappingFile::Bundled,
+        Some(path) => {
+            gatehouse_source::MappingFile::Text(std::fs::read_to_string(path).map_err(|e| {
+                StartError::EntitySource(format!("cannot read `{}`: {e}", path.display()))
+            })?)
+        }
+    };
+    let source = gatehouse_source::Source::open(url, &mapping, snapshot)
+        .await
+        .map_err(|e| StartError::EntitySource(e.to_string()))?;
+    Ok(Some(crate::sourced::Sourced::new(
+        source,
+        config.request_entities,
+    )))
 }
 
 /// The candidate set's watcher and the worker that asks it.
@@ -155,8 +185,10 @@ impl Application {
         let (log, log_writer) = open_log(config, &metrics)?.unzip();
         let budgets = config.cache_budgets();
         let (shadow, shadow_parts) = start_shadow(config, &metrics, log.as_ref())?.unzip();
+        let sourced = open_source(config, &store.current()).await?;
         let state = AppState::new(Services {
             shadow,
+            sourced,
             store,
             decider: Decider::within(budgets.decider, config.cache_ttl()),
             planner: Planner::within(budgets.plans, config.cache_ttl()),

@@ -140,6 +140,15 @@ impl PolicyArgs {
     }
 }
 
+/// What an entity a request sends does when the entity database holds one with its uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RequestEntities {
+    /// The database's is decided on: a request only adds entities the database lacks.
+    Add,
+    /// The request's replaces the database's, for that request.
+    Override,
+}
+
 /// Where entities live: a database read and written through a mapping file (`gatehouse
 /// entities`).
 #[derive(Debug, Clone, Args)]
@@ -168,6 +177,25 @@ pub struct Config {
     /// An entity sent with a request replaces the stored one with the same uid.
     #[arg(long, env = "GATEHOUSE_ENTITIES", value_name = "FILE")]
     pub entities: Option<PathBuf>,
+    /// Read the entities a question needs from this database (`sqlite://FILE`, created when
+    /// missing, or `postgres://…`), through `--entities-map`: a question may then name its
+    /// principal, action and resource by id alone.
+    #[arg(long, env = "GATEHOUSE_ENTITIES_DB", value_name = "URL")]
+    pub entities_db: Option<String>,
+    /// The mapping file (TOML) saying where each entity type lives in `--entities-db`;
+    /// without it, the bundled domain's tables, created when missing.
+    #[arg(
+        long,
+        env = "GATEHOUSE_ENTITIES_MAP",
+        value_name = "FILE",
+        requires = "entities_db"
+    )]
+    pub entities_map: Option<PathBuf>,
+    /// With `--entities-db`, what an entity a request sends does when the database holds
+    /// one with its uid: `add` (the database's is decided on; a request only adds what the
+    /// database lacks) or `override` (the request's replaces it, for that request).
+    #[arg(long, env = "GATEHOUSE_REQUEST_ENTITIES", value_enum, default_value_t = RequestEntities::Add)]
+    pub request_entities: RequestEntities,
     /// Require `Authorization: Bearer <T>` on /v1/status, /v1/policies and /v1/reload.
     /// Prefer `--admin-token-file`: a flag is visible to every user in the process list.
     #[arg(
@@ -322,6 +350,9 @@ impl Default for Config {
             listen: defaults::LISTEN.into(),
             policy: PolicyArgs::default(),
             entities: None,
+            entities_db: None,
+            entities_map: None,
+            request_entities: RequestEntities::Add,
             admin_token: None,
             admin_token_file: None,
             decision_log: None,

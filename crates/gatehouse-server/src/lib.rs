@@ -11,6 +11,8 @@
 //!   strict body reader, and the connection layer (timeouts, a cap, shutdown).
 //! - [`shadow`]: a candidate policy set asked every decision too, off the response path,
 //!   its disagreements counted and logged.
+//! - [`sourced`]: the entities each question needs, read from the entity database
+//!   (`--entities-db`, through `gatehouse-source`).
 //! - [`telemetry`]: logs, Prometheus metrics, the decision log.
 //! - [`policy`], [`cedar_json`], [`decide`], [`plan`]: the engine, from the crate
 //!   `gatehouse-engine`, re-exported here; [`json_keys`], the strict reading of JSON,
@@ -33,6 +35,7 @@ pub mod authzen;
 pub mod config;
 pub mod http;
 pub mod shadow;
+pub mod sourced;
 pub mod telemetry;
 
 pub use gatehouse_engine::{cedar_json, decide, json_keys, plan, policy};

@@ -146,6 +146,15 @@ impl Source {
         read::load(&self.pool, self.backend, &self.binding, &wanted).await
     }
 
+    /// The entities with these (type, id) that the database holds, in Cedar's JSON: a
+    /// type's rows in one statement, then its sets, parents and tags one statement each.
+    pub async fn load_named(
+        &self,
+        wanted: &BTreeSet<(String, String)>,
+    ) -> Result<Vec<Value>, SourceError> {
+        read::load(&self.pool, self.backend, &self.binding, wanted).await
+    }
+
     /// Every entity the database holds, in Cedar's JSON, by type and id.
     pub async fn export_all(&self) -> Result<Vec<Value>, SourceError> {
         let mut wanted = BTreeSet::new();

@@ -56,14 +56,24 @@ fn parse_evaluation(
 }
 
 /// Decides one evaluation, counts and logs it: the AuthZEN decision object and whether
-/// it allows.
-fn evaluate(
+/// it allows. With an entity database, what the evaluation names is read from it first.
+async fn evaluate(
     state: &AppState,
     snapshot: &Arc<Snapshot>,
     evaluation: &Evaluation,
     (request, started): (&str, Instant),
 ) -> Result<(AuthzenDecision, bool), ApiError> {
-    let (question, answer) = answer(state, snapshot, evaluation)?;
+    let (mut question, origins) = evaluation
+        .question(snapshot)
+        .map_err(|e| authzen_error(e, &[]))?;
+    check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    if let Some(sourced) = &state.sourced {
+        sourced.question(&mut question).await?;
+    }
+    let answer = state
+        .decider
+        .answer(snapshot, &question, None)
+        .map_err(|e| authzen_error(e, &origins))?;
     state.check_missing(false, &answer.decision.missing)?;
     let decided = (&*answer.decision, answer.policy_version.as_str());
     let hit = Some(answer.cache_hit);
@@ -177,7 +187,7 @@ pub async fn evaluation(
     let snapshot = state.store.current();
     let evaluation = parse_evaluation(&state, &snapshot, |key| body.get(key).cloned())?;
     let id = request_id(&headers);
-    let (decision, _) = evaluate(&state, &snapshot, &evaluation, (id, started))?;
+    let (decision, _) = evaluate(&state, &snapshot, &evaluation, (id, started)).await?;
     Ok(Json(decision))
 }
 
@@ -225,7 +235,7 @@ pub async fn evaluations(
     let id = request_id(&headers);
     if items.is_empty() {
         let evaluation = parse_evaluation(&state, &snapshot, |key| body.get(key).cloned())?;
-        let (decision, _) = evaluate(&state, &snapshot, &evaluation, (id, started))?;
+        let (decision, _) = evaluate(&state, &snapshot, &evaluation, (id, started)).await?;
         return Ok(Json(EvaluationsBody::One(decision)));
     }
     let mut results = Vec::with_capacity(items.len());
@@ -233,9 +243,12 @@ pub async fn evaluations(
         let answered = match item {
             Value::Object(own) => {
                 let get = |key: &str| own.get(key).or_else(|| body.get(key)).cloned();
-                parse_evaluation(&state, &snapshot, get)
-                    .and_then(|evaluation| evaluate(&state, &snapshot, &evaluation, (id, started)))
-                    .map_err(|error| (error, own))
+                match parse_evaluation(&state, &snapshot, get) {
+                    Ok(evaluation) => evaluate(&state, &snapshot, &evaluation, (id, started))
+                        .await
+                        .map_err(|error| (error, own)),
+                    Err(error) => Err((error, own)),
+                }
             }
             other => Err((
                 ApiError::new(
@@ -427,8 +440,15 @@ pub async fn search_action(
     }
     // As `/v1/allowed_actions`: each action decided with the context keys it declares, and
     // one whose required keys are absent found only when every context would allow it.
-    let (question, origins) = actions_question(&snapshot, &subject, &resource, context);
+    let (mut question, origins) = actions_question(&snapshot, &subject, &resource, context);
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    if let Some(sourced) = &state.sourced {
+        let roots = crate::sourced::roots(
+            &[&question.principal, &question.resource],
+            question.context.as_ref(),
+        );
+        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+    }
     let answer = decide_actions(&state.decider, &snapshot, &question)
         .map_err(|e| authzen_error(e, &origins))?;
     let mut names: Vec<String> = answer

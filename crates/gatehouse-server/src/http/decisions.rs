@@ -12,6 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::body::{
     ActionDiagnostics, AllowedBody, Batch, BatchBody, BatchResult, DecisionBody, PlanBody,
@@ -192,9 +193,14 @@ pub async fn is_authorized(
         return Ok(json_response(answer.body.clone()));
     }
     // A reference count, for the shadow evaluation.
-    let received = state.shadow.is_some().then(|| body.clone());
-    let question: Question = parse_body(Ok(body))?;
+    let mut received = state.shadow.is_some().then(|| Input::Body(body.clone()));
+    let mut question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    if let Some(sourced) = &state.sourced {
+        sourced.question(&mut question).await?;
+        // The candidate decides on what the live set decided on.
+        received = received.map(|_| Input::Question(Box::new(question.clone())));
+    }
     let answer = state.decider.answer(&snapshot, &question, None)?;
     state.check_missing(question.strict_entities, &answer.decision.missing)?;
     // The hot answer keeps the uids written out; without it they are written only if logged.
@@ -215,9 +221,9 @@ pub async fn is_authorized(
         serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
             .map_err(ApiError::internal)?,
     );
-    if let Some(body) = received {
+    if let Some(input) = received {
         state.shadow(id, &snapshot, || {
-            (Input::Body(body), vec![Some(Arc::clone(&answer.decision))])
+            (input, vec![Some(Arc::clone(&answer.decision))])
         });
     }
     if let (Some(hot), Some(key), Some(who)) = (state.hot(), hot_key, who) {
@@ -273,7 +279,7 @@ pub async fn batch(
     let started = Instant::now();
     let body = body?;
     // A reference count, for the shadow evaluation.
-    let received = state.shadow.is_some().then(|| body.clone());
+    let mut received = state.shadow.is_some().then(|| body.clone());
     let Batch {
         entities,
         requests,
@@ -283,8 +289,34 @@ pub async fn batch(
     let max_entities = state.limits.max_entities;
     check_entities(max_entities, &[entities.as_ref()])?;
     let snapshot = state.store.current();
-    let questions: Vec<Result<Question, ApiError>> =
+    let mut questions: Vec<Result<Question, ApiError>> =
         requests.iter().map(|raw| item(raw.get())).collect();
+    // What every question sent is checked against the limit before the database adds its own.
+    for question in questions.iter_mut() {
+        if let Ok(read) = question
+            && let Err(error) =
+                check_entities(max_entities, &[entities.as_ref(), read.entities.as_ref()])
+        {
+            *question = Err(error);
+        }
+    }
+    let entities = match &state.sourced {
+        None => entities,
+        Some(sourced) => {
+            let read: Vec<&mut Question> = questions.iter_mut().flatten().collect();
+            let shared = sourced.batch(read, entities.as_ref()).await?;
+            // The candidate decides on what the live set decided on.
+            if received.is_some() {
+                let asked: Vec<Value> = questions
+                    .iter()
+                    .map(|q| q.as_ref().map_or(Value::Null, |q| serde_json::json!(q)))
+                    .collect();
+                let body = serde_json::json!({"entities": shared, "requests": asked});
+                received = serde_json::to_vec(&body).ok().map(Bytes::from);
+            }
+            shared
+        }
+    };
     // Shared entities are parsed once; wrong, they are the whole batch's fault.
     let shared = entities
         .as_ref()
@@ -297,10 +329,6 @@ pub async fn batch(
     let answer_one =
         |question: Result<Question, ApiError>| -> Result<(DecisionBody, Arc<Decision>), ApiError> {
             let question = question?;
-            check_entities(
-                max_entities,
-                &[entities.as_ref(), question.entities.as_ref()],
-            )?;
             let answer = state
                 .decider
                 .answer(&snapshot, &question, shared.as_ref())?;
@@ -365,8 +393,15 @@ pub async fn allowed_actions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AllowedBody>, ApiError> {
     let started = Instant::now();
-    let question: ActionsQuestion = parse_body(body)?;
+    let mut question: ActionsQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    if let Some(sourced) = &state.sourced {
+        let roots = crate::sourced::roots(
+            &[&question.principal, &question.resource],
+            question.context.as_ref(),
+        );
+        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+    }
     let snapshot = state.store.current();
     let answer = decide_actions(&state.decider, &snapshot, &question)?;
     state.check_missing(question.strict_entities, &answer.missing())?;
@@ -407,8 +442,12 @@ pub async fn plan(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlanBody>, ApiError> {
-    let question: PlanQuestion = parse_body(body)?;
+    let mut question: PlanQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    if let Some(sourced) = &state.sourced {
+        let roots = crate::sourced::roots(&[&question.principal], question.context.as_ref());
+        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+    }
     let snapshot = state.store.current();
     // Plans are not decisions: neither the decision metrics nor the decision log count them.
     let (plan, _hit) = state.planner.plan(&state.decider, &snapshot, &question)?;

@@ -55,6 +55,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// More requests in flight than `--max-concurrency`: retry after a second.
     Overloaded,
+    /// The entity database (`--entities-db`) did not answer: retry after a second.
+    EntitiesUnavailable,
     /// `/v1/reload`: the files do not load; the last good set stays live.
     ReloadFailed,
     /// `/v1/reload`: the files load, but a reload gate refused the set; the last good set
@@ -66,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order the README lists them.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::MalformedJson,
         Self::InvalidRequest,
         Self::InvalidPrincipal,
@@ -84,6 +86,7 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::RequestTimeout,
         Self::Overloaded,
+        Self::EntitiesUnavailable,
         Self::ReloadFailed,
         Self::ReloadRefused,
         Self::Internal,
@@ -110,7 +113,7 @@ impl ErrorCode {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ReloadFailed | Self::ReloadRefused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::EntitiesUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -134,6 +137,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
+            Self::EntitiesUnavailable => "entities_unavailable",
             Self::ReloadFailed => "reload_failed",
             Self::ReloadRefused => "reload_refused",
             Self::Internal => "internal",
@@ -367,7 +371,7 @@ impl IntoResponse for ApiError {
             ErrorCode::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ErrorCode::Overloaded => {
+            ErrorCode::Overloaded | ErrorCode::EntitiesUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

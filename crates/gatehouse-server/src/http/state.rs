@@ -66,6 +66,8 @@ pub struct Services {
     pub authzen: Authzen,
     /// The candidate set, with `--shadow-policies`.
     pub shadow: Option<Shadow>,
+    /// The entity database, with `--entities-db`.
+    pub sourced: Option<crate::sourced::Sourced>,
 }
 
 /// The services and what serving adds to them.
@@ -171,10 +173,12 @@ impl AppState {
     }
 
     /// The hot answers, unless the decision log must record each question's context and
-    /// entities (which a hot answer does not parse).
+    /// entities (which a hot answer does not parse), or the entities come from a database
+    /// (a body's bytes do not say what the database held when it was answered).
     pub fn hot(&self) -> Option<&HotCache> {
         match &self.log {
             Some(log) if log.full => None,
+            _ if self.sourced.is_some() => None,
             _ => Some(&self.hot),
         }
     }

@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             context: None,
             entities: Some(entities.clone().into()),
             strict_entities: false,
+            consistency: None,
         };
         let answer = decider.answer(&snapshot, &question, None)?;
         println!(

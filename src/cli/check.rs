@@ -121,5 +121,6 @@ fn question(args: &CheckArgs, catalog: &ActionCatalog) -> Result<Question, Strin
         context,
         entities,
         strict_entities: false,
+        consistency: None,
     })
 }

@@ -161,6 +161,7 @@ fn read_log(file: &Path) -> Result<Vec<Question>, Failure> {
                 context: line.get("context").filter(|c| c.is_object()).cloned(),
                 entities: entities.map(Into::into),
                 strict_entities: false,
+                consistency: None,
             })
         })
         .collect()

@@ -324,6 +324,7 @@ fn sweep(work: &Snapshot, suites: &[Suite]) -> Vec<Asked> {
                                 context: Some(context.clone()),
                                 entities: None,
                                 strict_entities: false,
+                                consistency: None,
                             },
                             shared: Some(Arc::clone(set)),
                         });

@@ -546,6 +546,7 @@ fn run_list(
             context: Some(list.context.clone()),
             entities: None,
             strict_entities: false,
+            consistency: None,
         })
         .collect();
     let shared = EntityList::from(entities.clone());
@@ -597,6 +598,7 @@ fn selected_by_plan(
         resource_type: list.resource_type.clone(),
         context: Some(list.context.clone()),
         entities: Some(EntityList::from(entities.clone())),
+        consistency: None,
     };
     let (plan, _) = Planner::new(0, std::time::Duration::ZERO)
         .plan(decider, snapshot, &question)

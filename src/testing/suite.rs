@@ -230,6 +230,7 @@ impl Case {
             context: Some(self.context.clone()),
             entities: None,
             strict_entities: false,
+            consistency: None,
         }
     }
 }

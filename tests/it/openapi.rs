@@ -96,7 +96,7 @@ async fn every_described_route_is_served_and_answers_as_described() {
     let doc = checked_in();
     let server = start_with_acme_stored().await;
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, item) in paths {
         for method in ["get", "post"] {
             if item.get(method).is_none() {

@@ -31,6 +31,7 @@ pub(crate) fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: 
         resource_type: rtype.to_string(),
         context: Some(context.clone()),
         entities: Some(w.known_json().into()),
+        consistency: None,
     };
     let (plan, _) = Planner::new(0, Duration::ZERO)
         .plan(&Decider::uncached(), snapshot(), &question)
@@ -57,6 +58,7 @@ pub(crate) fn allowed_one_by_one(
                 context: Some(context.clone()),
                 entities: Some(entities.clone().into()),
                 strict_entities: false,
+                consistency: None,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question)
                 .expect("a valid question");
@@ -327,6 +329,7 @@ fn a_repeated_plan_comes_from_the_cache_and_a_new_set_is_planned_anew() {
         resource_type: "Project".into(),
         context: None,
         entities: None,
+        consistency: None,
     };
     let (first, hit) = planner
         .plan(&decider, &store.current(), &question)
@@ -400,6 +403,7 @@ proptest! {
                 context: Some(context.clone()),
                 entities: Some(w.all_json().into()),
                 strict_entities: false,
+                consistency: None,
             };
             let answer = gatehouse::decide::question::evaluate(snapshot(), &question).expect("valid");
             prop_assert_eq!(answer.decision, decided.decision, "{} {} {} {}", u, action, id, context);

@@ -396,8 +396,9 @@ async fn serving(
     .await
 }
 
-/// What plain Cedar decides over every entity of the world at once: the decision and its
-/// reasons.
+/// What plain Cedar decides over every entity of the world at once, under gatehouse's one
+/// rule over it (an Allow with an evaluation error is a Deny, with no reasons): the decision
+/// and its reasons.
 fn cedar_decides(
     snapshot: &Snapshot,
     all: &cedar_policy::Entities,
@@ -422,6 +423,10 @@ fn cedar_decides(
     )
     .expect("request");
     let response = cedar_policy::Authorizer::new().is_authorized(&request, &snapshot.policies, all);
+    let allowed = response.decision() == cedar_policy::Decision::Allow;
+    if allowed && response.diagnostics().errors().next().is_some() {
+        return ("Deny".into(), Vec::new());
+    }
     (
         format!("{:?}", response.decision()),
         common::reasons(&response),
@@ -520,7 +525,8 @@ fn a_forged_entity_does_not_override_the_database_unless_told() {
 }
 
 /// The database failing while serving: 503 `entities_unavailable` with `Retry-After`,
-/// never a decision.
+/// never a decision. Before it fails, a database whose changes are not followed has no
+/// positions: 409 `not_following`.
 #[test]
 fn a_failing_database_is_a_503_never_a_decision() {
     runtime().block_on(async {
@@ -531,6 +537,10 @@ fn a_failing_database_is_a_503_never_a_decision() {
             json!({"principal": "User::\"vera\"", "action": "view", "resource": "Project::\"p1\""});
         let (status, _) = server.post("/v1/is_authorized", &question).await;
         assert_eq!(status, 200);
+        // PostgreSQL's changes are not followed (yet): no positions to give.
+        let (status, answer) = server.get_json("/v1/entities/position").await;
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(answer["error"]["code"], "not_following", "{answer}");
         // The tables gone from under the sidecar.
         let (pool, _) = gatehouse_source::db::connect(&url).await.expect("connects");
         sqlx::query("DROP TABLE users")
@@ -540,6 +550,336 @@ fn a_failing_database_is_a_503_never_a_decision() {
         let (status, answer) = server.post("/v1/is_authorized", &question).await;
         assert_eq!(status, 503, "{answer}");
         assert_eq!(answer["error"]["code"], "entities_unavailable", "{answer}");
+        server.stop().await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+    /// The entity cache stays exact as the database changes (SQLite, its change log): after
+    /// each write (entities of another world written over the first's, or deleted: groups
+    /// granted and revoked, projects archived and transferred, users removed), once the
+    /// sidecar has applied that commit, every sampled question by id decides as plain Cedar
+    /// over the database as it then is, with every cache on. The writes come from another
+    /// connection, as a host's would.
+    #[test]
+    fn the_entity_cache_stays_exact_as_the_database_changes(
+        w in world(),
+        w2 in world(),
+        steps in prop::collection::vec((0..3_u8, prop::collection::vec(any::<bool>(), 48)), 1..5),
+        sample in prop::collection::vec(any::<bool>(), 32),
+    ) {
+        let snapshot = common::bundled();
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("changing.db").display());
+            let server = serving(&url, &w.all_json(), gatehouse::config::RequestEntities::Add).await;
+            let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
+            let sourced = server.state.sourced.as_ref().expect("a database");
+            let others = w2.all_json();
+            let users = w.users.max(w2.users);
+            for (step, (kind, pick)) in steps.iter().enumerate() {
+                // Ask first, so that what the write changes is cached.
+                ask_all(&server, &writer, &snapshot, users, &w, &sample).await;
+                let chosen: Vec<Value> = others.as_array().expect("a list").iter().enumerate()
+                    .filter(|(i, _)| pick[i % 48]).map(|(_, e)| e.clone()).collect();
+                if *kind == 2 {
+                    // As a host's app does it: memberships granted and revoked in SQL alone,
+                    // the users' rows untouched.
+                    let mut tx = writer.pool().begin().await.expect("a transaction");
+                    for u in 0..users {
+                        for (g, group) in w.project_and_org_groups().iter().enumerate() {
+                            if !pick[(u * 11 + g) % 48] {
+                                continue;
+                            }
+                            let user = World::user(u);
+                            let deleted = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
+                                .bind(&user).bind(group).execute(&mut *tx).await.expect("revokes").rows_affected();
+                            if deleted == 0 {
+                                sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)")
+                                    .bind(&user).bind(group).execute(&mut *tx).await.expect("grants");
+                            }
+                        }
+                    }
+                    tx.commit().await.expect("commits");
+                } else if *kind == 1 {
+                    let uids: Vec<cedar_policy::EntityUid> = chosen.iter()
+                        .map(|e| format!("{}::{:?}", e["uid"]["type"].as_str().expect("type"), e["uid"]["id"].as_str().expect("id")).parse().expect("uid"))
+                        .collect();
+                    writer.delete(&uids).await.expect("deletes");
+                } else {
+                    writer.import(&snapshot, &Value::Array(chosen)).await.expect("writes");
+                }
+                let position = writer.position().await.expect("a position");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while sourced.applied().expect("followed") < position {
+                    assert!(std::time::Instant::now() < deadline, "step {step}: position {position} not applied");
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                ask_all(&server, &writer, &snapshot, users, &w, &sample).await;
+            }
+            server.stop().await;
+        });
+    }
+}
+
+/// Asks sampled questions by id of every user about the resources of `w`'s ids, and holds
+/// each answer to plain Cedar over what the database holds now.
+async fn ask_all(
+    server: &common::server::TestServer,
+    source: &Source,
+    snapshot: &Snapshot,
+    users: usize,
+    w: &World,
+    sample: &[bool],
+) {
+    let now = source.export_all().await.expect("exports");
+    let all = cedar_policy::Entities::from_json_value(Value::Array(now), Some(&snapshot.schema))
+        .expect("the database");
+    for u in 0..users {
+        let principal = format!("User::\"{}\"", World::user(u));
+        for (k, (rtype, action, context)) in crate::common::world::listings(users)
+            .into_iter()
+            .enumerate()
+        {
+            for (j, id) in w.ids_of(rtype).iter().enumerate() {
+                if !sample[(k * 7 + j + u) % sample.len()] {
+                    continue;
+                }
+                let resource = format!("{rtype}::\"{id}\"");
+                let expected =
+                    cedar_decides(snapshot, &all, &principal, action, &resource, &context);
+                let body = json!({"principal": principal, "action": action, "resource": resource, "context": context});
+                let (status, answer) = server.post("/v1/is_authorized", &body).await;
+                assert_eq!(status, 200, "{body}: {answer}");
+                assert_eq!(answer["decision"], expected.0.as_str(), "{body}: {answer}");
+                assert_eq!(
+                    answer["diagnostics"]["reason"],
+                    json!(expected.1),
+                    "{body}: {answer}"
+                );
+            }
+        }
+    }
+}
+
+/// What is read is cached, and a change drops exactly what it changed: after a grant to
+/// one user, the project and the other users stay cached.
+#[test]
+fn a_change_drops_exactly_the_entities_it_changed() {
+    let snapshot = common::bundled();
+    let world = json!([
+        {"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "User", "id": "olga"}, "attrs": {}, "parents": []},
+        {"uid": {"type": "Project", "id": "p1"}, "parents": [], "attrs": {
+            "owner": {"type": "User", "id": "olga"},
+            "admins": {"type": "Group", "id": "p1.admins"}, "managers": {"type": "Group", "id": "p1.managers"},
+            "editors": {"type": "Group", "id": "p1.editors"}, "viewers": {"type": "Group", "id": "p1.viewers"},
+            "phase": "processing", "archived": false, "public": false,
+            "downloads_enabled": false, "editors_can_share": false}}
+    ]);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("exact.db").display());
+        let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
+        let sourced = server.state.sourced.as_ref().expect("a database");
+        let edit = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(answer["decision"], "Deny", "{answer}");
+        assert!(sourced.is_cached("User", "vera") && sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"));
+        // An id the database does not hold is cached as absent.
+        let (_, answer) = server.post("/v1/is_authorized", &json!({"principal": "User::\"ghost\"", "action": "view", "resource": "Project::\"p1\""})).await;
+        assert_eq!(answer["diagnostics"]["missing"], json!(["User::\"ghost\""]));
+        assert!(sourced.is_cached("User", "ghost"));
+        // vera made an editor, by another connection.
+        let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
+        let vera = json!([{"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]}]);
+        writer.import(&snapshot, &vera).await.expect("writes");
+        let position = writer.position().await.expect("a position");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sourced.applied().expect("followed") < position {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!sourced.is_cached("User", "vera"), "the changed entity is dropped");
+        assert!(sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"), "the others stay");
+        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(answer["decision"], "Allow", "{answer}");
+        server.stop().await;
+    });
+}
+
+/// A sidecar on the SQLite database `url` holding `world`, looking for commits every
+/// `poll`, waiting at most `wait` for a token's position, refusing after `staleness`.
+async fn serving_with(
+    url: &str,
+    world: &Value,
+    poll: u64,
+    wait: u64,
+    staleness: u64,
+) -> common::server::TestServer {
+    let snapshot = common::bundled();
+    let source = Source::open(url, &MappingFile::Bundled, &snapshot)
+        .await
+        .expect("opens");
+    source.import(&snapshot, world).await.expect("imports");
+    let ms = std::time::Duration::from_millis;
+    common::server::start(common::server::Options {
+        config: gatehouse::config::Config {
+            entities_db: Some(url.to_string()),
+            entities_poll: ms(poll),
+            consistency_wait: ms(wait),
+            max_staleness: ms(staleness),
+            ..gatehouse::config::Config::default()
+        },
+        ..common::server::Options::default()
+    })
+    .await
+}
+
+fn vera_and_p1(groups: &[&str]) -> Value {
+    let parents: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"type": "Group", "id": g}))
+        .collect();
+    json!([
+        {"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": parents},
+        {"uid": {"type": "Project", "id": "p1"}, "parents": [], "attrs": {
+            "owner": {"type": "User", "id": "olga"},
+            "admins": {"type": "Group", "id": "p1.admins"}, "managers": {"type": "Group", "id": "p1.managers"},
+            "editors": {"type": "Group", "id": "p1.editors"}, "viewers": {"type": "Group", "id": "p1.viewers"},
+            "phase": "processing", "archived": false, "public": false,
+            "downloads_enabled": false, "editors_can_share": false}}
+    ])
+}
+
+/// Consistency tokens, against the "new enemy": right after a write, a question carrying
+/// the position the write committed at (`GET /v1/entities/position`) is decided on it,
+/// waiting for the sidecar to apply it, even with what it changed cached and the sidecar
+/// slow to look; its answer's `entities_at` is at least that position. `"full"` reads the
+/// database. A position never reached is 503 `stale_entities` after `--consistency-wait`;
+/// a token that is not a position is a 400 naming the field.
+#[test]
+fn a_token_after_a_write_is_decided_on_the_write() {
+    let snapshot = common::bundled();
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+        // Looking for commits every 300 ms: a question right after a write finds its cache
+        // stale unless it waits.
+        let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 300, 2000, 5000).await;
+        let edit =
+            json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(answer["decision"], "Allow", "{answer}");
+        let first: i64 = answer["entities_at"]
+            .as_str()
+            .expect("a position")
+            .parse()
+            .expect("a number");
+        // vera's editor role revoked, by another connection.
+        let writer = Source::open(&url, &MappingFile::Bundled, &snapshot)
+            .await
+            .expect("opens");
+        writer
+            .import(&snapshot, &vera_and_p1(&[]))
+            .await
+            .expect("writes");
+        let (status, position) = server.get_json("/v1/entities/position").await;
+        assert_eq!(status, 200, "{position}");
+        let token = position["position"]
+            .as_str()
+            .expect("a position")
+            .to_string();
+        assert!(
+            token.parse::<i64>().expect("a number") > first,
+            "{position}"
+        );
+        let mut asked = edit.clone();
+        asked["consistency"] = json!({"at_least": token});
+        let (status, answer) = server.post("/v1/is_authorized", &asked).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["decision"], "Deny",
+            "decided on the revoke: {answer}"
+        );
+        let at: i64 = answer["entities_at"]
+            .as_str()
+            .expect("a position")
+            .parse()
+            .expect("a number");
+        assert!(at >= token.parse::<i64>().expect("a number"), "{answer}");
+        // vera an editor again: `"full"` reads the database.
+        writer
+            .import(&snapshot, &vera_and_p1(&["p1.editors"]))
+            .await
+            .expect("writes");
+        let mut full = edit.clone();
+        full["consistency"] = json!("full");
+        let (_, answer) = server.post("/v1/is_authorized", &full).await;
+        assert_eq!(
+            answer["decision"], "Allow",
+            "read from the database: {answer}"
+        );
+        // A position never reached: refused after the wait, never decided.
+        let mut ahead = edit.clone();
+        ahead["consistency"] = json!({"at_least": "1000000"});
+        let (status, answer) = server.post("/v1/is_authorized", &ahead).await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["code"], "stale_entities", "{answer}");
+        // Not a position.
+        let mut wrong = edit.clone();
+        wrong["consistency"] = json!({"at_least": "yesterday"});
+        let (status, answer) = server.post("/v1/is_authorized", &wrong).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["field"], "consistency.at_least", "{answer}");
+        server.stop().await;
+    });
+}
+
+/// A change log that cannot be read (here, gone from under the sidecar) stops the position:
+/// once it has gone unread for `--max-staleness`, questions are 503 `entities_unavailable`,
+/// never decided on what may be stale.
+#[test]
+fn a_change_log_gone_unread_refuses_questions_after_the_bound() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("stale.db").display());
+        let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 5, 1000, 300).await;
+        let edit =
+            json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+        let (status, _) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(status, 200);
+        let (pool, _) = gatehouse_source::db::connect(&url).await.expect("connects");
+        sqlx::query("ALTER TABLE gatehouse_changes RENAME TO gone")
+            .execute(&pool)
+            .await
+            .expect("renames");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let (status, answer) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["code"], "entities_unavailable", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--max-staleness"),
+            "{answer}"
+        );
+        // Back: the follower catches up without a restart.
+        sqlx::query("ALTER TABLE gone RENAME TO gatehouse_changes")
+            .execute(&pool)
+            .await
+            .expect("renames");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (status, _) = server.post("/v1/is_authorized", &edit).await;
+            if status == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not back");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         server.stop().await;
     });
 }

@@ -20,6 +20,7 @@
 )]
 
 pub mod condition;
+pub mod consistency;
 pub mod entity;
 pub mod json_keys;
 pub mod plan;
@@ -28,6 +29,7 @@ pub mod uid;
 use serde::{Deserialize, Serialize};
 
 pub use condition::Condition;
+pub use consistency::{Consistency, ConsistencyMode};
 pub use entity::Entity;
 pub use plan::{Plan, PlanKind};
 pub use uid::{Role, Uid, UidObject};

@@ -136,10 +136,16 @@ async fn open_source(
     let source = gatehouse_source::Source::open(url, &mapping, snapshot)
         .await
         .map_err(|e| StartError::EntitySource(e.to_string()))?;
-    Ok(Some(crate::sourced::Sourced::new(
-        source,
-        config.request_entities,
-    )))
+    let following = crate::sourced::Following {
+        capacity: config.entities_cache,
+        max_staleness: config.max_staleness,
+        consistency_wait: config.consistency_wait,
+        poll: config.entities_poll,
+    };
+    let sourced = crate::sourced::Sourced::new(source, config.request_entities, following)
+        .await
+        .map_err(|e| StartError::EntitySource(e.to_string()))?;
+    Ok(Some(sourced))
 }
 
 /// The candidate set's watcher and the worker that asks it.

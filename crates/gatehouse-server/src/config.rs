@@ -20,6 +20,14 @@ pub mod defaults {
     pub const POLICIES: &str = "policies";
     /// `--schema`.
     pub const SCHEMA: &str = "schemas/project_sharing.cedarschema";
+    /// `--entities-cache`.
+    pub const ENTITIES_CACHE: u64 = 100_000;
+    /// `--max-staleness`, in seconds.
+    pub const MAX_STALENESS: &str = "5";
+    /// `--consistency-wait`, in seconds.
+    pub const CONSISTENCY_WAIT: &str = "1";
+    /// `--entities-poll`.
+    pub const ENTITIES_POLL: &str = "5ms";
     /// `--cache-capacity`.
     pub const CACHE_CAPACITY: u64 = 100_000;
     /// `--entity-cache-capacity`.
@@ -196,6 +204,26 @@ pub struct Config {
     /// database lacks) or `override` (the request's replaces it, for that request).
     #[arg(long, env = "GATEHOUSE_REQUEST_ENTITIES", value_enum, default_value_t = RequestEntities::Add)]
     pub request_entities: RequestEntities,
+    /// With `--entities-db` on SQLite, how many entities read from it are kept, exact by its
+    /// change log (an absent one counts too).
+    #[arg(long, env = "GATEHOUSE_ENTITIES_CACHE", default_value_t = defaults::ENTITIES_CACHE, value_name = "N")]
+    pub entities_cache: u64,
+    /// With `--entities-db` on SQLite, the longest its change log may go unread (the
+    /// database lost, say) before questions are answered 503 `entities_unavailable` rather
+    /// than decided on what may be stale. Seconds, or a duration (`500ms`).
+    #[arg(long, env = "GATEHOUSE_MAX_STALENESS", default_value = defaults::MAX_STALENESS, value_name = "SECS",
+          value_parser = duration)]
+    pub max_staleness: Duration,
+    /// With `--entities-db` on SQLite, how long a question whose `consistency.at_least`
+    /// names a position not yet applied waits for it before 503 `stale_entities`.
+    #[arg(long, env = "GATEHOUSE_CONSISTENCY_WAIT", default_value = defaults::CONSISTENCY_WAIT, value_name = "SECS",
+          value_parser = duration)]
+    pub consistency_wait: Duration,
+    /// With `--entities-db` on SQLite, how often the sidecar looks for another connection's
+    /// commits.
+    #[arg(long, env = "GATEHOUSE_ENTITIES_POLL", default_value = defaults::ENTITIES_POLL, value_name = "SECS",
+          value_parser = duration, hide = true)]
+    pub entities_poll: Duration,
     /// Require `Authorization: Bearer <T>` on /v1/status, /v1/policies and /v1/reload.
     /// Prefer `--admin-token-file`: a flag is visible to every user in the process list.
     #[arg(
@@ -353,6 +381,13 @@ impl Default for Config {
             entities_db: None,
             entities_map: None,
             request_entities: RequestEntities::Add,
+            entities_cache: defaults::ENTITIES_CACHE,
+            max_staleness: duration(defaults::MAX_STALENESS)
+                .expect("the default staleness bound reads"),
+            consistency_wait: duration(defaults::CONSISTENCY_WAIT)
+                .expect("the default consistency wait reads"),
+            entities_poll: duration(defaults::ENTITIES_POLL)
+                .expect("the default poll interval reads"),
             admin_token: None,
             admin_token_file: None,
             decision_log: None,

@@ -53,13 +53,10 @@ impl Backend {
 pub async fn connect(url: &str) -> Result<(AnyPool, Backend), SourceError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url)?;
-    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let memory = is_memory(url);
     let url = match backend {
-        Backend::Sqlite if !memory && !url.contains("mode=") => {
-            let join = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{join}mode=rwc")
-        }
-        _ => url.to_string(),
+        Backend::Sqlite => sqlite_url(url),
+        Backend::Postgres => url.to_string(),
     };
     let options = AnyPoolOptions::new();
     let pool = if memory {
@@ -80,6 +77,20 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Backend), SourceError> {
             .await?;
     }
     Ok((pool, backend))
+}
+
+/// Whether `url` is an in-memory SQLite (a database of each connection's own).
+pub fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// A SQLite URL that creates its file when missing (unless it says otherwise).
+pub fn sqlite_url(url: &str) -> String {
+    if is_memory(url) || url.contains("mode=") {
+        return url.to_string();
+    }
+    let join = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{join}mode=rwc")
 }
 
 /// The bundled domain's migrations (`entities/migrations/`), compiled in.

@@ -6,6 +6,8 @@
 //! - [`db`]: the database (one code path for both backends), the bundled domain's tables and
 //!   mapping (`entities/`), and the check of a mapping against the live tables.
 //! - [`read`]: entities by uid, a type's rows at once (`WHERE id IN (…)`).
+//! - [`changes`]: what changed, in commit order (SQLite: a change log its triggers write in
+//!   the writing transaction), for caches kept exact.
 //! - [`write`](mod@write): entities imported (each checked by Cedar against the schema first) and
 //!   deleted, in one transaction.
 //!
@@ -24,6 +26,7 @@
 )]
 
 pub mod bind;
+pub mod changes;
 pub mod db;
 pub mod read;
 pub mod time;
@@ -70,6 +73,7 @@ impl From<sqlx::Error> for SourceError {
 /// against the database's own tables.
 #[derive(Debug, Clone)]
 pub struct Source {
+    url: String,
     pool: AnyPool,
     backend: Backend,
     binding: Binding,
@@ -110,7 +114,9 @@ impl Source {
         if !problems.is_empty() {
             return Err(SourceError::Problems(problems));
         }
+        changes::install(&pool, backend, &binding).await?;
         Ok(Self {
+            url: url.to_string(),
             pool,
             backend,
             binding,
@@ -130,6 +136,31 @@ impl Source {
     /// The checked mapping.
     pub fn binding(&self) -> &Binding {
         &self.binding
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the source says what changed, in commit order ([`changes`]): a cache of
+    /// what it reads can be kept exact.
+    pub fn follows_changes(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
+    /// The position of the database's last committed change.
+    pub async fn position(&self) -> Result<i64, SourceError> {
+        changes::position(&self.pool, self.backend).await
+    }
+
+    /// The changes after position `after`, at most `limit`, in commit order.
+    pub async fn changes_since(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<changes::Since, SourceError> {
+        changes::since(&self.pool, after, limit).await
     }
 
     /// The entities with these uids that the database holds, in Cedar's JSON.

@@ -144,6 +144,12 @@ impl TestServer {
         )
     }
 
+    /// GETs a path; returns the status and the body, read as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, text) = self.get(path).await;
+        (status, serde_json::from_str(&text).expect("a JSON answer"))
+    }
+
     /// GETs a path; returns the status and the body text.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self

@@ -100,6 +100,22 @@ impl World {
         format!("u{i}")
     }
 
+    /// Every group of the world's projects and organizations, by id.
+    pub fn project_and_org_groups(&self) -> Vec<String> {
+        let mut groups = Vec::new();
+        for p in 0..self.projects.len() {
+            for role in PROJECT_ROLES {
+                groups.push(Project::group(&format!("p{p}"), role).id);
+            }
+        }
+        for o in 0..self.orgs {
+            for role in ORG_GROUPS {
+                groups.push(format!("o{o}.{role}"));
+            }
+        }
+        groups
+    }
+
     /// The groups user `u` is in, as uids.
     pub fn groups_of(&self, u: usize) -> Vec<Uid> {
         let mut groups = Vec::new();

@@ -47,6 +47,9 @@ pub struct ActionsQuestion {
     /// or the deciding path reads.
     #[serde(default)]
     pub strict_entities: bool,
+    /// With an entity database: how fresh the entities decided on must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<gatehouse_api::Consistency>,
 }
 
 /// One action's decision, with the question it answered (for the decision log).
@@ -122,6 +125,7 @@ impl ActionsQuestion {
             context,
             entities: self.entities.clone(),
             strict_entities: false,
+            consistency: None,
         }
     }
 }

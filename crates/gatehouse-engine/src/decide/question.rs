@@ -53,6 +53,9 @@ pub struct Question {
     /// or the deciding path reads (those a decision's `missing` lists).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_entities: bool,
+    /// With an entity database: how fresh the entities decided on must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<gatehouse_api::Consistency>,
 }
 
 /// A decision and where it came from.

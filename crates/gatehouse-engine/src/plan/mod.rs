@@ -70,6 +70,9 @@ pub struct PlanQuestion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::Entity>>))]
     pub entities: Option<crate::decide::EntityList>,
+    /// With an entity database: how fresh the entities decided on must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<gatehouse_api::Consistency>,
 }
 
 /// Plans, cached by policy version and the whole question (as decisions are).

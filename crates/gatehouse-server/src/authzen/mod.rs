@@ -340,6 +340,7 @@ impl Evaluation {
             context: self.context.clone(),
             entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
             strict_entities: false,
+            consistency: None,
         };
         Ok((question, origins))
     }
@@ -370,6 +371,7 @@ pub fn actions_question(
         entities: (!entities.is_empty()).then_some(Value::Array(entities).into()),
         actions: None,
         strict_entities: false,
+        consistency: None,
     };
     (question, origins)
 }

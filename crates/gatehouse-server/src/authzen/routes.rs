@@ -447,7 +447,10 @@ pub async fn search_action(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
         );
-        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+        question.entities = sourced
+            .entities(roots, question.entities.as_ref(), None)
+            .await?
+            .0;
     }
     let answer = decide_actions(&state.decider, &snapshot, &question)
         .map_err(|e| authzen_error(e, &origins))?;

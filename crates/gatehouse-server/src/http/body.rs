@@ -46,6 +46,10 @@ pub struct DecisionBody {
     pub diagnostics: Diagnostics,
     /// The version of the policy set that decided.
     pub policy_version: String,
+    /// With an entity database: the position of its changes the entities decided on are as
+    /// of, at least (a token for `consistency.at_least`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities_at: Option<String>,
 }
 
 impl DecisionBody {
@@ -59,6 +63,7 @@ impl DecisionBody {
                 missing: decision.missing.clone(),
             },
             policy_version: version.to_string(),
+            entities_at: None,
         }
     }
 }
@@ -82,6 +87,10 @@ pub struct Batch {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     pub strict_entities: bool,
+    /// With an entity database: how fresh the entities every question is decided on must
+    /// be.
+    #[serde(default)]
+    pub consistency: Option<gatehouse_api::Consistency>,
 }
 
 /// One result of a batch: a decision, or the error of a question that could not be asked
@@ -127,6 +136,10 @@ pub struct AllowedBody {
     pub diagnostics: ActionDiagnostics,
     /// The version of the policy set that decided.
     pub policy_version: String,
+    /// With an entity database: the position of its changes the entities decided on are as
+    /// of, at least (a token for `consistency.at_least`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities_at: Option<String>,
 }
 
 /// A plan and the version of the set that made it.
@@ -138,6 +151,20 @@ pub struct PlanBody {
     pub plan: Arc<Plan>,
     /// The version of the policy set that made it.
     pub policy_version: String,
+    /// With an entity database: the position of its changes the entities decided on are as
+    /// of, at least (a token for `consistency.at_least`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities_at: Option<String>,
+}
+
+/// Where the entity database's changes stand.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionBody {
+    /// The position of the database's last committed change: after a write, ask with
+    /// `"consistency": {"at_least": position}` to be decided on it.
+    pub position: String,
+    /// The position of the last change the sidecar has applied to its cache.
+    pub applied: String,
 }
 
 /// `{"status": "ok"}`.

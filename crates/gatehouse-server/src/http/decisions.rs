@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::body::{
     ActionDiagnostics, AllowedBody, Batch, BatchBody, BatchResult, DecisionBody, PlanBody,
+    PositionBody,
 };
 use super::error::ErrorBody;
 use super::error::{ApiError, ErrorCode};
@@ -57,8 +58,12 @@ pub fn request_id(headers: &HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-fn decision_body(decision: &Decision, version: &str) -> DecisionBody {
-    DecisionBody::new(decision, version)
+/// A decision's body; `at`, the entity database's position it was decided as of.
+fn decision_body(decision: &Decision, version: &str, at: Option<i64>) -> DecisionBody {
+    DecisionBody {
+        entities_at: at.map(|p| p.to_string()),
+        ..DecisionBody::new(decision, version)
+    }
 }
 
 /// Who asked what about which resource, for the decision log.
@@ -196,8 +201,9 @@ pub async fn is_authorized(
     let mut received = state.shadow.is_some().then(|| Input::Body(body.clone()));
     let mut question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    let mut at = None;
     if let Some(sourced) = &state.sourced {
-        sourced.question(&mut question).await?;
+        at = sourced.question(&mut question).await?;
         // The candidate decides on what the live set decided on.
         received = received.map(|_| Input::Question(Box::new(question.clone())));
     }
@@ -218,7 +224,7 @@ pub async fn is_authorized(
     }
     count_and_log(&state, id, started, record);
     let rendered = Bytes::from(
-        serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version))
+        serde_json::to_vec(&decision_body(&answer.decision, &answer.policy_version, at))
             .map_err(ApiError::internal)?,
     );
     if let Some(input) = received {
@@ -284,6 +290,7 @@ pub async fn batch(
         entities,
         requests,
         strict_entities,
+        consistency,
     } = parse_body(Ok(body))?;
     check_batch_size(state.limits.max_batch, requests.len())?;
     let max_entities = state.limits.max_entities;
@@ -300,11 +307,13 @@ pub async fn batch(
             *question = Err(error);
         }
     }
-    let entities = match &state.sourced {
-        None => entities,
+    let (entities, at) = match &state.sourced {
+        None => (entities, None),
         Some(sourced) => {
             let read: Vec<&mut Question> = questions.iter_mut().flatten().collect();
-            let shared = sourced.batch(read, entities.as_ref()).await?;
+            let (shared, at) = sourced
+                .batch(read, entities.as_ref(), consistency.as_ref())
+                .await?;
             // The candidate decides on what the live set decided on.
             if received.is_some() {
                 let asked: Vec<Value> = questions
@@ -314,7 +323,7 @@ pub async fn batch(
                 let body = serde_json::json!({"entities": shared, "requests": asked});
                 received = serde_json::to_vec(&body).ok().map(Bytes::from);
             }
-            shared
+            (shared, at)
         }
     };
     // Shared entities are parsed once; wrong, they are the whole batch's fault.
@@ -338,7 +347,7 @@ pub async fn batch(
             let hit = Some(answer.cache_hit);
             let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
             count_and_log(&state, id, started, record);
-            let body = decision_body(&answer.decision, &answer.policy_version);
+            let body = decision_body(&answer.decision, &answer.policy_version, at);
             Ok((body, answer.decision))
         };
     // The live decisions, kept only for the shadow evaluation.
@@ -395,12 +404,21 @@ pub async fn allowed_actions(
     let started = Instant::now();
     let mut question: ActionsQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    let mut at = None;
     if let Some(sourced) = &state.sourced {
         let roots = crate::sourced::roots(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
         );
-        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+        let (entities, entities_at) = sourced
+            .entities(
+                roots,
+                question.entities.as_ref(),
+                question.consistency.as_ref(),
+            )
+            .await?;
+        question.entities = entities;
+        at = entities_at;
     }
     let snapshot = state.store.current();
     let answer = decide_actions(&state.decider, &snapshot, &question)?;
@@ -427,6 +445,7 @@ pub async fn allowed_actions(
         },
         needs_context: answer.needs_context,
         policy_version: snapshot.version.clone(),
+        entities_at: at.map(|p| p.to_string()),
     }))
 }
 
@@ -444,9 +463,18 @@ pub async fn plan(
 ) -> Result<Json<PlanBody>, ApiError> {
     let mut question: PlanQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    let mut at = None;
     if let Some(sourced) = &state.sourced {
         let roots = crate::sourced::roots(&[&question.principal], question.context.as_ref());
-        question.entities = sourced.entities(roots, question.entities.as_ref()).await?;
+        let (entities, entities_at) = sourced
+            .entities(
+                roots,
+                question.entities.as_ref(),
+                question.consistency.as_ref(),
+            )
+            .await?;
+        question.entities = entities;
+        at = entities_at;
     }
     let snapshot = state.store.current();
     // Plans are not decisions: neither the decision metrics nor the decision log count them.
@@ -454,5 +482,40 @@ pub async fn plan(
     Ok(Json(PlanBody {
         plan,
         policy_version: snapshot.version.clone(),
+        entities_at: at.map(|p| p.to_string()),
+    }))
+}
+
+/// `GET /v1/entities/position`: with an entity database that says what changed in commit
+/// order, the position of its last committed change and of the last the sidecar has
+/// applied. A host that has just written asks with `"consistency": {"at_least": position}`
+/// to be decided on its write (a "new enemy" never sees a revoke undone).
+#[utoipa::path(get, path = "/v1/entities/position", tag = "decisions",
+    responses(
+        (status = 200, description = "Where the entity database's changes stand", body = PositionBody),
+        (status = 409, description = "`not_following`: the sidecar follows no entity database's changes (`--entities-db` on SQLite), so it has no positions", body = ErrorBody),
+        (status = 503, description = "`entities_unavailable`: the database did not answer", body = ErrorBody),
+    ))]
+pub async fn entities_position(
+    State(state): State<AppState>,
+) -> Result<Json<PositionBody>, ApiError> {
+    let (Some(sourced), Some(applied)) = (
+        state.sourced.as_ref(),
+        state.sourced.as_ref().and_then(|s| s.applied()),
+    ) else {
+        return Err(ApiError::new(
+            ErrorCode::NotFollowing,
+            "this sidecar follows no entity database's changes, so it has no positions: start the sidecar with `--entities-db sqlite://…`",
+        ));
+    };
+    let position = sourced.source().position().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::EntitiesUnavailable,
+            format!("the entity database did not answer: {e}"),
+        )
+    })?;
+    Ok(Json(PositionBody {
+        position: position.to_string(),
+        applied: applied.to_string(),
     }))
 }

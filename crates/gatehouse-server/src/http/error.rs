@@ -57,6 +57,12 @@ pub enum ErrorCode {
     Overloaded,
     /// The entity database (`--entities-db`) did not answer: retry after a second.
     EntitiesUnavailable,
+    /// A question's `consistency.at_least` names a position the sidecar has not applied
+    /// within `--consistency-wait`: retry after a second.
+    StaleEntities,
+    /// `GET /v1/entities/position` on a sidecar that follows no entity database's changes
+    /// (no `--entities-db`, or one whose changes it cannot follow): it has no positions.
+    NotFollowing,
     /// `/v1/reload`: the files do not load; the last good set stays live.
     ReloadFailed,
     /// `/v1/reload`: the files load, but a reload gate refused the set; the last good set
@@ -68,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order the README lists them.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::MalformedJson,
         Self::InvalidRequest,
         Self::InvalidPrincipal,
@@ -87,6 +93,8 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::Overloaded,
         Self::EntitiesUnavailable,
+        Self::StaleEntities,
+        Self::NotFollowing,
         Self::ReloadFailed,
         Self::ReloadRefused,
         Self::Internal,
@@ -108,12 +116,15 @@ impl ErrorCode {
             | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFollowing => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ReloadFailed | Self::ReloadRefused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Overloaded | Self::EntitiesUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::EntitiesUnavailable | Self::StaleEntities => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -138,6 +149,8 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::EntitiesUnavailable => "entities_unavailable",
+            Self::StaleEntities => "stale_entities",
+            Self::NotFollowing => "not_following",
             Self::ReloadFailed => "reload_failed",
             Self::ReloadRefused => "reload_refused",
             Self::Internal => "internal",
@@ -371,7 +384,7 @@ impl IntoResponse for ApiError {
             ErrorCode::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ErrorCode::Overloaded | ErrorCode::EntitiesUnavailable => {
+            ErrorCode::Overloaded | ErrorCode::EntitiesUnavailable | ErrorCode::StaleEntities => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

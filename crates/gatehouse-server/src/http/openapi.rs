@@ -140,6 +140,7 @@ pub(super) fn documented() -> Documented {
         .routes(routes!(decisions::batch))
         .routes(routes!(decisions::allowed_actions))
         .routes(routes!(decisions::plan))
+        .routes(routes!(decisions::entities_position))
         .routes(routes!(admin::schema))
         .routes(routes!(authzen::evaluation))
         .routes(routes!(authzen::evaluations))

@@ -1,6 +1,8 @@
-# Sourced by scripts/test: starts a throwaway PostgreSQL cluster for the tests, installing
+# Sourced by scripts/test: starts a throwaway PostgreSQL cluster for the tests (with
+# `wal_level=logical`: sidecars follow its changes through logical decoding), installing
 # Debian's `postgresql` when it is missing, and exports GATEHOUSE_TEST_POSTGRES. The cluster
 # lives in a temporary directory and is stopped and removed when the calling shell exits.
+# Exports GATEHOUSE_TEST_PG_BIN too, for tests that start a cluster of their own.
 # Fails loudly when PostgreSQL cannot be installed or started. Uses scripts/test's
 # `apt_install`.
 
@@ -39,7 +41,7 @@ as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >"$PG_DIR/initdb.l
     exit 1
 }
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c max_connections=300" \
     start >/dev/null || {
     cat "$PG_DIR/server.log" >&2
     echo "scripts/test: PostgreSQL did not start" >&2
@@ -51,4 +53,6 @@ stop_postgres() {
 }
 trap stop_postgres EXIT
 export GATEHOUSE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+# For tests that need a cluster of their own (stopped and started under a sidecar).
+export GATEHOUSE_TEST_PG_BIN="$PG_BIN"
 echo "scripts/test: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $PG_PORT" >&2

@@ -11,6 +11,7 @@ mod decide;
 mod decision_log;
 mod entity_lists;
 mod eval;
+mod following;
 mod hardening;
 mod loader;
 mod mapping;

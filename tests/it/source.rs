@@ -54,7 +54,7 @@ fn as_cedar(snapshot: &Snapshot, entities: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -525,8 +525,7 @@ fn a_forged_entity_does_not_override_the_database_unless_told() {
 }
 
 /// The database failing while serving: 503 `entities_unavailable` with `Retry-After`,
-/// never a decision. Before it fails, a database whose changes are not followed has no
-/// positions: 409 `not_following`.
+/// never a decision.
 #[test]
 fn a_failing_database_is_a_503_never_a_decision() {
     runtime().block_on(async {
@@ -537,16 +536,20 @@ fn a_failing_database_is_a_503_never_a_decision() {
             json!({"principal": "User::\"vera\"", "action": "view", "resource": "Project::\"p1\""});
         let (status, _) = server.post("/v1/is_authorized", &question).await;
         assert_eq!(status, 200);
-        // PostgreSQL's changes are not followed (yet): no positions to give.
+        // Positions are PostgreSQL's LSNs.
         let (status, answer) = server.get_json("/v1/entities/position").await;
-        assert_eq!(status, 409, "{answer}");
-        assert_eq!(answer["error"]["code"], "not_following", "{answer}");
+        assert_eq!(status, 200, "{answer}");
+        let lsn = answer["position"].as_str().expect("a position");
+        assert!(lsn.contains('/'), "{answer}");
         // The tables gone from under the sidecar.
         let (pool, _) = gatehouse_source::db::connect(&url).await.expect("connects");
         sqlx::query("DROP TABLE users")
             .execute(&pool)
             .await
             .expect("drops");
+        // Someone not cached: read, and the read fails.
+        let question =
+            json!({"principal": "User::\"wes\"", "action": "view", "resource": "Project::\"p1\""});
         let (status, answer) = server.post("/v1/is_authorized", &question).await;
         assert_eq!(status, 503, "{answer}");
         assert_eq!(answer["error"]["code"], "entities_unavailable", "{answer}");
@@ -556,12 +559,13 @@ fn a_failing_database_is_a_503_never_a_decision() {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
-    /// The entity cache stays exact as the database changes (SQLite, its change log): after
-    /// each write (entities of another world written over the first's, or deleted: groups
-    /// granted and revoked, projects archived and transferred, users removed), once the
-    /// sidecar has applied that commit, every sampled question by id decides as plain Cedar
-    /// over the database as it then is, with every cache on. The writes come from another
-    /// connection, as a host's would.
+    /// The entity cache stays exact as the database changes, on SQLite (its change log)
+    /// and PostgreSQL (its change stream): after each write (entities of another world
+    /// written over the first's, or deleted: groups granted and revoked, projects archived
+    /// and transferred, users removed; or memberships granted and revoked in raw SQL), every
+    /// sampled question by id carrying the write's token (the database's position after
+    /// it) decides as plain Cedar over the database as it then is, with every cache on. The
+    /// writes come from another connection, as a host's would.
     #[test]
     fn the_entity_cache_stays_exact_as_the_database_changes(
         w in world(),
@@ -571,54 +575,50 @@ proptest! {
     ) {
         let snapshot = common::bundled();
         runtime().block_on(async {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("changing.db").display());
-            let server = serving(&url, &w.all_json(), gatehouse::config::RequestEntities::Add).await;
-            let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
-            let sourced = server.state.sourced.as_ref().expect("a database");
-            let others = w2.all_json();
-            let users = w.users.max(w2.users);
-            for (step, (kind, pick)) in steps.iter().enumerate() {
-                // Ask first, so that what the write changes is cached.
-                ask_all(&server, &writer, &snapshot, users, &w, &sample).await;
-                let chosen: Vec<Value> = others.as_array().expect("a list").iter().enumerate()
-                    .filter(|(i, _)| pick[i % 48]).map(|(_, e)| e.clone()).collect();
-                if *kind == 2 {
-                    // As a host's app does it: memberships granted and revoked in SQL alone,
-                    // the users' rows untouched.
-                    let mut tx = writer.pool().begin().await.expect("a transaction");
-                    for u in 0..users {
-                        for (g, group) in w.project_and_org_groups().iter().enumerate() {
-                            if !pick[(u * 11 + g) % 48] {
-                                continue;
-                            }
-                            let user = World::user(u);
-                            let deleted = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
-                                .bind(&user).bind(group).execute(&mut *tx).await.expect("revokes").rows_affected();
-                            if deleted == 0 {
-                                sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)")
-                                    .bind(&user).bind(group).execute(&mut *tx).await.expect("grants");
+            let (_dir, urls) = databases("changing").await;
+            for (_, url) in urls {
+                let server = serving(&url, &w.all_json(), gatehouse::config::RequestEntities::Add).await;
+                let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
+                let others = w2.all_json();
+                let users = w.users.max(w2.users);
+                for (kind, pick) in &steps {
+                    // Ask first, so that what the write changes is cached.
+                    let token = writer.show_position(writer.position().await.expect("a position"));
+                    ask_all(&server, &writer, &snapshot, users, &w, &sample, &token).await;
+                    let chosen: Vec<Value> = others.as_array().expect("a list").iter().enumerate()
+                        .filter(|(i, _)| pick[i % 48]).map(|(_, e)| e.clone()).collect();
+                    if *kind == 2 {
+                        // As a host's app does it: memberships granted and revoked in SQL
+                        // alone, the users' rows untouched.
+                        let mut tx = writer.pool().begin().await.expect("a transaction");
+                        for u in 0..users {
+                            for (g, group) in w.project_and_org_groups().iter().enumerate() {
+                                if !pick[(u * 11 + g) % 48] {
+                                    continue;
+                                }
+                                let user = World::user(u);
+                                let deleted = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
+                                    .bind(&user).bind(group).execute(&mut *tx).await.expect("revokes").rows_affected();
+                                if deleted == 0 {
+                                    sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)")
+                                        .bind(&user).bind(group).execute(&mut *tx).await.expect("grants");
+                                }
                             }
                         }
+                        tx.commit().await.expect("commits");
+                    } else if *kind == 1 {
+                        let uids: Vec<cedar_policy::EntityUid> = chosen.iter()
+                            .map(|e| format!("{}::{:?}", e["uid"]["type"].as_str().expect("type"), e["uid"]["id"].as_str().expect("id")).parse().expect("uid"))
+                            .collect();
+                        writer.delete(&uids).await.expect("deletes");
+                    } else {
+                        writer.import(&snapshot, &Value::Array(chosen)).await.expect("writes");
                     }
-                    tx.commit().await.expect("commits");
-                } else if *kind == 1 {
-                    let uids: Vec<cedar_policy::EntityUid> = chosen.iter()
-                        .map(|e| format!("{}::{:?}", e["uid"]["type"].as_str().expect("type"), e["uid"]["id"].as_str().expect("id")).parse().expect("uid"))
-                        .collect();
-                    writer.delete(&uids).await.expect("deletes");
-                } else {
-                    writer.import(&snapshot, &Value::Array(chosen)).await.expect("writes");
+                    let token = writer.show_position(writer.position().await.expect("a position"));
+                    ask_all(&server, &writer, &snapshot, users, &w, &sample, &token).await;
                 }
-                let position = writer.position().await.expect("a position");
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-                while sourced.applied().expect("followed") < position {
-                    assert!(std::time::Instant::now() < deadline, "step {step}: position {position} not applied");
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-                ask_all(&server, &writer, &snapshot, users, &w, &sample).await;
+                server.stop().await;
             }
-            server.stop().await;
         });
     }
 }
@@ -632,6 +632,7 @@ async fn ask_all(
     users: usize,
     w: &World,
     sample: &[bool],
+    token: &str,
 ) {
     let now = source.export_all().await.expect("exports");
     let all = cedar_policy::Entities::from_json_value(Value::Array(now), Some(&snapshot.schema))
@@ -649,7 +650,8 @@ async fn ask_all(
                 let resource = format!("{rtype}::\"{id}\"");
                 let expected =
                     cedar_decides(snapshot, &all, &principal, action, &resource, &context);
-                let body = json!({"principal": principal, "action": action, "resource": resource, "context": context});
+                let body = json!({"principal": principal, "action": action, "resource": resource,
+                    "context": context, "consistency": {"at_least": token}});
                 let (status, answer) = server.post("/v1/is_authorized", &body).await;
                 assert_eq!(status, 200, "{body}: {answer}");
                 assert_eq!(answer["decision"], expected.0.as_str(), "{body}: {answer}");
@@ -679,8 +681,8 @@ fn a_change_drops_exactly_the_entities_it_changed() {
             "downloads_enabled": false, "editors_can_share": false}}
     ]);
     runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("exact.db").display());
+        let (_dir, urls) = databases("exact").await;
+        for (_, url) in urls {
         let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
         let sourced = server.state.sourced.as_ref().expect("a database");
         let edit = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
@@ -697,7 +699,7 @@ fn a_change_drops_exactly_the_entities_it_changed() {
         writer.import(&snapshot, &vera).await.expect("writes");
         let position = writer.position().await.expect("a position");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while sourced.applied().expect("followed") < position {
+        while sourced.applied() < position {
             assert!(std::time::Instant::now() < deadline);
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -706,12 +708,13 @@ fn a_change_drops_exactly_the_entities_it_changed() {
         let (_, answer) = server.post("/v1/is_authorized", &edit).await;
         assert_eq!(answer["decision"], "Allow", "{answer}");
         server.stop().await;
+        }
     });
 }
 
-/// A sidecar on the SQLite database `url` holding `world`, looking for commits every
-/// `poll`, waiting at most `wait` for a token's position, refusing after `staleness`.
-async fn serving_with(
+/// A sidecar on the database `url` holding `world`, looking for commits every `poll`
+/// (SQLite), waiting at most `wait` for a token's position, refusing after `staleness`.
+pub(crate) async fn serving_with(
     url: &str,
     world: &Value,
     poll: u64,
@@ -737,7 +740,7 @@ async fn serving_with(
     .await
 }
 
-fn vera_and_p1(groups: &[&str]) -> Value {
+pub(crate) fn vera_and_p1(groups: &[&str]) -> Value {
     let parents: Vec<Value> = groups
         .iter()
         .map(|g| json!({"type": "Group", "id": g}))
@@ -763,38 +766,36 @@ fn vera_and_p1(groups: &[&str]) -> Value {
 fn a_token_after_a_write_is_decided_on_the_write() {
     let snapshot = common::bundled();
     runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
-        // Looking for commits every 300 ms: a question right after a write finds its cache
-        // stale unless it waits.
+        let (_dir, urls) = databases("tokens").await;
+        for (_, url) in urls {
+        // Looking for commits every 300 ms (SQLite): a question right after a write finds
+        // its cache stale unless it waits.
         let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 300, 2000, 5000).await;
         let edit =
             json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
         let (_, answer) = server.post("/v1/is_authorized", &edit).await;
         assert_eq!(answer["decision"], "Allow", "{answer}");
-        let first: i64 = answer["entities_at"]
-            .as_str()
-            .expect("a position")
-            .parse()
-            .expect("a number");
         // vera's editor role revoked, by another connection.
         let writer = Source::open(&url, &MappingFile::Bundled, &snapshot)
             .await
             .expect("opens");
+        let position = |text: &Value| {
+            writer
+                .parse_position(text.as_str().expect("a position"))
+                .expect("a position")
+        };
+        let first = position(&answer["entities_at"]);
         writer
             .import(&snapshot, &vera_and_p1(&[]))
             .await
             .expect("writes");
-        let (status, position) = server.get_json("/v1/entities/position").await;
-        assert_eq!(status, 200, "{position}");
-        let token = position["position"]
+        let (status, now) = server.get_json("/v1/entities/position").await;
+        assert_eq!(status, 200, "{now}");
+        let token = now["position"]
             .as_str()
             .expect("a position")
             .to_string();
-        assert!(
-            token.parse::<i64>().expect("a number") > first,
-            "{position}"
-        );
+        assert!(position(&json!(token)) > first, "{now}");
         let mut asked = edit.clone();
         asked["consistency"] = json!({"at_least": token});
         let (status, answer) = server.post("/v1/is_authorized", &asked).await;
@@ -803,12 +804,10 @@ fn a_token_after_a_write_is_decided_on_the_write() {
             answer["decision"], "Deny",
             "decided on the revoke: {answer}"
         );
-        let at: i64 = answer["entities_at"]
-            .as_str()
-            .expect("a position")
-            .parse()
-            .expect("a number");
-        assert!(at >= token.parse::<i64>().expect("a number"), "{answer}");
+        assert!(
+            position(&answer["entities_at"]) >= position(&json!(token)),
+            "{answer}"
+        );
         // vera an editor again: `"full"` reads the database.
         writer
             .import(&snapshot, &vera_and_p1(&["p1.editors"]))
@@ -823,7 +822,8 @@ fn a_token_after_a_write_is_decided_on_the_write() {
         );
         // A position never reached: refused after the wait, never decided.
         let mut ahead = edit.clone();
-        ahead["consistency"] = json!({"at_least": "1000000"});
+        let never = writer.show_position(position(&json!(token)) + 1_000_000_000);
+        ahead["consistency"] = json!({"at_least": never});
         let (status, answer) = server.post("/v1/is_authorized", &ahead).await;
         assert_eq!(status, 503, "{answer}");
         assert_eq!(answer["error"]["code"], "stale_entities", "{answer}");
@@ -834,6 +834,7 @@ fn a_token_after_a_write_is_decided_on_the_write() {
         assert_eq!(status, 400, "{answer}");
         assert_eq!(answer["error"]["field"], "consistency.at_least", "{answer}");
         server.stop().await;
+        }
     });
 }
 
@@ -880,6 +881,44 @@ fn a_change_log_gone_unread_refuses_questions_after_the_bound() {
             assert!(std::time::Instant::now() < deadline, "not back");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        server.stop().await;
+    });
+}
+
+/// A change log pruned past what a follower applied (a replica down a long time, the log
+/// kept to its last changes): the follower finds the gap and starts its cache again, so the
+/// change it never read is not missed.
+#[test]
+fn a_change_log_pruned_past_a_follower_starts_its_cache_again() {
+    let snapshot = common::bundled();
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("pruned.db").display());
+        // Looking every 1.5 s: the writes and the pruning land between two looks.
+        let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 1500, 5000, 10_000).await;
+        let sourced = server.state.sourced.as_ref().expect("a database");
+        let edit =
+            json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+        assert_eq!(answer["decision"], "Allow", "{answer}");
+        let writer = Source::open(&url, &MappingFile::Bundled, &snapshot)
+            .await
+            .expect("opens");
+        writer
+            .import(&snapshot, &vera_and_p1(&[]))
+            .await
+            .expect("revokes");
+        let zed = json!([{"uid": {"type": "User", "id": "zed"}, "attrs": {}, "parents": []}]);
+        writer.import(&snapshot, &zed).await.expect("writes");
+        let position = writer.position().await.expect("a position");
+        // Every change but the last gone: the revoke's among them.
+        writer.prune_changes(position - 1).await.expect("prunes");
+        let mut asked = edit.clone();
+        asked["consistency"] = json!({"at_least": position.to_string()});
+        let (status, answer) = server.post("/v1/is_authorized", &asked).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["decision"], "Deny", "the revoke: {answer}");
+        assert_eq!(sourced.restarts(), 1);
         server.stop().await;
     });
 }

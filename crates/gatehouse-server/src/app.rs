@@ -121,6 +121,7 @@ pub enum StartError {
 async fn open_source(
     config: &Config,
     snapshot: &crate::policy::Snapshot,
+    metrics: &Metrics,
 ) -> Result<Option<crate::sourced::Sourced>, StartError> {
     let Some(url) = &config.entities_db else {
         return Ok(None);
@@ -141,6 +142,7 @@ async fn open_source(
         max_staleness: config.max_staleness,
         consistency_wait: config.consistency_wait,
         poll: config.entities_poll,
+        metrics: metrics.entities.clone(),
     };
     let sourced = crate::sourced::Sourced::new(source, config.request_entities, following)
         .await
@@ -191,7 +193,7 @@ impl Application {
         let (log, log_writer) = open_log(config, &metrics)?.unzip();
         let budgets = config.cache_budgets();
         let (shadow, shadow_parts) = start_shadow(config, &metrics, log.as_ref())?.unzip();
-        let sourced = open_source(config, &store.current()).await?;
+        let sourced = open_source(config, &store.current(), &metrics).await?;
         let state = AppState::new(Services {
             shadow,
             sourced,

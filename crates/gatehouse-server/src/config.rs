@@ -204,17 +204,17 @@ pub struct Config {
     /// database lacks) or `override` (the request's replaces it, for that request).
     #[arg(long, env = "GATEHOUSE_REQUEST_ENTITIES", value_enum, default_value_t = RequestEntities::Add)]
     pub request_entities: RequestEntities,
-    /// With `--entities-db` on SQLite, how many entities read from it are kept, exact by its
-    /// change log (an absent one counts too).
+    /// With `--entities-db`, how many entities read from it are kept, exact by its changes
+    /// (an absent one counts too).
     #[arg(long, env = "GATEHOUSE_ENTITIES_CACHE", default_value_t = defaults::ENTITIES_CACHE, value_name = "N")]
     pub entities_cache: u64,
-    /// With `--entities-db` on SQLite, the longest its change log may go unread (the
+    /// With `--entities-db`, the longest its changes may go unread (the
     /// database lost, say) before questions are answered 503 `entities_unavailable` rather
     /// than decided on what may be stale. Seconds, or a duration (`500ms`).
     #[arg(long, env = "GATEHOUSE_MAX_STALENESS", default_value = defaults::MAX_STALENESS, value_name = "SECS",
           value_parser = duration)]
     pub max_staleness: Duration,
-    /// With `--entities-db` on SQLite, how long a question whose `consistency.at_least`
+    /// With `--entities-db`, how long a question whose `consistency.at_least`
     /// names a position not yet applied waits for it before 503 `stale_entities`.
     #[arg(long, env = "GATEHOUSE_CONSISTENCY_WAIT", default_value = defaults::CONSISTENCY_WAIT, value_name = "SECS",
           value_parser = duration)]

@@ -6,22 +6,22 @@
 //! lacks (`--request-entities add`), so that a request cannot decide on a forged copy of an
 //! entity the database holds.
 //!
-//! **Exact caching.** When the source says what changed in commit order (SQLite's change
-//! log, [`gatehouse_source::changes`]), what is read is kept in an entity cache (an absent
-//! entity too) that a follower task keeps exact: it reads each change after the position it
-//! applied, drops exactly the changed entities, and advances the position. An entity read
+//! **Exact caching.** The source says what changed in commit order (SQLite's change log,
+//! [`gatehouse_source::changes`]; PostgreSQL's change stream, [`gatehouse_source::stream`]),
+//! and what is read is kept in an entity cache (an absent entity too) that a follower task
+//! keeps exact: it applies each change after the position it applied, drops exactly the
+//! changed entities, and advances the position. An entity read
 //! from the database is cached only when no change to it was applied since the question
 //! started (checked and inserted under the lock its change takes, so a change applied
 //! between the read and the insert is never lost). Every answer is as of the position
 //! applied when its question started, or later: `entities_at`. A follower that has not read
-//! the change log for `--max-staleness` makes questions answer 503 `entities_unavailable`
-//! rather than decide on what may be stale. Without a change log (PostgreSQL, for now),
-//! every question reads the database. The decision cache stays exact on its own: its key
-//! holds the bytes of every entity a decision was made on.
+//! the changes for `--max-staleness` makes questions answer 503 `entities_unavailable`
+//! rather than decide on what may be stale. The decision cache stays exact on its own: its
+//! key holds the bytes of every entity a decision was made on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use serde_json::value::RawValue;
 use crate::config::RequestEntities;
 use crate::decide::{EntityList, Question, Uid};
 use crate::http::error::{ApiError, ErrorCode};
+use crate::telemetry::metrics::EntityMetrics;
 use gatehouse_api::{Consistency, ConsistencyMode};
 
 /// Levels of references followed at most; what lies deeper is not read (and a decision that
@@ -44,43 +45,46 @@ const MAX_LEVELS: usize = 8;
 pub struct Sourced {
     source: Source,
     requests: RequestEntities,
-    /// The cache kept exact by the change log, when the source has one.
-    followed: Option<Arc<Followed>>,
+    /// The cache kept exact by the database's changes.
+    followed: Arc<Followed>,
     /// The follower task, stopped with the sidecar.
-    follower: Option<tokio::task::AbortHandle>,
+    follower: tokio::task::AbortHandle,
     /// How long a question waits for the position its token names.
     consistency_wait: Duration,
 }
 
 impl Drop for Sourced {
     fn drop(&mut self) {
-        if let Some(follower) = &self.follower {
-            follower.abort();
-        }
+        self.follower.abort();
     }
 }
 
-/// How the change log is followed and what is kept of it.
-#[derive(Debug, Clone, Copy)]
+/// How the database's changes are followed and what is kept of it.
+#[derive(Debug, Clone)]
 pub struct Following {
     /// Most entities cached.
     pub capacity: u64,
-    /// The longest the change log may go unread before questions are refused.
+    /// The longest the changes may go unread before questions are refused.
     pub max_staleness: Duration,
     /// How long a question waits for the position its token names.
     pub consistency_wait: Duration,
     /// How often commits are looked for.
     pub poll: Duration,
+    /// Where it is counted.
+    pub metrics: EntityMetrics,
 }
 
 /// Locks striping the cache's keys: a change to a key and a read's insert of it take the
 /// same one.
 const STRIPES: usize = 1024;
 
+/// Changes kept in SQLite's change log behind the position applied.
+const RETAINED: i64 = 100_000;
+
 /// Changes read from the change log at once.
 const CHANGES_AT_ONCE: i64 = 1000;
 
-/// What the database held, as of the position applied, kept exact by its change log.
+/// What the database held, as of the position applied, kept exact by its changes.
 #[derive(Debug)]
 pub struct Followed {
     /// Each entity read (`None`: the database does not hold it), by (type, id).
@@ -90,12 +94,25 @@ pub struct Followed {
     /// Per stripe of keys, the position of the last change applied to a key of it.
     stripes: Vec<Mutex<i64>>,
     hasher: std::hash::RandomState,
-    /// When the change log was last read in full.
+    /// When the changes were last known read in full.
     synced: Mutex<Instant>,
-    /// The longest the change log may go unread before questions are refused.
+    /// The longest the changes may go unread before questions are refused.
     max_staleness: Duration,
     /// The position applied, for those who wait for one.
     position: tokio::sync::watch::Sender<i64>,
+    /// PostgreSQL: the sync marks this sidecar emitted and has not yet seen come back, each
+    /// with when it was emitted (marks are numbered from 1, written `{nonce}:{number}`).
+    marks: Mutex<VecDeque<(u64, Instant)>>,
+    /// The number of the last mark emitted.
+    marked: AtomicU64,
+    /// What tells this sidecar's marks from other replicas'.
+    nonce: u64,
+    /// PostgreSQL: the temporary slot the follower reads.
+    slot: Mutex<Option<String>>,
+    /// Where it is counted.
+    metrics: EntityMetrics,
+    /// PostgreSQL: asks the follower for a sync mark now (a question waits for a token).
+    wanted: tokio::sync::Notify,
 }
 
 impl Followed {
@@ -122,19 +139,60 @@ impl Followed {
             *stripe = change.seq;
             self.entities.invalidate(&key);
         }
-        self.applied.store(last.seq, Ordering::SeqCst);
-        self.position.send_replace(last.seq);
+        self.set_applied(last.seq);
+    }
+
+    /// The position applied is now `at`.
+    fn set_applied(&self, at: i64) {
+        self.applied.store(at, Ordering::SeqCst);
+        self.position.send_replace(at);
+        self.metrics.applied.set(at);
+    }
+
+    /// Advances the applied position to `at` (a commit applied, a mark reached).
+    fn advance(&self, at: i64) {
+        if at > self.applied.load(Ordering::SeqCst) {
+            self.set_applied(at);
+        }
+    }
+
+    /// A sync mark came back at `at`: the position advances to it, and when it is one of
+    /// this sidecar's, the stream is known alive as of the mark's emission.
+    fn reached(&self, at: i64, mark: &str) {
+        self.advance(at);
+        let Some(number) = mark
+            .split_once(':')
+            .filter(|(nonce, _)| nonce.parse() == Ok(self.nonce))
+            .and_then(|(_, number)| number.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let mut marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut alive = None;
+        while let Some(&(earlier, emitted)) = marks.front()
+            && earlier <= number
+        {
+            alive = Some(emitted);
+            marks.pop_front();
+        }
+        drop(marks);
+        if let Some(emitted) = alive {
+            *self.synced.lock().unwrap_or_else(PoisonError::into_inner) = emitted;
+        }
     }
 
     /// Starts again from `position` with nothing cached (the log was pruned past what was
-    /// applied).
+    /// applied, or the stream was lost).
     fn restart(&self, position: i64) {
         for stripe in &self.stripes {
             *stripe.lock().unwrap_or_else(PoisonError::into_inner) = position;
         }
         self.entities.invalidate_all();
-        self.applied.store(position, Ordering::SeqCst);
-        self.position.send_replace(position);
+        self.marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.set_applied(position);
     }
 
     /// Caches `value` for `key`, read by a question that started at position `started`,
@@ -149,7 +207,7 @@ impl Followed {
         }
     }
 
-    /// Refuses a question when the change log has gone unread too long.
+    /// Refuses a question when the changes have gone unread too long.
     fn fresh(&self) -> Result<(), ApiError> {
         let synced = *self.synced.lock().unwrap_or_else(PoisonError::into_inner);
         let since = synced.elapsed();
@@ -175,6 +233,7 @@ async fn follow(url: String, source: Source, followed: Arc<Followed>, poll: Dura
     let mut wakeup: Option<Wakeup> = None;
     // Whether the log must be read whatever the wakeup says: at start and after a failure.
     let mut first = true;
+    let mut pruned = 0;
     loop {
         let step = async {
             let wake = match &mut wakeup {
@@ -194,6 +253,7 @@ async fn follow(url: String, source: Source, followed: Arc<Followed>, poll: Dura
                                 "the change log was pruned past the position applied: the entity cache starts again"
                             );
                             followed.restart(position);
+                            followed.metrics.restarts.inc();
                         }
                     }
                 }
@@ -202,6 +262,13 @@ async fn follow(url: String, source: Source, followed: Arc<Followed>, poll: Dura
                 .synced
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            // The log is kept to the last `RETAINED` changes: a follower further behind (a
+            // replica down a long time) finds a gap and starts again.
+            let applied = followed.applied.load(Ordering::SeqCst);
+            if applied - pruned >= 2 * RETAINED {
+                pruned = applied - RETAINED;
+                source.prune_changes(pruned).await?;
+            }
             Ok::<(), gatehouse_source::SourceError>(())
         };
         match step.await {
@@ -221,14 +288,119 @@ async fn follow(url: String, source: Source, followed: Arc<Followed>, poll: Dura
     }
 }
 
+/// Follows PostgreSQL's change stream into `followed`, until aborted: each commit's changes
+/// applied as it arrives; a sync mark emitted every `heartbeat` (and when a question waits
+/// for a token), whose arrival proves the stream alive as of its emission. A lost stream
+/// (the connection, the server restarted, the slot dropped) is opened again, from a new
+/// temporary slot: what committed meanwhile was not seen, so the cache starts again at the
+/// new slot's consistent point. While it is lost, questions are refused after
+/// `--max-staleness`.
+async fn follow_stream(
+    source: Source,
+    followed: Arc<Followed>,
+    mut stream: gatehouse_source::stream::Stream,
+    heartbeat: Duration,
+) {
+    use gatehouse_source::stream::Event;
+    let mut beats = tokio::time::interval(heartbeat);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let failure = loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = beats.tick() => {
+                    emit_mark(&source, &followed).await;
+                    continue;
+                }
+                () = followed.wanted.notified() => {
+                    emit_mark(&source, &followed).await;
+                    continue;
+                }
+            };
+            match event {
+                Ok(Event::Committed { at, changes }) => {
+                    followed.apply(&changes);
+                    followed.advance(at);
+                }
+                Ok(Event::Truncated { at }) => followed.restart(at),
+                Ok(Event::Reached { at, mark }) => followed.reached(at, &mark),
+                Err(error) => break error,
+            }
+        };
+        tracing::warn!(%failure, "the entity database's change stream was lost; opening it again");
+        drop(stream);
+        stream = loop {
+            match source.stream().await {
+                Ok((stream, start)) => {
+                    tracing::info!(
+                        position = %source.show_position(start),
+                        "the entity database's change stream is back: the entity cache starts again"
+                    );
+                    followed.restart(start);
+                    followed.metrics.restarts.inc();
+                    *followed.slot.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(stream.slot().to_string());
+                    break stream;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "opening the entity database's change stream failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        // Alive from here: the slot is new and what it starts after is applied.
+        *followed
+            .synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+}
+
+/// Emits a sync mark and notes it as awaited; a failure is logged (the stream's state is
+/// what the staleness bound watches).
+async fn emit_mark(source: &Source, followed: &Followed) {
+    let emitted = Instant::now();
+    let number = followed.marked.fetch_add(1, Ordering::SeqCst) + 1;
+    {
+        let mut marks = followed
+            .marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Marks that never come back (a stream stuck) are not kept for ever.
+        if marks.len() >= 1024 {
+            marks.pop_front();
+        }
+        marks.push_back((number, emitted));
+    }
+    let mark = format!("{}:{number}", followed.nonce);
+    // Not for long: the stream is not read meanwhile.
+    match tokio::time::timeout(Duration::from_secs(1), source.sync(&mark)).await {
+        Ok(Ok(end)) => {
+            let behind = end - followed.applied.load(Ordering::SeqCst);
+            followed.metrics.behind_bytes.set(behind.max(0));
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "emitting a sync mark into the change stream failed");
+        }
+        Err(_) => tracing::warn!("emitting a sync mark into the change stream took over a second"),
+    }
+}
+
+/// How often the PostgreSQL follower proves its stream alive: four marks within the
+/// staleness bound, at most one every 250 ms.
+fn heartbeat(max_staleness: Duration) -> Duration {
+    (max_staleness / 4).clamp(Duration::from_millis(250), Duration::from_secs(1))
+}
+
 /// A (type, id) pair, as the database keys entities.
 type Named = (String, String);
 
 impl Sourced {
     /// Reads `source` for every question; `requests` says what a request's entities do.
-    /// A source with a change log is followed from its current position, and what is read
-    /// cached (at most `capacity` entities); `max_staleness` bounds how long the log may go
-    /// unread. Starts the follower on the current runtime.
+    /// The source's changes are followed from its current position (SQLite) or its new
+    /// slot's (PostgreSQL), and what is read cached (at most `capacity` entities);
+    /// `max_staleness` bounds how long the changes may go unread. Starts the follower on the
+    /// current runtime.
     pub async fn new(
         source: Source,
         requests: RequestEntities,
@@ -239,54 +411,94 @@ impl Sourced {
             max_staleness,
             consistency_wait,
             poll,
+            metrics,
         } = following;
-        if !source.follows_changes() {
-            return Ok(Self {
-                source,
-                requests,
-                followed: None,
-                follower: None,
-                consistency_wait,
-            });
-        }
-        let position = source.position().await?;
+        let (stream, position) = match source.backend() {
+            gatehouse_source::Backend::Sqlite => (None, source.position().await?),
+            gatehouse_source::Backend::Postgres => {
+                let (stream, start) = source.stream().await?;
+                (Some(stream), start)
+            }
+        };
+        metrics.applied.set(position);
+        let hasher = std::hash::RandomState::new();
         let followed = Arc::new(Followed {
             entities: moka::sync::Cache::new(capacity),
             applied: AtomicI64::new(position),
             stripes: (0..STRIPES).map(|_| Mutex::new(position)).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: hasher.clone(),
             synced: Mutex::new(Instant::now()),
             max_staleness,
             position: tokio::sync::watch::Sender::new(position),
+            marks: Mutex::new(VecDeque::new()),
+            marked: AtomicU64::new(0),
+            nonce: hasher.hash_one(std::process::id()),
+            slot: Mutex::new(stream.as_ref().map(|s| s.slot().to_string())),
+            metrics,
+            wanted: tokio::sync::Notify::new(),
         });
-        let task = tokio::spawn(follow(
-            source.url().to_string(),
-            source.clone(),
-            Arc::clone(&followed),
-            poll,
-        ));
+        let task = match stream {
+            None => tokio::spawn(follow(
+                source.url().to_string(),
+                source.clone(),
+                Arc::clone(&followed),
+                poll,
+            )),
+            Some(stream) => tokio::spawn(follow_stream(
+                source.clone(),
+                Arc::clone(&followed),
+                stream,
+                heartbeat(max_staleness),
+            )),
+        };
         Ok(Self {
             source,
             requests,
-            followed: Some(followed),
-            follower: Some(task.abort_handle()),
+            followed,
+            follower: task.abort_handle(),
             consistency_wait,
         })
     }
 
     /// Whether the entity (type, id) is in the cache (read before and not changed since).
     pub fn is_cached(&self, entity_type: &str, id: &str) -> bool {
-        self.followed.as_ref().is_some_and(|f| {
-            f.entities
-                .contains_key(&(entity_type.to_string(), id.to_string()))
-        })
+        self.followed
+            .entities
+            .contains_key(&(entity_type.to_string(), id.to_string()))
     }
 
-    /// The position of the change last applied, when the source has a change log.
-    pub fn applied(&self) -> Option<i64> {
+    /// PostgreSQL: the name of the temporary slot the follower reads now.
+    pub fn slot(&self) -> Option<String> {
         self.followed
-            .as_ref()
-            .map(|f| f.applied.load(Ordering::SeqCst))
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many times the follower lost the database's changes and started again with an
+    /// empty cache (a new slot, a pruned log).
+    pub fn restarts(&self) -> u64 {
+        self.followed.metrics.restarts.get()
+    }
+
+    /// Entities in the cache.
+    pub fn cached(&self) -> u64 {
+        self.followed.entities.entry_count()
+    }
+
+    /// How long since the changes were last known read in full.
+    pub fn unread(&self) -> Duration {
+        self.followed
+            .synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    /// The position of the change last applied.
+    pub fn applied(&self) -> i64 {
+        self.followed.applied.load(Ordering::SeqCst)
     }
 
     /// The source.
@@ -297,7 +509,7 @@ impl Sourced {
     /// `question` with the entities the database holds for it among its own, as fresh as
     /// its `consistency` asks; the position they are as of (`entities_at`), when the
     /// database has positions.
-    pub async fn question(&self, question: &mut Question) -> Result<Option<i64>, ApiError> {
+    pub async fn question(&self, question: &mut Question) -> Result<Option<String>, ApiError> {
         let roots = roots(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
@@ -315,7 +527,7 @@ impl Sourced {
         questions: Vec<&mut Question>,
         shared: Option<&EntityList>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Option<EntityList>, Option<i64>), ApiError> {
+    ) -> Result<(Option<EntityList>, Option<String>), ApiError> {
         let mut all = BTreeSet::new();
         for question in &questions {
             all.extend(roots(
@@ -355,7 +567,7 @@ impl Sourced {
         roots: BTreeSet<Named>,
         sent: Option<&EntityList>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Option<EntityList>, Option<i64>), ApiError> {
+    ) -> Result<(Option<EntityList>, Option<String>), ApiError> {
         let (loaded, at) = self.reach(roots, consistency).await?;
         Ok((self.merged(loaded, sent), at))
     }
@@ -364,18 +576,19 @@ impl Sourced {
     /// most `--consistency-wait`); the position questions are then decided as of, and
     /// whether the cache may be read.
     async fn freshness(&self, consistency: Option<&Consistency>) -> Result<(i64, bool), ApiError> {
-        let Some(followed) = &self.followed else {
-            // Every question reads the database: as fresh as its last commit.
-            return Ok((0, false));
-        };
+        let followed = &self.followed;
+        // Read from the database, no cache: as fresh as its last commit, whatever the
+        // follower's state.
+        if let Some(Consistency::Mode(ConsistencyMode::Full)) = consistency {
+            return Ok((followed.applied.load(Ordering::SeqCst), false));
+        }
         followed.fresh()?;
         match consistency {
-            None => Ok((followed.applied.load(Ordering::SeqCst), true)),
-            Some(Consistency::Mode(ConsistencyMode::Full)) => {
-                Ok((followed.applied.load(Ordering::SeqCst), false))
+            None | Some(Consistency::Mode(ConsistencyMode::Full)) => {
+                Ok((followed.applied.load(Ordering::SeqCst), true))
             }
             Some(Consistency::AtLeast { at_least }) => {
-                let wanted: i64 = at_least.parse().map_err(|_| {
+                let wanted = self.source.parse_position(at_least).ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::InvalidRequest,
                         format!(
@@ -384,6 +597,10 @@ impl Sourced {
                     )
                     .with_field("consistency.at_least")
                 })?;
+                if followed.applied.load(Ordering::SeqCst) < wanted {
+                    // On an idle PostgreSQL nothing else may come: a mark after the token.
+                    followed.wanted.notify_one();
+                }
                 let mut position = followed.position.subscribe();
                 let waited = tokio::time::timeout(
                     self.consistency_wait,
@@ -396,8 +613,10 @@ impl Sourced {
                     _ => Err(ApiError::new(
                         ErrorCode::StaleEntities,
                         format!(
-                            "the question asks for the entities at least as of position {wanted}; after {} ms the sidecar has applied {applied}",
-                            self.consistency_wait.as_millis()
+                            "the question asks for the entities at least as of position {}; after {} ms the sidecar has applied {}",
+                            self.source.show_position(wanted),
+                            self.consistency_wait.as_millis(),
+                            self.source.show_position(applied),
                         ),
                     )),
                 }
@@ -412,10 +631,13 @@ impl Sourced {
         &self,
         roots: BTreeSet<Named>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Vec<Value>, Option<i64>), ApiError> {
+    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
         let binding = self.source.binding();
+        let timer = Instant::now();
         let (started, use_cache) = self.freshness(consistency).await?;
-        let cache = self.followed.as_ref().filter(|_| use_cache);
+        let metrics = &self.followed.metrics;
+        let mut reads = 0_u32;
+        let cache = Some(&*self.followed).filter(|_| use_cache);
         let mut seen: BTreeSet<Named> = BTreeSet::new();
         let mut frontier = roots;
         let mut loaded = Vec::new();
@@ -431,14 +653,22 @@ impl Sourced {
             let mut misses = BTreeSet::new();
             for key in frontier {
                 match cache.and_then(|f| f.entities.get(&key)) {
-                    Some(Some(entity)) => level.push(entity),
-                    Some(None) => {}
+                    Some(Some(entity)) => {
+                        metrics.hits.inc();
+                        level.push(entity);
+                    }
+                    Some(None) => {
+                        metrics.hits.inc();
+                    }
                     None => {
                         misses.insert(key);
                     }
                 }
             }
             if !misses.is_empty() {
+                reads += 1;
+                metrics.reads.inc();
+                metrics.misses.inc_by(misses.len() as u64);
                 let read = self.source.load_named(&misses).await.map_err(unavailable)?;
                 let mut read: std::collections::BTreeMap<Named, Arc<Value>> = read
                     .into_iter()
@@ -459,7 +689,9 @@ impl Sourced {
             loaded.extend(level.iter().map(|entity| Value::clone(entity)));
             frontier = next;
         }
-        Ok((loaded, self.followed.is_some().then_some(started)))
+        metrics.load_seconds.observe(timer.elapsed().as_secs_f64());
+        metrics.reads_per_question.observe(f64::from(reads));
+        Ok((loaded, Some(self.source.show_position(started))))
     }
 
     /// The database's entities with the request's: by default, a request's entity whose

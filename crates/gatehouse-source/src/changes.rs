@@ -9,6 +9,10 @@
 //! the rows past the last it applied (woken by `PRAGMA data_version`, which moves when
 //! another connection commits). Rows older than every follower may be pruned: a follower
 //! that finds the rows after its position gone starts again from an empty cache.
+//!
+//! **PostgreSQL.** Triggers that gatehouse installs on the same tables emit each changed
+//! entity into the write-ahead log, read back in commit order by logical decoding
+//! ([`crate::stream`]).
 
 use std::collections::BTreeSet;
 
@@ -75,16 +79,18 @@ fn ident(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-/// Installs the change log (SQLite): the `gatehouse_changes` table and a trigger per
-/// watched table and kind of write. Idempotent; a no-op on PostgreSQL, whose changes come
-/// from its write-ahead log.
+/// Installs what says what changed: on SQLite, the `gatehouse_changes` table and a trigger
+/// per watched table and kind of write; on PostgreSQL, a trigger per watched table that
+/// emits each change into the write-ahead log ([`crate::stream`]), with `prefix`.
+/// Idempotent.
 pub async fn install(
     pool: &AnyPool,
     backend: Backend,
     binding: &Binding,
+    prefix: &str,
 ) -> Result<(), SourceError> {
-    if backend != Backend::Sqlite {
-        return Ok(());
+    if backend == Backend::Postgres {
+        return install_postgres(pool, binding, prefix).await;
     }
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -130,6 +136,79 @@ pub async fn install(
     Ok(())
 }
 
+/// The trigger function of PostgreSQL's changes: one transactional logical decoding
+/// message per row written (its entity's type and id, `TG_ARGV[0]` and the id column
+/// `TG_ARGV[1]`, before and after an update), or per `TRUNCATE` (the type, no id).
+const CHANGED: &str = "CREATE OR REPLACE FUNCTION gatehouse_changed() RETURNS trigger \
+    LANGUAGE plpgsql AS $$ \
+    BEGIN \
+      IF TG_OP = 'TRUNCATE' THEN \
+        PERFORM pg_logical_emit_message(true, TG_ARGV[2], json_build_array(TG_ARGV[0], NULL)::text); \
+        RETURN NULL; \
+      END IF; \
+      IF TG_OP IN ('UPDATE', 'DELETE') THEN \
+        PERFORM pg_logical_emit_message(true, TG_ARGV[2], json_build_array(TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[1])::text); \
+      END IF; \
+      IF TG_OP IN ('INSERT', 'UPDATE') THEN \
+        PERFORM pg_logical_emit_message(true, TG_ARGV[2], json_build_array(TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1])::text); \
+      END IF; \
+      RETURN NULL; \
+    END $$";
+
+async fn install_postgres(
+    pool: &AnyPool,
+    binding: &Binding,
+    prefix: &str,
+) -> Result<(), SourceError> {
+    let mut tx = pool.begin().await?;
+    // Sidecars starting together install one at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(7421990412)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(CHANGED).execute(&mut *tx).await?;
+    let published = sqlx::query("SELECT 1 FROM pg_publication WHERE pubname = $1")
+        .bind(crate::stream::PUBLICATION)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if published.is_none() {
+        sqlx::query(&format!(
+            "CREATE PUBLICATION {}",
+            ident(crate::stream::PUBLICATION)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (n, (table, owner, entity_type)) in watched(binding).into_iter().enumerate() {
+        let arguments = format!(
+            "{}, {}, {}",
+            literal(&entity_type),
+            literal(&owner),
+            literal(prefix)
+        );
+        let quoted = ident(&table);
+        for (kind, when) in [
+            (
+                "row",
+                "AFTER INSERT OR UPDATE OR DELETE ON {table} FOR EACH ROW",
+            ),
+            ("truncate", "AFTER TRUNCATE ON {table} FOR EACH STATEMENT"),
+        ] {
+            let name = ident(&format!("gatehouse_{n}_{kind}"));
+            let when = when.replace("{table}", &quoted);
+            for statement in [
+                format!("DROP TRIGGER IF EXISTS {name} ON {quoted}"),
+                format!(
+                    "CREATE TRIGGER {name} {when} EXECUTE FUNCTION gatehouse_changed({arguments})"
+                ),
+            ] {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The position of the database's last committed change (0 before any).
 pub async fn position(pool: &AnyPool, backend: Backend) -> Result<i64, SourceError> {
     match backend {
@@ -139,9 +218,7 @@ pub async fn position(pool: &AnyPool, backend: Backend) -> Result<i64, SourceErr
                 .await?;
             Ok(row.try_get::<i64, _>(0)?)
         }
-        Backend::Postgres => Err(SourceError::Database(
-            "positions of a PostgreSQL database come from its write-ahead log, which this build does not follow yet".into(),
-        )),
+        Backend::Postgres => crate::stream::current(pool).await,
     }
 }
 

@@ -8,6 +8,8 @@
 //! - [`read`]: entities by uid, a type's rows at once (`WHERE id IN (…)`).
 //! - [`changes`]: what changed, in commit order (SQLite: a change log its triggers write in
 //!   the writing transaction), for caches kept exact.
+//! - [`stream`]: PostgreSQL's changes, emitted by its triggers into the write-ahead log and
+//!   read back by logical decoding from a temporary slot.
 //! - [`write`](mod@write): entities imported (each checked by Cedar against the schema first) and
 //!   deleted, in one transaction.
 //!
@@ -29,6 +31,7 @@ pub mod bind;
 pub mod changes;
 pub mod db;
 pub mod read;
+pub mod stream;
 pub mod time;
 pub mod write;
 
@@ -38,7 +41,7 @@ use cedar_policy::EntityUid;
 use gatehouse_engine::policy::Snapshot;
 use gatehouse_sql::Mapping;
 use serde_json::Value;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 
 pub use bind::{Binding, MappingProblem};
 pub use db::{BUNDLED_MAPPING, Backend};
@@ -77,6 +80,8 @@ pub struct Source {
     pool: AnyPool,
     backend: Backend,
     binding: Binding,
+    /// PostgreSQL: the prefix of its change messages (the schema's).
+    prefix: String,
 }
 
 /// Where a source's mapping comes from.
@@ -114,12 +119,23 @@ impl Source {
         if !problems.is_empty() {
             return Err(SourceError::Problems(problems));
         }
-        changes::install(&pool, backend, &binding).await?;
+        let prefix = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => {
+                let schema: String = sqlx::query("SELECT current_schema()::text")
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get(0)?;
+                stream::prefix(&schema)
+            }
+        };
+        changes::install(&pool, backend, &binding, &prefix).await?;
         Ok(Self {
             url: url.to_string(),
             pool,
             backend,
             binding,
+            prefix,
         })
     }
 
@@ -143,24 +159,53 @@ impl Source {
         &self.url
     }
 
-    /// Whether the source says what changed, in commit order ([`changes`]): a cache of
-    /// what it reads can be kept exact.
-    pub fn follows_changes(&self) -> bool {
-        self.backend == Backend::Sqlite
-    }
-
-    /// The position of the database's last committed change.
+    /// The position of the database's last committed change: a SQLite change's number, a
+    /// PostgreSQL LSN (`pg_current_wal_insert_lsn()`).
     pub async fn position(&self) -> Result<i64, SourceError> {
         changes::position(&self.pool, self.backend).await
     }
 
-    /// The changes after position `after`, at most `limit`, in commit order.
+    /// `position` as hosts see it: a number on SQLite, an LSN on PostgreSQL (`16/B374D848`,
+    /// as `pg_current_wal_lsn()` gives it).
+    pub fn show_position(&self, position: i64) -> String {
+        match self.backend {
+            Backend::Sqlite => position.to_string(),
+            Backend::Postgres => stream::show_lsn(position),
+        }
+    }
+
+    /// A position as hosts write it ([`Source::show_position`]); `None` if it is not one.
+    pub fn parse_position(&self, text: &str) -> Option<i64> {
+        match self.backend {
+            Backend::Sqlite => text.parse().ok(),
+            Backend::Postgres => stream::parse_lsn(text),
+        }
+    }
+
+    /// SQLite: the changes after position `after`, at most `limit`, in commit order.
     pub async fn changes_since(
         &self,
         after: i64,
         limit: i64,
     ) -> Result<changes::Since, SourceError> {
         changes::since(&self.pool, after, limit).await
+    }
+
+    /// SQLite: deletes the change log's rows at or before `upto`; how many.
+    pub async fn prune_changes(&self, upto: i64) -> Result<u64, SourceError> {
+        changes::prune(&self.pool, upto).await
+    }
+
+    /// PostgreSQL: a stream of the changes, from a temporary slot of its own, and the
+    /// position it starts after.
+    pub async fn stream(&self) -> Result<(stream::Stream, i64), SourceError> {
+        stream::Stream::open(&self.url, &self.prefix).await
+    }
+
+    /// PostgreSQL: the sync mark `mark` in the change stream, after every commit so far;
+    /// the end of the WAL as it was written.
+    pub async fn sync(&self, mark: &str) -> Result<i64, SourceError> {
+        stream::sync(&self.pool, &self.prefix, mark).await
     }
 
     /// The entities with these uids that the database holds, in Cedar's JSON.

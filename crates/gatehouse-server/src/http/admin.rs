@@ -50,6 +50,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .entity_cache_entries
         .set(gauge(state.decider.cached_entities()));
     metrics.hot_cache_entries.set(gauge(state.hot_entries()));
+    if let Some(sourced) = &state.sourced {
+        metrics.entities.cached.set(gauge(sourced.cached()));
+        metrics
+            .entities
+            .unread_seconds
+            .set(sourced.unread().as_secs_f64());
+    }
     let [decisions, entities, stores] = state.decider.cached_bytes();
     for (cache, bytes) in [
         ("decisions", decisions),

@@ -59,9 +59,9 @@ pub fn request_id(headers: &HeaderMap) -> &str {
 }
 
 /// A decision's body; `at`, the entity database's position it was decided as of.
-fn decision_body(decision: &Decision, version: &str, at: Option<i64>) -> DecisionBody {
+fn decision_body(decision: &Decision, version: &str, at: Option<String>) -> DecisionBody {
     DecisionBody {
-        entities_at: at.map(|p| p.to_string()),
+        entities_at: at,
         ..DecisionBody::new(decision, version)
     }
 }
@@ -347,7 +347,7 @@ pub async fn batch(
             let hit = Some(answer.cache_hit);
             let record = Record::of(Source::Batch, &question, decided, hit, entities.as_ref());
             count_and_log(&state, id, started, record);
-            let body = decision_body(&answer.decision, &answer.policy_version, at);
+            let body = decision_body(&answer.decision, &answer.policy_version, at.clone());
             Ok((body, answer.decision))
         };
     // The live decisions, kept only for the shadow evaluation.
@@ -445,7 +445,7 @@ pub async fn allowed_actions(
         },
         needs_context: answer.needs_context,
         policy_version: snapshot.version.clone(),
-        entities_at: at.map(|p| p.to_string()),
+        entities_at: at,
     }))
 }
 
@@ -482,7 +482,7 @@ pub async fn plan(
     Ok(Json(PlanBody {
         plan,
         policy_version: snapshot.version.clone(),
-        entities_at: at.map(|p| p.to_string()),
+        entities_at: at,
     }))
 }
 
@@ -493,19 +493,16 @@ pub async fn plan(
 #[utoipa::path(get, path = "/v1/entities/position", tag = "decisions",
     responses(
         (status = 200, description = "Where the entity database's changes stand", body = PositionBody),
-        (status = 409, description = "`not_following`: the sidecar follows no entity database's changes (`--entities-db` on SQLite), so it has no positions", body = ErrorBody),
+        (status = 409, description = "`not_following`: the sidecar has no entity database (`--entities-db`), so no positions", body = ErrorBody),
         (status = 503, description = "`entities_unavailable`: the database did not answer", body = ErrorBody),
     ))]
 pub async fn entities_position(
     State(state): State<AppState>,
 ) -> Result<Json<PositionBody>, ApiError> {
-    let (Some(sourced), Some(applied)) = (
-        state.sourced.as_ref(),
-        state.sourced.as_ref().and_then(|s| s.applied()),
-    ) else {
+    let Some(sourced) = state.sourced.as_ref() else {
         return Err(ApiError::new(
             ErrorCode::NotFollowing,
-            "this sidecar follows no entity database's changes, so it has no positions: start the sidecar with `--entities-db sqlite://…`",
+            "this sidecar has no entity database, so no positions: start it with `--entities-db sqlite://…` or `--entities-db postgres://…`",
         ));
     };
     let position = sourced.source().position().await.map_err(|e| {
@@ -515,7 +512,7 @@ pub async fn entities_position(
         )
     })?;
     Ok(Json(PositionBody {
-        position: position.to_string(),
-        applied: applied.to_string(),
+        position: sourced.source().show_position(position),
+        applied: sourced.source().show_position(sourced.applied()),
     }))
 }

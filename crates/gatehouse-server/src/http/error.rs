@@ -60,8 +60,8 @@ pub enum ErrorCode {
     /// A question's `consistency.at_least` names a position the sidecar has not applied
     /// within `--consistency-wait`: retry after a second.
     StaleEntities,
-    /// `GET /v1/entities/position` on a sidecar that follows no entity database's changes
-    /// (no `--entities-db`, or one whose changes it cannot follow): it has no positions.
+    /// `GET /v1/entities/position` on a sidecar without an entity database
+    /// (`--entities-db`): it has no positions.
     NotFollowing,
     /// `/v1/reload`: the files do not load; the last good set stays live.
     ReloadFailed,

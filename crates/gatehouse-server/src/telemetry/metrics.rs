@@ -114,6 +114,115 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_025, 2.0, 16))
 }
 
+/// The entity database's metrics (`--entities-db`), shared with its follower and readers.
+#[derive(Debug, Clone)]
+pub struct EntityMetrics {
+    /// The position of the last change applied (an LSN as a number on PostgreSQL).
+    pub applied: Gauge,
+    /// PostgreSQL: how far the last known end of its WAL is past the position applied, in
+    /// bytes.
+    pub behind_bytes: Gauge,
+    /// Seconds since the changes were last known read in full (set at each scrape).
+    pub unread_seconds: Gauge<f64, AtomicU64>,
+    /// Times the follower lost the changes and started again with an empty cache.
+    pub restarts: Counter,
+    /// Entities in the entity database's cache (set at each scrape).
+    pub cached: Gauge,
+    /// Reads of the database: one per level of a question's references that the cache did
+    /// not hold whole (a batch of statements, one per type and owned table).
+    pub reads: Counter,
+    /// Entities a question needed, found in the cache.
+    pub hits: Counter,
+    /// Entities a question needed, read from the database.
+    pub misses: Counter,
+    /// Reading a question's entities, cache and database together, in seconds.
+    pub load_seconds: Histogram,
+    /// Reads of the database, per question.
+    pub reads_per_question: Histogram,
+}
+
+impl Default for EntityMetrics {
+    fn default() -> Self {
+        Self {
+            applied: Gauge::default(),
+            behind_bytes: Gauge::default(),
+            unread_seconds: Gauge::default(),
+            restarts: Counter::default(),
+            cached: Gauge::default(),
+            reads: Counter::default(),
+            hits: Counter::default(),
+            misses: Counter::default(),
+            load_seconds: latency_histogram(),
+            reads_per_question: Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0]),
+        }
+    }
+}
+
+impl EntityMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let gauges: [(&str, &str, &Gauge); 3] = [
+            (
+                "gatehouse_entities_applied_position",
+                "The entity database's position the sidecar has applied (a change's number on SQLite, an LSN as a number on PostgreSQL)",
+                &self.applied,
+            ),
+            (
+                "gatehouse_entities_behind_bytes",
+                "PostgreSQL: how far the last known end of the WAL is past the position applied, in bytes",
+                &self.behind_bytes,
+            ),
+            (
+                "gatehouse_entities_cached",
+                "Entities read from the entity database and kept, exact by its changes",
+                &self.cached,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "gatehouse_entities_unread_seconds",
+            "Seconds since the entity database's changes were last known read in full; questions are refused past --max-staleness",
+            self.unread_seconds.clone(),
+        );
+        let counters: [(&str, &str, &Counter); 4] = [
+            (
+                "gatehouse_entities_restarts",
+                "Times the follower lost the entity database's changes (a connection, a slot, a pruned log) and started again with an empty cache",
+                &self.restarts,
+            ),
+            (
+                "gatehouse_entities_reads",
+                "Reads of the entity database: one per level of a question's references the cache did not hold whole",
+                &self.reads,
+            ),
+            (
+                "gatehouse_entities_cache_hits",
+                "Entities questions needed that the cache held",
+                &self.hits,
+            ),
+            (
+                "gatehouse_entities_cache_misses",
+                "Entities questions needed that were read from the database",
+                &self.misses,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "gatehouse_entities_load_seconds",
+            "Reading a question's entities (cache and database), in seconds",
+            self.load_seconds.clone(),
+        );
+        registry.register(
+            "gatehouse_entities_reads_per_question",
+            "Reads of the entity database per question (levels of references not all cached)",
+            self.reads_per_question.clone(),
+        );
+    }
+}
+
 /// Every metric gatehouse exports.
 pub struct Metrics {
     registry: Registry,
@@ -152,6 +261,8 @@ pub struct Metrics {
     decided: [[Counter; 2]; 4],
     cache_hit: Counter,
     cache_miss: Counter,
+    /// The entity database's (`--entities-db`).
+    pub entities: EntityMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -226,11 +337,13 @@ impl Metrics {
             decided,
             cache_hit,
             cache_miss,
+            entities: EntityMetrics::default(),
         };
         metrics.register_http(&mut registry);
         metrics.register_decisions(&mut registry, decisions, cache);
         metrics.register_policy(&mut registry);
         metrics.register_log_and_shadow(&mut registry);
+        metrics.entities.register(&mut registry);
         registry.register(
             "gatehouse_build_info",
             "The gatehouse and Cedar versions of this binary (value 1)",

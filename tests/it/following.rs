@@ -53,7 +53,7 @@ fn a_lost_stream_is_opened_again_and_nothing_stale_is_allowed() {
         let cluster = common::postgres::Cluster::start().await;
         let url = cluster.url();
         let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 5, 3000, 1000).await;
-        let sourced = server.state.sourced.as_ref().expect("a database");
+        let sourced = server.state.sourced().expect("reached").expect("a database");
         let writer = Source::open(&url, &MappingFile::Bundled, &common::bundled())
             .await
             .expect("opens");
@@ -171,8 +171,8 @@ fn three_sidecars_converge_on_the_same_writes() {
             .iter()
             .map(|s| {
                 s.state
-                    .sourced
-                    .as_ref()
+                    .sourced()
+                    .expect("reached")
                     .and_then(|s| s.slot())
                     .expect("a slot")
             })
@@ -219,5 +219,43 @@ fn three_sidecars_converge_on_the_same_writes() {
             assert!(std::time::Instant::now() < deadline, "{left} slots left");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    });
+}
+
+/// The database unreachable when the sidecar starts: it serves, is not ready (`/readyz` 503
+/// saying why) and answers questions 503 `entities_unavailable`, never a decision; once the
+/// database is up, it is reached without a restart and decides by id.
+#[test]
+fn a_database_down_at_start_is_reached_later() {
+    runtime().block_on(async {
+        let cluster = common::postgres::Cluster::start().await;
+        let url = cluster.url();
+        // The bundled tables and vera in them, then the server down.
+        let writer = Source::open(&url, &MappingFile::Bundled, &common::bundled())
+            .await
+            .expect("opens");
+        write(&writer, &["p1.editors"]).await;
+        writer.pool().close().await;
+        cluster.stop().await;
+        let server = common::server::start(common::server::Options {
+            config: gatehouse::config::Config {
+                entities_db: Some(url.clone()),
+                ..gatehouse::config::Config::default()
+            },
+            ..common::server::Options::default()
+        })
+        .await;
+        let (status, ready) = server.get_json("/readyz").await;
+        assert_eq!(status, 503, "{ready}");
+        assert_eq!(ready["error"]["code"], "entities_unavailable", "{ready}");
+        let (status, answer) = server.post("/v1/is_authorized", &edit(None)).await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["code"], "entities_unavailable", "{answer}");
+        cluster.start_again().await;
+        let answer = until_answered(&server, &edit(None)).await;
+        assert_eq!(answer["decision"], "Allow", "{answer}");
+        let (status, ready) = server.get_json("/readyz").await;
+        assert_eq!(status, 200, "{ready}");
+        server.stop().await;
     });
 }

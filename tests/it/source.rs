@@ -684,7 +684,7 @@ fn a_change_drops_exactly_the_entities_it_changed() {
         let (_dir, urls) = databases("exact").await;
         for (_, url) in urls {
         let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
-        let sourced = server.state.sourced.as_ref().expect("a database");
+        let sourced = server.state.sourced().expect("reached").expect("a database");
         let edit = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
         let (_, answer) = server.post("/v1/is_authorized", &edit).await;
         assert_eq!(answer["decision"], "Deny", "{answer}");
@@ -896,7 +896,11 @@ fn a_change_log_pruned_past_a_follower_starts_its_cache_again() {
         let url = format!("sqlite://{}", dir.path().join("pruned.db").display());
         // Looking every 1.5 s: the writes and the pruning land between two looks.
         let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 1500, 5000, 10_000).await;
-        let sourced = server.state.sourced.as_ref().expect("a database");
+        let sourced = server
+            .state
+            .sourced()
+            .expect("reached")
+            .expect("a database");
         let edit =
             json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
         let (_, answer) = server.post("/v1/is_authorized", &edit).await;

@@ -116,27 +116,43 @@ pub enum StartError {
     },
 }
 
-/// The entity database of `--entities-db`, its mapping checked against the schema and the
-/// database.
+/// Why the entity database could not be opened.
+enum Unopened {
+    /// It cannot be reached now (refused, down, starting): tried again.
+    Unreachable(String),
+    /// What it is given is wrong (the URL, the mapping): start-up fails.
+    Wrong(StartError),
+}
+
+impl From<gatehouse_source::SourceError> for Unopened {
+    fn from(error: gatehouse_source::SourceError) -> Self {
+        match error {
+            gatehouse_source::SourceError::Database(reason) => Self::Unreachable(reason),
+            wrong => Self::Wrong(StartError::EntitySource(wrong.to_string())),
+        }
+    }
+}
+
+/// The entity database at `url`, its mapping checked against the schema and the database,
+/// its changes followed.
 async fn open_source(
+    url: &str,
     config: &Config,
     snapshot: &crate::policy::Snapshot,
     metrics: &Metrics,
-) -> Result<Option<crate::sourced::Sourced>, StartError> {
-    let Some(url) = &config.entities_db else {
-        return Ok(None);
-    };
+) -> Result<crate::sourced::Sourced, Unopened> {
     let mapping = match &config.entities_map {
         None => gatehouse_source::MappingFile::Bundled,
         Some(path) => {
             gatehouse_source::MappingFile::Text(std::fs::read_to_string(path).map_err(|e| {
-                StartError::EntitySource(format!("cannot read `{}`: {e}", path.display()))
+                Unopened::Wrong(StartError::EntitySource(format!(
+                    "cannot read `{}`: {e}",
+                    path.display()
+                )))
             })?)
         }
     };
-    let source = gatehouse_source::Source::open(url, &mapping, snapshot)
-        .await
-        .map_err(|e| StartError::EntitySource(e.to_string()))?;
+    let source = gatehouse_source::Source::open(url, &mapping, snapshot).await?;
     let following = crate::sourced::Following {
         capacity: config.entities_cache,
         max_staleness: config.max_staleness,
@@ -144,10 +160,70 @@ async fn open_source(
         poll: config.entities_poll,
         metrics: metrics.entities.clone(),
     };
-    let sourced = crate::sourced::Sourced::new(source, config.request_entities, following)
-        .await
-        .map_err(|e| StartError::EntitySource(e.to_string()))?;
-    Ok(Some(sourced))
+    Ok(crate::sourced::Sourced::new(source, config.request_entities, following).await?)
+}
+
+/// The entity database of `--entities-db`: opened now; or, unreachable, reached in the
+/// background while the sidecar serves and is not ready. What is wrong with it (its URL, its
+/// mapping against the schema or the tables) fails start-up.
+async fn entity_db(
+    config: &Config,
+    store: &Arc<PolicyStore>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<crate::sourced::EntityDb>>, StartError> {
+    let Some(url) = &config.entities_db else {
+        return Ok(None);
+    };
+    match open_source(url, config, &store.current(), metrics).await {
+        Ok(sourced) => Ok(Some(Arc::new(crate::sourced::EntityDb::open(sourced)))),
+        Err(Unopened::Wrong(error)) => Err(error),
+        Err(Unopened::Unreachable(reason)) => {
+            tracing::warn!(%reason, "the entity database cannot be reached: not ready until it is; trying again");
+            let db = Arc::new(crate::sourced::EntityDb::waiting(reason));
+            tokio::spawn(reach(
+                Arc::downgrade(&db),
+                url.clone(),
+                config.clone(),
+                Arc::clone(store),
+                Arc::clone(metrics),
+            ));
+            Ok(Some(db))
+        }
+    }
+}
+
+/// Tries to open the entity database until it opens (backing off from 200 ms to 5 s) or the
+/// sidecar is gone.
+async fn reach(
+    db: std::sync::Weak<crate::sourced::EntityDb>,
+    url: String,
+    config: Config,
+    store: Arc<PolicyStore>,
+    metrics: Arc<Metrics>,
+) {
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(slot) = db.upgrade() else {
+            return;
+        };
+        match open_source(&url, &config, &store.current(), &metrics).await {
+            Ok(sourced) => {
+                tracing::info!("the entity database is reached: ready");
+                slot.opened(sourced);
+                return;
+            }
+            Err(Unopened::Unreachable(reason)) => {
+                tracing::warn!(%reason, "the entity database cannot be reached yet; trying again");
+                slot.still_waiting(reason);
+            }
+            Err(Unopened::Wrong(error)) => {
+                tracing::error!(%error, "the entity database is reached but does not fit; trying again");
+                slot.still_waiting(error.to_string());
+            }
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// The candidate set's watcher and the worker that asks it.
@@ -193,10 +269,10 @@ impl Application {
         let (log, log_writer) = open_log(config, &metrics)?.unzip();
         let budgets = config.cache_budgets();
         let (shadow, shadow_parts) = start_shadow(config, &metrics, log.as_ref())?.unzip();
-        let sourced = open_source(config, &store.current(), &metrics).await?;
+        let entity_db = entity_db(config, &store, &metrics).await?;
         let state = AppState::new(Services {
             shadow,
-            sourced,
+            entity_db,
             store,
             decider: Decider::within(budgets.decider, config.cache_ttl()),
             planner: Planner::within(budgets.plans, config.cache_ttl()),

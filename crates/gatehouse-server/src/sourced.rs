@@ -392,6 +392,61 @@ fn heartbeat(max_staleness: Duration) -> Duration {
     (max_staleness / 4).clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
+/// The entity database of `--entities-db`: open, or still being reached (unreachable at
+/// start: the sidecar serves, is not ready, and answers questions 503 until it is).
+#[derive(Debug)]
+pub struct EntityDb {
+    open: std::sync::OnceLock<Sourced>,
+    /// Why it is not open yet.
+    waiting: Mutex<String>,
+}
+
+impl EntityDb {
+    /// An open database.
+    pub fn open(sourced: Sourced) -> Self {
+        let db = Self::waiting(String::new());
+        db.opened(sourced);
+        db
+    }
+
+    /// A database not reached yet, and why.
+    pub fn waiting(reason: String) -> Self {
+        Self {
+            open: std::sync::OnceLock::new(),
+            waiting: Mutex::new(reason),
+        }
+    }
+
+    /// It is open now.
+    pub fn opened(&self, sourced: Sourced) {
+        // Opened once: a second opening (none is made) would be dropped with its follower.
+        let _ = self.open.set(sourced);
+    }
+
+    /// It is still not reached, for `reason`.
+    pub fn still_waiting(&self, reason: String) {
+        *self.waiting.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+    }
+
+    /// The open database, if it is.
+    pub fn ready(&self) -> Option<&Sourced> {
+        self.open.get()
+    }
+
+    /// The open database, or 503 `entities_unavailable` saying why it is not.
+    pub fn get(&self) -> Result<&Sourced, ApiError> {
+        self.open.get().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::EntitiesUnavailable,
+                format!(
+                    "the entity database has not been reached yet: {}",
+                    self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+                ),
+            )
+        })
+    }
+}
+
 /// A (type, id) pair, as the database keys entities.
 type Named = (String, String);
 

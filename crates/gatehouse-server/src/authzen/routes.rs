@@ -67,7 +67,7 @@ async fn evaluate(
         .question(snapshot)
         .map_err(|e| authzen_error(e, &[]))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.sourced()? {
         sourced.question(&mut question).await?;
     }
     let answer = state
@@ -442,7 +442,7 @@ pub async fn search_action(
     // one whose required keys are absent found only when every context would allow it.
     let (mut question, origins) = actions_question(&snapshot, &subject, &resource, context);
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.sourced()? {
         let roots = crate::sourced::roots(
             &[&question.principal, &question.resource],
             question.context.as_ref(),

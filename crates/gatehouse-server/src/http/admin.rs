@@ -26,14 +26,20 @@ pub async fn healthz() -> Json<Health> {
 /// `GET /readyz`: 200 whenever the sidecar serves. It always has a validated set: start-up
 /// refuses to serve without one, and a failed reload keeps the last good set (an operator
 /// learns of a failed reload from `/v1/status` and `gatehouse_policy_files_valid`, not from
-/// readiness, which would take every replica out of service for one bad edit).
+/// readiness, which would take every replica out of service for one bad edit). With
+/// `--entities-db`, 503 `entities_unavailable` until the database has been reached (it was
+/// unreachable at start), saying why.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Serving a validated set", body = Ready)))]
-pub async fn readyz(State(state): State<AppState>) -> Json<Ready> {
-    Json(Ready {
+    responses(
+        (status = 200, description = "Serving a validated set", body = Ready),
+        (status = 503, description = "`entities_unavailable`: the entity database has not been reached yet", body = ErrorBody),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    state.sourced()?;
+    Ok(Json(Ready {
         status: "ready".into(),
         policy_version: state.store.current().version.clone(),
-    })
+    }))
 }
 
 /// `GET /metrics`: Prometheus text. The cache sizes are read now.
@@ -50,7 +56,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .entity_cache_entries
         .set(gauge(state.decider.cached_entities()));
     metrics.hot_cache_entries.set(gauge(state.hot_entries()));
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.entity_db.as_ref().and_then(|db| db.ready()) {
         metrics.entities.cached.set(gauge(sourced.cached()));
         metrics
             .entities

@@ -202,7 +202,7 @@ pub async fn is_authorized(
     let mut question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let mut at = None;
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.sourced()? {
         at = sourced.question(&mut question).await?;
         // The candidate decides on what the live set decided on.
         received = received.map(|_| Input::Question(Box::new(question.clone())));
@@ -307,7 +307,7 @@ pub async fn batch(
             *question = Err(error);
         }
     }
-    let (entities, at) = match &state.sourced {
+    let (entities, at) = match state.sourced()? {
         None => (entities, None),
         Some(sourced) => {
             let read: Vec<&mut Question> = questions.iter_mut().flatten().collect();
@@ -405,7 +405,7 @@ pub async fn allowed_actions(
     let mut question: ActionsQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let mut at = None;
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.sourced()? {
         let roots = crate::sourced::roots(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
@@ -464,7 +464,7 @@ pub async fn plan(
     let mut question: PlanQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
     let mut at = None;
-    if let Some(sourced) = &state.sourced {
+    if let Some(sourced) = state.sourced()? {
         let roots = crate::sourced::roots(&[&question.principal], question.context.as_ref());
         let (entities, entities_at) = sourced
             .entities(
@@ -499,7 +499,7 @@ pub async fn plan(
 pub async fn entities_position(
     State(state): State<AppState>,
 ) -> Result<Json<PositionBody>, ApiError> {
-    let Some(sourced) = state.sourced.as_ref() else {
+    let Some(sourced) = state.sourced()? else {
         return Err(ApiError::new(
             ErrorCode::NotFollowing,
             "this sidecar has no entity database, so no positions: start it with `--entities-db sqlite://…` or `--entities-db postgres://…`",

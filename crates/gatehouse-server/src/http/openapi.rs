@@ -104,16 +104,22 @@ impl Modify for CommonResponses {
                     "408",
                     error("`request_timeout`: the request took longer than `--request-timeout`"),
                 );
-                let mut overloaded =
-                    error("`overloaded`: more requests in flight than `--max-concurrency`");
-                overloaded
-                    .headers
-                    .insert("Retry-After".into(), Header::new(string()));
-                add("503", overloaded);
+                add(
+                    "503",
+                    error(
+                        "`overloaded`: more requests in flight than `--max-concurrency`; with `--entities-db`, `entities_unavailable` (the database not reached, failing, or its changes unread for `--max-staleness`) or `stale_entities` (a `consistency.at_least` not reached within `--consistency-wait`)",
+                    ),
+                );
                 add(
                     "500",
                     error("`internal`: a fault of the sidecar's, logged with the request id"),
                 );
+                // Every 503, the route's own included, says when to try again.
+                if let Some(utoipa::openapi::RefOr::T(unavailable)) = responses.get_mut("503") {
+                    unavailable
+                        .headers
+                        .insert("Retry-After".into(), Header::new(string()));
+                }
                 for response in responses.values_mut() {
                     if let utoipa::openapi::RefOr::T(response) = response {
                         response.headers.insert(

@@ -66,8 +66,8 @@ pub struct Services {
     pub authzen: Authzen,
     /// The candidate set, with `--shadow-policies`.
     pub shadow: Option<Shadow>,
-    /// The entity database, with `--entities-db`.
-    pub sourced: Option<crate::sourced::Sourced>,
+    /// The entity database, with `--entities-db` (see [`AppState::sourced`]).
+    pub entity_db: Option<Arc<crate::sourced::EntityDb>>,
 }
 
 /// The services and what serving adds to them.
@@ -178,9 +178,15 @@ impl AppState {
     pub fn hot(&self) -> Option<&HotCache> {
         match &self.log {
             Some(log) if log.full => None,
-            _ if self.sourced.is_some() => None,
+            _ if self.entity_db.is_some() => None,
             _ => Some(&self.hot),
         }
+    }
+
+    /// The entity database: `None` without `--entities-db`; 503 `entities_unavailable`
+    /// while it has not been reached.
+    pub fn sourced(&self) -> Result<Option<&crate::sourced::Sourced>, ApiError> {
+        self.entity_db.as_ref().map(|db| db.get()).transpose()
     }
 
     /// How many rendered answers the hot cache holds.

@@ -44,9 +44,24 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local fixed = question("vera", "edit") .. ',"entities":[' .. slice("vera") .. "]}"
 
+-- Questions by id alone (the sidecar reads the entities from its database): "id" asks for
+-- each of USERS users (u0, u1, …, each an editor of p1, entities cached after the first
+-- round) each action in turn; "id-full" the same with `"consistency": "full"`, every
+-- question read from the database.
+local users = tonumber(os.getenv("USERS") or "1000")
+
 request = function()
   if mode == "hit" then
     return wrk.format(nil, "/v1/is_authorized", nil, fixed)
+  end
+  if mode == "id" or mode == "id-full" then
+    n = n + 1
+    local body = string.format('{"principal":"User::\\"u%d\\"","action":"%s","resource":"Project::\\"p1\\""',
+      (n * 7 + thread_id) % users, actions[(n % #actions) + 1])
+    if mode == "id-full" then
+      body = body .. ',"consistency":"full"'
+    end
+    return wrk.format(nil, "/v1/is_authorized", nil, body .. "}")
   end
   n = n + 1
   local user = string.format("u%s-%d-%d", run, thread_id, n)

@@ -139,6 +139,9 @@ async fn import(source: &Source, snapshot: &Snapshot, args: &ImportArgs) -> Resu
     if said.is_empty() {
         return Err("nothing to do: name a file of entities, or `--delete UID`".into());
     }
+    // The position after the writes: a question carrying it as its token is decided on them.
+    let position = source.position().await.map_err(|e| e.to_string())?;
+    said.push(format!("position {}", source.show_position(position)));
     Ok(said.join("; "))
 }
 

@@ -7,6 +7,7 @@
 #   floor      the floor parsing the 1.5 KB body a host sends today (10 entities);
 #   id         questions by id alone (~110 bytes), entities cached after the first round;
 #   id-full    the same with `"consistency": "full"`: every question read from the database;
+#              both again on one connection, for latency alone;
 # each with gatehouse's CPU per request (utime + stime from /proc, over the run) and, for the
 # database runs, the reads per question from /metrics. Then the time from a commit (another
 # connection's) to the first answer that sees it, and from a commit to a token's answer.
@@ -81,6 +82,9 @@ for url in "${databases[@]}"; do
   RUN=warm MODE=id wrk -t1 -c"$CONNS" -d2s -s benches/http/questions.lua "http://$GATE" >/dev/null
   run "id ($backend)" "$GATE" id "$gate"
   run "id-full ($backend)" "$GATE" id-full "$gate"
+  # Latency alone: one connection.
+  CONNS=1 run "id, 1 conn ($backend)" "$GATE" id "$gate"
+  CONNS=1 run "id-full, 1 conn" "$GATE" id-full "$gate"
   python3 - "$url" "$GATE" <<'PY'
 # A write seen: another connection moves u0 out of p1's editors and back, 50 times; after each
 # commit, (a) questions without a token until the answer changes, (b) one question with the
@@ -106,7 +110,10 @@ else:
     def write(editor):
         sql = ("INSERT INTO user_groups (user_id, group_id) VALUES ('u0', 'p1.editors');" if editor
                else "DELETE FROM user_groups WHERE user_id = 'u0' AND group_id = 'p1.editors';")
-        out = subprocess.run(["psql", url, "-qAtc", sql + " SELECT pg_current_wal_insert_lsn();"],
+        # Committed as hosts commit by default (the test cluster's own default is off: a
+        # commit is decoded once the WAL writer flushes it, up to wal_writer_delay later).
+        out = subprocess.run(["psql", url, "-qAtc", "SET synchronous_commit = on; " + sql
+                              + " SELECT pg_current_wal_insert_lsn();"],
                              capture_output=True, text=True, check=True).stdout.split()
         return out[-1]
 seen, waited, editor = [], [], True

@@ -111,7 +111,8 @@ pub struct Followed {
     slot: Mutex<Option<String>>,
     /// Where it is counted.
     metrics: EntityMetrics,
-    /// PostgreSQL: asks the follower for a sync mark now (a question waits for a token).
+    /// Asks the follower to look now (SQLite) or for a sync mark (PostgreSQL): a question
+    /// waits for a token.
     wanted: tokio::sync::Notify,
 }
 
@@ -274,7 +275,11 @@ async fn follow(url: String, source: Source, followed: Arc<Followed>, poll: Dura
         match step.await {
             Ok(()) => {
                 first = false;
-                tokio::time::sleep(poll).await;
+                // Every `poll`, or at once when a question waits for a token.
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = followed.wanted.notified() => {}
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "reading the entity database's changes failed; retrying");
@@ -653,7 +658,8 @@ impl Sourced {
                     .with_field("consistency.at_least")
                 })?;
                 if followed.applied.load(Ordering::SeqCst) < wanted {
-                    // On an idle PostgreSQL nothing else may come: a mark after the token.
+                    // SQLite: look now. PostgreSQL: on an idle database nothing else may
+                    // come, so a mark after the token.
                     followed.wanted.notify_one();
                 }
                 let mut position = followed.position.subscribe();

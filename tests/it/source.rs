@@ -690,31 +690,31 @@ fn a_change_drops_exactly_the_entities_it_changed() {
     runtime().block_on(async {
         let (_dir, urls) = databases("exact").await;
         for (_, url) in urls {
-        let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
-        let sourced = server.state.sourced().expect("reached").expect("a database");
-        let edit = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
-        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
-        assert_eq!(answer["decision"], "Deny", "{answer}");
-        assert!(sourced.is_cached("User", "vera") && sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"));
-        // An id the database does not hold is cached as absent.
-        let (_, answer) = server.post("/v1/is_authorized", &json!({"principal": "User::\"ghost\"", "action": "view", "resource": "Project::\"p1\""})).await;
-        assert_eq!(answer["diagnostics"]["missing"], json!(["User::\"ghost\""]));
-        assert!(sourced.is_cached("User", "ghost"));
-        // vera made an editor, by another connection.
-        let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
-        let vera = json!([{"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]}]);
-        writer.import(&snapshot, &vera).await.expect("writes");
-        let position = writer.position().await.expect("a position");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while sourced.applied() < position {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert!(!sourced.is_cached("User", "vera"), "the changed entity is dropped");
-        assert!(sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"), "the others stay");
-        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
-        assert_eq!(answer["decision"], "Allow", "{answer}");
-        server.stop().await;
+            let server = serving(&url, &world, gatehouse::config::RequestEntities::Add).await;
+            let sourced = server.state.sourced().expect("reached").expect("a database");
+            let edit = json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+            let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+            assert_eq!(answer["decision"], "Deny", "{answer}");
+            assert!(sourced.is_cached("User", "vera") && sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"));
+            // An id the database does not hold is cached as absent.
+            let (_, answer) = server.post("/v1/is_authorized", &json!({"principal": "User::\"ghost\"", "action": "view", "resource": "Project::\"p1\""})).await;
+            assert_eq!(answer["diagnostics"]["missing"], json!(["User::\"ghost\""]));
+            assert!(sourced.is_cached("User", "ghost"));
+            // vera made an editor, by another connection.
+            let writer = Source::open(&url, &MappingFile::Bundled, &snapshot).await.expect("opens");
+            let vera = json!([{"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]}]);
+            writer.import(&snapshot, &vera).await.expect("writes");
+            let position = writer.position().await.expect("a position");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while sourced.applied() < position {
+                assert!(std::time::Instant::now() < deadline);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(!sourced.is_cached("User", "vera"), "the changed entity is dropped");
+            assert!(sourced.is_cached("Project", "p1") && sourced.is_cached("User", "olga"), "the others stay");
+            let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+            assert_eq!(answer["decision"], "Allow", "{answer}");
+            server.stop().await;
         }
     });
 }
@@ -775,72 +775,72 @@ fn a_token_after_a_write_is_decided_on_the_write() {
     runtime().block_on(async {
         let (_dir, urls) = databases("tokens").await;
         for (_, url) in urls {
-        // Looking for commits every 300 ms (SQLite): a question right after a write finds
-        // its cache stale unless it waits.
-        let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 300, 2000, 5000).await;
-        let edit =
-            json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
-        let (_, answer) = server.post("/v1/is_authorized", &edit).await;
-        assert_eq!(answer["decision"], "Allow", "{answer}");
-        // vera's editor role revoked, by another connection.
-        let writer = Source::open(&url, &MappingFile::Bundled, &snapshot)
-            .await
-            .expect("opens");
-        let position = |text: &Value| {
+            // Looking for commits every 300 ms (SQLite): a question right after a write finds
+            // its cache stale unless it waits.
+            let server = serving_with(&url, &vera_and_p1(&["p1.editors"]), 300, 2000, 5000).await;
+            let edit =
+                json!({"principal": "User::\"vera\"", "action": "edit", "resource": "Project::\"p1\""});
+            let (_, answer) = server.post("/v1/is_authorized", &edit).await;
+            assert_eq!(answer["decision"], "Allow", "{answer}");
+            // vera's editor role revoked, by another connection.
+            let writer = Source::open(&url, &MappingFile::Bundled, &snapshot)
+                .await
+                .expect("opens");
+            let position = |text: &Value| {
+                writer
+                    .parse_position(text.as_str().expect("a position"))
+                    .expect("a position")
+            };
+            let first = position(&answer["entities_at"]);
             writer
-                .parse_position(text.as_str().expect("a position"))
+                .import(&snapshot, &vera_and_p1(&[]))
+                .await
+                .expect("writes");
+            let (status, now) = server.get_json("/v1/entities/position").await;
+            assert_eq!(status, 200, "{now}");
+            let token = now["position"]
+                .as_str()
                 .expect("a position")
-        };
-        let first = position(&answer["entities_at"]);
-        writer
-            .import(&snapshot, &vera_and_p1(&[]))
-            .await
-            .expect("writes");
-        let (status, now) = server.get_json("/v1/entities/position").await;
-        assert_eq!(status, 200, "{now}");
-        let token = now["position"]
-            .as_str()
-            .expect("a position")
-            .to_string();
-        assert!(position(&json!(token)) > first, "{now}");
-        let mut asked = edit.clone();
-        asked["consistency"] = json!({"at_least": token});
-        let (status, answer) = server.post("/v1/is_authorized", &asked).await;
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(
-            answer["decision"], "Deny",
-            "decided on the revoke: {answer}"
-        );
-        assert!(
-            position(&answer["entities_at"]) >= position(&json!(token)),
-            "{answer}"
-        );
-        // vera an editor again: `"full"` reads the database.
-        writer
-            .import(&snapshot, &vera_and_p1(&["p1.editors"]))
-            .await
-            .expect("writes");
-        let mut full = edit.clone();
-        full["consistency"] = json!("full");
-        let (_, answer) = server.post("/v1/is_authorized", &full).await;
-        assert_eq!(
-            answer["decision"], "Allow",
-            "read from the database: {answer}"
-        );
-        // A position never reached: refused after the wait, never decided.
-        let mut ahead = edit.clone();
-        let never = writer.show_position(position(&json!(token)) + 1_000_000_000);
-        ahead["consistency"] = json!({"at_least": never});
-        let (status, answer) = server.post("/v1/is_authorized", &ahead).await;
-        assert_eq!(status, 503, "{answer}");
-        assert_eq!(answer["error"]["code"], "stale_entities", "{answer}");
-        // Not a position.
-        let mut wrong = edit.clone();
-        wrong["consistency"] = json!({"at_least": "yesterday"});
-        let (status, answer) = server.post("/v1/is_authorized", &wrong).await;
-        assert_eq!(status, 400, "{answer}");
-        assert_eq!(answer["error"]["field"], "consistency.at_least", "{answer}");
-        server.stop().await;
+                .to_string();
+            assert!(position(&json!(token)) > first, "{now}");
+            let mut asked = edit.clone();
+            asked["consistency"] = json!({"at_least": token});
+            let (status, answer) = server.post("/v1/is_authorized", &asked).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(
+                answer["decision"], "Deny",
+                "decided on the revoke: {answer}"
+            );
+            assert!(
+                position(&answer["entities_at"]) >= position(&json!(token)),
+                "{answer}"
+            );
+            // vera an editor again: `"full"` reads the database.
+            writer
+                .import(&snapshot, &vera_and_p1(&["p1.editors"]))
+                .await
+                .expect("writes");
+            let mut full = edit.clone();
+            full["consistency"] = json!("full");
+            let (_, answer) = server.post("/v1/is_authorized", &full).await;
+            assert_eq!(
+                answer["decision"], "Allow",
+                "read from the database: {answer}"
+            );
+            // A position never reached: refused after the wait, never decided.
+            let mut ahead = edit.clone();
+            let never = writer.show_position(position(&json!(token)) + 1_000_000_000);
+            ahead["consistency"] = json!({"at_least": never});
+            let (status, answer) = server.post("/v1/is_authorized", &ahead).await;
+            assert_eq!(status, 503, "{answer}");
+            assert_eq!(answer["error"]["code"], "stale_entities", "{answer}");
+            // Not a position.
+            let mut wrong = edit.clone();
+            wrong["consistency"] = json!({"at_least": "yesterday"});
+            let (status, answer) = server.post("/v1/is_authorized", &wrong).await;
+            assert_eq!(status, 400, "{answer}");
+            assert_eq!(answer["error"]["field"], "consistency.at_least", "{answer}");
+            server.stop().await;
         }
     });
 }

@@ -620,16 +620,17 @@ impl Sourced {
         EntityList::from(Value::Array(kept))
     }
 
-    /// `sent` with `roots` and what they reference, as read from the database, as fresh as
-    /// `consistency` asks; and the position they are as of.
-    pub async fn entities(
+    /// `entities` (a question's own) with `roots` and what they reference, as read from the
+    /// database, as fresh as `consistency` asks; the position they are as of.
+    pub async fn fill(
         &self,
         roots: BTreeSet<Named>,
-        sent: Option<&EntityList>,
+        entities: &mut Option<EntityList>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Option<EntityList>, Option<String>), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let (loaded, at) = self.reach(roots, consistency).await?;
-        Ok((self.merged(loaded, sent), at))
+        *entities = self.merged(loaded, entities.as_ref());
+        Ok(at)
     }
 
     /// Waits, when `consistency` asks it, until the change its token names is applied (at

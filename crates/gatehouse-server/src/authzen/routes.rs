@@ -447,10 +447,7 @@ pub async fn search_action(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
         );
-        question.entities = sourced
-            .entities(roots, question.entities.as_ref(), None)
-            .await?
-            .0;
+        sourced.fill(roots, &mut question.entities, None).await?;
     }
     let answer = decide_actions(&state.decider, &snapshot, &question)
         .map_err(|e| authzen_error(e, &origins))?;

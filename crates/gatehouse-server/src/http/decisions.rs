@@ -410,15 +410,9 @@ pub async fn allowed_actions(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
         );
-        let (entities, entities_at) = sourced
-            .entities(
-                roots,
-                question.entities.as_ref(),
-                question.consistency.as_ref(),
-            )
+        at = sourced
+            .fill(roots, &mut question.entities, question.consistency.as_ref())
             .await?;
-        question.entities = entities;
-        at = entities_at;
     }
     let snapshot = state.store.current();
     let answer = decide_actions(&state.decider, &snapshot, &question)?;
@@ -466,15 +460,9 @@ pub async fn plan(
     let mut at = None;
     if let Some(sourced) = state.sourced()? {
         let roots = crate::sourced::roots(&[&question.principal], question.context.as_ref());
-        let (entities, entities_at) = sourced
-            .entities(
-                roots,
-                question.entities.as_ref(),
-                question.consistency.as_ref(),
-            )
+        at = sourced
+            .fill(roots, &mut question.entities, question.consistency.as_ref())
             .await?;
-        question.entities = entities;
-        at = entities_at;
     }
     let snapshot = state.store.current();
     // Plans are not decisions: neither the decision metrics nor the decision log count them.

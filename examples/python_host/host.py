@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """A host service in Python that asks gatehouse, with the standard library only.
 
-It builds the entities of docs/DOMAIN.md ("What to send": an organization's project) and asks
-one decision, a batch and the allowed actions, as the README shows with curl. Run it against
-a sidecar and it prints what it learned as one JSON object:
+The host keeps its records in its own database, in the tables gatehouse's bundled mapping
+reads (entities/migrations), and gatehouse reads the entities of each question from there:
+the host asks by id alone, and builds no entity. Right after a write of its own (a revoke),
+it asks with the write's position as a consistency token, so that the answer sees the write.
+Run it against a sidecar serving that database and it prints what it learned as one JSON
+object:
 
-    cargo run --release -- serve &
-    python3 examples/python_host/host.py http://127.0.0.1:8180
+    cargo run --release -- serve --entities-db sqlite://gatehouse.db &
+    python3 examples/python_host/host.py http://127.0.0.1:8180 gatehouse.db
 
-Copy `Gatehouse` and the entity helpers into a service: they are the whole client. A host
-fails closed: `may` answers False when gatehouse cannot be reached, times out or refuses the
-question, and logs why.
+Copy `Gatehouse` into a service: it is the whole client. A host fails closed: `may` answers
+False when gatehouse cannot be reached, times out or refuses the question, and logs why.
 """
 
 import json
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -34,12 +37,12 @@ class Gatehouse:
         self.base = base.rstrip("/")
         self.timeout = timeout
 
-    def _post(self, path, body):
+    def _call(self, path, body=None):
         request = urllib.request.Request(
             self.base + path,
-            data=json.dumps(body).encode(),
+            data=None if body is None else json.dumps(body).encode(),
             headers={"content-type": "application/json"},
-            method="POST",
+            method="GET" if body is None else "POST",
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -50,107 +53,117 @@ class Gatehouse:
         except (urllib.error.URLError, TimeoutError) as e:
             raise GatehouseError(None, "unreachable", str(e))
 
-    def is_authorized(self, principal, action, resource, entities, context=None):
-        """POST /v1/is_authorized: {"decision", "diagnostics": {"reason", "errors"}, "policy_version"}.
-        `action` is an action's id ("share"); uids are `{"type", "id"}` or `Type::"id"` strings."""
-        body = {"principal": principal, "action": action, "resource": resource, "entities": entities}
+    def is_authorized(self, principal, action, resource, context=None, at_least=None):
+        """POST /v1/is_authorized by id: {"decision", "diagnostics": {"reason", "errors",
+        "missing"}, "policy_version", "entities_at"}. `action` is an action's id ("share");
+        uids are `Type::"id"` strings or `{"type", "id"}`. `at_least`: a position (from
+        `position()` after a write): the answer sees everything committed before it."""
+        body = {"principal": principal, "action": action, "resource": resource}
         if context is not None:
             body["context"] = context
-        return self._post("/v1/is_authorized", body)
+        if at_least is not None:
+            body["consistency"] = {"at_least": at_least}
+        return self._call("/v1/is_authorized", body)
 
-    def may(self, principal, action, resource, entities, context=None):
+    def may(self, principal, action, resource, context=None, at_least=None):
         """True on Allow; False on Deny and whenever no decision could be had (fail closed)."""
         try:
-            answer = self.is_authorized(principal, action, resource, entities, context)
+            answer = self.is_authorized(principal, action, resource, context, at_least)
         except GatehouseError as e:
             print(f"gatehouse: {e}; denying", file=sys.stderr)
             return False
         return answer["decision"] == "Allow"
 
-    def batch(self, requests, entities):
+    def batch(self, requests):
         """POST /v1/is_authorized/batch: one result per request, in order (a decision, or
         {"error": {...}} for a bad item)."""
-        return self._post("/v1/is_authorized/batch", {"entities": entities, "requests": requests})["results"]
+        return self._call("/v1/is_authorized/batch", {"requests": requests})["results"]
 
-    def allowed_actions(self, principal, resource, entities, actions=None):
+    def allowed_actions(self, principal, resource, actions=None):
         """POST /v1/allowed_actions: {"allowed", "denied", "needs_context", "diagnostics", ...}."""
-        body = {"principal": principal, "resource": resource, "entities": entities}
+        body = {"principal": principal, "resource": resource}
         if actions is not None:
             body["actions"] = actions
-        return self._post("/v1/allowed_actions", body)
+        return self._call("/v1/allowed_actions", body)
+
+    def position(self):
+        """GET /v1/entities/position: the database's position now (after the host's own
+        write, a token for its next question)."""
+        return self._call("/v1/entities/position")["position"]
 
 
-# The entities of docs/DOMAIN.md.
+# The host's own records, as its code writes them (here in SQL, in the bundled tables).
 
 
-def uid(entity_type, entity_id):
-    return {"type": entity_type, "id": entity_id}
+class Records:
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None)
+
+    def user(self, user_id, groups=(), email=None):
+        self.db.execute("INSERT INTO users (id, email) VALUES (?, ?)", (user_id, email))
+        for group in groups:
+            self.join(user_id, group)
+
+    def join(self, user_id, group):
+        self.db.execute("INSERT INTO user_groups (user_id, group_id) VALUES (?, ?)", (user_id, group))
+
+    def leave(self, user_id, group):
+        self.db.execute("DELETE FROM user_groups WHERE user_id = ? AND group_id = ?", (user_id, group))
+
+    def organization(self, org_id):
+        """An organization with its five groups, named after it."""
+        roles = ["admins", "data_owners", "editors", "viewers", "members"]
+        self.db.execute(
+            f"INSERT INTO organizations (id, {', '.join(r + '_group' for r in roles)}) VALUES (?, ?, ?, ?, ?, ?)",
+            (org_id, *(f"{org_id}.{r}" for r in roles)))
+
+    def project(self, project_id, owner, organization_id, phase, editors_can_share):
+        """A project with its four groups, named after it."""
+        self.db.execute(
+            "INSERT INTO projects (id, owner_id, organization_id, admins_group, managers_group,"
+            " editors_group, viewers_group, phase, archived, public, downloads_enabled,"
+            " editors_can_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
+            (project_id, owner, organization_id, *(f"{project_id}.{r}" for r in
+             ["admins", "managers", "editors", "viewers"]), phase, int(editors_can_share)))
 
 
-def ref(entity_type, entity_id):
-    """An entity-typed attribute value."""
-    return {"__entity": uid(entity_type, entity_id)}
-
-
-def user(user_id, groups=(), email=None):
-    """A User in `groups` (ids such as "acme.editors" or "p1.viewers")."""
-    attrs = {} if email is None else {"email": email}
-    return {"uid": uid("User", user_id), "attrs": attrs, "parents": [uid("Group", g) for g in groups]}
-
-
-def organization(org_id):
-    """An Organization with its five groups, named after it."""
-    roles = ["admins", "data_owners", "editors", "viewers", "members"]
-    return {"uid": uid("Organization", org_id), "parents": [],
-            "attrs": {r: ref("Group", f"{org_id}.{r}") for r in roles}}
-
-
-def project(project_id, owner, organization_id=None, phase="planning", archived=False, public=False,
-            downloads_enabled=False, editors_can_share=False):
-    """A Project with its four groups, named after it."""
-    attrs = {r: ref("Group", f"{project_id}.{r}") for r in ["admins", "managers", "editors", "viewers"]}
-    attrs.update(owner=ref("User", owner), phase=phase, archived=archived, public=public,
-                 downloads_enabled=downloads_enabled, editors_can_share=editors_can_share)
-    if organization_id is not None:
-        attrs["organization"] = ref("Organization", organization_id)
-    return {"uid": uid("Project", project_id), "parents": [], "attrs": attrs}
-
-
-def main(base):
+def main(base, database):
     gatehouse = Gatehouse(base)
+    records = Records(database)
     # Vera: organization-wide editor of acme, and viewer of its project op1. Tom: a member.
-    vera = user("vera", ["acme.members", "acme.editors", "op1.viewers"])
-    tom = user("tom", ["acme.members"])
-    acme = organization("acme")
-    op1 = project("op1", "otto", "acme", phase="processing", editors_can_share=True)
-    entities = [vera, tom, acme, op1]
-    me, p1 = 'User::"vera"', uid("Project", "op1")
-    share_with_tom = {"role": "viewer", "target": ref("User", "tom")}
+    records.organization("acme")
+    records.project("op1", "otto", "acme", phase="processing", editors_can_share=True)
+    records.user("vera", ["acme.members", "acme.editors", "op1.viewers"])
+    records.user("tom", ["acme.members"])
+    written = gatehouse.position()
+    me, p1 = 'User::"vera"', 'Project::"op1"'
+    share_with_tom = {"role": "viewer", "target": {"__entity": {"type": "User", "id": "tom"}}}
 
     report = {}
-    answer = gatehouse.is_authorized(me, "share", p1, entities, share_with_tom)
+    answer = gatehouse.is_authorized(me, "share", p1, share_with_tom, at_least=written)
     report["share"] = {"decision": answer["decision"], "reason": answer["diagnostics"]["reason"]}
-    # Without the organization the rules that read it cannot evaluate: Deny, with the errors.
-    answer = gatehouse.is_authorized(me, "share", p1, [vera, tom, op1], share_with_tom)
-    report["share_without_organization"] = {
-        "decision": answer["decision"],
-        "errors": len(answer["diagnostics"]["errors"]),
-    }
     results = gatehouse.batch(
-        [{"principal": me, "action": a, "resource": p1} for a in ["view", "edit", "delete", "edt"]],
-        entities,
-    )
+        [{"principal": me, "action": a, "resource": p1} for a in ["view", "edit", "delete", "edt"]])
     report["batch"] = [r.get("decision") or r["error"]["code"] for r in results]
-    buttons = gatehouse.allowed_actions(me, p1, entities)
+    buttons = gatehouse.allowed_actions(me, p1)
     report["allowed_actions"] = buttons["allowed"]
-    report["may_delete"] = gatehouse.may(me, "delete", p1, entities)
+    report["may_delete"] = gatehouse.may(me, "delete", p1)
+    # Someone the database does not hold: denied, and named.
+    answer = gatehouse.is_authorized('User::"nobody"', "view", p1)
+    report["nobody"] = {"decision": answer["decision"], "missing": answer["diagnostics"]["missing"]}
+    # Vera no longer an editor of acme: the next question, with the revoke's position, sees it.
+    records.leave("vera", "acme.editors")
+    revoked = gatehouse.position()
+    answer = gatehouse.is_authorized(me, "share", p1, share_with_tom, at_least=revoked)
+    report["share_after_revoke"] = answer["decision"]
     try:
-        gatehouse.is_authorized(me, "view", uid("Projetc", "op1"), entities)
+        gatehouse.is_authorized(me, "view", {"type": "Projetc", "id": "op1"})
     except GatehouseError as e:
         report["bad_question"] = {"status": e.status, "code": e.code, "field": e.field}
-    report["unreachable_may"] = Gatehouse("http://127.0.0.1:9", timeout=0.5).may(me, "view", p1, entities)
+    report["unreachable_may"] = Gatehouse("http://127.0.0.1:9", timeout=0.5).may(me, "view", p1)
     print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8180")
+    main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8180",
+         sys.argv[2] if len(sys.argv) > 2 else "gatehouse.db")

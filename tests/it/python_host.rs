@@ -1,14 +1,25 @@
 //! The Python host (`examples/python_host/host.py`, standard library only) against a live
-//! sidecar: it asks a decision, a batch and the allowed actions for an organization's project
-//! as the README and docs/DOMAIN.md describe, and reports what it got as JSON.
+//! sidecar serving its database: it writes its records in its own SQL, asks by id alone a
+//! decision, a batch and the allowed actions for an organization's project, and, right after
+//! a revoke of its own, a question carrying the revoke's position; it reports what it got as
+//! JSON.
 
 use serde_json::{Value, json};
 
 use crate::common;
 
 #[tokio::test]
-async fn the_python_host_asks_as_the_readme_says() {
-    let gatehouse = common::server::start_default().await;
+async fn the_python_host_asks_by_id_as_the_readme_says() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("host.db");
+    let gatehouse = common::server::start(common::server::Options {
+        config: gatehouse::config::Config {
+            entities_db: Some(format!("sqlite://{}", database.display())),
+            ..gatehouse::config::Config::default()
+        },
+        ..common::server::Options::default()
+    })
+    .await;
     let base = gatehouse.base.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
@@ -17,6 +28,7 @@ async fn the_python_host_asks_as_the_readme_says() {
                 "/examples/python_host/host.py"
             ))
             .arg(base)
+            .arg(&database)
             .output()
             .expect("python3 runs (the tests need it: see the README)")
     })
@@ -29,9 +41,6 @@ async fn the_python_host_asks_as_the_readme_says() {
         report["share"],
         json!({"decision": "Allow", "reason": ["sharing.editors-when-allowed"]})
     );
-    // Without the organization, the rules that read it fail to evaluate: Deny, with errors.
-    assert_eq!(report["share_without_organization"]["decision"], "Deny");
-    assert!(report["share_without_organization"]["errors"].as_u64() > Some(0));
     assert_eq!(
         report["batch"],
         json!(["Allow", "Allow", "Deny", "invalid_action"])
@@ -49,10 +58,17 @@ async fn the_python_host_asks_as_the_readme_says() {
     );
     assert_eq!(report["may_delete"], false);
     assert_eq!(
+        report["nobody"],
+        json!({"decision": "Deny", "missing": ["User::\"nobody\""]})
+    );
+    // The revoke, seen by the question that carries its position.
+    assert_eq!(report["share_after_revoke"], "Deny");
+    assert_eq!(
         report["bad_question"],
         json!({"status": 400, "code": "invalid_resource", "field": "resource"})
     );
     // Unreachable: denied, and said why.
     assert_eq!(report["unreachable_may"], false);
     assert!(stderr.contains("unreachable"), "{stderr}");
+    gatehouse.stop().await;
 }

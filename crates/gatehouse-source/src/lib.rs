@@ -210,15 +210,7 @@ impl Source {
 
     /// The entities with these uids that the database holds, in Cedar's JSON.
     pub async fn load(&self, uids: &[EntityUid]) -> Result<Vec<Value>, SourceError> {
-        let wanted: BTreeSet<(String, String)> = uids
-            .iter()
-            .map(|uid| {
-                (
-                    uid.type_name().to_string(),
-                    uid.id().unescaped().to_string(),
-                )
-            })
-            .collect();
+        let wanted: BTreeSet<(String, String)> = uids.iter().map(named).collect();
         read::load(&self.pool, self.backend, &self.binding, &wanted).await
     }
 
@@ -261,15 +253,15 @@ impl Source {
 
     /// Deletes the entities with these uids; how many the database held.
     pub async fn delete(&self, uids: &[EntityUid]) -> Result<u64, SourceError> {
-        let uids: Vec<(String, String)> = uids
-            .iter()
-            .map(|uid| {
-                (
-                    uid.type_name().to_string(),
-                    uid.id().unescaped().to_string(),
-                )
-            })
-            .collect();
+        let uids: Vec<(String, String)> = uids.iter().map(named).collect();
         write::delete(&self.pool, self.backend, &self.binding, &uids).await
     }
+}
+
+/// A uid as the database keys entities: (type, id).
+fn named(uid: &EntityUid) -> (String, String) {
+    (
+        uid.type_name().to_string(),
+        uid.id().unescaped().to_string(),
+    )
 }

@@ -302,17 +302,10 @@ impl Drop for Stream {
 /// [`Event::Reached`] at a position at or after every such token.
 /// Returns the end of the WAL as the mark was written.
 pub async fn sync(pool: &AnyPool, prefix: &str, mark: &str) -> Result<i64, SourceError> {
-    let row = sqlx::query("SELECT pg_logical_emit_message(false, $1, $2)::text")
+    let query = sqlx::query("SELECT pg_logical_emit_message(false, $1, $2)::text")
         .bind(prefix)
-        .bind(mark)
-        .fetch_one(pool)
-        .await?;
-    let text: String = row.try_get(0)?;
-    parse_lsn(&text).ok_or_else(|| {
-        SourceError::Database(format!(
-            "`pg_logical_emit_message` gave `{text}`, not an LSN"
-        ))
-    })
+        .bind(mark);
+    lsn_of(pool, query, "pg_logical_emit_message").await
 }
 
 /// The position of the database's last commit: `pg_current_wal_insert_lsn()`, which a
@@ -320,13 +313,17 @@ pub async fn sync(pool: &AnyPool, prefix: &str, mark: &str) -> Result<i64, Sourc
 /// (`pg_current_wal_lsn()`, the position written, may lag behind it when commits are
 /// asynchronous).
 pub async fn current(pool: &AnyPool) -> Result<i64, SourceError> {
-    let row = sqlx::query("SELECT pg_current_wal_insert_lsn()::text")
-        .fetch_one(pool)
-        .await?;
-    let text: String = row.try_get(0)?;
-    parse_lsn(&text).ok_or_else(|| {
-        SourceError::Database(format!(
-            "`pg_current_wal_insert_lsn()` gave `{text}`, not an LSN"
-        ))
-    })
+    let query = sqlx::query("SELECT pg_current_wal_insert_lsn()::text");
+    lsn_of(pool, query, "pg_current_wal_insert_lsn()").await
+}
+
+/// The LSN `query` (one row, one text column) gives; `what` names it in an error.
+async fn lsn_of<'q>(
+    pool: &AnyPool,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    what: &str,
+) -> Result<i64, SourceError> {
+    let text: String = query.fetch_one(pool).await?.try_get(0)?;
+    parse_lsn(&text)
+        .ok_or_else(|| SourceError::Database(format!("`{what}` gave `{text}`, not an LSN")))
 }

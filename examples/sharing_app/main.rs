@@ -1,18 +1,22 @@
 //! The project-sharing host application: an axum service with its own records in SQL
-//! (SQLite by default, PostgreSQL for a `postgres://` URL) that asks gatehouse before every
-//! action, and lists with one plan and one query.
+//! (SQLite by default, PostgreSQL for a `postgres://` URL) that asks gatehouse by id before
+//! every action, gatehouse reading the entities from the app's own database, and lists with
+//! one plan and one query.
 //!
-//! Run with:
+//! Run with (the app first: it creates its tables, which gatehouse checks its mapping
+//! against):
 //!
 //! ```sh
-//! cargo run --release -- serve &                          # gatehouse on 127.0.0.1:8180
-//! cargo run --example sharing_app -- 127.0.0.1:8080 http://127.0.0.1:8180 [DATABASE_URL]
+//! cargo run --example sharing_app -- 127.0.0.1:8080 http://127.0.0.1:8180 [DATABASE_URL] &
+//! cargo run --release -- serve --entities-db sqlite://sharing_app.db \
+//!     --entities-map examples/sharing_app/mapping.toml &    # gatehouse on 127.0.0.1:8180
 //! ```
 //!
 //! The database is `DATABASE_URL` (the argument, or the environment variable):
 //! `sqlite://sharing_app.db?mode=rwc` (the default: a file in the working directory,
-//! created when missing), `sqlite::memory:`, or `postgres://user@host/db`. Its tables are
-//! created or brought up to date on start (`migrations/`).
+//! created when missing) or `postgres://user@host/db`; gatehouse is given the same one. Its
+//! tables are created or brought up to date on start (`migrations/`); `sharing_app migrate
+//! [DATABASE_URL]` does only that, and exits (a deployment's init step).
 //!
 //! Then try a flow with curl (the caller is named by the `x-user` header):
 //!
@@ -38,6 +42,17 @@ use gatehouse_client::Client;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).peekable();
+    let database = |given: Option<String>| {
+        given
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .unwrap_or_else(|| "sqlite://sharing_app.db?mode=rwc".into())
+    };
+    if args.peek().map(String::as_str) == Some("migrate") {
+        let database = database(args.nth(1));
+        app::Store::connect(&database).await?;
+        eprintln!("sharing_app: the tables of {database} are up to date");
+        return Ok(());
+    }
     if args.peek().map(String::as_str) == Some("bench-lists") {
         let gatehouse = args
             .nth(1)
@@ -54,10 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gatehouse = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:8180".into());
-    let database = args
-        .next()
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .unwrap_or_else(|| "sqlite://sharing_app.db?mode=rwc".into());
+    let database = database(args.next());
     let app = app::App::connect(Client::new(&gatehouse)?, &database).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!(

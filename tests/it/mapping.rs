@@ -50,7 +50,11 @@ fn the_sharing_apps_file_reads_as_its_tables() {
             "Item",
             Table::new("items", "id")
                 .column("project", Column::entity("project_id", "Project"))
-                .column("phase", Column::value("phase")),
+                .column("phase", Column::value("phase"))
+                .parents(Parents::Column {
+                    column: "project_id".into(),
+                    entity_type: "Project".into(),
+                }),
         )
         .table(
             "ShareToken",

@@ -15,6 +15,8 @@ struct World {
     base: String,
     http: reqwest::Client,
     gatehouse: TestServer,
+    /// The SQLite database's directory.
+    _dir: tempfile::TempDir,
 }
 
 /// What a step must get back.
@@ -141,9 +143,10 @@ enum Db {
 }
 
 impl Db {
-    async fn url(self) -> String {
+    /// A new database's URL (a file in `dir` for SQLite: the app and the sidecar share it).
+    async fn url(self, dir: &std::path::Path) -> String {
         match self {
-            Db::Sqlite => "sqlite::memory:".into(),
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("app.db").display()),
             Db::Postgres => common::postgres::fresh_schema("sharing_app").await,
         }
     }
@@ -179,14 +182,39 @@ on_both_databases!(
 );
 
 impl World {
+    /// The app on a new database, and gatehouse serving that database through the app's
+    /// mapping: every question is asked by id alone. On SQLite the sidecar looks for the
+    /// app's writes only when a question waits for a token (its poll is an hour, its
+    /// staleness bound too): a flow that reads right after a write passes only if the app
+    /// asks at least at its write's position.
     async fn new(db: Db) -> Self {
-        let gatehouse = common::server::start_default().await;
-        Self::with_gatehouse_at(&gatehouse.base.clone(), gatehouse, db).await
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = db.url(dir.path()).await;
+        // The app's tables first: the sidecar checks the mapping against them.
+        app::Store::connect(&url).await.expect("the app's database");
+        let hour = std::time::Duration::from_secs(3600);
+        let gatehouse = common::server::start(common::server::Options {
+            config: gatehouse::config::Config {
+                entities_db: Some(url.clone()),
+                entities_map: Some(common::root().join("examples/sharing_app/mapping.toml")),
+                entities_poll: hour,
+                max_staleness: hour,
+                ..gatehouse::config::Config::default()
+            },
+            ..common::server::Options::default()
+        })
+        .await;
+        Self::with_gatehouse_at(&gatehouse.base.clone(), gatehouse, &url, dir).await
     }
 
-    async fn with_gatehouse_at(url: &str, gatehouse: TestServer, db: Db) -> Self {
-        let client = Client::new(url).expect("client");
-        let app = app::App::connect(client, &db.url().await)
+    async fn with_gatehouse_at(
+        gatehouse_url: &str,
+        gatehouse: TestServer,
+        url: &str,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let client = Client::new(gatehouse_url).expect("client");
+        let app = app::App::connect(client, url)
             .await
             .expect("the app's database");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -198,6 +226,7 @@ impl World {
             base,
             http: reqwest::Client::new(),
             gatehouse,
+            _dir: dir,
         };
         for user in ["ana", "adam", "cole", "eddie", "vic", "stan"] {
             let email = format!("{user}@example.com");
@@ -978,7 +1007,9 @@ async fn the_app_fails_closed_when_gatehouse_is_unreachable() {
         .expect("bind");
     let dead = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
-    let w = World::with_gatehouse_at(&dead, gatehouse, Db::Sqlite).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = Db::Sqlite.url(dir.path()).await;
+    let w = World::with_gatehouse_at(&dead, gatehouse, &url, dir).await;
     // An individual project needs no question; opening it does.
     let p = w.project("ana", "x").await;
     let reply = w.as_("ana").get(format!("/projects/{p}")).await;
@@ -1187,4 +1218,35 @@ fn the_k8s_manifest_runs_the_app_on_postgres_from_a_secret_with_an_image_recipe(
     // The example reads its database from `DATABASE_URL` when no argument names one.
     let main = std::fs::read_to_string(root.join("examples/sharing_app/main.rs")).expect("main");
     assert!(main.contains("std::env::var(\"DATABASE_URL\")"), "{main}");
+    // It asks by id: its sidecar reads the app's database through the app's mapping, once a
+    // first init container has migrated the tables the mapping is checked against.
+    let init = &manifest[manifest.find("      initContainers:\n").expect("init")..];
+    let init = &init[..init.find("      containers:\n").expect("containers")];
+    let (migrate, sidecar) = (
+        init.find("- name: migrate").expect("a migrate step"),
+        init.find("- name: gatehouse").expect("the sidecar"),
+    );
+    assert!(migrate < sidecar, "{init}");
+    assert!(
+        init[migrate..sidecar].contains(r#"args: ["migrate"]"#),
+        "{init}"
+    );
+    assert!(
+        main.contains("Some(\"migrate\")"),
+        "the app has a migrate step"
+    );
+    let sidecar = &init[sidecar..];
+    assert!(
+        sidecar.contains("- name: GATEHOUSE_ENTITIES_DB"),
+        "{sidecar}"
+    );
+    assert!(
+        sidecar
+            .contains("{name: GATEHOUSE_ENTITIES_MAP, value: /etc/gatehouse/mapping/mapping.toml}"),
+        "{sidecar}"
+    );
+    assert!(
+        manifest.contains("--from-file=examples/sharing_app/mapping.toml"),
+        "the manifest says how to ship the mapping"
+    );
 }

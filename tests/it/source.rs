@@ -306,24 +306,19 @@ fn a_wrong_entity_is_refused_and_nothing_is_written() {
 }
 
 /// `gatehouse entities import` and `export`, as the README says: a SQLite file created and
-/// migrated, a world written and read back, uids deleted, wrong input refused with a
-/// nonzero exit and nothing written.
+/// migrated, the README's world (`examples/world.json`) written, asked about by id with the
+/// client (the README's first example, decided at the position the import printed), read
+/// back, uids deleted, wrong input refused with a nonzero exit and nothing written.
 #[test]
 fn the_entities_command_imports_and_exports() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
     let root = common::root();
     let file = dir.path().join("world.json");
-    let world = json!([
-        {"uid": {"type": "User", "id": "vera"}, "attrs": {}, "parents": [{"type": "Group", "id": "p1.editors"}]},
-        {"uid": {"type": "User", "id": "olga"}, "attrs": {"email": "olga@example.com"}, "parents": []},
-        {"uid": {"type": "Project", "id": "p1"}, "parents": [], "attrs": {
-            "owner": {"type": "User", "id": "olga"},
-            "admins": {"type": "Group", "id": "p1.admins"}, "managers": {"type": "Group", "id": "p1.managers"},
-            "editors": {"type": "Group", "id": "p1.editors"}, "viewers": {"type": "Group", "id": "p1.viewers"},
-            "phase": "processing", "archived": false, "public": false,
-            "downloads_enabled": false, "editors_can_share": false}}
-    ]);
+    let world: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/world.json")).expect("examples/world.json"),
+    )
+    .expect("JSON");
     std::fs::write(&file, world.to_string()).expect("write");
     let run = |args: &[&str]| {
         let mut all = vec!["entities"];
@@ -347,6 +342,36 @@ fn the_entities_command_imports_and_exports() {
     };
     let imported = position(&said, "imported 3 entities");
     assert!(imported > 0, "{said}");
+    // The README's first question, by id alone, at the import's position.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let gatehouse = common::server::start(common::server::Options {
+            config: gatehouse::config::Config {
+                entities_db: Some(db.clone()),
+                ..gatehouse::config::Config::default()
+            },
+            ..common::server::Options::default()
+        })
+        .await;
+        let client = gatehouse_client::Client::new(&gatehouse.base).expect("client");
+        let at = client.position().await.expect("position").body;
+        assert_eq!(at.position, imported.to_string());
+        let question = gatehouse_client::Question::new(
+            gatehouse_client::Uid::user("vera"),
+            "edit",
+            gatehouse_client::Uid::project("p1"),
+        );
+        let answer = client
+            .at_least(&at.position)
+            .is_authorized(&question)
+            .await
+            .expect("decided")
+            .body;
+        assert!(answer.allowed(), "{answer:?}");
+        assert_eq!(answer.reasons, ["roles.editor"]);
+        assert_eq!(answer.entities_at, Some(imported.to_string()));
+        gatehouse.stop().await;
+    });
     let out = run(&["export"]);
     assert!(
         out.status.success(),

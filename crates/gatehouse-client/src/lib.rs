@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 pub use entities::{
     Entity, Group, Item, Organization, Phase, Project, Role, ShareToken, Uid, User, datetime,
 };
-pub use gatehouse_api::Verdict;
+pub use gatehouse_api::{Consistency, ConsistencyMode, Verdict};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +103,15 @@ pub struct Question {
     /// The context (a JSON object), if the action takes one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<Value>,
-    /// The entities the policies need: the principal with its groups, the resource, …
+    /// The entities the policies need that the sidecar does not hold: none when it reads
+    /// them from the host's database (`--entities-db`); else the principal with its
+    /// groups, the resource, …
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<Entity>,
+    /// How fresh the entities read from the database must be (the client's own, see
+    /// [`Client::with_consistency`], when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Consistency>,
 }
 
 impl Question {
@@ -117,6 +123,7 @@ impl Question {
             resource,
             context: None,
             entities: Vec::new(),
+            consistency: None,
         }
     }
 
@@ -129,6 +136,12 @@ impl Question {
     /// Adds entities.
     pub fn entities(mut self, entities: impl IntoIterator<Item = Entity>) -> Self {
         self.entities.extend(entities);
+        self
+    }
+
+    /// Sets how fresh the entities read from the database must be.
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = Some(consistency);
         self
     }
 }
@@ -147,6 +160,9 @@ pub struct Decision {
     pub missing: Vec<String>,
     /// The version of the policy set that decided.
     pub policy_version: String,
+    /// With an entity database, the position its entities were read at (a token for
+    /// [`Consistency::AtLeast`]).
+    pub entities_at: Option<String>,
 }
 
 impl Decision {
@@ -161,6 +177,8 @@ struct DecisionBody {
     decision: Verdict,
     diagnostics: Diagnostics,
     policy_version: String,
+    #[serde(default)]
+    entities_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +197,7 @@ impl From<DecisionBody> for Decision {
             errors: body.diagnostics.errors,
             missing: body.diagnostics.missing,
             policy_version: body.policy_version,
+            entities_at: body.entities_at,
         }
     }
 }
@@ -211,6 +230,9 @@ pub struct AllowedActions {
     pub diagnostics: ActionDiagnostics,
     /// The version of the policy set that decided.
     pub policy_version: String,
+    /// With an entity database, the position its entities were read at.
+    #[serde(default)]
+    pub entities_at: Option<String>,
 }
 
 /// The deciding policies and errors of `allowed_actions`, by action id.
@@ -236,6 +258,19 @@ pub struct PlanAnswer {
     pub plan: gatehouse_api::Plan,
     /// The version of the policy set that planned.
     pub policy_version: String,
+    /// With an entity database, the position the principal's entities were read at.
+    #[serde(default)]
+    pub entities_at: Option<String>,
+}
+
+/// Where the sidecar's entity database stands (`GET /v1/entities/position`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Position {
+    /// The position of the database's last committed change: after a write of the host's,
+    /// the token that makes the next answers see it ([`Client::at_least`]).
+    pub position: String,
+    /// The position of the last change the sidecar has applied.
+    pub applied: String,
 }
 
 /// A gatehouse client. Cheap to clone; share one per process.
@@ -245,6 +280,8 @@ pub struct Client {
     base: String,
     timeout: Duration,
     admin_token: Option<String>,
+    /// Sent with every question that sets none.
+    consistency: Option<Consistency>,
 }
 
 /// Configures a [`Client`].
@@ -287,6 +324,7 @@ impl ClientBuilder {
             base: self.base.trim_end_matches('/').to_string(),
             timeout: self.timeout,
             admin_token: self.admin_token,
+            consistency: None,
         })
     }
 }
@@ -305,6 +343,35 @@ impl Client {
             connect_timeout: Duration::from_millis(500),
             admin_token: None,
         }
+    }
+
+    /// This client, asking every question that sets no consistency of its own with
+    /// `consistency`: after a write of the host's, `client.at_least(&token)` makes the
+    /// answers see it (SpiceDB's `at_least_as_fresh`).
+    pub fn with_consistency(&self, consistency: Consistency) -> Self {
+        Self {
+            consistency: Some(consistency),
+            ..self.clone()
+        }
+    }
+
+    /// [`Self::with_consistency`] at least at `token` (a [`Position`], an `entities_at`).
+    pub fn at_least(&self, token: impl Into<String>) -> Self {
+        self.with_consistency(Consistency::AtLeast {
+            at_least: token.into(),
+        })
+    }
+
+    /// `GET /v1/entities/position`: where the sidecar's entity database stands. Called after
+    /// a write of the host's, its `position` is the token that makes later answers see the
+    /// write.
+    pub async fn position(&self) -> Result<Response<Position>, ClientError> {
+        let url = format!("{}/v1/entities/position", self.base);
+        let (body, request_id) = self.send(self.http.get(&url), &url).await?;
+        Ok(Response {
+            body: parse(body)?,
+            request_id,
+        })
     }
 
     /// `POST /v1/is_authorized`.
@@ -397,16 +464,15 @@ impl Client {
         let (body, request_id) = self.post("/v1/plan", &body).await?;
         // The plan's fields read straight from the body: `PlanAnswer`'s `flatten` would
         // buffer the whole plan first, half the time of reading a large one.
-        let policy_version = body
-            .get("policy_version")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        let (policy_version, entities_at) = (text("policy_version"), text("entities_at"));
         Ok(Response {
             body: PlanAnswer {
                 plan: parse(body)?,
                 policy_version: policy_version.ok_or_else(|| {
                     ClientError::Protocol("a plan without `policy_version`".into())
                 })?,
+                entities_at,
             },
             request_id,
         })
@@ -424,9 +490,19 @@ impl Client {
             .map(|(body, request_id)| Response { body, request_id })
     }
 
+    /// POSTs `body`, with the client's consistency unless the body sets its own.
     async fn post(&self, path: &str, body: &Value) -> Result<(Value, String), ClientError> {
         let url = format!("{}{path}", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        let request = self.http.post(&url);
+        let request = match (&self.consistency, body) {
+            (Some(consistency), Value::Object(fields)) if !fields.contains_key("consistency") => {
+                let mut fields = fields.clone();
+                fields.insert("consistency".into(), json!(consistency));
+                request.json(&fields)
+            }
+            _ => request.json(body),
+        };
+        self.send(request, &url).await
     }
 
     async fn send(

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use gatehouse::plan::{Plan, PlanKind};
-use gatehouse_client::{BatchResult, Entity, Item, Organization, Question, Uid};
+use gatehouse_client::{BatchResult, Question, Uid};
 use sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement, SimpleExpr};
 use sea_query_binder::SqlxBinder;
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use sqlx::any::AnyRow;
 
 use super::db::{self, PROJECT_COLUMNS, REQUEST_COLUMNS};
 use super::mapping::mapping;
-use super::{App, AppError, Caller, find_project, project_entity, user_entity, user_in};
+use super::{App, AppError, Caller, find_project};
 
 type Answer = Result<Json<Value>, AppError>;
 
@@ -90,23 +90,18 @@ enum Resource {
 }
 
 impl Listing {
-    /// One page of rows the caller (`user`, with her groups) may take the action on, and the
-    /// `next` cursor when more may follow.
+    /// One page of rows the caller (`user`) may take the action on, and the `next` cursor
+    /// when more may follow.
     async fn page(
         self,
         app: &App,
-        user: Entity,
+        user: &str,
         page: &Page,
     ) -> Result<(Vec<AnyRow>, Option<String>), AppError> {
+        let user = Uid::user(user);
         let answer = app
-            .gatehouse
-            .plan(
-                &user.uid,
-                self.action,
-                self.resource_type,
-                None,
-                std::slice::from_ref(&user),
-            )
+            .gatehouse()
+            .plan(&user, self.action, self.resource_type, None, &[])
             .await?;
         let plan = answer.body.plan;
         let rows = match (&plan.kind, &plan.condition) {
@@ -160,7 +155,7 @@ impl Listing {
     async fn decided_one_by_one(
         &self,
         app: &App,
-        user: &Entity,
+        user: &Uid,
         plan: &Plan,
         page: &Page,
     ) -> Result<Vec<AnyRow>, AppError> {
@@ -178,26 +173,19 @@ impl Listing {
                 .await?;
             let Some(last) = candidates.last() else { break };
             after = Some(last.try_get(self.key.1)?);
-            let mut entities = vec![user.clone()];
             let mut questions = Vec::new();
             for row in &candidates {
                 let id: String = match self.resource {
                     Resource::Itself => row.try_get(self.key.1)?,
                     Resource::Column(column) => row.try_get(column)?,
                 };
-                for entity in resource_entities(app, self.resource_type, &id).await? {
-                    // Candidates share their organization: each entity once.
-                    if !entities.iter().any(|e| e.uid == entity.uid) {
-                        entities.push(entity);
-                    }
-                }
                 questions.push(Question::new(
-                    user.uid.clone(),
+                    user.clone(),
                     self.action,
                     Uid::new(self.resource_type, id),
                 ));
             }
-            let answer = app.gatehouse.batch(&entities, &questions).await?;
+            let answer = app.gatehouse().batch(&[], &questions).await?;
             for (row, result) in candidates.into_iter().zip(answer.body) {
                 if matches!(result, BatchResult::Decided(d) if d.allowed()) {
                     allowed.push(row);
@@ -206,35 +194,6 @@ impl Listing {
         }
         Ok(allowed)
     }
-}
-
-/// What a decision about resource `id` of `resource_type` reads besides the user.
-async fn resource_entities(
-    app: &App,
-    resource_type: &str,
-    id: &str,
-) -> Result<Vec<Entity>, AppError> {
-    let (project, item) = match resource_type {
-        "Item" => {
-            let Some(item) = app.store.item(id).await? else {
-                return Ok(Vec::new());
-            };
-            (item.project.clone(), Some(item))
-        }
-        _ => (id.to_string(), None),
-    };
-    let Some(project) = app.store.project(&project).await? else {
-        return Ok(Vec::new());
-    };
-    let mut entities = vec![project_entity(&project)];
-    entities.extend(
-        project
-            .organization
-            .as_ref()
-            .map(|o| Organization::new(o).build()),
-    );
-    entities.extend(item.map(|i| Item::new(&i.id, &i.project, i.phase).build()));
-    Ok(entities)
 }
 
 /// The first `limit` rows, and the cursor of the next page when there are more.
@@ -267,8 +226,8 @@ fn select(table: &str, columns: &[&str]) -> SelectStatement {
 /// shared users' lists and stay in their owner's) — in one page sorted by id, split into
 /// `owned`, `shared` and `organization`, with `next`.
 pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
-    let user = user_in(&app, &me, None).await?;
-    let groups: Vec<String> = user.parents.iter().map(|g| g.id.clone()).collect();
+    // Which list a project goes in is the app's own business: its memberships say.
+    let groups = app.store.groups_of(&me, None).await?;
     let memberships = Alias::new("memberships");
     let member = Cond::any()
         .add(col("memberships", "group_id").equals(("projects", "admins_group")))
@@ -305,7 +264,7 @@ pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page)
         key: ("projects", "id"),
         resource: Resource::Column("id"),
     };
-    let (rows, next) = listing.page(&app, user, &page).await?;
+    let (rows, next) = listing.page(&app, &me, &page).await?;
     let mut lists = json!({"owned": [], "shared": [], "organization": [], "next": next});
     for row in &rows {
         let project = db::project_from(row)?;
@@ -336,8 +295,7 @@ pub async fn items(
     Path(id): Path<String>,
     page: Page,
 ) -> Answer {
-    let project = find_project(&app, &id).await?;
-    let user = user_entity(&app, &me, Some(&project)).await?;
+    find_project(&app, &id).await?;
     let mut rows = select("items", &["id", "name", "project_id", "phase"]);
     rows.and_where(col("items", "project_id").eq(id.as_str()));
     let listing = Listing {
@@ -347,7 +305,7 @@ pub async fn items(
         key: ("items", "id"),
         resource: Resource::Itself,
     };
-    let (rows, next) = listing.page(&app, user, &page).await?;
+    let (rows, next) = listing.page(&app, &me, &page).await?;
     let items = rows
         .iter()
         .map(db::item_from)
@@ -358,9 +316,8 @@ pub async fn items(
 /// `GET /requests?after=&limit=`: the pending access requests, of every project, that the
 /// caller may answer (`reject_access_request` on the project), with `next`.
 pub async fn requests_to_answer(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
-    let user = user_in(&app, &me, None).await?;
     let listing = pending_requests(None);
-    let (rows, next) = listing.page(&app, user, &page).await?;
+    let (rows, next) = listing.page(&app, &me, &page).await?;
     requests_json(&rows, next)
 }
 

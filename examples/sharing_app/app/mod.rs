@@ -1,8 +1,19 @@
 //! A project-sharing host application that asks gatehouse before every action.
 //!
 //! The caller is named by the `x-user` header (a stand-in for real authentication). Every
-//! handler builds the entity slice gatehouse needs from the host's records, asks, and answers
-//! 403 with the deciding policies on Deny. It fails closed: if gatehouse cannot be reached or
+//! handler asks by id alone (`User::"ana"` may `edit` `Project::"p1"`): gatehouse serves
+//! this app's own database (`--entities-db` on it, `--entities-map` naming `mapping.toml`)
+//! and reads the entities a decision needs from it, so the app builds none. It answers 403
+//! with the deciding policies on Deny.
+//!
+//! Read your own writes: after every request that may have written (any but GET), the app
+//! takes the database's position from gatehouse (`GET /v1/entities/position`) and asks
+//! every later question with `"consistency": {"at_least": position}`, so that no answer is
+//! decided on entities older than the app's last write: a revoke is never undone by a
+//! follower that has not seen it yet (the "new enemy"). One mark per process: replicas of
+//! the app would carry it in the user's session instead.
+//!
+//! It fails closed: if gatehouse cannot be reached or
 //! does not answer in time the answer is 503 `authorization_unavailable`; if gatehouse
 //! refuses the question (a 4xx: the host built a bad question, a bug of the host's) the
 //! refusal is logged and the answer is 500 `authorization_error`, never a guess. Errors use
@@ -14,18 +25,17 @@ pub mod mapping;
 mod projects;
 mod sharing;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use gatehouse_client::{
-    Client, ClientError, Decision, Entity, Organization, Project, Question, Uid, User,
-};
+use gatehouse_client::{Client, ClientError, Decision, Question, Uid};
 use serde_json::{Value, json};
 
 pub use db::{ProjectRec, Store};
@@ -39,7 +49,12 @@ pub struct Inner {
     /// The records.
     pub store: Store,
     /// The sidecar.
-    pub gatehouse: Client,
+    gatehouse: Client,
+    /// The database's position after the app's last write, once there was one: every
+    /// question asks at least it.
+    written: Mutex<Option<String>>,
+    /// Held while a position is read, so that positions are recorded in the order read.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for App {
@@ -55,13 +70,39 @@ impl App {
         Ok(Self(Arc::new(Inner {
             store: Store::connect(database).await?,
             gatehouse,
+            written: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
         })))
+    }
+
+    /// The sidecar, asking at least at the app's last write.
+    pub fn gatehouse(&self) -> Client {
+        let written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        match written.as_deref() {
+            Some(token) => self.gatehouse.at_least(token),
+            None => self.gatehouse.clone(),
+        }
+    }
+
+    /// Records the database's position after a write of the app's. Positions only grow,
+    /// and they are read one at a time: the last recorded is the newest. If gatehouse
+    /// cannot say, the write stands and the failure is logged; the next question will most
+    /// likely fail closed the same way.
+    async fn wrote(&self) {
+        let _reading = self.reading.lock().await;
+        match self.gatehouse.position().await {
+            Ok(answer) => {
+                *self.written.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(answer.body.position);
+            }
+            Err(e) => eprintln!("gatehouse did not give the position after a write: {e}"),
+        }
     }
 
     /// Asks gatehouse; Deny becomes a 403 naming the action and the deciding policies.
     pub async fn authorize(&self, question: Question) -> Result<Decision, AppError> {
         let action = question.action.id.clone();
-        let answer = self.gatehouse.is_authorized(&question).await?;
+        let answer = self.gatehouse().is_authorized(&question).await?;
         if answer.body.allowed() {
             Ok(answer.body)
         } else {
@@ -133,7 +174,22 @@ pub fn router(app: App) -> Router {
         .route("/projects/{id}/requests", get(lists::project_requests))
         .route("/requests/{id}/accept", post(sharing::accept_request))
         .route("/requests/{id}/reject", post(sharing::reject_request))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            after_writes,
+        ))
         .with_state(app)
+}
+
+/// After a request that may have written (any but GET), the position that covers it: the
+/// caller, answered, asks next with the app's later questions seeing its write.
+async fn after_writes(State(app): State<App>, request: Request, next: Next) -> Response {
+    let writes = request.method() != Method::GET;
+    let response = next.run(request).await;
+    if writes {
+        app.wrote().await;
+    }
+    response
 }
 
 /// What can go wrong, and its status code.
@@ -302,96 +358,26 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
-/// The user's entity as gatehouse sees it for questions about `project`: the user, her
-/// e-mail address, and of her groups those of `project` and of its organization (all that a
-/// decision about the project reads).
-pub async fn user_entity(
-    app: &App,
-    user: &str,
-    project: Option<&ProjectRec>,
-) -> Result<Entity, AppError> {
-    let mut groups = Vec::new();
-    if let Some(project) = project {
-        groups.extend(db::ROLES.map(|r| Project::group(&project.id, r).id));
-        if let Some(org) = &project.organization {
-            groups.extend(db::org_groups(org));
-        }
-    }
-    user_in(app, user, Some(&groups)).await
-}
-
-/// `user` with her e-mail address and her groups among `groups` (all with `None`).
-pub async fn user_in(app: &App, user: &str, groups: Option<&[String]>) -> Result<Entity, AppError> {
-    let mut entity = User::new(user);
-    if let Some(email) = app.store.user(user).await?.and_then(|u| u.email) {
-        entity = entity.email(email);
-    }
-    for group in app.store.groups_of(user, groups).await? {
-        entity = entity.member_of(Uid::group(group));
-    }
-    Ok(entity.build())
-}
-
-/// The project's entity.
-pub fn project_entity(project: &ProjectRec) -> Entity {
-    let mut entity = Project::new(&project.id, &project.owner)
-        .phase(project.phase)
-        .archived(project.archived)
-        .public(project.public)
-        .downloads_enabled(project.downloads_enabled)
-        .editors_can_share(project.editors_can_share);
-    if let Some(org) = &project.organization {
-        entity = entity.organization(org);
-    }
-    entity.build()
-}
-
-/// Everything a question about `project` by `user` needs: the user, the project, its
-/// organization, and the users named in the context (`others`) with their groups.
-pub async fn project_slice(
-    app: &App,
-    user: &str,
-    project: &ProjectRec,
-    others: &[&str],
-) -> Result<Vec<Entity>, AppError> {
-    let mut entities = vec![
-        user_entity(app, user, Some(project)).await?,
-        project_entity(project),
-    ];
-    if let Some(org) = &project.organization {
-        entities.push(Organization::new(org).build());
-    }
-    for other in others {
-        if *other != user {
-            entities.push(user_entity(app, other, Some(project)).await?);
-        }
-    }
-    Ok(entities)
-}
-
-/// A question about a project: `user` takes `action` on project `project`.
-pub async fn project_question(
-    app: &App,
+/// A question about a project: `user` takes `action` on project `project`, by id alone.
+pub fn project_question(
     user: &str,
     action: &str,
-    project: &ProjectRec,
+    project: &str,
     context: Option<Value>,
-    others: &[&str],
-) -> Result<Question, AppError> {
-    let question = Question::new(Uid::user(user), action, Uid::project(&project.id))
-        .entities(project_slice(app, user, project, others).await?);
-    Ok(match context {
+) -> Question {
+    let question = Question::new(Uid::user(user), action, Uid::project(project));
+    match context {
         Some(context) => question.context(context),
         None => question,
-    })
+    }
 }
 
 /// Asks whether `user` may take `action` on project `id` (no context, no other user);
 /// returns the project on Allow.
 pub async fn guard(app: &App, user: &str, action: &str, id: &str) -> Result<ProjectRec, AppError> {
     let project = find_project(app, id).await?;
-    let question = project_question(app, user, action, &project, None, &[]).await?;
-    app.authorize(question).await?;
+    app.authorize(project_question(user, action, id, None))
+        .await?;
     Ok(project)
 }
 

@@ -5,15 +5,12 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use gatehouse_client::{Organization, Question, Role, ShareToken, Uid, datetime};
+use gatehouse_client::{Question, Role, Uid, datetime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::db::{AccessRequest, Invitation, Invitee, OrgRole, Status, TokenRec, org_groups};
-use super::{
-    App, AppError, Body, Caller, find_project, find_user, guard, project_question, project_slice,
-    user_in,
-};
+use super::db::{AccessRequest, Invitation, Invitee, OrgRole, Status, TokenRec};
+use super::{App, AppError, Body, Caller, find_project, find_user, guard, project_question};
 
 type Answer = Result<Json<Value>, AppError>;
 
@@ -60,9 +57,7 @@ async fn guard_org(app: &App, me: &str, org: &str) -> Result<(), AppError> {
     if !app.store.org_exists(org).await? {
         return Err(AppError::NotFound(format!("no organization `{org}`")));
     }
-    let user = user_in(app, me, Some(&org_groups(org))).await?;
-    let question = Question::new(Uid::user(me), "manage_roles", Uid::organization(org))
-        .entities([user, Organization::new(org).build()]);
+    let question = Question::new(Uid::user(me), "manage_roles", Uid::organization(org));
     app.authorize(question).await.map(drop)
 }
 
@@ -118,15 +113,12 @@ async fn guard_share(
     invitee: &Invitee,
     role: Role,
 ) -> Result<(), AppError> {
-    let project = find_project(app, project_id).await?;
-    let (context, others) = match invitee {
-        Invitee::User(user) => (
-            json!({"role": role.as_str(), "target": target(user)}),
-            vec![user.as_str()],
-        ),
-        Invitee::Email(_) => (json!({"role": role.as_str()}), vec![]),
+    find_project(app, project_id).await?;
+    let context = match invitee {
+        Invitee::User(user) => json!({"role": role.as_str(), "target": target(user)}),
+        Invitee::Email(_) => json!({"role": role.as_str()}),
     };
-    let question = project_question(app, me, "share", &project, Some(context), &others).await?;
+    let question = project_question(me, "share", project_id, Some(context));
     app.authorize(question).await.map(drop)
 }
 
@@ -288,15 +280,7 @@ pub async fn change_role(
 ) -> Answer {
     let project = find_project(&app, &id).await?;
     let context = json!({"role": body.role.as_str(), "target": target(&user)});
-    let question = project_question(
-        &app,
-        &me,
-        "change_member_role",
-        &project,
-        Some(context),
-        &[&user],
-    )
-    .await?;
+    let question = project_question(&me, "change_member_role", &project.id, Some(context));
     app.authorize(question).await?;
     app.store.set_member(&id, &user, Some(body.role)).await?;
     Ok(Json(json!({"members": app.store.members(&id).await?})))
@@ -310,15 +294,7 @@ pub async fn remove_member(
 ) -> Answer {
     let project = find_project(&app, &id).await?;
     let context = json!({"target": target(&user)});
-    let question = project_question(
-        &app,
-        &me,
-        "remove_member",
-        &project,
-        Some(context),
-        &[&user],
-    )
-    .await?;
+    let question = project_question(&me, "remove_member", &project.id, Some(context));
     app.authorize(question).await?;
     app.store.set_member(&id, &user, None).await?;
     Ok(Json(json!({"members": app.store.members(&id).await?})))
@@ -346,15 +322,7 @@ pub async fn transfer(
     find_user(&app, &body.to).await?;
     let project = find_project(&app, &id).await?;
     let context = json!({"target": target(&body.to)});
-    let question = project_question(
-        &app,
-        &me,
-        "transfer_ownership",
-        &project,
-        Some(context),
-        &[&body.to],
-    )
-    .await?;
+    let question = project_question(&me, "transfer_ownership", &project.id, Some(context));
     app.authorize(question).await?;
     app.store.transfer(&project, &body.to).await?;
     Ok(Json(json!(find_project(&app, &id).await?)))
@@ -423,20 +391,12 @@ pub async fn request_access(
     Path(token): Path<String>,
 ) -> Answer {
     let record = find_token(&app, &token).await?;
-    let project = find_project(&app, &record.project).await?;
-    let mut entities = project_slice(&app, &me, &project, &[]).await?;
-    entities.push(
-        ShareToken::new(&record.id, &record.project, record.expires_at)
-            .revoked(record.revoked)
-            .build(),
-    );
     let question = Question::new(
         Uid::user(&me),
         "request_access",
         Uid::share_token(&record.id),
     )
-    .context(json!({"now": datetime(SystemTime::now())}))
-    .entities(entities);
+    .context(json!({"now": datetime(SystemTime::now())}));
     app.authorize(question).await?;
     let request = AccessRequest {
         id: app.store.id("req").await?,
@@ -474,15 +434,7 @@ pub async fn accept_request(
     let request = pending_request(&app, &id).await?;
     let project = find_project(&app, &request.project).await?;
     let context = json!({"role": body.role.as_str(), "target": target(&request.requester)});
-    let question = project_question(
-        &app,
-        &me,
-        "accept_access_request",
-        &project,
-        Some(context),
-        &[&request.requester],
-    )
-    .await?;
+    let question = project_question(&me, "accept_access_request", &project.id, Some(context));
     app.authorize(question).await?;
     let request = close_request(&app, &request, Status::Accepted, Some(body.role)).await?;
     Ok(Json(json!(request)))

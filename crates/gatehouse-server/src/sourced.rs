@@ -88,7 +88,7 @@ const CHANGES_AT_ONCE: i64 = 1000;
 #[derive(Debug)]
 pub struct Followed {
     /// Each entity read (`None`: the database does not hold it), by (type, id).
-    entities: moka::sync::Cache<Named, Option<Arc<Value>>>,
+    entities: moka::sync::Cache<Named, Option<Arc<Held>>>,
     /// The position of the last change applied.
     applied: AtomicI64,
     /// Per stripe of keys, the position of the last change applied to a key of it.
@@ -198,7 +198,7 @@ impl Followed {
 
     /// Caches `value` for `key`, read by a question that started at position `started`,
     /// unless a change to the key was applied since.
-    fn admit(&self, key: Named, value: Option<Arc<Value>>, started: i64) {
+    fn admit(&self, key: Named, value: Option<Arc<Held>>, started: i64) {
         let stripe = self
             .stripe(&key)
             .lock()
@@ -597,7 +597,7 @@ impl Sourced {
         }
         let (loaded, at) = self.reach(all, consistency).await?;
         if self.requests == RequestEntities::Add {
-            let held: BTreeSet<Named> = loaded.iter().filter_map(uid_of).collect();
+            let held: BTreeSet<Named> = loaded.iter().map(|held| held.uid.clone()).collect();
             for question in questions {
                 if let Some(own) = &question.entities {
                     question.entities = Some(self.without(own, &held));
@@ -693,7 +693,7 @@ impl Sourced {
         &self,
         roots: BTreeSet<Named>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    ) -> Result<(Vec<Arc<Held>>, Option<String>), ApiError> {
         let binding = self.source.binding();
         let timer = Instant::now();
         let (started, use_cache) = self.freshness(consistency).await?;
@@ -702,25 +702,20 @@ impl Sourced {
         let cache = Some(&*self.followed).filter(|_| use_cache);
         let mut seen: BTreeSet<Named> = BTreeSet::new();
         let mut frontier = roots;
-        let mut loaded = Vec::new();
+        let mut loaded: Vec<Arc<Held>> = Vec::new();
         for _ in 0..MAX_LEVELS {
-            frontier.retain(|(ty, id)| {
-                binding.of(ty).is_some() && !seen.contains(&(ty.clone(), id.clone()))
-            });
+            frontier.retain(|key| binding.of(&key.0).is_some() && !seen.contains(key));
             if frontier.is_empty() {
                 break;
             }
             seen.extend(frontier.iter().cloned());
-            let mut level: Vec<Arc<Value>> = Vec::new();
+            let level_start = loaded.len();
             let mut misses = BTreeSet::new();
             for key in frontier {
                 match cache.and_then(|f| f.entities.get(&key)) {
-                    Some(Some(entity)) => {
+                    Some(held) => {
                         metrics.hits.inc();
-                        level.push(entity);
-                    }
-                    Some(None) => {
-                        metrics.hits.inc();
+                        loaded.extend(held);
                     }
                     None => {
                         misses.insert(key);
@@ -732,24 +727,27 @@ impl Sourced {
                 metrics.reads.inc();
                 metrics.misses.inc_by(misses.len() as u64);
                 let read = self.source.load_named(&misses).await.map_err(unavailable)?;
-                let mut read: std::collections::BTreeMap<Named, Arc<Value>> = read
+                let mut read: std::collections::BTreeMap<Named, Arc<Held>> = read
                     .into_iter()
-                    .filter_map(|entity| Some((uid_of(&entity)?, Arc::new(entity))))
+                    .filter_map(|entity| {
+                        let held = Held::of(&entity)?;
+                        Some((held.uid.clone(), Arc::new(held)))
+                    })
                     .collect();
                 for key in misses {
-                    let entity = read.remove(&key);
+                    let held = read.remove(&key);
                     if let Some(followed) = cache {
-                        followed.admit(key, entity.clone(), started);
+                        followed.admit(key, held.clone(), started);
                     }
-                    level.extend(entity);
+                    loaded.extend(held);
                 }
             }
-            let mut next = BTreeSet::new();
-            for entity in &level {
-                in_json(entity, &mut next);
-            }
-            loaded.extend(level.iter().map(|entity| Value::clone(entity)));
-            frontier = next;
+            frontier = loaded
+                .get(level_start..)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|held| held.refs.iter().cloned())
+                .collect();
         }
         metrics.load_seconds.observe(timer.elapsed().as_secs_f64());
         metrics.reads_per_question.observe(f64::from(reads));
@@ -759,14 +757,17 @@ impl Sourced {
     /// The database's entities with the request's: by default, a request's entity whose
     /// uid the database holds is dropped; with `--request-entities override`, the
     /// database's is.
-    fn merged(&self, loaded: Vec<Value>, sent: Option<&EntityList>) -> Option<EntityList> {
-        let sent_items = sent.and_then(|list| list.items().ok());
+    fn merged(&self, loaded: Vec<Arc<Held>>, sent: Option<&EntityList>) -> Option<EntityList> {
         if loaded.is_empty() {
             return sent.cloned();
         }
+        let Some(sent_items) = sent.and_then(|list| list.items().ok()) else {
+            // By id alone, the common case: the held texts as they are.
+            let items: Vec<Box<RawValue>> = loaded.iter().map(|held| held.text.clone()).collect();
+            return Some(EntityList::from(items));
+        };
         let sent_parsed: Vec<(Option<Named>, &RawValue)> = sent_items
-            .into_iter()
-            .flatten()
+            .iter()
             .map(|raw| {
                 let uid = serde_json::from_str::<Value>(raw.get())
                     .ok()
@@ -774,32 +775,54 @@ impl Sourced {
                 (uid, raw.as_ref())
             })
             .collect();
-        let loaded_uids: BTreeSet<Named> = loaded.iter().filter_map(uid_of).collect();
-        let sent_uids: BTreeSet<Named> = sent_parsed
+        let loaded_uids: BTreeSet<&Named> = loaded.iter().map(|held| &held.uid).collect();
+        let sent_uids: BTreeSet<&Named> = sent_parsed
             .iter()
-            .filter_map(|(uid, _)| uid.clone())
+            .filter_map(|(uid, _)| uid.as_ref())
             .collect();
-        let mut items: Vec<Value> = Vec::with_capacity(loaded.len() + sent_parsed.len());
-        for entity in loaded {
-            let replaced = self.requests == RequestEntities::Override
-                && uid_of(&entity).is_some_and(|uid| sent_uids.contains(&uid));
+        let mut items: Vec<Box<RawValue>> = Vec::with_capacity(loaded.len() + sent_parsed.len());
+        for held in &loaded {
+            let replaced =
+                self.requests == RequestEntities::Override && sent_uids.contains(&held.uid);
             if !replaced {
-                items.push(entity);
+                items.push(held.text.clone());
             }
         }
-        for (uid, raw) in sent_parsed {
+        for (uid, raw) in &sent_parsed {
             let shadowed = self.requests == RequestEntities::Add
-                && uid.is_some_and(|uid| loaded_uids.contains(&uid));
+                && uid.as_ref().is_some_and(|uid| loaded_uids.contains(uid));
             if !shadowed {
                 // A request's entity as it came; one that does not read is the decider's
                 // to refuse, naming it.
-                items.push(
-                    serde_json::from_str(raw.get())
-                        .unwrap_or_else(|_| Value::String(raw.get().to_owned())),
-                );
+                items.push(ToOwned::to_owned(*raw));
             }
         }
-        Some(EntityList::from(Value::Array(items)))
+        Some(EntityList::from(items))
+    }
+}
+
+/// An entity read from the database, as the cache holds it: its uid, its JSON text as an
+/// entity list carries it (written once, when read), and the uids it names (its
+/// entity-valued attributes and its parents): where the next level is read.
+#[derive(Debug)]
+struct Held {
+    uid: Named,
+    text: Box<RawValue>,
+    refs: Box<[Named]>,
+}
+
+impl Held {
+    /// `entity` as held; `None` for JSON that is not an entity with a uid.
+    fn of(entity: &Value) -> Option<Self> {
+        let uid = uid_of(entity)?;
+        let mut refs = BTreeSet::new();
+        in_json(entity, &mut refs);
+        refs.remove(&uid);
+        Some(Self {
+            uid,
+            text: serde_json::value::to_raw_value(entity).ok()?,
+            refs: refs.into_iter().collect(),
+        })
     }
 }
 

@@ -88,6 +88,13 @@ impl From<Value> for EntityList {
     }
 }
 
+impl From<Vec<Box<RawValue>>> for EntityList {
+    /// A list of these entities' texts, as they are.
+    fn from(items: Vec<Box<RawValue>>) -> Self {
+        Self(Items::List(items))
+    }
+}
+
 impl<'de> Deserialize<'de> for EntityList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ListVisitor)

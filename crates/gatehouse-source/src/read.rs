@@ -1,5 +1,7 @@
 //! Entities read from the database through a binding, as Cedar's JSON: a type's rows by id
-//! (`WHERE id IN (…)`), then its sets, parents and tags by owner, one statement each.
+//! (`WHERE id IN (…)`), and its sets, parents and tags by owner, one statement each. The
+//! statements of one call go out together, each on a connection of the pool: a level of a
+//! question costs one round trip of wall time, however many types and tables it reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,13 +28,12 @@ pub async fn load(
     for (ty, id) in wanted {
         by_type.entry(ty.as_str()).or_default().push(id.as_str());
     }
-    let mut out = Vec::new();
-    for (ty, ids) in by_type {
-        if let Some(bound) = binding.of(ty) {
-            out.extend(load_type(pool, backend, bound, &ids).await?.into_values());
-        }
-    }
-    Ok(out)
+    let types = by_type
+        .into_iter()
+        .filter_map(|(ty, ids)| Some((binding.of(ty)?, ids)))
+        .map(|(bound, ids)| async move { load_type(pool, backend, bound, &ids).await });
+    let loaded = futures_util::future::try_join_all(types).await?;
+    Ok(loaded.into_iter().flat_map(BTreeMap::into_values).collect())
 }
 
 /// Every id of `ty`'s table, in order.
@@ -90,8 +91,73 @@ async fn load_type(
     for (column, _) in &parent_columns {
         select.column((table.clone(), Alias::new(*column)));
     }
+    // The statements by owner ask for every id wanted: rows of an id the type's table
+    // lacks belong to no entity and are dropped below.
+    let sets: Vec<(&AttributeBinding, &str, &str, &str)> = ty
+        .attributes
+        .iter()
+        .filter(|a| a.set)
+        .filter_map(|attr| match &attr.column {
+            Column::Set {
+                table,
+                owner,
+                value,
+            } => Some((attr, table.as_str(), owner.as_str(), value.as_str())),
+            _ => None,
+        })
+        .collect();
+    let parent_tables: Vec<(&str, &str, &str, &str)> = ty
+        .parents
+        .iter()
+        .filter_map(|p| match p {
+            Parents::Table {
+                table,
+                owner,
+                parent,
+                entity_type,
+            } => Some((
+                table.as_str(),
+                owner.as_str(),
+                parent.as_str(),
+                entity_type.as_str(),
+            )),
+            Parents::Column { .. } => None,
+        })
+        .collect();
+    let id_scalar = Scalar::String;
+    let mut owned: Vec<SelectStatement> = Vec::new();
+    for (attr, table, owner, value) in &sets {
+        owned.push(by_owner(
+            backend,
+            table,
+            owner,
+            &[(value, &attr.scalar)],
+            ids,
+        ));
+    }
+    for (table, owner, parent, _) in &parent_tables {
+        owned.push(by_owner(
+            backend,
+            table,
+            owner,
+            &[(parent, &id_scalar)],
+            ids,
+        ));
+    }
+    if let Some((spec, scalar)) = &ty.tags {
+        let columns = [
+            (spec.key.as_str(), &id_scalar),
+            (spec.value.as_str(), scalar),
+        ];
+        owned.push(by_owner(backend, &spec.table, &spec.owner, &columns, ids));
+    }
+    let (rows, mut owned_rows) = futures_util::future::try_join(
+        fetch(pool, backend, &select),
+        futures_util::future::try_join_all(owned.iter().map(|query| fetch(pool, backend, query))),
+    )
+    .await?;
     let mut entities: BTreeMap<String, (Map<String, Value>, Vec<Value>)> = BTreeMap::new();
-    for row in fetch(pool, backend, &select).await? {
+    for row in rows {
         let id: String = row.try_get(0)?;
         let mut attrs = Map::new();
         for (i, attr) in scalars.iter().enumerate() {
@@ -107,65 +173,42 @@ async fn load_type(
         }
         entities.insert(id, (attrs, parents));
     }
-    let found_ids: Vec<String> = entities.keys().cloned().collect();
-    let found: Vec<&str> = found_ids.iter().map(String::as_str).collect();
-    if !found.is_empty() {
-        for attr in ty.attributes.iter().filter(|a| a.set) {
-            let Column::Set {
-                table,
-                owner,
-                value,
-            } = &attr.column
-            else {
+    // The owned rows, in the order their statements were made.
+    let mut owned_rows = owned_rows.drain(..);
+    for (attr, ..) in &sets {
+        // A set present but empty has no rows: an entity of the type has it empty.
+        for (attrs, _) in entities.values_mut() {
+            attrs.insert(attr.name.clone(), Value::Array(Vec::new()));
+        }
+        for row in owned_rows.next().unwrap_or_default() {
+            let owner: String = row.try_get(0)?;
+            let Some(member) = read(&row, 1, &attr.scalar)? else {
                 continue;
             };
-            // A set present but empty has no rows: an entity of the type has it empty.
-            for (_, (attrs, _)) in entities.iter_mut() {
-                attrs.insert(attr.name.clone(), Value::Array(Vec::new()));
-            }
-            let query = by_owner(backend, table, owner, &[(value, &attr.scalar)], &found);
-            for row in fetch(pool, backend, &query).await? {
-                let owner: String = row.try_get(0)?;
-                let Some(member) = read(&row, 1, &attr.scalar)? else {
-                    continue;
-                };
-                if let Some((attrs, _)) = entities.get_mut(&owner)
-                    && let Some(Value::Array(members)) = attrs.get_mut(&attr.name)
-                {
-                    members.push(member);
-                }
+            if let Some((attrs, _)) = entities.get_mut(&owner)
+                && let Some(Value::Array(members)) = attrs.get_mut(&attr.name)
+            {
+                members.push(member);
             }
         }
-        for parents in &ty.parents {
-            let Parents::Table {
-                table,
-                owner,
-                parent,
-                entity_type,
-            } = parents
-            else {
-                continue;
-            };
-            let id = Scalar::String;
-            let query = by_owner(backend, table, owner, &[(parent, &id)], &found);
-            for row in fetch(pool, backend, &query).await? {
-                let owner: String = row.try_get(0)?;
-                let parent: String = row.try_get(1)?;
-                if let Some((_, parents)) = entities.get_mut(&owner) {
-                    parents.push(json!({"type": entity_type, "id": parent}));
-                }
+    }
+    for (.., entity_type) in &parent_tables {
+        for row in owned_rows.next().unwrap_or_default() {
+            let owner: String = row.try_get(0)?;
+            let parent: String = row.try_get(1)?;
+            if let Some((_, parents)) = entities.get_mut(&owner) {
+                parents.push(json!({"type": entity_type, "id": parent}));
             }
         }
     }
     let mut tags: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    if let (Some((spec, scalar)), false) = (&ty.tags, found.is_empty()) {
-        let key = Scalar::String;
-        let columns = [(spec.key.as_str(), &key), (spec.value.as_str(), scalar)];
-        let query = by_owner(backend, &spec.table, &spec.owner, &columns, &found);
-        for row in fetch(pool, backend, &query).await? {
+    if let Some((_, scalar)) = &ty.tags {
+        for row in owned_rows.next().unwrap_or_default() {
             let owner: String = row.try_get(0)?;
             let key: String = row.try_get(1)?;
-            if let Some(value) = read(&row, 2, scalar)? {
+            if entities.contains_key(&owner)
+                && let Some(value) = read(&row, 2, scalar)?
+            {
                 tags.entry(owner).or_default().insert(key, value);
             }
         }

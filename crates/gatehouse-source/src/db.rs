@@ -68,7 +68,14 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Backend), SourceError> {
             .connect(&url)
             .await?
     } else {
-        options.max_connections(8).connect(&url).await?
+        // No ping before each use: it would double a question's round trips. A connection
+        // the server dropped (a restart) fails its statement, which is tried once more
+        // (`read::fetch`), and sqlx closes it.
+        options
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect(&url)
+            .await?
     };
     if backend == Backend::Sqlite {
         // Readers do not wait for a writer (a file database; memory ignores it).

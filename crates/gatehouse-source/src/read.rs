@@ -283,7 +283,11 @@ async fn fetch(
     query: &SelectStatement,
 ) -> Result<Vec<AnyRow>, SourceError> {
     let (sql, values) = query.build_any_sqlx(backend.dialect());
-    Ok(sqlx::query_with(&sql, values).fetch_all(pool).await?)
+    match sqlx::query_with(&sql, values.clone()).fetch_all(pool).await {
+        // A pooled connection the server dropped (a restart): once more, on another.
+        Err(sqlx::Error::Io(_)) => Ok(sqlx::query_with(&sql, values).fetch_all(pool).await?),
+        done => Ok(done?),
+    }
 }
 
 /// Column `i` of `row` as a Cedar JSON value of `scalar`; `None` for `NULL`.

@@ -243,8 +243,9 @@ async fn schema_and_stored_entities_are_watched_too() {
         "Allow"
     );
 
-    // Stored entities change: erin is no longer an organization editor.
-    let old = server.version();
+    // Stored entities change: erin is no longer an organization editor. They are data, not
+    // policy: the inputs change and the answers with them, the policy version does not.
+    let (version, old) = (server.version(), server.inputs());
     let path = server.sources.entities.clone().expect("entities file");
     std::fs::write(
         &path,
@@ -256,23 +257,23 @@ async fn schema_and_stored_entities_are_watched_too() {
     )
     .expect("write");
     server
-        .wait_for_new_version(&old, LIVE_WITHIN)
+        .wait_for_new_inputs(&old, LIVE_WITHIN)
         .await
         .expect("the entities change goes live");
-    assert_eq!(
-        server.post("/v1/is_authorized", &body).await.1["decision"],
-        "Deny"
-    );
+    let (_, answer) = server.post("/v1/is_authorized", &body).await;
+    assert_eq!(answer["decision"], "Deny");
+    assert_eq!(answer["policy_version"], version.as_str());
+    assert_eq!(server.version(), version);
 
     // A broken entities file is refused like a broken policy.
-    let old = server.version();
+    let old = server.inputs();
     std::fs::write(
         &path,
         r#"[{"uid": {"type": "User", "id": "erin"}, "attrs": {"email": 1}, "parents": []}]"#,
     )
     .expect("write");
     assert!(server.wait_for_failed_reload(LIVE_WITHIN).await);
-    assert_eq!(server.version(), old);
+    assert_eq!(server.inputs(), old);
     assert!(
         server.store.status().errors[0].text.contains("`email`"),
         "{:?}",
@@ -282,7 +283,7 @@ async fn schema_and_stored_entities_are_watched_too() {
     // A schema change is a reload too.
     std::fs::write(&path, "[]").expect("write");
     server
-        .wait_for_new_version(&old, LIVE_WITHIN)
+        .wait_for_new_inputs(&old, LIVE_WITHIN)
         .await
         .expect("entities mended");
     let old = server.version();

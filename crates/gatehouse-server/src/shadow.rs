@@ -305,9 +305,9 @@ impl Worker {
         let key = match &job.input {
             Input::Body(body) | Input::Batch(body) if !full => {
                 let mut h = blake3::Hasher::new();
-                h.update(job.live.version.as_bytes());
+                h.update(job.live.inputs.as_bytes());
                 h.update(&[0]);
-                h.update(candidate.version.as_bytes());
+                h.update(candidate.inputs.as_bytes());
                 h.update(&[0]);
                 h.update(body);
                 Some(*h.finalize().as_bytes())

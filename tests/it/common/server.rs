@@ -167,11 +167,26 @@ impl TestServer {
         self.store.current().version.clone()
     }
 
+    /// The live set's inputs digest (its policy version and its stored entities).
+    pub fn inputs(&self) -> String {
+        self.store.current().inputs.clone()
+    }
+
     /// Waits until the live version differs from `old`, up to `limit`; returns how long it took.
     pub async fn wait_for_new_version(&self, old: &str, limit: Duration) -> Option<Duration> {
+        self.wait_until(limit, || self.version() != old).await
+    }
+
+    /// Waits until the live inputs differ from `old` (a stored-entities change, which
+    /// leaves the policy version as it was), up to `limit`.
+    pub async fn wait_for_new_inputs(&self, old: &str, limit: Duration) -> Option<Duration> {
+        self.wait_until(limit, || self.inputs() != old).await
+    }
+
+    async fn wait_until(&self, limit: Duration, done: impl Fn() -> bool) -> Option<Duration> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.version() != old {
+            if done() {
                 return Some(started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -217,7 +217,7 @@ fn lacking_store<'s>(
     let own = question
         .entities
         .as_ref()
-        .map(|list| Layer::digest(&snapshot.version, "entities", list))
+        .map(|list| Layer::digest(&snapshot.inputs, "entities", list))
         .transpose()?;
     decider.entities(snapshot, None, own.as_ref(), |slice| {
         slice.uid(principal);

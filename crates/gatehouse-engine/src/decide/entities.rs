@@ -550,7 +550,7 @@ fn known_key<'a>(
     known: impl Iterator<Item = &'a Key>,
 ) -> Key {
     let mut h = blake3::Hasher::new();
-    h.update(snapshot.version.as_bytes());
+    h.update(snapshot.inputs.as_bytes());
     h.update(&(slice.len() as u64).to_le_bytes());
     for &at in slice {
         h.update(&(at as u64).to_le_bytes());

@@ -197,7 +197,7 @@ impl Decider {
         list: &EntityList,
         roots: impl FnOnce(&mut Slice<'_>),
     ) -> Result<BatchEntities, InputError> {
-        let layer = Layer::digest(&snapshot.version, "entities", list)?;
+        let layer = Layer::digest(&snapshot.inputs, "entities", list)?;
         let resolved = self.entities.resolve(snapshot, &layer)?;
         let named = resolved.named();
         let parsed = resolved.entities();
@@ -301,10 +301,10 @@ impl Decider {
         let own = question
             .entities
             .as_ref()
-            .map(|list| Layer::digest(&snapshot.version, "entities", list))
+            .map(|list| Layer::digest(&snapshot.inputs, "entities", list))
             .transpose()?;
         let own_set = own.as_ref().map(|layer| set_digest(&layer.digests));
-        let key = KeyBuilder::new(&snapshot.version)
+        let key = KeyBuilder::new(&snapshot.inputs)
             .uid(&question.principal)
             .uid(&question.action)
             .uid(&question.resource)

@@ -125,9 +125,9 @@ impl Planner {
         let own = question
             .entities
             .as_ref()
-            .map(|list| Layer::digest(&snapshot.version, "entities", list))
+            .map(|list| Layer::digest(&snapshot.inputs, "entities", list))
             .transpose()?;
-        let key = KeyBuilder::new(&snapshot.version)
+        let key = KeyBuilder::new(&snapshot.inputs)
             .value(&json!("plan"))
             .uid(&question.principal)
             .uid(&question.action)

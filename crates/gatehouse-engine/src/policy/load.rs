@@ -21,6 +21,8 @@ pub const ID_ANNOTATION: &str = "id";
 /// Loads and validates the whole set named by `sources`.
 pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
     let mut problems = Vec::new();
+    // The policy version digests the schema and the policies; the inputs digest adds the
+    // stored entities: data, which changes what is decided but not the policy set.
     let mut hasher = blake3::Hasher::new();
 
     let schema_text = read(&sources.schema, &mut problems);
@@ -46,10 +48,11 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
     // Read and parsed even when the schema failed, so that its own problems are reported too;
     // checked against the schema when there is one.
     let mut stored = None;
+    let mut inputs = hasher.clone();
     if let Some(path) = &sources.entities
         && let Some(text) = read(path, &mut problems)
     {
-        digest_file(&mut hasher, path, &text);
+        digest_file(&mut inputs, path, &text);
         stored = parse_stored_entities(path, &text, schema.as_ref(), &mut problems);
     }
     let catalog = match (&schema, &schema_text) {
@@ -85,6 +88,7 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
                 info: parsed.info,
                 files,
                 version: version(&hasher),
+                inputs: version(&inputs),
                 loaded_at: SystemTime::now(),
             })
         }
@@ -128,10 +132,11 @@ pub fn load_policies(path: &Path, schema: &Schema) -> Result<PolicyFiles, LoadEr
     }
 }
 
-/// The version the files named by `sources` would load to, read now: the digest [`load`]
-/// computes, without parsing anything; `None` when a file cannot be read. A reload compares
-/// it with the set it loaded, to know that no file changed while the set was read.
-pub fn version_of(sources: &Sources) -> Option<String> {
+/// The inputs digest the files named by `sources` would load to, read now: the digest
+/// [`load`] computes ([`Snapshot::inputs`](super::Snapshot::inputs)), without parsing
+/// anything; `None` when a file cannot be read. A reload compares it with the set it loaded,
+/// to know that no file changed while the set was read.
+pub fn inputs_of(sources: &Sources) -> Option<String> {
     let mut hasher = blake3::Hasher::new();
     let mut problems = Vec::new();
     let schema = read(&sources.schema, &mut problems)?;
@@ -145,7 +150,7 @@ pub fn version_of(sources: &Sources) -> Option<String> {
     Some(version(&hasher))
 }
 
-/// A set's version: the first 16 hex digits of the digest of its files.
+/// A digest's first 16 hex digits.
 fn version(hasher: &blake3::Hasher) -> String {
     hasher.finalize().to_hex()[..16].to_string()
 }

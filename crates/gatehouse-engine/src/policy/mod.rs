@@ -28,7 +28,7 @@ use cedar_policy::{Entities, PolicySet, Schema};
 pub use catalog::{ActionCatalog, ActionInfo, AmbiguousAction, AttrType, Attribute, CatalogError};
 pub use gate::{Gate, GateFailure, GateKind};
 pub use index::PolicyIndex;
-pub use load::{ID_ANNOTATION, PolicyFiles, load, load_policies, version_of};
+pub use load::{ID_ANNOTATION, PolicyFiles, inputs_of, load, load_policies};
 pub use problem::Problem;
 pub use reach::Reach;
 pub use store::{
@@ -68,8 +68,13 @@ pub struct Snapshot {
     pub info: Vec<PolicyInfo>,
     /// The policy files read, sorted.
     pub files: Vec<PathBuf>,
-    /// A digest of every input file's name and content: equal versions, equal answers.
+    /// The policy version: a digest of the schema's and the policy files' names and
+    /// contents. The stored entities are data, not policy: they are not part of it.
     pub version: String,
+    /// A digest of every input file's name and content, the stored entities included:
+    /// equal inputs, equal answers. Every cache of decisions and parsed entities is keyed
+    /// by it, and a reload swaps a set whose inputs changed.
+    pub inputs: String,
     /// When this snapshot was built.
     pub loaded_at: SystemTime,
 }

@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::gate::{Gate, GateFailure};
-use super::{LoadError, Problem, Snapshot, Sources, load, version_of};
+use super::{LoadError, Problem, Snapshot, Sources, inputs_of, load};
 
 /// How long after files changed while they were read a reload is tried again.
 pub const CHANGING_RETRY: Duration = Duration::from_millis(50);
@@ -209,7 +209,7 @@ type Observer = Box<dyn Fn(&ReloadOutcome, &Snapshot) + Send + Sync>;
 
 /// A set seen before, held back until the files settle.
 struct Held {
-    version: String,
+    inputs: String,
     since: Instant,
     since_wall: SystemTime,
 }
@@ -349,7 +349,7 @@ impl PolicyStore {
             .unwrap_or_else(PoisonError::into_inner);
         let (outcome, admitted) = match load(&self.sources) {
             Err(error) => (ReloadOutcome::Failed(error), None),
-            Ok(snapshot) if snapshot.version == self.current.load().version => {
+            Ok(snapshot) if snapshot.inputs == self.current.load().inputs => {
                 (ReloadOutcome::Unchanged, None)
             }
             Ok(snapshot) => match self.admit(snapshot, settle, &mut held) {
@@ -374,7 +374,7 @@ impl PolicyStore {
     /// live, or why it is not.
     fn admit(&self, snapshot: Snapshot, settle: bool, held: &mut Option<Held>) -> Admission {
         let live = self.current.load();
-        if version_of(&self.sources).as_deref() != Some(snapshot.version.as_str()) {
+        if inputs_of(&self.sources).as_deref() != Some(snapshot.inputs.as_str()) {
             return Admission::Not(ReloadOutcome::Pending(Pending {
                 reason: PendingReason::Changing,
                 dropped: Vec::new(),
@@ -387,9 +387,9 @@ impl PolicyStore {
         }
         let (dropped, files) = dropped(&live, &snapshot);
         if settle && !self.settle.is_zero() && !dropped.is_empty() {
-            let seen = held.take().filter(|h| h.version == snapshot.version);
+            let seen = held.take().filter(|h| h.inputs == snapshot.inputs);
             let seen = seen.unwrap_or_else(|| Held {
-                version: snapshot.version.clone(),
+                inputs: snapshot.inputs.clone(),
                 since: Instant::now(),
                 since_wall: SystemTime::now(),
             });

@@ -24,8 +24,8 @@ pub use notify_debouncer_full::notify::RecursiveMode as Recursion;
 use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
+use super::inputs_of;
 use super::store::PolicyStore;
-use super::version_of;
 
 /// How long a burst of file events must be quiet before the reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -300,7 +300,7 @@ impl Arms {
 fn reload_loop(store: &PolicyStore, rx: &Receiver<Event>, arms: &mut Arms) {
     let mut retry_at: Option<Instant> = None;
     let mut next_scan = Instant::now() + RESCAN;
-    let mut last_read = version_of(store.sources());
+    let mut last_read = inputs_of(store.sources());
     loop {
         let wake = retry_at.map_or(next_scan, |r| r.min(next_scan));
         let due = match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
@@ -320,7 +320,7 @@ fn reload_loop(store: &PolicyStore, rx: &Receiver<Event>, arms: &mut Arms) {
                 if next_scan <= now {
                     next_scan = now + RESCAN;
                     arms.follow(&[]);
-                    scan = version_of(store.sources()) != last_read;
+                    scan = inputs_of(store.sources()) != last_read;
                     if scan {
                         tracing::info!("the policy files changed without a file event; reloading");
                     }
@@ -331,7 +331,7 @@ fn reload_loop(store: &PolicyStore, rx: &Receiver<Event>, arms: &mut Arms) {
         if due {
             let outcome = store.reload_watched();
             retry_at = outcome.retry_in().map(|d| Instant::now() + d);
-            last_read = version_of(store.sources());
+            last_read = inputs_of(store.sources());
         }
     }
 }

@@ -179,7 +179,7 @@ pub async fn is_authorized(
     let body = body?;
     let snapshot = state.store.current();
     let id = request_id(&headers);
-    let hot_key = state.hot().map(|_| HotCache::key(&snapshot.version, &body));
+    let hot_key = state.hot().map(|_| HotCache::key(&snapshot.inputs, &body));
     if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
         && let Some(answer) = hot.get(key)
     {

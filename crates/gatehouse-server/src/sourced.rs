@@ -570,13 +570,37 @@ impl Sourced {
     /// its `consistency` asks; the position they are as of (`entities_at`), when the
     /// database has positions.
     pub async fn question(&self, question: &mut Question) -> Result<Option<String>, ApiError> {
+        self.question_read(question).await.map(|(at, _)| at)
+    }
+
+    /// [`Self::question`], and what it read: the entities it looked up (held or not) and
+    /// the position it started at; `None` when it read past the cache (`"full"`).
+    pub async fn question_read(
+        &self,
+        question: &mut Question,
+    ) -> Result<(Option<String>, Option<Read>), ApiError> {
         let roots = roots(
             &[&question.principal, &question.resource],
             question.context.as_ref(),
         );
-        let (loaded, at) = self.reach(roots, question.consistency.as_ref()).await?;
-        question.entities = self.merged(loaded, question.entities.as_ref());
-        Ok(at)
+        let reached = self.reach(roots, question.consistency.as_ref()).await?;
+        question.entities = self.merged(reached.loaded, question.entities.as_ref());
+        Ok((reached.at, reached.read))
+    }
+
+    /// Whether an answer made on `read` still holds: no change to what it read has been
+    /// applied since, and the changes are being read (else the question is asked again, and
+    /// refused as stale).
+    pub fn still_holds(&self, read: &Read) -> bool {
+        let followed = &self.followed;
+        followed.fresh().is_ok()
+            && read.keys.iter().all(|key| {
+                *followed
+                    .stripe(key)
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    <= read.at
+            })
     }
 
     /// A batch's shared entities with what the database holds for every question in it;
@@ -595,7 +619,7 @@ impl Sourced {
                 question.context.as_ref(),
             ));
         }
-        let (loaded, at) = self.reach(all, consistency).await?;
+        let Reached { loaded, at, .. } = self.reach(all, consistency).await?;
         if self.requests == RequestEntities::Add {
             let held: BTreeSet<Named> = loaded.iter().map(|held| held.uid.clone()).collect();
             for question in questions {
@@ -628,9 +652,9 @@ impl Sourced {
         entities: &mut Option<EntityList>,
         consistency: Option<&Consistency>,
     ) -> Result<Option<String>, ApiError> {
-        let (loaded, at) = self.reach(roots, consistency).await?;
-        *entities = self.merged(loaded, entities.as_ref());
-        Ok(at)
+        let reached = self.reach(roots, consistency).await?;
+        *entities = self.merged(reached.loaded, entities.as_ref());
+        Ok(reached.at)
     }
 
     /// Waits, when `consistency` asks it, until the change its token names is applied (at
@@ -693,7 +717,7 @@ impl Sourced {
         &self,
         roots: BTreeSet<Named>,
         consistency: Option<&Consistency>,
-    ) -> Result<(Vec<Arc<Held>>, Option<String>), ApiError> {
+    ) -> Result<Reached, ApiError> {
         let binding = self.source.binding();
         let timer = Instant::now();
         let (started, use_cache) = self.freshness(consistency).await?;
@@ -751,7 +775,14 @@ impl Sourced {
         }
         metrics.load_seconds.observe(timer.elapsed().as_secs_f64());
         metrics.reads_per_question.observe(f64::from(reads));
-        Ok((loaded, Some(self.source.show_position(started))))
+        Ok(Reached {
+            loaded,
+            at: Some(self.source.show_position(started)),
+            read: use_cache.then(|| Read {
+                keys: seen.into_iter().collect(),
+                at: started,
+            }),
+        })
     }
 
     /// The database's entities with the request's: by default, a request's entity whose
@@ -798,6 +829,37 @@ impl Sourced {
             }
         }
         Some(EntityList::from(items))
+    }
+}
+
+/// What [`Sourced::reach`] found.
+struct Reached {
+    /// The entities the database holds, each once.
+    loaded: Vec<Arc<Held>>,
+    /// The position they are as of, written for `entities_at`.
+    at: Option<String>,
+    /// What was looked up, when through the cache.
+    read: Option<Read>,
+}
+
+/// What an answer was made on: every entity looked up (held by the database or not) and the
+/// position its question started at. While no change to one of them is applied past that
+/// position, the answer holds ([`Sourced::still_holds`]): the hot cache serves it again.
+#[derive(Debug)]
+pub struct Read {
+    keys: Box<[Named]>,
+    at: i64,
+}
+
+impl Read {
+    /// Its weight in a cache, in bytes.
+    pub fn weight(&self) -> u64 {
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|(ty, id)| ty.len() + id.len() + 48)
+            .sum();
+        (std::mem::size_of::<Self>() + keys) as u64
     }
 }
 

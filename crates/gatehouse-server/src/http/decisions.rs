@@ -182,6 +182,7 @@ pub async fn is_authorized(
     let hot_key = state.hot().map(|_| HotCache::key(&snapshot.inputs, &body));
     if let (Some(hot), Some(key)) = (state.hot(), &hot_key)
         && let Some(answer) = hot.get(key)
+        && hot_holds(&state, &answer)?
     {
         let record = Record {
             source: Source::Question,
@@ -201,9 +202,10 @@ pub async fn is_authorized(
     let mut received = state.shadow.is_some().then(|| Input::Body(body.clone()));
     let mut question: Question = parse_body(Ok(body))?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
-    let mut at = None;
-    if let Some(sourced) = state.sourced()? {
-        at = sourced.question(&mut question).await?;
+    let (mut at, mut read) = (None, None);
+    let sourced = state.sourced()?;
+    if let Some(sourced) = sourced {
+        (at, read) = sourced.question_read(&mut question).await?;
         // The candidate decides on what the live set decided on.
         received = received.map(|_| Input::Question(Box::new(question.clone())));
     }
@@ -232,15 +234,30 @@ pub async fn is_authorized(
             (input, vec![Some(Arc::clone(&answer.decision))])
         });
     }
-    if let (Some(hot), Some(key), Some(who)) = (state.hot(), hot_key, who) {
+    // From a database, only an answer made through the cache is kept (not a `"full"` one),
+    // with what it read.
+    if let (Some(hot), Some(key), Some(who)) = (state.hot(), hot_key, who)
+        && (sourced.is_none() || read.is_some())
+    {
         let answer = HotAnswer {
             body: rendered.clone(),
             decision: answer.decision,
             who,
+            read,
         };
         hot.insert(key, answer);
     }
     Ok(json_response(rendered))
+}
+
+/// Whether a hot answer may be served: always without an entity database; with one, while
+/// no change to an entity it read has been applied since it was made.
+fn hot_holds(state: &AppState, answer: &HotAnswer) -> Result<bool, ApiError> {
+    Ok(match (state.sourced()?, &answer.read) {
+        (None, _) => true,
+        (Some(sourced), Some(read)) => sourced.still_holds(read),
+        (Some(_), None) => false,
+    })
 }
 
 /// A batch item read from its text (valid JSON, as the batch was read), or its error as

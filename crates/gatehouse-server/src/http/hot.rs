@@ -68,6 +68,9 @@ pub struct HotAnswer {
     pub decision: Arc<Decision>,
     /// The question's principal, action and resource as text.
     pub who: [String; 3],
+    /// With an entity database, what the answer was made on: it is served again only while
+    /// that holds.
+    pub read: Option<crate::sourced::Read>,
 }
 
 impl crate::decide::cache::Weight for HotAnswer {
@@ -77,6 +80,10 @@ impl crate::decide::cache::Weight for HotAnswer {
             .iter()
             .map(|s| crate::decide::cache::string_weight(s))
             .sum();
-        std::mem::size_of::<Self>() as u64 + self.body.len() as u64 + who + self.decision.weight()
+        std::mem::size_of::<Self>() as u64
+            + self.body.len() as u64
+            + who
+            + self.decision.weight()
+            + self.read.as_ref().map_or(0, crate::sourced::Read::weight)
     }
 }

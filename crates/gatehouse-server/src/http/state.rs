@@ -178,7 +178,6 @@ impl AppState {
     pub fn hot(&self) -> Option<&HotCache> {
         match &self.log {
             Some(log) if log.full => None,
-            _ if self.entity_db.is_some() => None,
             _ => Some(&self.hot),
         }
     }

@@ -1,7 +1,9 @@
-//! Entities read from the database through a binding, as Cedar's JSON: a type's rows by id
-//! (`WHERE id IN (…)`), and its sets, parents and tags by owner, one statement each. The
-//! statements of one call go out together, each on a connection of the pool: a level of a
-//! question costs one round trip of wall time, however many types and tables it reads.
+//! Entities read from the database through a binding, as Cedar's JSON: one statement per
+//! type, its rows by id (`WHERE id IN (…)`), each row with its sets, parents and tags from
+//! their tables aggregated as JSON by correlated subqueries (SQLite's `json_group_array`,
+//! PostgreSQL's `json_agg`). The statements of one call (one per type) go out together,
+//! each on a connection of the pool: a level of a question costs one round trip of wall
+//! time, however many types and tables it reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,22 +93,38 @@ async fn load_type(
     for (column, _) in &parent_columns {
         select.column((table.clone(), Alias::new(*column)));
     }
-    // The statements by owner ask for every id wanted: rows of an id the type's table
-    // lacks belong to no entity and are dropped below.
-    let sets: Vec<(&AttributeBinding, &str, &str, &str)> = ty
+    // Each set, parent table and the tags: a column of the same statement, the owned rows
+    // aggregated as JSON by a correlated subquery (one statement, one round trip, per type).
+    let owner_of = |table: &str, owner: &str| {
+        format!(
+            "FROM {} WHERE {} = {}.{}",
+            ident(table),
+            ident(owner),
+            ident(&ty.table),
+            ident(&ty.id)
+        )
+    };
+    let first_owned = scalars.len() + parent_columns.len() + 1;
+    let sets: Vec<&AttributeBinding> = ty
         .attributes
         .iter()
-        .filter(|a| a.set)
-        .filter_map(|attr| match &attr.column {
+        .filter(|attr| match &attr.column {
             Column::Set {
                 table,
                 owner,
                 value,
-            } => Some((attr, table.as_str(), owner.as_str(), value.as_str())),
-            _ => None,
+            } => {
+                select.expr(Expr::cust(json_array(
+                    backend,
+                    value,
+                    &owner_of(table, owner),
+                )));
+                true
+            }
+            _ => false,
         })
         .collect();
-    let parent_tables: Vec<(&str, &str, &str, &str)> = ty
+    let parent_tables: Vec<&str> = ty
         .parents
         .iter()
         .filter_map(|p| match p {
@@ -115,49 +133,29 @@ async fn load_type(
                 owner,
                 parent,
                 entity_type,
-            } => Some((
-                table.as_str(),
-                owner.as_str(),
-                parent.as_str(),
-                entity_type.as_str(),
-            )),
+            } => {
+                select.expr(Expr::cust(json_array(
+                    backend,
+                    parent,
+                    &owner_of(table, owner),
+                )));
+                Some(entity_type.as_str())
+            }
             Parents::Column { .. } => None,
         })
         .collect();
-    let id_scalar = Scalar::String;
-    let mut owned: Vec<SelectStatement> = Vec::new();
-    for (attr, table, owner, value) in &sets {
-        owned.push(by_owner(
+    if let Some((spec, _)) = &ty.tags {
+        let from = owner_of(&spec.table, &spec.owner);
+        select.expr(Expr::cust(json_object(
             backend,
-            table,
-            owner,
-            &[(value, &attr.scalar)],
-            ids,
-        ));
+            &spec.key,
+            &spec.value,
+            &from,
+        )));
     }
-    for (table, owner, parent, _) in &parent_tables {
-        owned.push(by_owner(
-            backend,
-            table,
-            owner,
-            &[(parent, &id_scalar)],
-            ids,
-        ));
-    }
-    if let Some((spec, scalar)) = &ty.tags {
-        let columns = [
-            (spec.key.as_str(), &id_scalar),
-            (spec.value.as_str(), scalar),
-        ];
-        owned.push(by_owner(backend, &spec.table, &spec.owner, &columns, ids));
-    }
-    let (rows, mut owned_rows) = futures_util::future::try_join(
-        fetch(pool, backend, &select),
-        futures_util::future::try_join_all(owned.iter().map(|query| fetch(pool, backend, query))),
-    )
-    .await?;
     let mut entities: BTreeMap<String, (Map<String, Value>, Vec<Value>)> = BTreeMap::new();
-    for row in rows {
+    let mut tags: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for row in fetch(pool, backend, &select).await? {
         let id: String = row.try_get(0)?;
         let mut attrs = Map::new();
         for (i, attr) in scalars.iter().enumerate() {
@@ -171,47 +169,37 @@ async fn load_type(
                 parents.push(json!({"type": parent_type, "id": parent}));
             }
         }
-        entities.insert(id, (attrs, parents));
-    }
-    // The owned rows, in the order their statements were made.
-    let mut owned_rows = owned_rows.drain(..);
-    for (attr, ..) in &sets {
-        // A set present but empty has no rows: an entity of the type has it empty.
-        for (attrs, _) in entities.values_mut() {
-            attrs.insert(attr.name.clone(), Value::Array(Vec::new()));
+        let mut column = first_owned;
+        for attr in &sets {
+            // A set present but empty has no rows: an entity of the type has it empty.
+            let members = aggregated(&row, column)?
+                .into_iter()
+                .filter_map(|member| from_json(member, &attr.scalar))
+                .collect();
+            attrs.insert(attr.name.clone(), Value::Array(members));
+            column += 1;
         }
-        for row in owned_rows.next().unwrap_or_default() {
-            let owner: String = row.try_get(0)?;
-            let Some(member) = read(&row, 1, &attr.scalar)? else {
-                continue;
+        for entity_type in &parent_tables {
+            for parent in aggregated(&row, column)? {
+                if let Value::String(parent) = parent {
+                    parents.push(json!({"type": entity_type, "id": parent}));
+                }
+            }
+            column += 1;
+        }
+        if let Some((_, scalar)) = &ty.tags {
+            let text: Option<String> = row.try_get(column)?;
+            let object: Map<String, Value> = match text {
+                Some(text) => serde_json::from_str(&text).map_err(aggregate_error)?,
+                None => Map::new(),
             };
-            if let Some((attrs, _)) = entities.get_mut(&owner)
-                && let Some(Value::Array(members)) = attrs.get_mut(&attr.name)
-            {
-                members.push(member);
-            }
+            let held = object
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, from_json(value, scalar)?)))
+                .collect();
+            tags.insert(id.clone(), held);
         }
-    }
-    for (.., entity_type) in &parent_tables {
-        for row in owned_rows.next().unwrap_or_default() {
-            let owner: String = row.try_get(0)?;
-            let parent: String = row.try_get(1)?;
-            if let Some((_, parents)) = entities.get_mut(&owner) {
-                parents.push(json!({"type": entity_type, "id": parent}));
-            }
-        }
-    }
-    let mut tags: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    if let Some((_, scalar)) = &ty.tags {
-        for row in owned_rows.next().unwrap_or_default() {
-            let owner: String = row.try_get(0)?;
-            let key: String = row.try_get(1)?;
-            if entities.contains_key(&owner)
-                && let Some(value) = read(&row, 2, scalar)?
-            {
-                tags.entry(owner).or_default().insert(key, value);
-            }
-        }
+        entities.insert(id, (attrs, parents));
     }
     Ok(entities
         .into_iter()
@@ -249,23 +237,66 @@ fn sorted(value: Value) -> Value {
     }
 }
 
-/// `SELECT owner, columns… FROM table WHERE owner IN (ids)`, each column holding a scalar.
-fn by_owner(
-    backend: Backend,
-    table: &str,
-    owner: &str,
-    columns: &[(&str, &Scalar)],
-    ids: &[&str],
-) -> SelectStatement {
-    let mut query = Query::select();
-    query.column(Alias::new(owner));
-    for (column, scalar) in columns {
-        query.expr(selected(backend, Expr::col(Alias::new(*column)), scalar));
+/// An identifier, quoted as SQLite and PostgreSQL both read it.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `(SELECT <column's values as a JSON array> <from>)`: the owned rows of one entity, as text.
+fn json_array(backend: Backend, column: &str, from: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("(SELECT json_group_array({}) {from})", ident(column)),
+        Backend::Postgres => format!(
+            "(SELECT COALESCE(json_agg({}), '[]'::json)::text {from})",
+            ident(column)
+        ),
     }
-    query
-        .from(Alias::new(table))
-        .and_where(Expr::col(Alias::new(owner)).is_in(ids.iter().copied()))
-        .to_owned()
+}
+
+/// `(SELECT <key: value pairs as a JSON object> <from>)`: an entity's tags, as text.
+fn json_object(backend: Backend, key: &str, value: &str, from: &str) -> String {
+    let (key, value) = (ident(key), ident(value));
+    match backend {
+        Backend::Sqlite => format!("(SELECT json_group_object({key}, {value}) {from})"),
+        Backend::Postgres => {
+            format!("(SELECT COALESCE(json_object_agg({key}, {value}), '{{}}'::json)::text {from})")
+        }
+    }
+}
+
+/// Column `i` of `row`: a JSON array written by [`json_array`], its items.
+fn aggregated(row: &AnyRow, i: usize) -> Result<Vec<Value>, SourceError> {
+    match row.try_get::<Option<String>, _>(i)? {
+        Some(text) => serde_json::from_str(&text).map_err(aggregate_error),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn aggregate_error(error: serde_json::Error) -> SourceError {
+    SourceError::Database(format!("an aggregate of owned rows is not JSON: {error}"))
+}
+
+/// A value of an owned row, as its JSON aggregate wrote it, as Cedar's JSON of `scalar`;
+/// `None` for `NULL` (or what the column cannot hold).
+fn from_json(value: Value, scalar: &Scalar) -> Option<Value> {
+    match (scalar, value) {
+        (_, Value::Null) => None,
+        (Scalar::String, Value::String(s)) => Some(Value::String(s)),
+        (Scalar::Long, Value::Number(n)) => n.as_i64().map(Value::from),
+        (Scalar::Bool, Value::Bool(b)) => Some(Value::Bool(b)),
+        // SQLite's booleans are the integers they are.
+        (Scalar::Bool, Value::Number(n)) => n.as_i64().map(|n| Value::Bool(n != 0)),
+        (Scalar::Entity(ty), Value::String(id)) => {
+            Some(json!({"__entity": {"type": ty, "id": id}}))
+        }
+        (Scalar::Datetime, Value::Number(n)) => n.as_i64().map(
+            |ms| json!({"__extn": {"fn": "datetime", "arg": crate::time::rfc3339_millis(ms)}}),
+        ),
+        (Scalar::Extension(name), Value::String(arg)) => {
+            Some(json!({"__extn": {"fn": name, "arg": arg}}))
+        }
+        _ => None,
+    }
 }
 
 /// A column as it is selected: SQLite's booleans as the integers they are (sqlx's `Any`

@@ -105,45 +105,36 @@ async fn load_type(
         )
     };
     let first_owned = scalars.len() + parent_columns.len() + 1;
-    let sets: Vec<&AttributeBinding> = ty
-        .attributes
-        .iter()
-        .filter(|attr| match &attr.column {
-            Column::Set {
-                table,
-                owner,
-                value,
-            } => {
-                select.expr(Expr::cust(json_array(
-                    backend,
-                    value,
-                    &owner_of(table, owner),
-                )));
-                true
-            }
-            _ => false,
-        })
-        .collect();
-    let parent_tables: Vec<&str> = ty
-        .parents
-        .iter()
-        .filter_map(|p| match p {
-            Parents::Table {
-                table,
-                owner,
+    let mut sets: Vec<&AttributeBinding> = Vec::new();
+    for attr in &ty.attributes {
+        if let Column::Set {
+            table,
+            owner,
+            value,
+        } = &attr.column
+        {
+            let members = json_array(backend, value, &owner_of(table, owner));
+            select.expr(Expr::cust(members));
+            sets.push(attr);
+        }
+    }
+    let mut parent_tables: Vec<&str> = Vec::new();
+    for parents in &ty.parents {
+        if let Parents::Table {
+            table,
+            owner,
+            parent,
+            entity_type,
+        } = parents
+        {
+            select.expr(Expr::cust(json_array(
+                backend,
                 parent,
-                entity_type,
-            } => {
-                select.expr(Expr::cust(json_array(
-                    backend,
-                    parent,
-                    &owner_of(table, owner),
-                )));
-                Some(entity_type.as_str())
-            }
-            Parents::Column { .. } => None,
-        })
-        .collect();
+                &owner_of(table, owner),
+            )));
+            parent_tables.push(entity_type);
+        }
+    }
     if let Some((spec, _)) = &ty.tags {
         let from = owner_of(&spec.table, &spec.owner);
         select.expr(Expr::cust(json_object(

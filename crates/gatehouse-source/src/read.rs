@@ -267,8 +267,9 @@ fn aggregate_error(error: serde_json::Error) -> SourceError {
     SourceError::Database(format!("an aggregate of owned rows is not JSON: {error}"))
 }
 
-/// A value of an owned row, as its JSON aggregate wrote it, as Cedar's JSON of `scalar`;
-/// `None` for `NULL` (or what the column cannot hold).
+/// A column's value as plain JSON (a string, a number, a boolean: as a row holds it, or as a
+/// JSON aggregate wrote it), as Cedar's JSON of `scalar`; `None` for `NULL` (or what the
+/// column cannot hold).
 fn from_json(value: Value, scalar: &Scalar) -> Option<Value> {
     match (scalar, value) {
         (_, Value::Null) => None,
@@ -314,24 +315,18 @@ async fn fetch(
 
 /// Column `i` of `row` as a Cedar JSON value of `scalar`; `None` for `NULL`.
 fn read(row: &AnyRow, i: usize, scalar: &Scalar) -> Result<Option<Value>, SourceError> {
-    Ok(match scalar {
-        Scalar::String => row.try_get::<Option<String>, _>(i)?.map(Value::String),
-        Scalar::Long => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
+    // The column as the plain JSON value it holds, then as Cedar's JSON of `scalar`, as an
+    // aggregate's items are read.
+    let plain = match scalar {
+        Scalar::String | Scalar::Entity(_) | Scalar::Extension(_) => {
+            row.try_get::<Option<String>, _>(i)?.map(Value::String)
+        }
+        Scalar::Long | Scalar::Datetime => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
         Scalar::Bool => match row.try_get::<Option<bool>, _>(i) {
             Ok(value) => value.map(Value::Bool),
             // A SQLite column not declared boolean holds 0 and 1.
-            Err(_) => row
-                .try_get::<Option<i64>, _>(i)?
-                .map(|n| Value::Bool(n != 0)),
+            Err(_) => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
         },
-        Scalar::Entity(ty) => row
-            .try_get::<Option<String>, _>(i)?
-            .map(|id| json!({"__entity": {"type": ty, "id": id}})),
-        Scalar::Datetime => row.try_get::<Option<i64>, _>(i)?.map(
-            |ms| json!({"__extn": {"fn": "datetime", "arg": crate::time::rfc3339_millis(ms)}}),
-        ),
-        Scalar::Extension(name) => row
-            .try_get::<Option<String>, _>(i)?
-            .map(|arg| json!({"__extn": {"fn": name, "arg": arg}})),
-    })
+    };
+    Ok(plain.and_then(|value| from_json(value, scalar)))
 }

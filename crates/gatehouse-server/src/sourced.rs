@@ -31,6 +31,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::config::RequestEntities;
+use crate::decide::cache::string_weight;
 use crate::decide::{EntityList, Question, Uid};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::telemetry::metrics::EntityMetrics;
@@ -854,12 +855,12 @@ pub struct Read {
 impl Read {
     /// Its weight in a cache, in bytes.
     pub fn weight(&self) -> u64 {
-        let keys: usize = self
+        let keys: u64 = self
             .keys
             .iter()
-            .map(|(ty, id)| ty.len() + id.len() + 48)
+            .map(|(ty, id)| string_weight(ty) + string_weight(id))
             .sum();
-        (std::mem::size_of::<Self>() + keys) as u64
+        std::mem::size_of::<Self>() as u64 + keys
     }
 }
 

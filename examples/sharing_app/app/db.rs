@@ -355,30 +355,12 @@ impl Store {
             .await
     }
 
-    /// The groups `user` is in: all of them, or those among `among`.
-    pub async fn groups_of(&self, user: &str, among: Option<&[String]>) -> Result<Vec<String>> {
-        match among {
-            None => {
-                sqlx::query_scalar(
-                    "SELECT group_id FROM memberships WHERE user_id = $1 ORDER BY group_id",
-                )
-                .bind(user)
-                .fetch_all(&self.pool)
-                .await
-            }
-            Some([]) => Ok(Vec::new()),
-            Some(among) => {
-                let sql = format!(
-                    "SELECT group_id FROM memberships WHERE user_id = $1 AND group_id IN ({}) ORDER BY group_id",
-                    placeholders(2, among.len())
-                );
-                let mut query = sqlx::query_scalar(&sql).bind(user);
-                for group in among {
-                    query = query.bind(group);
-                }
-                query.fetch_all(&self.pool).await
-            }
-        }
+    /// The groups `user` is in.
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT group_id FROM memberships WHERE user_id = $1 ORDER BY group_id")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
     }
 
     // Organizations.

@@ -227,7 +227,7 @@ fn select(table: &str, columns: &[&str]) -> SelectStatement {
 /// `owned`, `shared` and `organization`, with `next`.
 pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
     // Which list a project goes in is the app's own business: its memberships say.
-    let groups = app.store.groups_of(&me, None).await?;
+    let groups = app.store.groups_of(&me).await?;
     let memberships = Alias::new("memberships");
     let member = Cond::any()
         .add(col("memberships", "group_id").equals(("projects", "admins_group")))

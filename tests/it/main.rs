@@ -13,6 +13,7 @@ mod entity_lists;
 mod eval;
 mod following;
 mod hardening;
+mod lists;
 mod loader;
 mod mapping;
 mod namespaces;

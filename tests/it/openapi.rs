@@ -96,7 +96,7 @@ async fn every_described_route_is_served_and_answers_as_described() {
     let doc = checked_in();
     let server = start_with_acme_stored().await;
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, item) in paths {
         for method in ["get", "post"] {
             if item.get(method).is_none() {
@@ -143,6 +143,21 @@ async fn answers_conform_to_the_document() {
     let plan = json!({"principal": "User::\"erin\"", "action": "edit", "resource_type": "Project"});
     let (status, _) = exchange(&server, &doc, "post", "/v1/plan", &plan).await;
     assert_eq!(status, 200);
+    let list =
+        json!({"principal": "User::\"erin\"", "action": "view", "resource_type": "Organization"});
+    let (status, answer) = exchange(&server, &doc, "post", "/v1/list", &list).await;
+    assert_eq!(
+        (status, &answer["ids"]),
+        (200, &json!(["acme"])),
+        "{answer}"
+    );
+    let subjects = json!({"actions": ["view", "create_project"], "resource": "Organization::\"acme\"", "principal_type": "User"});
+    let (status, answer) = exchange(&server, &doc, "post", "/v1/list/subjects", &subjects).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["subjects"],
+        json!([{"id": "erin", "actions": ["view", "create_project"]}])
+    );
     for path in [
         "/v1/schema",
         "/v1/status",

@@ -15,7 +15,7 @@ use crate::common::world::{World, world};
 
 /// A fresh database of each backend: a SQLite file and a schema of its own in the test
 /// PostgreSQL (and the directory the file is in, removed when dropped).
-async fn databases(prefix: &str) -> (tempfile::TempDir, [(&'static str, String); 2]) {
+pub(crate) async fn databases(prefix: &str) -> (tempfile::TempDir, [(&'static str, String); 2]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = format!("sqlite://{}", dir.path().join("entities.db").display());
     let postgres = common::postgres::fresh_schema(prefix).await;
@@ -407,7 +407,7 @@ fn the_entities_command_imports_and_exports() {
 
 /// A sidecar serving the bundled set with its entities in the database at `url` (the bundled
 /// tables), holding `world`.
-async fn serving(
+pub(crate) async fn serving(
     url: &str,
     world: &Value,
     requests: gatehouse::config::RequestEntities,
@@ -431,7 +431,7 @@ async fn serving(
 /// What plain Cedar decides over every entity of the world at once, under gatehouse's one
 /// rule over it (an Allow with an evaluation error is a Deny, with no reasons): the decision
 /// and its reasons.
-fn cedar_decides(
+pub(crate) fn cedar_decides(
     snapshot: &Snapshot,
     all: &cedar_policy::Entities,
     principal: &str,
@@ -618,41 +618,85 @@ proptest! {
                     // Ask first, so that what the write changes is cached.
                     let token = writer.show_position(writer.position().await.expect("a position"));
                     ask_all(&server, &writer, &snapshot, users, &w, &sample, &token).await;
-                    let chosen: Vec<Value> = others.as_array().expect("a list").iter().enumerate()
-                        .filter(|(i, _)| pick[i % 48]).map(|(_, e)| e.clone()).collect();
-                    if *kind == 2 {
-                        // As a host's app does it: memberships granted and revoked in SQL
-                        // alone, the users' rows untouched.
-                        let mut tx = writer.pool().begin().await.expect("a transaction");
-                        for u in 0..users {
-                            for (g, group) in w.project_and_org_groups().iter().enumerate() {
-                                if !pick[(u * 11 + g) % 48] {
-                                    continue;
-                                }
-                                let user = World::user(u);
-                                let deleted = sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
-                                    .bind(&user).bind(group).execute(&mut *tx).await.expect("revokes").rows_affected();
-                                if deleted == 0 {
-                                    sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)")
-                                        .bind(&user).bind(group).execute(&mut *tx).await.expect("grants");
-                                }
-                            }
-                        }
-                        tx.commit().await.expect("commits");
-                    } else if *kind == 1 {
-                        let uids: Vec<cedar_policy::EntityUid> = chosen.iter()
-                            .map(|e| format!("{}::{:?}", e["uid"]["type"].as_str().expect("type"), e["uid"]["id"].as_str().expect("id")).parse().expect("uid"))
-                            .collect();
-                        writer.delete(&uids).await.expect("deletes");
-                    } else {
-                        writer.import(&snapshot, &Value::Array(chosen)).await.expect("writes");
-                    }
+                    write(&writer, &snapshot, *kind, pick, &w, &others, users).await;
                     let token = writer.show_position(writer.position().await.expect("a position"));
                     ask_all(&server, &writer, &snapshot, users, &w, &sample, &token).await;
                 }
                 server.stop().await;
             }
         });
+    }
+}
+
+/// One random write, from another connection as a host's would be: entities of another
+/// world (`others`) chosen by `pick` written over the database's (`kind` 0) or deleted
+/// (1), or (2) memberships of `w`'s groups granted and revoked in SQL alone, the users'
+/// rows untouched (as a host's app does it); 3 writes nothing.
+pub(crate) async fn write(
+    writer: &Source,
+    snapshot: &Snapshot,
+    kind: u8,
+    pick: &[bool],
+    w: &World,
+    others: &Value,
+    users: usize,
+) {
+    let chosen: Vec<Value> = others
+        .as_array()
+        .expect("a list")
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| pick[i % pick.len()])
+        .map(|(_, e)| e.clone())
+        .collect();
+    match kind {
+        0 => {
+            writer
+                .import(snapshot, &Value::Array(chosen))
+                .await
+                .expect("writes");
+        }
+        1 => {
+            let uids: Vec<cedar_policy::EntityUid> = chosen
+                .iter()
+                .map(|e| {
+                    let (ty, id) = (e["uid"]["type"].as_str(), e["uid"]["id"].as_str());
+                    format!("{}::{:?}", ty.expect("type"), id.expect("id"))
+                        .parse()
+                        .expect("uid")
+                })
+                .collect();
+            writer.delete(&uids).await.expect("deletes");
+        }
+        2 => {
+            let mut tx = writer.pool().begin().await.expect("a transaction");
+            for u in 0..users {
+                for (g, group) in w.project_and_org_groups().iter().enumerate() {
+                    if !pick[(u * 11 + g) % pick.len()] {
+                        continue;
+                    }
+                    let user = World::user(u);
+                    let deleted =
+                        sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND group_id = $2")
+                            .bind(&user)
+                            .bind(group)
+                            .execute(&mut *tx)
+                            .await
+                            .expect("revokes")
+                            .rows_affected();
+                    if deleted == 0 {
+                        sqlx::query("INSERT INTO user_groups (user_id, group_id) VALUES ($1, $2)")
+                            .bind(&user)
+                            .bind(group)
+                            .execute(&mut *tx)
+                            .await
+                            .expect("grants");
+                    }
+                }
+            }
+            tx.commit().await.expect("commits");
+        }
+        _ => {}
     }
 }
 

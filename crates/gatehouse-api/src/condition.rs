@@ -73,6 +73,15 @@ pub enum Condition {
         /// The value it must hold.
         value: Literal,
     },
+    /// The entity at `path` is `value` or has it among its ancestors (Cedar's `in`): a
+    /// user in a group, an item in a project. `[]` is the unknown entity itself.
+    In {
+        /// The entity.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+        path: Path,
+        /// The ancestor, an entity uid.
+        value: Literal,
+    },
 }
 
 /// A condition node as read: every field any operator has. Read into this and then checked,
@@ -146,12 +155,16 @@ impl<'de> Deserialize<'de> for Condition {
                 path: path.ok_or_else(|| need("path"))?,
                 value: value.ok_or_else(|| need("value"))?,
             },
+            "in" => Condition::In {
+                path: path.ok_or_else(|| need("path"))?,
+                value: value.ok_or_else(|| need("value"))?,
+            },
             unknown => {
                 return Err(D::Error::unknown_variant(
                     unknown,
                     &[
                         "true", "false", "and", "or", "not", "has", "eq", "ne", "lt", "le", "gt",
-                        "ge", "in_set", "contains",
+                        "ge", "in_set", "contains", "in",
                     ],
                 ));
             }
@@ -362,6 +375,13 @@ impl Condition {
     /// `["p1.editors", "acme.editors"].contains(resource["editors"])`; `None` for `true`,
     /// `false`, `and`, `or` and `not`.
     pub fn leaf_expression(&self) -> Option<String> {
+        self.leaf_expression_over("resource")
+    }
+
+    /// A leaf as a Cedar expression over `variable` (`resource` for a list of resources,
+    /// `principal` for a list of subjects); see [`Condition::leaf_expression`].
+    pub fn leaf_expression_over(&self, variable: &str) -> Option<String> {
+        let path_expression = |path: &[String]| path_expression(variable, path);
         let comparison = |op: &str, c: &Comparison| {
             let right = match &c.operand {
                 Operand::Value(v) => v.to_cedar(),
@@ -396,6 +416,9 @@ impl Condition {
             Condition::Contains { path, value } => {
                 format!("{}.contains({})", path_expression(path), value.to_cedar())
             }
+            Condition::In { path, value } => {
+                format!("{} in {}", path_expression(path), value.to_cedar())
+            }
         })
     }
 }
@@ -414,8 +437,8 @@ impl Literal {
 }
 
 /// `resource["a"]["b"]`.
-fn path_expression(path: &[String]) -> String {
-    let mut text = String::from("resource");
+fn path_expression(variable: &str, path: &[String]) -> String {
+    let mut text = String::from(variable);
     for step in path {
         let _ = write!(text, "[{}]", quoted(step));
     }

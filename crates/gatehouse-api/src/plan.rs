@@ -42,6 +42,14 @@ pub struct Plan {
     /// with no attributes and no groups, as a decision's `missing` says.
     #[serde(default)]
     pub missing: Vec<String>,
+    /// The attribute paths the residuals read through a reference (`["organization",
+    /// "admins"]` reads the project's organization), the condition's or not. Where such a
+    /// reference names no entity (a row without a foreign key to hold it), Cedar errs and
+    /// the decision is a Deny, while a database reads the missing row as `NULL`: a host
+    /// without foreign keys decides those rows one by one (gatehouse's lists do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
+    pub reads: Vec<Vec<String>>,
 }
 
 impl Plan {

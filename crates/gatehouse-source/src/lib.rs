@@ -6,6 +6,7 @@
 //! - [`db`]: the database (one code path for both backends), the bundled domain's tables and
 //!   mapping (`entities/`), and the check of a mapping against the live tables.
 //! - [`read`]: entities by uid, a type's rows at once (`WHERE id IN (…)`).
+//! - [`list`]: the ids where a plan's condition holds, a page at a time, as SQL.
 //! - [`changes`]: what changed, in commit order (SQLite: a change log its triggers write in
 //!   the writing transaction), for caches kept exact.
 //! - [`stream`]: PostgreSQL's changes, emitted by its triggers into the write-ahead log and
@@ -30,6 +31,7 @@
 pub mod bind;
 pub mod changes;
 pub mod db;
+pub mod list;
 pub mod read;
 pub mod stream;
 pub mod time;
@@ -80,6 +82,8 @@ pub struct Source {
     pool: AnyPool,
     backend: Backend,
     binding: Binding,
+    /// The mapping the binding was checked from: what lists are written as SQL through.
+    mapping: std::sync::Arc<Mapping>,
     /// PostgreSQL: the prefix of its change messages (the schema's).
     prefix: String,
 }
@@ -106,11 +110,8 @@ impl Source {
             MappingFile::Bundled => BUNDLED_MAPPING,
             MappingFile::Text(text) => text.as_str(),
         };
-        let binding = Binding::new(
-            &Mapping::from_toml(text).map_err(|e| SourceError::Mapping(e.0))?,
-            &snapshot.catalog,
-        )
-        .map_err(SourceError::Problems)?;
+        let read = Mapping::from_toml(text).map_err(|e| SourceError::Mapping(e.0))?;
+        let binding = Binding::new(&read, &snapshot.catalog).map_err(SourceError::Problems)?;
         let (pool, backend) = db::connect(url).await?;
         if matches!(mapping, MappingFile::Bundled) {
             db::migrate_bundled(&pool).await?;
@@ -135,6 +136,7 @@ impl Source {
             pool,
             backend,
             binding,
+            mapping: std::sync::Arc::new(read),
             prefix,
         })
     }
@@ -152,6 +154,88 @@ impl Source {
     /// The checked mapping.
     pub fn binding(&self) -> &Binding {
         &self.binding
+    }
+
+    /// The mapping file as read.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// At most `limit` ids of `entity_type` after `after` where `condition` holds, in the
+    /// database's order of ids ([`list::page`]).
+    pub async fn list(
+        &self,
+        condition: &gatehouse_api::condition::Condition,
+        entity_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>, list::ListError> {
+        list::page(
+            &self.pool,
+            self.backend,
+            &self.mapping,
+            condition,
+            entity_type,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    /// Which of `among` `condition` holds for ([`list::which`]).
+    pub async fn which(
+        &self,
+        condition: &gatehouse_api::condition::Condition,
+        entity_type: &str,
+        among: &[String],
+    ) -> Result<Vec<String>, list::ListError> {
+        list::which(
+            &self.pool,
+            self.backend,
+            &self.mapping,
+            condition,
+            entity_type,
+            among,
+        )
+        .await
+    }
+
+    /// Which of `among` have a reference a path of `reads` follows that names no row
+    /// ([`list::dangling`]).
+    pub async fn dangling(
+        &self,
+        reads: &[Vec<String>],
+        entity_type: &str,
+        among: &[String],
+    ) -> Result<Vec<String>, list::ListError> {
+        list::dangling(
+            &self.pool,
+            self.backend,
+            &self.mapping,
+            reads,
+            entity_type,
+            among,
+        )
+        .await
+    }
+
+    /// At most `limit` ids of `entity_type`'s table after `after`, in order
+    /// ([`list::candidates`]).
+    pub async fn candidates(
+        &self,
+        entity_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>, list::ListError> {
+        list::candidates(
+            &self.pool,
+            self.backend,
+            &self.mapping,
+            entity_type,
+            after,
+            limit,
+        )
+        .await
     }
 
     /// The URL it was opened with.

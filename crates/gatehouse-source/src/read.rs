@@ -300,7 +300,7 @@ fn selected(backend: Backend, column: Expr, scalar: &Scalar) -> SimpleExpr {
     }
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     pool: &AnyPool,
     backend: Backend,
     query: &SelectStatement,

@@ -15,6 +15,8 @@
 //! | `has` | `col IS NOT NULL` |
 //! | `contains` | `id IN (SELECT owner FROM membership WHERE value = ?)` |
 //! | a path `["organization", "admins"]` | `organization_id IN (SELECT id FROM organizations WHERE admins = …)` |
+//! | `in` (an ancestor) | `id = ?` for one of the ancestor's type; through a membership table `id IN (SELECT owner FROM memberships WHERE parent = ?)`, through a parent column `column = ?`, each hop nested as the mapping's parent types lead to the ancestor's |
+//! | the path `[]` | the id column (an entity uid of another type equals no row) |
 //! | `and`, `or`, `not`, `true`, `false` | `AND`, `OR`, `NOT`, `1 = 1`, `1 = 0` |
 //!
 //! SQL's three-valued logic must not change an answer. Negations are pushed down to the
@@ -185,6 +187,31 @@ impl Mapping {
         Ok(page)
     }
 
+    /// The `WHERE` condition selecting the rows of `resource_type`'s table with a reference
+    /// that a path of `reads` (a plan's [`reads`](gatehouse_api::Plan::reads)) follows and
+    /// that names no row (`organization_id` set, no such organization); `None` when they
+    /// follow none. Columns are qualified by the table's name.
+    ///
+    /// Where every reference resolves, the SQL decides as Cedar does. Where one dangles,
+    /// Cedar errs on reading through it, and gatehouse denies on any error, while SQL reads
+    /// the missing row's columns as `NULL`: so the SQL may allow what a decision denies
+    /// (never the reverse: a leaf Cedar skipped by short-circuit changes nothing in SQL, and
+    /// one it reached errs). A host without foreign keys decides these rows one by one.
+    pub fn dangling(
+        &self,
+        reads: &[Vec<String>],
+        resource_type: &str,
+    ) -> Result<Option<SimpleExpr>, SqlError> {
+        let table = self.get(resource_type)?;
+        let followed = Followed::of(reads);
+        Translation {
+            mapping: self,
+            depth: 0,
+            sets: None,
+        }
+        .dangles(resource_type, &table.name, &followed)
+    }
+
     /// The `WHERE` condition selecting the rows of `resource_type`'s table where
     /// `condition` holds; columns are qualified by the table's name.
     pub fn filter(
@@ -282,6 +309,33 @@ struct Translation<'a> {
     mapping: &'a Mapping,
     depth: usize,
     sets: Option<&'a Sets>,
+}
+
+/// The references paths follow, as a tree of attribute names: every proper prefix of a path
+/// (`["organization", "admins"]` follows `organization`).
+#[derive(Default)]
+struct Followed(std::collections::BTreeMap<String, Followed>);
+
+impl Followed {
+    fn of(reads: &[Vec<String>]) -> Self {
+        let mut followed = Self::default();
+        for path in reads {
+            if let Some((_, init)) = path.split_last() {
+                let mut node = &mut followed;
+                for step in init {
+                    node = node.0.entry(step.clone()).or_default();
+                }
+            }
+        }
+        followed
+    }
+}
+
+/// An entity whose ancestry is asked ([`Translation::within`]): a row of its table, by the
+/// row's alias, or only its id.
+enum Entity<'a> {
+    Row(&'a str),
+    Id(SimpleExpr),
 }
 
 /// A leaf on the last step of a path, given the column expression it reads.
@@ -421,8 +475,159 @@ impl Translation<'_> {
                     },
                 )
             }
+            Condition::In { path, value } => {
+                let Literal::Entity(ancestor) = value else {
+                    return Err(SqlError::Unsupported(format!(
+                        "`in` {}, which is not an entity",
+                        value.to_cedar()
+                    )));
+                };
+                self.on_entity(
+                    path,
+                    ty,
+                    alias,
+                    &|t: &Translation<'_>, ty: &str, alias: &str| {
+                        let within = t.within(ty, Entity::Row(alias), ancestor, &mut Vec::new())?;
+                        Ok(within.unwrap_or_else(|| Expr::cust("1 = 0")))
+                    },
+                )
+            }
             other => Err(SqlError::Unsupported(format!("{other:?}"))),
         }
+    }
+
+    /// The rows of `ty` (as `alias`) with a reference of `followed` that names no row, at
+    /// any depth; `None` when `followed` is empty.
+    fn dangles(
+        &self,
+        ty: &str,
+        alias: &str,
+        followed: &Followed,
+    ) -> Result<Option<SimpleExpr>, SqlError> {
+        let table = self.mapping.get(ty)?;
+        let mut parts = Vec::new();
+        for (attribute, deeper) in &followed.0 {
+            let Column::Entity {
+                column: fk,
+                entity_type,
+            } = column(table, ty, attribute)?
+            else {
+                return Err(SqlError::Unsupported(format!(
+                    "`{attribute}` of `{ty}` is followed but is not mapped as an entity reference"
+                )));
+            };
+            let (target, nested, sub_alias) = self.inside_table(entity_type)?;
+            let reference = || Expr::col((Alias::new(alias), Alias::new(fk)));
+            let rows = |alias: &str| {
+                Query::select()
+                    .column((Alias::new(alias), Alias::new(&target.id)))
+                    .from_as(Alias::new(&target.name), Alias::new(alias))
+                    .to_owned()
+            };
+            parts.push(
+                reference()
+                    .is_not_null()
+                    .and(reference().not_in_subquery(rows(&sub_alias))),
+            );
+            if let Some(inner) = nested.dangles(entity_type, &sub_alias, deeper)? {
+                let mut within = rows(&sub_alias);
+                within.and_where(inner);
+                parts.push(reference().in_subquery(within));
+            }
+        }
+        Ok(parts.into_iter().reduce(SimpleExpr::or))
+    }
+
+    /// Whether the entity of type `ty` (its row, or its id) is `ancestor` or descends from
+    /// it through the parents the mapping gives each type, as Cedar's `in` reads the
+    /// entities; `None` when it never can (no path of parent types leads to the ancestor's).
+    /// A membership table is read with `id IN (SELECT owner FROM table WHERE parent …)`;
+    /// a parent column of the row directly. `visiting` holds the types on the way: a
+    /// hierarchy whose types form a cycle (`Group in [Group]`) would need recursion, and is
+    /// refused.
+    fn within(
+        &self,
+        ty: &str,
+        entity: Entity<'_>,
+        ancestor: &gatehouse_api::condition::Uid,
+        visiting: &mut Vec<String>,
+    ) -> Result<Option<SimpleExpr>, SqlError> {
+        if visiting.iter().any(|v| v == ty) {
+            return Err(SqlError::Unsupported(format!(
+                "`in {}::\"{}\"` through the cyclic hierarchy of `{ty}`",
+                ancestor.ty, ancestor.id
+            )));
+        }
+        let table = self.mapping.table_of(ty);
+        let id = |table: &Table| match entity {
+            Entity::Row(alias) => Expr::col((Alias::new(alias), Alias::new(&table.id))).into(),
+            Entity::Id(ref expr) => expr.clone(),
+        };
+        let mut parts: Vec<SimpleExpr> = Vec::new();
+        if ty == ancestor.ty {
+            let own = match (&entity, table) {
+                (Entity::Id(expr), _) => expr.clone(),
+                (Entity::Row(_), Some(table)) => id(table),
+                (Entity::Row(_), None) => return Err(SqlError::NoTable(ty.to_string())),
+            };
+            parts.push(Expr::expr(own).eq(ancestor.id.as_str()));
+        }
+        visiting.push(ty.to_string());
+        for parents in table.map(|t| t.parents.as_slice()).unwrap_or_default() {
+            let Some(table) = table else { break };
+            let parent_type = parents.entity_type();
+            let nested = Translation {
+                mapping: self.mapping,
+                depth: self.depth + 1,
+                sets: self.sets,
+            };
+            let part = match parents {
+                Parents::Table {
+                    table: members,
+                    owner,
+                    parent,
+                    ..
+                } => {
+                    let sub_alias = format!("{members}_{}", nested.depth);
+                    let column = Expr::col((Alias::new(&sub_alias), Alias::new(parent))).into();
+                    nested
+                        .within(parent_type, Entity::Id(column), ancestor, visiting)?
+                        .map(|inner| {
+                            Expr::expr(id(table)).in_subquery(
+                                Query::select()
+                                    .column((Alias::new(&sub_alias), Alias::new(owner)))
+                                    .from_as(Alias::new(members), Alias::new(&sub_alias))
+                                    .and_where(inner)
+                                    .to_owned(),
+                            )
+                        })
+                }
+                Parents::Column { column, .. } => match entity {
+                    Entity::Row(alias) => {
+                        let column = Expr::col((Alias::new(alias), Alias::new(column))).into();
+                        nested.within(parent_type, Entity::Id(column), ancestor, visiting)?
+                    }
+                    Entity::Id(ref expr) => {
+                        let sub_alias = format!("{}_{}", table.name, nested.depth);
+                        let column = Expr::col((Alias::new(&sub_alias), Alias::new(column))).into();
+                        nested
+                            .within(parent_type, Entity::Id(column), ancestor, visiting)?
+                            .map(|inner| {
+                                Expr::expr(expr.clone()).in_subquery(
+                                    Query::select()
+                                        .column((Alias::new(&sub_alias), Alias::new(&table.id)))
+                                        .from_as(Alias::new(&table.name), Alias::new(&sub_alias))
+                                        .and_where(inner)
+                                        .to_owned(),
+                                )
+                            })
+                    }
+                },
+            };
+            parts.extend(part);
+        }
+        visiting.pop();
+        Ok(parts.into_iter().reduce(SimpleExpr::or))
     }
 
     fn comparison(
@@ -451,7 +656,7 @@ impl Translation<'_> {
     }
 
     /// `leaf` applied to the column at the end of `path`, following entity references
-    /// with `IN (SELECT id …)`.
+    /// with `IN (SELECT id …)`; for `[]`, the entity's own id column (a uid compared).
     fn on_path(
         &self,
         path: &[String],
@@ -459,6 +664,13 @@ impl Translation<'_> {
         alias: &str,
         leaf: &Leaf<'_>,
     ) -> Result<SimpleExpr, SqlError> {
+        if path.is_empty() {
+            let table = self.mapping.get(ty)?;
+            return leaf(
+                Expr::col((Alias::new(alias), Alias::new(&table.id))).into(),
+                &Column::entity(&table.id, ty),
+            );
+        }
         let (init, last) = split(path)?;
         self.on_entity(
             init,

@@ -144,6 +144,28 @@ impl TestServer {
         )
     }
 
+    /// POSTs JSON asking for `application/x-ndjson`; returns the status, the content type
+    /// and the body's text.
+    pub async fn post_ndjson(&self, path: &str, body: &Value) -> (u16, String, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/x-ndjson")
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, kind, response.text().await.expect("body"))
+    }
+
     /// GETs a path; returns the status and the body, read as JSON.
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, text) = self.get(path).await;

@@ -50,11 +50,12 @@ pub(crate) fn context_object(
 /// the one checking stage of every question. Decisions ([`super::Decider::answer`]: single
 /// questions, batches, each action of allowed actions, AuthZEN's evaluations) ask about a
 /// resource (`T` is its [`EntityUid`]); plans about every resource of a type (an
-/// [`EntityTypeName`]). Each error names the field at fault.
+/// [`EntityTypeName`]); subjects plans about every principal of a type (`P`) and one
+/// resource. Each error names the field at fault.
 #[derive(Debug)]
-pub struct Checked<'s, T> {
-    /// The principal.
-    pub principal: EntityUid,
+pub struct Checked<'s, T, P = EntityUid> {
+    /// The principal, or the principal type.
+    pub principal: P,
     /// The action, a requestable one of the schema that applies to both types.
     pub action: EntityUid,
     /// What the schema says of the action.
@@ -152,7 +153,48 @@ impl<'s> Checked<'s, EntityTypeName> {
             target,
         })
     }
+}
 
+impl<'s> Checked<'s, EntityUid, EntityTypeName> {
+    /// A subjects plan's question as sent: every principal of `principal_type` and one
+    /// resource.
+    pub fn principal_type(
+        snapshot: &'s Snapshot,
+        principal_type: &str,
+        action: &Uid,
+        resource: &Uid,
+    ) -> Result<Self, InputError> {
+        let action = read_action(snapshot, "action", action)?;
+        let resource = read_uid(&snapshot.catalog, Part::Resource, "resource", resource)?;
+        let info = action_info(snapshot, &action)?;
+        check_type(Part::Resource, &action, &resource, &info.resources)?;
+        if !info.principals.iter().any(|p| p == principal_type) {
+            return Err(InputError::new(
+                Part::Principal,
+                "principal_type",
+                format!(
+                    "action `{action}` does not apply to principal type `{principal_type}`: the principal must be of type {}",
+                    one_of(&info.principals)
+                ),
+            ));
+        }
+        let principal = snapshot.catalog.type_name(principal_type).ok_or_else(|| {
+            InputError::new(
+                Part::Principal,
+                "principal_type",
+                format!("`{principal_type}` is not an entity type"),
+            )
+        })?;
+        Ok(Self {
+            principal,
+            action,
+            info,
+            target: resource,
+        })
+    }
+}
+
+impl<T, P> Checked<'_, T, P> {
     /// The context, checked, when it is known: absent (or `null`), it is empty for an action
     /// that declares no context keys and unknown (`None`) for one that does.
     pub fn known_context(
@@ -167,9 +209,7 @@ impl<'s> Checked<'s, EntityTypeName> {
                 .map(|(context, _)| Some(context)),
         }
     }
-}
 
-impl<T> Checked<'_, T> {
     /// `context` (`None`: empty) as Cedar's, checked against the action's declaration, with
     /// the JSON Cedar read it from when it was not plain (when it was, every check Cedar's
     /// request validation would make of it was made).

@@ -23,11 +23,12 @@ mod translate;
 
 pub use gatehouse_api::condition;
 pub use gatehouse_api::{Plan, PlanKind};
-pub use reference::holds;
+pub use reference::{holds, holds_on};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use cedar_policy::pst::Var;
 use cedar_policy::{PartialEntities, PartialEntityUid, PartialRequest, PolicyId, TpeResponse};
 use gatehouse_api::Uid;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,35 @@ pub struct PlanQuestion {
     /// With an entity database: how fresh the entities decided on must be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<gatehouse_api::Consistency>,
+}
+
+/// `{"action", "resource", "principal_type", "context"?, "entities"?}`: who may take the
+/// action on the resource (the principal unknown).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", schema(example = json!({"action": "view", "resource": "Project::\"p1\"", "principal_type": "User"})))]
+pub struct SubjectsQuestion {
+    /// The action's uid.
+    #[serde(deserialize_with = "Uid::action")]
+    pub action: Uid,
+    /// The resource's uid (object or string form).
+    #[serde(deserialize_with = "Uid::resource")]
+    pub resource: Uid,
+    /// The principals' entity type, e.g. `User`.
+    pub principal_type: String,
+    /// The context record, as for [`PlanQuestion::context`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_keys::strict_option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, serde_json::Value>>))]
+    pub context: Option<Value>,
+    /// What is known, in Cedar's entity JSON: the resource's slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<gatehouse_api::Entity>>))]
+    pub entities: Option<crate::decide::EntityList>,
 }
 
 /// Plans, cached by policy version and the whole question (as decisions are).
@@ -142,6 +172,119 @@ impl Planner {
         self.cache.insert(key, Arc::clone(&plan));
         Ok((plan, false))
     }
+
+    /// The subjects plan for `question` under `snapshot`: a condition over the principal
+    /// (its paths read from `principal`), and whether it came from the cache.
+    pub fn subjects(
+        &self,
+        decider: &Decider,
+        snapshot: &Snapshot,
+        question: &SubjectsQuestion,
+    ) -> Result<(Arc<Plan>, bool), InputError> {
+        let own = question
+            .entities
+            .as_ref()
+            .map(|list| Layer::digest(&snapshot.inputs, "entities", list))
+            .transpose()?;
+        let key = KeyBuilder::new(&snapshot.inputs)
+            .value(&json!("subjects"))
+            .value(&json!(question.principal_type))
+            .uid(&question.action)
+            .uid(&question.resource)
+            .value(question.context.as_ref().unwrap_or(&Value::Null))
+            .entity_set(own.as_ref().map(|l| set_digest(&l.digests)).as_ref())
+            .finish();
+        if let Some(plan) = self.cache.get(&key) {
+            return Ok((plan, true));
+        }
+        let plan = Arc::new(compute_subjects(decider, snapshot, question, own.as_ref())?);
+        self.cache.insert(key, Arc::clone(&plan));
+        Ok((plan, false))
+    }
+}
+
+/// Builds a subjects plan: the resource, the action and the context known, the principal
+/// unknown; the residuals read the principal.
+fn compute_subjects(
+    decider: &Decider,
+    snapshot: &Snapshot,
+    question: &SubjectsQuestion,
+    own: Option<&Layer<'_>>,
+) -> Result<Plan, InputError> {
+    let checked = Checked::principal_type(
+        snapshot,
+        &question.principal_type,
+        &question.action,
+        &question.resource,
+    )?;
+    let context = checked.known_context(snapshot, question.context.as_ref())?;
+    let entities = decider.entities(snapshot, None, own, |slice| {
+        slice.uid(&checked.target);
+        if let Some(context) = &question.context {
+            slice.json(context);
+        }
+    })?;
+    let request = PartialRequest::new(
+        PartialEntityUid::new(checked.principal.clone(), None),
+        checked.action.clone(),
+        PartialEntityUid::from_concrete(checked.target.clone()),
+        context,
+        &snapshot.schema,
+    )
+    .map_err(|e| context_error(&checked.action, question.context.as_ref(), &e))?;
+    let principal_type = question.principal_type.as_str();
+    let translator = Translator {
+        unknown: Var::Principal,
+        unknown_type: principal_type,
+        catalog: &snapshot.catalog,
+        entities: &entities,
+        reads: Default::default(),
+    };
+    let resource_type = checked.target.type_name().to_string();
+    let missing = crate::decide::absent([&checked.target], &entities);
+    Ok(Plan {
+        missing,
+        ..evaluate(
+            snapshot,
+            &checked.action,
+            &resource_type,
+            &request,
+            &entities,
+            &translator,
+            "principal",
+        )
+    })
+}
+
+/// Evaluates `request` partially over the policies indexed for the action and resource
+/// type, and translates what is left; `what` names the unknown in errors.
+fn evaluate(
+    snapshot: &Snapshot,
+    action: &cedar_policy::EntityUid,
+    resource_type: &str,
+    request: &PartialRequest,
+    entities: &cedar_policy::Entities,
+    translator: &Translator<'_>,
+    what: &str,
+) -> Plan {
+    let partial = match PartialEntities::from_concrete(entities.clone(), &snapshot.schema) {
+        Ok(partial) => partial,
+        Err(e) => return failed(format!("the known entities: {}", innermost(&e))),
+    };
+    let policies = indexed(snapshot, action, resource_type);
+    let response = match policies.tpe(request, &partial, &snapshot.schema) {
+        Ok(response) => response,
+        Err(e) => return failed(format!("partial evaluation: {}", innermost(&e))),
+    };
+    let errors = erroring(&response, what);
+    if !errors.is_empty() {
+        tracing::warn!(?errors, "a plan fails closed");
+        return Plan {
+            errors,
+            ..failed_plan()
+        };
+    }
+    plan_of(&response, translator)
 }
 
 /// Builds the plan: checks the question against the schema, evaluates partially, and
@@ -173,34 +316,26 @@ fn compute(
         &snapshot.schema,
     )
     .map_err(|e| context_error(&checked.action, question.context.as_ref(), &e))?;
-    let partial = match PartialEntities::from_concrete((*entities).clone(), &snapshot.schema) {
-        Ok(partial) => partial,
-        Err(e) => return Ok(failed(format!("the known entities: {}", innermost(&e)))),
-    };
     let resource_type = question.resource_type.as_str();
-    let policies = indexed(snapshot, &checked.action, resource_type);
-    let response = match policies.tpe(&request, &partial, &snapshot.schema) {
-        Ok(response) => response,
-        Err(e) => return Ok(failed(format!("partial evaluation: {}", innermost(&e)))),
-    };
-    let missing = crate::decide::absent([&checked.principal], &entities);
-    let errors = erroring(&response, "resource");
-    if !errors.is_empty() {
-        tracing::warn!(?errors, "a plan fails closed");
-        return Ok(Plan {
-            errors,
-            missing,
-            ..failed_plan()
-        });
-    }
     let translator = Translator {
-        resource_type,
+        unknown: Var::Resource,
+        unknown_type: resource_type,
         catalog: &snapshot.catalog,
         entities: &entities,
+        reads: Default::default(),
     };
+    let missing = crate::decide::absent([&checked.principal], &entities);
     Ok(Plan {
         missing,
-        ..plan_of(&response, &translator)
+        ..evaluate(
+            snapshot,
+            &checked.action,
+            resource_type,
+            &request,
+            &entities,
+            &translator,
+            "resource",
+        )
     })
 }
 
@@ -254,7 +389,12 @@ fn plan_of(response: &TpeResponse<'_>, translator: &Translator<'_>) -> Plan {
         None => (PlanKind::Conditional, Vec::new()),
     };
     let filterable = unsupported.is_none() || kind != PlanKind::Conditional;
+    let reads = match kind {
+        PlanKind::AlwaysDenied => Vec::new(),
+        _ => translator.reads.take().into_iter().collect(),
+    };
     Plan {
+        reads,
         kind,
         filterable,
         condition: filterable.then_some(match kind {
@@ -384,5 +524,6 @@ fn failed_plan() -> Plan {
         reasons: Vec::new(),
         errors: Vec::new(),
         missing: Vec::new(),
+        reads: Vec::new(),
     }
 }

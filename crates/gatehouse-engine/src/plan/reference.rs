@@ -16,12 +16,24 @@ pub fn holds(
     request: &Request,
     entities: &Entities,
 ) -> Result<bool, String> {
+    holds_on("resource", condition, request, entities)
+}
+
+/// [`holds`] for a condition over `variable`: `resource` (a plan), or `principal` (a
+/// subjects plan, whose condition reads the principal).
+pub fn holds_on(
+    variable: &str,
+    condition: &Condition,
+    request: &Request,
+    entities: &Entities,
+) -> Result<bool, String> {
+    let holds = |c: &Condition| holds_on(variable, c, request, entities);
     Ok(match condition {
         Condition::True => true,
         Condition::False => false,
         Condition::And { args } => {
             for arg in args {
-                if !holds(arg, request, entities)? {
+                if !holds(arg)? {
                     return Ok(false);
                 }
             }
@@ -29,15 +41,15 @@ pub fn holds(
         }
         Condition::Or { args } => {
             for arg in args {
-                if holds(arg, request, entities)? {
+                if holds(arg)? {
                     return Ok(true);
                 }
             }
             false
         }
-        Condition::Not { arg } => !holds(arg, request, entities)?,
+        Condition::Not { arg } => !holds(arg)?,
         leaf => {
-            let text = leaf.leaf_expression().unwrap_or_default();
+            let text = leaf.leaf_expression_over(variable).unwrap_or_default();
             let expression = Expression::from_str(&text)
                 .map_err(|e| format!("the leaf `{text}` is not Cedar: {e}"))?;
             matches!(

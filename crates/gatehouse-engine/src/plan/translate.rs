@@ -12,12 +12,18 @@
 //!   attribute, the set holds one of them.
 //! - `[..].contains(resource.a)` (`in_set`), `resource.a.contains(v)` (`contains`),
 //!   `containsAny` and `containsAll` with a literal set.
+//! - `resource in E` (`in`), `resource in [E, F]` (one of them): the ancestors are the
+//!   database's, so the leaf names the ancestor sought.
 //! - `resource is T`: the resource's type is known.
 //!
-//! Anything else (arithmetic, `like`, tags, `in` with the resource on the left, an unknown
-//! context, an expression that Cedar knows will error) is refused with its text: the plan
-//! is then not filterable, never guessed.
+//! The unknown is `resource` in a plan and `principal` in a subjects plan ("who may do this
+//! to this resource?"): everything said of `resource` here is said of it.
+//!
+//! Anything else (arithmetic, `like`, tags, an unknown context, an expression that Cedar
+//! knows will error) is refused with its text: the plan is then not filterable, never
+//! guessed.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
@@ -33,12 +39,17 @@ pub struct Unsupported(pub String);
 
 /// What the residuals are read against.
 pub struct Translator<'a> {
-    /// The resource's entity type.
-    pub resource_type: &'a str,
+    /// The unknown of the partial evaluation: `resource` for a plan, `principal` for the
+    /// subjects of one resource. Paths are read from it; every other variable is known.
+    pub unknown: Var,
+    /// Its entity type.
+    pub unknown_type: &'a str,
     /// Attribute types.
     pub catalog: &'a ActionCatalog,
     /// The known entities: where the ancestors of a known entity come from.
     pub entities: &'a Entities,
+    /// Every path read through a reference (two steps or more), as met.
+    pub reads: RefCell<BTreeSet<Path>>,
 }
 
 /// An operand: a path of the resource, a literal, or a set of literals.
@@ -82,6 +93,11 @@ impl Translator<'_> {
                 let Term::Path(mut path) = self.term(expr)? else {
                     return Err(unsupported(e));
                 };
+                if !path.is_empty() {
+                    let mut read = path.clone();
+                    read.extend(attrs.iter().map(ToString::to_string));
+                    self.read(read);
+                }
                 // `has a.b` holds when `a` is present and `a` has `b`.
                 let mut conjuncts = Vec::new();
                 for attr in attrs.iter() {
@@ -96,7 +112,7 @@ impl Translator<'_> {
                 in_expr: None,
             } => match self.term(expr)? {
                 Term::Path(path) if path.is_empty() => {
-                    bool_condition(entity_type.to_string() == self.resource_type)
+                    bool_condition(entity_type.to_string() == self.unknown_type)
                 }
                 _ => return Err(unsupported(e)),
             },
@@ -152,6 +168,29 @@ impl Translator<'_> {
             },
             (BinaryOp::In, Term::Value(Literal::Entity(uid)), Term::Path(path)) => {
                 self.in_path(uid, path)
+            }
+            // Both known (a context's entity that no store holds, which partial evaluation
+            // leaves): its ancestors are the known entities', as Cedar reads them.
+            (
+                BinaryOp::In,
+                Term::Value(Literal::Entity(uid)),
+                Term::Value(Literal::Entity(ancestor)),
+            ) => self
+                .with_ancestors(&uid)
+                .map(|known| bool_condition(known.contains(&ancestor))),
+            // The unknown's ancestors live in the database: the leaf says which to look for.
+            (BinaryOp::In, Term::Path(path), Term::Value(value @ Literal::Entity(_))) => {
+                Some(Condition::In { path, value })
+            }
+            (BinaryOp::In, Term::Path(path), Term::Set(values))
+                if values.iter().all(|v| matches!(v, Literal::Entity(_))) =>
+            {
+                Some(Condition::or(values.into_iter().map(|value| {
+                    Condition::In {
+                        path: path.clone(),
+                        value,
+                    }
+                })))
             }
             (BinaryOp::Contains, Term::Path(path), Term::Value(value)) => {
                 Some(Condition::Contains { path, value })
@@ -223,9 +262,13 @@ impl Translator<'_> {
         Some(all)
     }
 
-    /// The declared type at `path` of the resource.
+    fn read(&self, path: Path) {
+        self.reads.borrow_mut().insert(path);
+    }
+
+    /// The declared type at `path` of the unknown.
     fn path_type(&self, path: &[String]) -> Option<AttrType> {
-        let mut ty = AttrType::Entity(self.resource_type.to_string());
+        let mut ty = AttrType::Entity(self.unknown_type.to_string());
         for step in path {
             ty = match ty {
                 AttrType::Entity(entity) => self.catalog.entity_attr(&entity, step)?.ty.clone(),
@@ -238,10 +281,13 @@ impl Translator<'_> {
 
     fn term(&self, e: &Expr) -> Result<Term, Unsupported> {
         Ok(match e {
-            Expr::Var(Var::Resource) => Term::Path(Vec::new()),
+            Expr::Var(var) if *var == self.unknown => Term::Path(Vec::new()),
             Expr::GetAttr { expr, attr } => match self.term(expr)? {
                 Term::Path(mut path) => {
                     path.push(attr.to_string());
+                    if path.len() > 1 {
+                        self.read(path.clone());
+                    }
                     Term::Path(path)
                 }
                 _ => return Err(unsupported(e)),

@@ -519,7 +519,8 @@ pub fn encode_token(id: &str) -> String {
     format!("gh1.{hex}")
 }
 
-fn decode_token(token: &str) -> Option<String> {
+/// The id a token of [`encode_token`] continues after; `None` for text that is not one.
+pub fn decode_token(token: &str) -> Option<String> {
     let hex = token.strip_prefix("gh1.")?;
     if hex.len() % 2 != 0 {
         return None;

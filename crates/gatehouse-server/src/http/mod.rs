@@ -13,6 +13,7 @@ pub mod conn;
 pub mod decisions;
 pub mod error;
 mod hot;
+pub mod lists;
 pub mod middleware;
 mod openapi;
 mod router;

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, admin, decisions};
+use super::{AppState, admin, decisions, lists};
 use crate::authzen::routes as authzen;
 
 /// What the document says beyond the routes: the API's name, the admin token's scheme,
@@ -146,6 +146,8 @@ pub(super) fn documented() -> Documented {
         .routes(routes!(decisions::batch))
         .routes(routes!(decisions::allowed_actions))
         .routes(routes!(decisions::plan))
+        .routes(routes!(lists::list))
+        .routes(routes!(lists::subjects))
         .routes(routes!(decisions::entities_position))
         .routes(routes!(admin::schema))
         .routes(routes!(authzen::evaluation))

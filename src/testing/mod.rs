@@ -599,6 +599,7 @@ fn selected_by_plan(
         context: Some(list.context.clone()),
         entities: Some(EntityList::from(entities.clone())),
         consistency: None,
+        condition_version: None,
     };
     let (plan, _) = Planner::new(0, std::time::Duration::ZERO)
         .plan(decider, snapshot, &question)

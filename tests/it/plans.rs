@@ -32,11 +32,14 @@ pub(crate) fn plan_for(w: &World, u: usize, rtype: &str, action: &str, context: 
         context: Some(context.clone()),
         entities: Some(w.known_json().into()),
         consistency: None,
+        condition_version: None,
     };
     let (plan, _) = Planner::new(0, Duration::ZERO)
         .plan(&Decider::uncached(), snapshot(), &question)
         .expect("a valid plan question");
-    (*plan).clone()
+    // As a host reads it: through its JSON, each value list named once in `sets`.
+    let json = serde_json::to_value(&*plan).expect("json");
+    serde_json::from_value(json).expect("a plan reads back")
 }
 
 /// The ids of `rtype` that the sidecar allows, asked one by one with every entity.
@@ -175,10 +178,11 @@ fn post(body: Value) -> (u16, Value) {
     ))
 }
 
-/// The README's example: an organization editor listing what she may edit.
+/// The README's example: an organization editor listing what she may edit. Her groups are
+/// named once, in `sets` (language 2); asked for language 1, every leaf lists them.
 #[test]
 fn an_organization_editor_gets_a_filter_over_her_groups() {
-    let (status, plan) = post(json!({
+    let question = json!({
         "principal": "User::\"erin\"",
         "action": "Action::\"edit\"",
         "resource_type": "Project",
@@ -186,25 +190,49 @@ fn an_organization_editor_gets_a_filter_over_her_groups() {
             {"uid": {"type": "User", "id": "erin"}, "attrs": {},
              "parents": [{"type": "Group", "id": "acme.editors"}, {"type": "Group", "id": "acme.members"}]}
         ]
-    }));
+    });
+    let mut old = question.clone();
+    old["condition_version"] = json!(1);
+    let (status, plan_v1) = post(old);
+    assert_eq!(status, 200, "{plan_v1}");
+    assert_eq!(plan_v1["condition_version"], 1);
+    assert!(plan_v1.get("sets").is_none(), "{plan_v1}");
+    let (status, plan) = post(question);
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["kind"], "conditional");
     assert_eq!(plan["filterable"], true);
-    let text = plan["condition"].to_string();
-    // Her organization role reaches the projects whose organization's editors group is hers.
+    assert_eq!(plan["condition_version"], 2);
+    assert_eq!(
+        plan["sets"],
+        json!({"set_0": {"type": "Group", "ids": ["acme.editors", "acme.members"]}})
+    );
+    // Read back, either version is the same plan.
+    let read: gatehouse::plan::Plan = serde_json::from_value(plan.clone()).expect("a plan");
+    let read_v1: gatehouse::plan::Plan = serde_json::from_value(plan_v1.clone()).expect("a plan");
+    assert_eq!(read, read_v1);
     let groups = r#"[{"type":"Group","id":"acme.editors"},{"type":"Group","id":"acme.members"}]"#;
-    for part in [
-        // Her organization role reaches the projects of her organization; `in` became a list
-        // of her groups, kept to the attribute's type.
-        format!(
-            r#"{{"op":"and","args":[{{"op":"has","path":["organization"]}},{{"op":"in_set","path":["organization","editors"],"values":{groups}}}]}}"#
-        ),
-        format!(r#"{{"op":"in_set","path":["editors"],"values":{groups}}}"#),
-        r#"{"op":"eq","path":["owner"],"value":{"type":"User","id":"erin"}}"#.to_string(),
-        r#"{"op":"not","arg":{"op":"eq","path":["archived"],"value":true}}"#.to_string(),
+    for (plan, named) in [
+        (&plan, r#""set":"set_0""#.to_string()),
+        (&plan_v1, format!(r#""values":{groups}"#)),
     ] {
-        assert!(text.contains(&part), "{part} in {text}");
+        let text = plan["condition"].to_string();
+        for part in [
+            // Her organization role reaches the projects of her organization; `in` became a
+            // list of her groups, kept to the attribute's type.
+            format!(
+                r#"{{"op":"and","args":[{{"op":"has","path":["organization"]}},{{"op":"in_set","path":["organization","editors"],{named}}}]}}"#
+            ),
+            format!(r#"{{"op":"in_set","path":["editors"],{named}}}"#),
+            r#"{"op":"eq","path":["owner"],"value":{"type":"User","id":"erin"}}"#.to_string(),
+            r#"{"op":"not","arg":{"op":"eq","path":["archived"],"value":true}}"#.to_string(),
+        ] {
+            assert!(text.contains(&part), "{part} in {text}");
+        }
     }
+    let (status, refused) = post(json!({"principal": "User::\"erin\"", "action": "edit",
+        "resource_type": "Project", "condition_version": 3}));
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "condition_version");
     let ids: Vec<&str> = plan["residuals"]
         .as_array()
         .expect("residuals")
@@ -330,6 +358,7 @@ fn a_repeated_plan_comes_from_the_cache_and_a_new_set_is_planned_anew() {
         context: None,
         entities: None,
         consistency: None,
+        condition_version: None,
     };
     let (first, hit) = planner
         .plan(&decider, &store.current(), &question)

@@ -79,6 +79,7 @@ async fn the_sidecar_answers_every_bundled_case_as_expected() {
                 context: Some(list.context.clone()),
                 entities: Some(json!(*list.entities).into()),
                 consistency: None,
+                condition_version: None,
             };
             let (local, _) = gatehouse::plan::Planner::new(0, std::time::Duration::ZERO)
                 .plan(&decider, &snapshot, &question)

@@ -57,12 +57,14 @@ pub enum Condition {
     Gt(Comparison),
     /// `path >= operand`.
     Ge(Comparison),
-    /// The value at `path` is one of `values`.
+    /// The value at `path` is one of `values`. In a plan's JSON (language 2), `"set":
+    /// "set_0"` names the list in the plan's `sets` instead of `values`.
     InSet {
         /// The attribute.
         #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
         path: Path,
-        /// The accepted values.
+        /// The accepted values (or, in a plan's JSON, `set`).
+        #[cfg_attr(feature = "openapi", schema(required = false))]
         values: Vec<Literal>,
     },
     /// The set at `path` holds `value`.

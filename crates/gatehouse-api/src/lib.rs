@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use condition::Condition;
 pub use consistency::{Consistency, ConsistencyMode};
 pub use entity::Entity;
-pub use plan::{Plan, PlanKind};
+pub use plan::{CONDITION_VERSION, NamedSet, Plan, PlanKind, WrittenPlan};
 pub use uid::{Role, Uid, UidObject};
 
 /// Allow or Deny.

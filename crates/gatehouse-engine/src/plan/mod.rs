@@ -74,6 +74,11 @@ pub struct PlanQuestion {
     /// With an entity database: how fresh the entities decided on must be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<gatehouse_api::Consistency>,
+    /// The version of the condition language to write the plan in: 2 (the default) names
+    /// each value list once in `sets`; 1 writes it in every leaf, for hosts that read only
+    /// that (for one release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition_version: Option<u8>,
 }
 
 /// `{"action", "resource", "principal_type", "context"?, "entities"?}`: who may take the

@@ -10,7 +10,6 @@
 //! [`crate::authzen::body`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -20,7 +19,6 @@ use utoipa::ToSchema;
 use super::error::ErrorBody;
 
 use crate::decide::{Decision, EntityList, Verdict};
-use crate::plan::Plan;
 use crate::policy::PolicyInfo;
 use crate::policy::store::{LoadResult, ReloadStatus};
 
@@ -145,10 +143,9 @@ pub struct AllowedBody {
 /// A plan and the version of the set that made it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanBody {
-    /// The plan.
+    /// The plan, in the condition language's version asked.
     #[serde(flatten)]
-    #[schema(value_type = Plan)]
-    pub plan: Arc<Plan>,
+    pub plan: gatehouse_api::WrittenPlan,
     /// The version of the policy set that made it.
     pub policy_version: String,
     /// With an entity database: the position of its changes the entities decided on are as

@@ -474,6 +474,17 @@ pub async fn plan(
 ) -> Result<Json<PlanBody>, ApiError> {
     let mut question: PlanQuestion = parse_body(body)?;
     check_entities(state.limits.max_entities, &[question.entities.as_ref()])?;
+    let version = match question.condition_version {
+        None => gatehouse_api::CONDITION_VERSION,
+        Some(version @ (1 | 2)) => version,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("`condition_version` must be 1 or 2, got {other}"),
+            )
+            .with_field("condition_version"));
+        }
+    };
     let mut at = None;
     if let Some(sourced) = state.sourced()? {
         let roots = crate::sourced::roots(&[&question.principal], question.context.as_ref());
@@ -485,7 +496,7 @@ pub async fn plan(
     // Plans are not decisions: neither the decision metrics nor the decision log count them.
     let (plan, _hit) = state.planner.plan(&state.decider, &snapshot, &question)?;
     Ok(Json(PlanBody {
-        plan,
+        plan: plan.written(version),
         policy_version: snapshot.version.clone(),
         entities_at: at,
     }))

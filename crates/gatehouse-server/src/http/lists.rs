@@ -196,6 +196,7 @@ pub async fn list(
         context: question.context.clone(),
         entities: None,
         consistency: question.consistency.clone(),
+        condition_version: None,
     };
     let mut at = None;
     if let Some(sourced) = state.sourced()? {

@@ -32,7 +32,8 @@
 //! ```
 //!
 //! `bench-lists URL SIZES…` measures "my projects" by plan + SQL against batches instead
-//! (see `bench_lists.rs`).
+//! (see `bench_lists.rs`); `bench-list-route BINARY SIZES…` measures `/v1/list` and
+//! `/v1/list/subjects` with the sidecar serving the database.
 
 mod app;
 mod bench_lists;
@@ -64,6 +65,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sizes
         };
         return bench_lists::run(&gatehouse, &sizes).await;
+    }
+    if args.peek().map(String::as_str) == Some("bench-list-route") {
+        let binary = args
+            .nth(1)
+            .unwrap_or_else(|| "target/release/gatehouse".into());
+        let sizes: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+        let sizes = if sizes.is_empty() {
+            vec![1_000, 10_000]
+        } else {
+            sizes
+        };
+        return bench_lists::run_route(&binary, &sizes).await;
     }
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let gatehouse = args

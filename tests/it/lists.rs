@@ -413,3 +413,105 @@ fn without_a_database_lists_walk_the_stored_entities() {
         server.stop().await;
     });
 }
+
+/// With an entity database, AuthZEN's resource and subject searches are answered from it,
+/// as `/v1/list` answers, with the same page tokens; `properties` of the known party are
+/// laid over its stored entity.
+#[test]
+fn authzen_searches_are_answered_from_the_database() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, _url) = small_world(&dir).await;
+        let mut searched = Vec::new();
+        let mut token = String::new();
+        loop {
+            let body = json!({"subject": {"type": "user", "id": "vera"}, "action": {"name": "view"},
+                "resource": {"type": "project"}, "page": {"limit": 2, "token": token}});
+            let (status, answer) = server.post("/access/v1/search/resource", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            for found in answer["results"].as_array().expect("results") {
+                assert_eq!(found["type"], "project", "{answer}");
+                searched.push(found["id"].as_str().expect("id").to_string());
+            }
+            token = answer["page"]["next_token"].as_str().expect("a token").to_string();
+            if token.is_empty() {
+                break;
+            }
+        }
+        let (_, listed) = server
+            .post("/v1/list", &json!({"principal": "User::\"vera\"", "action": "view", "resource_type": "Project"}))
+            .await;
+        assert_eq!(json!(searched), listed["ids"]);
+        // vera edits p3 and is a member of acme: p3, and no organization project (members
+        // see an organization, not its projects).
+        assert_eq!(searched, ["p3"]);
+
+        let body = json!({"subject": {"type": "user"}, "action": {"name": "view"},
+            "resource": {"type": "project", "id": "p4"}});
+        let (status, answer) = server.post("/access/v1/search/subject", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        let ids: Vec<&str> = answer["results"].as_array().expect("results").iter()
+            .map(|r| r["id"].as_str().expect("id")).collect();
+        // p4 is acme's: its owner and acme's admin.
+        assert_eq!(ids, ["olga", "otto"], "{answer}");
+        server.stop().await;
+    });
+}
+
+/// The Rust client's list calls: a page, every page, and the members panel.
+#[test]
+fn the_rust_client_lists() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, _url) = small_world(&dir).await;
+        let client = gatehouse_client::Client::new(&server.base).expect("a client");
+        let olga = gatehouse_client::Uid::user("olga");
+        let page = gatehouse_client::Paging {
+            size: Some(5),
+            token: None,
+        };
+        let first = client
+            .list(&olga, "view", "Project", None, &page)
+            .await
+            .expect("a page")
+            .body;
+        assert_eq!(first.ids.len(), 5);
+        assert_eq!(first.listed_by, "sql");
+        assert!(first.next_token.is_some());
+        let all = client
+            .list_all(&olga, "view", "Project", None)
+            .await
+            .expect("every page");
+        assert_eq!(all.len(), 12);
+        assert_eq!(&all[..5], first.ids.as_slice());
+        let members = client
+            .list_subjects(
+                &["view", "edit"],
+                &gatehouse_client::Uid::project("p3"),
+                "User",
+                None,
+                &gatehouse_client::Paging::default(),
+            )
+            .await
+            .expect("members")
+            .body;
+        let subjects = members.subjects.expect("per subject");
+        let panel: Vec<(&str, Vec<&str>)> = subjects
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_str(),
+                    s.actions.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            panel,
+            [
+                ("olga", vec!["view", "edit"]),
+                ("vera", vec!["view", "edit"])
+            ]
+        );
+        server.stop().await;
+    });
+}

@@ -263,6 +263,61 @@ pub struct PlanAnswer {
     pub entities_at: Option<String>,
 }
 
+/// Which page of a list to ask for: at most `size` ids (1 to 1 000; the sidecar's default,
+/// 100, when `None`) after the previous page's `next_token`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paging {
+    /// How many ids at most.
+    pub size: Option<u64>,
+    /// The previous page's [`ListPage::next_token`]; `None` for the first page.
+    pub token: Option<String>,
+}
+
+impl Paging {
+    fn json(&self) -> Value {
+        let mut page = serde_json::Map::new();
+        if let Some(size) = self.size {
+            page.insert("size".into(), json!(size));
+        }
+        if let Some(token) = &self.token {
+            page.insert("token".into(), json!(token));
+        }
+        Value::Object(page)
+    }
+}
+
+/// One page of `/v1/list` or `/v1/list/subjects`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListPage {
+    /// The ids allowed, in the database's order of ids.
+    pub ids: Vec<String>,
+    /// With several actions ([`Client::list_subjects`]): each id with the actions it may take.
+    #[serde(default)]
+    pub subjects: Option<Vec<SubjectActions>>,
+    /// Where the next page starts; `None` on the last page.
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// `sql`, or `decisions` (candidates decided one by one: see `unsupported`).
+    pub listed_by: String,
+    /// Why the plan had no SQL, when decisions answered.
+    #[serde(default)]
+    pub unsupported: Option<String>,
+    /// The version of the policy set that answered.
+    pub policy_version: String,
+    /// With an entity database: the position the plan's entities were read at.
+    #[serde(default)]
+    pub entities_at: Option<String>,
+}
+
+/// A subject and the actions it may take, of those asked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SubjectActions {
+    /// The subject's id.
+    pub id: String,
+    /// The actions it may take.
+    pub actions: Vec<String>,
+}
+
 /// Where the sidecar's entity database stands (`GET /v1/entities/position`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Position {
@@ -474,6 +529,93 @@ impl Client {
                 })?,
                 entities_at,
             },
+            request_id,
+        })
+    }
+
+    /// `POST /v1/list`: one page of the ids of the resources of `resource_type` that
+    /// `principal` may take `action` on, answered in the sidecar's entity database.
+    pub async fn list(
+        &self,
+        principal: &Uid,
+        action: &str,
+        resource_type: &str,
+        context: Option<Value>,
+        page: &Paging,
+    ) -> Result<Response<ListPage>, ClientError> {
+        let mut body = json!({
+            "principal": principal,
+            "action": Uid::action(action),
+            "resource_type": resource_type,
+            "page": page.json(),
+        });
+        if let (Some(context), Some(fields)) = (context, body.as_object_mut()) {
+            fields.insert("context".into(), context);
+        }
+        let (body, request_id) = self.post("/v1/list", &body).await?;
+        Ok(Response {
+            body: parse(body)?,
+            request_id,
+        })
+    }
+
+    /// Every id of [`Client::list`], page after page (of 1 000).
+    pub async fn list_all(
+        &self,
+        principal: &Uid,
+        action: &str,
+        resource_type: &str,
+        context: Option<Value>,
+    ) -> Result<Vec<String>, ClientError> {
+        let mut ids = Vec::new();
+        let mut page = Paging {
+            size: Some(1000),
+            token: None,
+        };
+        loop {
+            let answer = self
+                .list(principal, action, resource_type, context.clone(), &page)
+                .await?
+                .body;
+            ids.extend(answer.ids);
+            match answer.next_token {
+                Some(token) => page.token = Some(token),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    /// `POST /v1/list/subjects`: one page of the principals of `principal_type` that may take
+    /// one of `actions` on `resource` ("who has access?"); with several actions, the page's
+    /// `subjects` says which each may take.
+    pub async fn list_subjects(
+        &self,
+        actions: &[&str],
+        resource: &Uid,
+        principal_type: &str,
+        context: Option<Value>,
+        page: &Paging,
+    ) -> Result<Response<ListPage>, ClientError> {
+        let mut body = json!({
+            "resource": resource,
+            "principal_type": principal_type,
+            "page": page.json(),
+        });
+        if let Some(fields) = body.as_object_mut() {
+            match actions {
+                [one] => fields.insert("action".into(), json!(Uid::action(*one))),
+                many => fields.insert(
+                    "actions".into(),
+                    json!(many.iter().map(|a| Uid::action(*a)).collect::<Vec<_>>()),
+                ),
+            };
+            if let Some(context) = context {
+                fields.insert("context".into(), context);
+            }
+        }
+        let (body, request_id) = self.post("/v1/list/subjects", &body).await?;
+        Ok(Response {
+            body: parse(body)?,
             request_id,
         })
     }

@@ -46,20 +46,24 @@ pub async fn which(
     entity_type: &str,
     among: &[String],
 ) -> Result<Vec<String>, ListError> {
-    if among.is_empty() {
-        return Ok(Vec::new());
+    let mut found = Vec::new();
+    for among in among.chunks(AMONG) {
+        let id = Alias::new("id");
+        let query = Query::select()
+            .column(id.clone())
+            .from_subquery(
+                mapping.select_ids(condition, entity_type)?,
+                Alias::new("allowed"),
+            )
+            .and_where(Expr::col(id).is_in(among.iter().map(String::as_str)))
+            .to_owned();
+        found.extend(ids(pool, backend, &query).await?);
     }
-    let id = Alias::new("id");
-    let query = Query::select()
-        .column(id.clone())
-        .from_subquery(
-            mapping.select_ids(condition, entity_type)?,
-            Alias::new("allowed"),
-        )
-        .and_where(Expr::col(id).is_in(among.iter().map(String::as_str)))
-        .to_owned();
-    Ok(ids(pool, backend, &query).await?)
+    Ok(found)
 }
+
+/// Ids bound in one `IN (…)` list, well within SQLite's 32 766 parameters.
+const AMONG: usize = 1000;
 
 /// Which of `among` have a reference a path of `reads` follows that names no row
 /// ([`Mapping::dangling`]): where the SQL may allow what a decision denies.
@@ -74,20 +78,21 @@ pub async fn dangling(
     let Some(dangles) = mapping.dangling(reads, entity_type)? else {
         return Ok(Vec::new());
     };
-    if among.is_empty() {
-        return Ok(Vec::new());
-    }
     let table = mapping
         .table_of(entity_type)
         .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))?;
-    let id = Expr::col((Alias::new(&table.name), Alias::new(&table.id)));
-    let query = Query::select()
-        .expr(id.clone())
-        .from(Alias::new(&table.name))
-        .and_where(id.is_in(among.iter().map(String::as_str)))
-        .and_where(dangles)
-        .to_owned();
-    Ok(ids(pool, backend, &query).await?)
+    let mut found = Vec::new();
+    for among in among.chunks(AMONG) {
+        let id = Expr::col((Alias::new(&table.name), Alias::new(&table.id)));
+        let query = Query::select()
+            .expr(id.clone())
+            .from(Alias::new(&table.name))
+            .and_where(id.is_in(among.iter().map(String::as_str)))
+            .and_where(dangles.clone())
+            .to_owned();
+        found.extend(ids(pool, backend, &query).await?);
+    }
+    Ok(found)
 }
 
 /// At most `limit` ids of `entity_type`'s table after `after`, in order: the candidates a
@@ -122,6 +127,13 @@ async fn ids(
     backend: Backend,
     query: &SelectStatement,
 ) -> Result<Vec<String>, SourceError> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let sql = match backend {
+            Backend::Sqlite => query.to_string(sea_query::SqliteQueryBuilder),
+            Backend::Postgres => query.to_string(sea_query::PostgresQueryBuilder),
+        };
+        tracing::debug!(%sql, "a list's statement");
+    }
     let rows = crate::read::fetch(pool, backend, query).await?;
     rows.iter()
         .map(|row| row.try_get::<String, _>(0).map_err(SourceError::from))

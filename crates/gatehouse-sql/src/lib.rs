@@ -91,6 +91,18 @@ impl Mapping {
         condition: &Condition,
         resource_type: &str,
     ) -> Result<SelectStatement, SqlError> {
+        self.keyed_ids(condition, resource_type, None)
+    }
+
+    /// [`Mapping::select_ids`], each branch kept to its first `limit` ids after `after` in id
+    /// order when `keyset` says so (the union's first `limit` are among them): a page reads
+    /// what it shows, not the whole list.
+    fn keyed_ids(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+        keyset: Option<(Option<&str>, u64)>,
+    ) -> Result<SelectStatement, SqlError> {
         let table = self.get(resource_type)?;
         let sets = Sets::default();
         let branch = |conjuncts: &[&Condition]| -> Result<SelectStatement, SqlError> {
@@ -100,13 +112,24 @@ impl Mapping {
                 sets: Some(&sets),
             }
             .conjunction(conjuncts, resource_type, &table.name)?;
-            Ok(Query::select()
-                .expr_as(
-                    Expr::col((Alias::new(&table.name), Alias::new(&table.id))),
-                    Alias::new("id"),
-                )
+            let id = || Expr::col((Alias::new(&table.name), Alias::new(&table.id)));
+            let mut select = Query::select()
+                .expr_as(id(), Alias::new("id"))
                 .from(Alias::new(&table.name))
                 .and_where(filter)
+                .to_owned();
+            let Some((after, limit)) = keyset else {
+                return Ok(select);
+            };
+            if let Some(after) = after {
+                select.and_where(id().gt(after));
+            }
+            select.order_by_expr(id().into(), Order::Asc).limit(limit);
+            // A member of a compound select takes no ORDER BY or LIMIT of its own (SQLite):
+            // the branch is a subquery.
+            Ok(Query::select()
+                .column(Alias::new("id"))
+                .from_subquery(select, Alias::new("branch"))
                 .to_owned())
         };
         // The branches, and the other conjuncts, each branch's `rest` (by reference: a plan's
@@ -176,14 +199,11 @@ impl Mapping {
         let mut page = Query::select();
         page.column(id.clone())
             .from_subquery(
-                self.select_ids(condition, resource_type)?,
+                self.keyed_ids(condition, resource_type, Some((after, limit)))?,
                 Alias::new("page"),
             )
-            .order_by(id.clone(), Order::Asc)
+            .order_by(id, Order::Asc)
             .limit(limit);
-        if let Some(after) = after {
-            page.and_where(Expr::col(id).gt(after));
-        }
         Ok(page)
     }
 

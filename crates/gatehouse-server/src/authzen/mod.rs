@@ -196,13 +196,13 @@ impl Party {
     }
 
     /// The Cedar uid it names, as a question sends one.
-    fn uid(&self) -> Uid {
+    pub(crate) fn uid(&self) -> Uid {
         Uid::new(&self.cedar_type, self.id.as_deref().unwrap_or_default())
     }
 
     /// The entity this question sees: the stored one with `properties` laid over its
     /// attributes, or a new one with only them. `None` without properties.
-    fn entity(&self, snapshot: &Snapshot) -> Option<Value> {
+    pub(crate) fn entity(&self, snapshot: &Snapshot) -> Option<Value> {
         if self.properties.is_empty() {
             return None;
         }

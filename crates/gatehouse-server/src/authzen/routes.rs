@@ -21,17 +21,19 @@ use super::body::{
 };
 use super::{
     Act, Evaluation, PREFIX, Page, Party, Semantic, actions_question, collect, context,
-    rename_field,
+    encode_token, rename_field,
 };
 use crate::decide::allowed::allowed_actions as decide_actions;
-use crate::decide::{Answer, Decision, InputError, Question, Verdict};
+use crate::decide::{Answer, Decision, EntityList, InputError, Question, Verdict};
 use crate::http::AppState;
 use crate::http::decisions::{Record, check_entities, count_and_log, parse_body, request_id};
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::lists::Lister;
 use crate::json_keys::StrictObject;
 use crate::policy::Snapshot;
 use crate::shadow::Input;
 use crate::telemetry::Source;
+use gatehouse_api::Uid;
 
 /// An error of the decision path, with the AuthZEN field it came from.
 fn authzen_error(error: InputError, origins: &[String]) -> ApiError {
@@ -336,7 +338,7 @@ enum Sought {
 
 /// The stored entities of the sought party's type that the rest of the question allows, in
 /// id order, one page.
-fn search_entities(
+async fn search_entities(
     state: &AppState,
     body: Result<Bytes, BytesRejection>,
     sought: Sought,
@@ -358,6 +360,57 @@ fn search_entities(
         return Ok(Search::found(&target.kind, Vec::new(), String::new()));
     }
     let after = search.page.after.as_deref();
+    if state.sourced()?.is_some() {
+        // From the entity database: the list's plan run as SQL (or its candidates decided
+        // one by one), the known party's `properties` laid over its stored entity.
+        let action_uid = Uid::Text(
+            action
+                .uid(&snapshot)
+                .map_err(|e| authzen_error(e, &[]))?
+                .to_string(),
+        );
+        let known = match sought {
+            Sought::Subject => &resource,
+            Sought::Resource => &subject,
+        };
+        let entities = known
+            .entity(&snapshot)
+            .map(|entity| EntityList::from(Value::Array(vec![entity])));
+        let lister = match sought {
+            Sought::Subject => {
+                Lister::subjects(
+                    state,
+                    Arc::clone(&snapshot),
+                    &[action_uid],
+                    &resource.uid(),
+                    &subject.cedar_type,
+                    context.as_ref(),
+                    None,
+                    entities,
+                )
+                .await
+            }
+            Sought::Resource => {
+                Lister::resources(
+                    state,
+                    Arc::clone(&snapshot),
+                    &subject.uid(),
+                    &action_uid,
+                    &resource.cedar_type,
+                    context.as_ref(),
+                    None,
+                    entities,
+                )
+                .await
+            }
+        }?;
+        let found = lister.page(state, after, search.page.limit as u64).await?;
+        let next = match (found.more, found.ids.last()) {
+            (true, Some(last)) => encode_token(last),
+            _ => String::new(),
+        };
+        return Ok(Search::found(&target.kind, found.ids, next));
+    }
     let candidates = snapshot.stored_ids(&target.cedar_type, after);
     let found = collect(candidates, search.page.limit, |id| {
         let mut evaluation = Evaluation {
@@ -388,7 +441,7 @@ pub async fn search_subject(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
-    search_entities(&state, body, Sought::Subject)
+    search_entities(&state, body, Sought::Subject).await
 }
 
 /// `POST /access/v1/search/resource`: the stored resources of `resource.type` on which
@@ -403,7 +456,7 @@ pub async fn search_resource(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
-    search_entities(&state, body, Sought::Resource)
+    search_entities(&state, body, Sought::Resource).await
 }
 
 /// `POST /access/v1/search/action`: the actions of the schema that apply to the subject's

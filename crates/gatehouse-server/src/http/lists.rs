@@ -38,8 +38,11 @@ use gatehouse_api::Uid;
 pub const DEFAULT_SIZE: u64 = 100;
 /// The largest `page.size`.
 pub const MAX_SIZE: u64 = 1000;
-/// Candidates read per step when deciding one by one, and ids per step of a stream.
+/// Candidates read per step when deciding one by one.
 const CHUNK: u64 = 1000;
+/// Ids read per step of a stream: one statement for most lists (each step reads its ids in
+/// one query, then sends them a thousand lines at a time).
+const STREAM_CHUNK: u64 = 100_000;
 
 /// A list's `page`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
@@ -145,7 +148,7 @@ pub enum ListedBy {
 pub struct SubjectActions {
     /// The subject's id.
     pub id: String,
-    /// The actions (as asked) it may take on the resource.
+    /// The actions (their ids: `view`) it may take on the resource.
     pub actions: Vec<String>,
 }
 
@@ -188,34 +191,17 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let question: ListQuestion = parse_body(body)?;
     let page = Paging::of(question.page.as_ref())?;
-    let snapshot = state.store.current();
-    let mut plan = PlanQuestion {
-        principal: question.principal.clone(),
-        action: question.action.clone(),
-        resource_type: question.resource_type.clone(),
-        context: question.context.clone(),
-        entities: None,
-        consistency: question.consistency.clone(),
-        condition_version: None,
-    };
-    let mut at = None;
-    if let Some(sourced) = state.sourced()? {
-        let roots = crate::sourced::roots(&[&plan.principal], plan.context.as_ref());
-        at = sourced
-            .fill(roots, &mut plan.entities, plan.consistency.as_ref())
-            .await?;
-    }
-    let (made, _hit) = state.planner.plan(&state.decider, &snapshot, &plan)?;
-    let lister = Lister {
-        listed: question.resource_type.clone(),
-        unknown: Unknown::Resource(question.principal.clone()),
-        plans: vec![(question.action.clone(), made)],
-        context: question.context.clone(),
-        entities: plan.entities,
-        consistency: question.consistency.clone(),
-        snapshot,
-        at,
-    };
+    let lister = Lister::resources(
+        &state,
+        state.store.current(),
+        &question.principal,
+        &question.action,
+        &question.resource_type,
+        question.context.as_ref(),
+        question.consistency.as_ref(),
+        None,
+    )
+    .await?;
     answer(state, lister, page, &headers, false).await
 }
 
@@ -248,46 +234,17 @@ pub async fn subjects(
         }
         (None, None) => return Err(invalid("action", "`action` (or `actions`) is required")),
     };
-    let snapshot = state.store.current();
-    let mut entities = None;
-    let mut at = None;
-    if let Some(sourced) = state.sourced()? {
-        let roots = crate::sourced::roots(&[&question.resource], question.context.as_ref());
-        at = sourced
-            .fill(roots, &mut entities, question.consistency.as_ref())
-            .await?;
-    }
-    let mut plans = Vec::with_capacity(actions.len());
-    for (index, action) in actions.iter().enumerate() {
-        let asked = SubjectsQuestion {
-            action: action.clone(),
-            resource: question.resource.clone(),
-            principal_type: question.principal_type.clone(),
-            context: question.context.clone(),
-            entities: entities.clone(),
-        };
-        let (made, _hit) = state
-            .planner
-            .subjects(&state.decider, &snapshot, &asked)
-            .map_err(|e| {
-                let error = ApiError::from(e);
-                match (several, error.field.as_deref()) {
-                    (true, Some("action")) => error.with_field(format!("actions[{index}]")),
-                    _ => error,
-                }
-            })?;
-        plans.push((action.clone(), made));
-    }
-    let lister = Lister {
-        listed: question.principal_type.clone(),
-        unknown: Unknown::Principal(question.resource.clone()),
-        plans,
-        context: question.context.clone(),
-        entities,
-        consistency: question.consistency.clone(),
-        snapshot,
-        at,
-    };
+    let lister = Lister::subjects(
+        &state,
+        state.store.current(),
+        &actions,
+        &question.resource,
+        &question.principal_type,
+        question.context.as_ref(),
+        question.consistency.as_ref(),
+        None,
+    )
+    .await?;
     answer(state, lister, page, &headers, several).await
 }
 
@@ -335,12 +292,13 @@ enum Unknown {
 }
 
 /// A list to answer: its plans (one per action asked) and what deciding a candidate needs.
-struct Lister {
+pub struct Lister {
     /// The listed entity type.
     listed: String,
     unknown: Unknown,
     plans: Vec<(Uid, Arc<Plan>)>,
-    context: Option<Value>,
+    /// The context of each plan's action.
+    contexts: Vec<Option<Value>>,
     /// The known entities, as read from the database (the principal's or the resource's).
     entities: Option<EntityList>,
     consistency: Option<Consistency>,
@@ -350,17 +308,156 @@ struct Lister {
 
 /// One page as found: the ids, with the actions of each (one set per id), whether more
 /// follow, and how.
-struct Found {
-    ids: Vec<String>,
+pub struct Found {
+    /// The ids allowed.
+    pub ids: Vec<String>,
     actions: Vec<Vec<usize>>,
-    more: bool,
+    /// Whether more follow.
+    pub more: bool,
     listed_by: ListedBy,
     unsupported: Option<String>,
 }
 
 impl Lister {
+    /// The resources of `resource_type` `principal` may take `action` on: the plan, made on
+    /// the principal's entities as the database holds them (with `entities`, the request's
+    /// own, AuthZEN's `properties`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a list question's parts, each its own"
+    )]
+    pub async fn resources(
+        state: &AppState,
+        snapshot: Arc<Snapshot>,
+        principal: &Uid,
+        action: &Uid,
+        resource_type: &str,
+        context: Option<&Value>,
+        consistency: Option<&Consistency>,
+        entities: Option<EntityList>,
+    ) -> Result<Self, ApiError> {
+        let mut plan = PlanQuestion {
+            principal: principal.clone(),
+            action: action.clone(),
+            resource_type: resource_type.to_string(),
+            context: context.cloned(),
+            entities,
+            consistency: consistency.cloned(),
+            condition_version: None,
+        };
+        let mut at = None;
+        if let Some(sourced) = state.sourced()? {
+            let roots = crate::sourced::roots(&[&plan.principal], plan.context.as_ref());
+            at = sourced
+                .fill(roots, &mut plan.entities, plan.consistency.as_ref())
+                .await?;
+        }
+        let (made, _hit) = state.planner.plan(&state.decider, &snapshot, &plan)?;
+        Ok(Self {
+            listed: resource_type.to_string(),
+            unknown: Unknown::Resource(principal.clone()),
+            plans: vec![(action.clone(), made)],
+            contexts: vec![plan.context],
+            entities: plan.entities,
+            consistency: plan.consistency,
+            snapshot,
+            at,
+        })
+    }
+
+    /// The principals of `principal_type` that may take any of `actions` on `resource`: a
+    /// subjects plan per action, made on the resource's entities as the database holds them
+    /// (with `entities`, the request's own). With several actions, an action's error names
+    /// it as `actions[i]`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a list question's parts, each its own"
+    )]
+    pub async fn subjects(
+        state: &AppState,
+        snapshot: Arc<Snapshot>,
+        actions: &[Uid],
+        resource: &Uid,
+        principal_type: &str,
+        context: Option<&Value>,
+        consistency: Option<&Consistency>,
+        mut entities: Option<EntityList>,
+    ) -> Result<Self, ApiError> {
+        let mut at = None;
+        if let Some(sourced) = state.sourced()? {
+            let roots = crate::sourced::roots(&[resource], context);
+            at = sourced.fill(roots, &mut entities, consistency).await?;
+        }
+        let mut plans = Vec::with_capacity(actions.len());
+        let mut contexts = Vec::with_capacity(actions.len());
+        let several = actions.len() > 1;
+        for (index, action) in actions.iter().enumerate() {
+            // Several actions: each gets the context keys it declares (as allowed actions).
+            let own = match (several, context) {
+                (true, Some(Value::Object(keys))) => {
+                    let declared = crate::decide::input::read_action(&snapshot, "action", action)
+                        .ok()
+                        .and_then(|uid| snapshot.catalog.get(&uid))
+                        .map(|info| &info.context);
+                    Some(Value::Object(
+                        keys.iter()
+                            .filter(|(k, _)| declared.is_some_and(|d| d.contains_key(*k)))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ))
+                }
+                _ => context.cloned(),
+            };
+            contexts.push(own.clone());
+            let asked = SubjectsQuestion {
+                action: action.clone(),
+                resource: resource.clone(),
+                principal_type: principal_type.to_string(),
+                context: own,
+                entities: entities.clone(),
+            };
+            let (made, _hit) = state
+                .planner
+                .subjects(&state.decider, &snapshot, &asked)
+                .map_err(|e| {
+                    let error = ApiError::from(e);
+                    match (actions.len() > 1, error.field.as_deref()) {
+                        (true, Some("action")) => error.with_field(format!("actions[{index}]")),
+                        _ => error,
+                    }
+                })?;
+            plans.push((action.clone(), made));
+        }
+        if let (true, Some(Value::Object(keys))) = (several, context) {
+            let declared = |key: &str| {
+                actions.iter().any(|action| {
+                    crate::decide::input::read_action(&snapshot, "action", action)
+                        .ok()
+                        .and_then(|uid| snapshot.catalog.get(&uid))
+                        .is_some_and(|info| info.context.contains_key(key))
+                })
+            };
+            if let Some(key) = keys.keys().find(|key| !declared(key)) {
+                return Err(invalid(
+                    &format!("context.{key}"),
+                    &format!("no action asked declares the context key `{key}`"),
+                ));
+            }
+        }
+        Ok(Self {
+            listed: principal_type.to_string(),
+            unknown: Unknown::Principal(resource.clone()),
+            plans,
+            contexts,
+            entities,
+            consistency: consistency.cloned(),
+            snapshot,
+            at,
+        })
+    }
+
     /// The page of at most `size` ids after `after`.
-    async fn page(
+    pub async fn page(
         &self,
         state: &AppState,
         after: Option<&str>,
@@ -556,7 +653,7 @@ impl Lister {
         id: &str,
     ) -> Result<Vec<usize>, ApiError> {
         let mut allowed = Vec::new();
-        for (index, (action, _)) in self.plans.iter().enumerate() {
+        for (index, ((action, _), context)) in self.plans.iter().zip(&self.contexts).enumerate() {
             let candidate = Uid::new(self.listed.clone(), id.to_string());
             let (principal, resource) = match &self.unknown {
                 Unknown::Resource(principal) => (principal.clone(), candidate),
@@ -566,16 +663,13 @@ impl Lister {
                 principal,
                 action: action.clone(),
                 resource,
-                context: self.context.clone(),
-                entities: None,
+                context: context.clone(),
+                entities: self.entities.clone(),
                 strict_entities: false,
                 consistency: self.consistency.clone(),
             };
-            match sourced {
-                Some(sourced) => {
-                    sourced.question(&mut question).await?;
-                }
-                None => question.entities = self.entities.clone(),
+            if let Some(sourced) = sourced {
+                sourced.question(&mut question).await?;
             }
             let answer = state.decider.answer(&self.snapshot, &question, None)?;
             if answer.decision.decision == Verdict::Allow {
@@ -615,10 +709,11 @@ impl Lister {
         }
     }
 
-    /// The `index`th action as asked (`view`, or `Action::"view"`).
+    /// The `index`th action's id (`view`, however it was asked).
     fn action_name(&self, index: usize) -> Option<String> {
         let (action, _) = self.plans.get(index)?;
-        Some(crate::decide::question::uid_text(action))
+        let uid = crate::decide::input::read_action(&self.snapshot, "action", action).ok()?;
+        Some(uid.id().unescaped().to_string())
     }
 }
 
@@ -677,14 +772,23 @@ async fn stream(
     after: Option<String>,
     with_actions: bool,
 ) -> Result<Response, ApiError> {
-    let first = lister.page(&state, after.as_deref(), CHUNK).await?;
+    let first = lister.page(&state, after.as_deref(), STREAM_CHUNK).await?;
     let (lines, received) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
         let mut found = first;
         let mut count: u64 = 0;
         loop {
             let mut chunk = Vec::new();
-            for (id, actions) in found.ids.iter().zip(&found.actions) {
+            for (n, (id, actions)) in found.ids.iter().zip(&found.actions).enumerate() {
+                if n > 0
+                    && n % 1000 == 0
+                    && lines
+                        .send(Bytes::from(std::mem::take(&mut chunk)))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
                 let line = if with_actions {
                     let names: Vec<String> = actions
                         .iter()
@@ -705,7 +809,7 @@ async fn stream(
                 _ => break,
             };
             let listed_by = found.listed_by;
-            found = match lister.page(&state, Some(&after), CHUNK).await {
+            found = match lister.page(&state, Some(&after), STREAM_CHUNK).await {
                 Ok(next) => next,
                 Err(error) => {
                     let line = serde_json::to_value(error.body()).unwrap_or_default();

@@ -171,11 +171,49 @@ pub(super) fn documented() -> Documented {
     doc.merge(ops_doc);
     doc.merge(admin_doc);
     CommonResponses.modify(&mut doc);
+    named_sets(&mut doc);
     Documented {
         public,
         admin,
         ops,
         doc,
+    }
+}
+
+/// The `set` an `in_set` leaf names in a plan's JSON (condition language 2), which the
+/// in-memory `Condition` the schema is derived from does not hold (its lists are inline).
+fn named_sets(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Object, Schema, Type};
+    let Some(RefOr::T(Schema::OneOf(conditions))) = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("Condition"))
+    else {
+        return;
+    };
+    for variant in &mut conditions.items {
+        let RefOr::T(Schema::Object(object)) = variant else {
+            continue;
+        };
+        let in_set = match object.properties.get("op") {
+            Some(RefOr::T(Schema::Object(op))) => op
+                .enum_values
+                .as_ref()
+                .is_some_and(|values| values.iter().any(|v| v == "in_set")),
+            _ => false,
+        };
+        if in_set {
+            object.properties.insert(
+                "set".into(),
+                Object::builder()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "In a plan's JSON (language 2): the name of the list in the plan's `sets`, instead of `values`.",
+                    ))
+                    .into(),
+            );
+        }
     }
 }
 

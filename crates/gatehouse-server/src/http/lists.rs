@@ -79,7 +79,11 @@ pub struct ListQuestion {
     #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub context: Option<Value>,
     /// Which page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "page_object"
+    )]
     pub page: Option<ListPage>,
     /// With an entity database: how fresh the entities decided on must be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,11 +125,30 @@ pub struct SubjectsListQuestion {
     #[schema(value_type = Option<BTreeMap<String, serde_json::Value>>)]
     pub context: Option<Value>,
     /// Which page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "page_object"
+    )]
     pub page: Option<ListPage>,
     /// With an entity database: how fresh the entities decided on must be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<Consistency>,
+}
+
+/// A `page`: an object (or `null`), never the positional array serde would read a struct
+/// from.
+fn page_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ListPage>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(page @ Value::Object(_)) => ListPage::deserialize(page)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("`page`: {e}"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "`page` must be an object {{\"size\", \"token\"}}, got `{other}`"
+        ))),
+    }
 }
 
 fn one_action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Uid>, D::Error> {

@@ -30,7 +30,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::authzen::{decode_token, encode_token};
 use crate::decide::{EntityList, Question, Verdict};
 use crate::plan::{Condition, Plan, PlanKind, PlanQuestion, SubjectsQuestion};
-use crate::policy::Snapshot;
+use crate::policy::{ActionInfo, Snapshot};
 use crate::sourced::Sourced;
 use gatehouse_api::Uid;
 
@@ -320,6 +320,8 @@ pub struct Lister {
     listed: String,
     unknown: Unknown,
     plans: Vec<(Uid, Arc<Plan>)>,
+    /// Each plan's action by its id (`view`, however it was asked), as answers name it.
+    names: Vec<String>,
     /// The context of each plan's action.
     contexts: Vec<Option<Value>>,
     /// The known entities, as read from the database (the principal's or the resource's).
@@ -376,9 +378,14 @@ impl Lister {
                 .await?;
         }
         let (made, _hit) = state.planner.plan(&state.decider, &snapshot, &plan)?;
+        let names = names(
+            std::slice::from_ref(action),
+            &[action_info(&snapshot, action)],
+        );
         Ok(Self {
             listed: resource_type.to_string(),
             unknown: Unknown::Resource(principal.clone()),
+            names,
             plans: vec![(action.clone(), made)],
             contexts: vec![plan.context],
             entities: plan.entities,
@@ -414,14 +421,13 @@ impl Lister {
         let mut plans = Vec::with_capacity(actions.len());
         let mut contexts = Vec::with_capacity(actions.len());
         let several = actions.len() > 1;
-        for (index, action) in actions.iter().enumerate() {
+        let infos: Vec<Option<&ActionInfo>> =
+            actions.iter().map(|a| action_info(&snapshot, a)).collect();
+        for (index, (action, info)) in actions.iter().zip(&infos).enumerate() {
             // Several actions: each gets the context keys it declares (as allowed actions).
             let own = match (several, context) {
                 (true, Some(Value::Object(keys))) => {
-                    let declared = crate::decide::input::read_action(&snapshot, "action", action)
-                        .ok()
-                        .and_then(|uid| snapshot.catalog.get(&uid))
-                        .map(|info| &info.context);
+                    let declared = info.map(|info| &info.context);
                     Some(Value::Object(
                         keys.iter()
                             .filter(|(k, _)| declared.is_some_and(|d| d.contains_key(*k)))
@@ -453,12 +459,10 @@ impl Lister {
         }
         if let (true, Some(Value::Object(keys))) = (several, context) {
             let declared = |key: &str| {
-                actions.iter().any(|action| {
-                    crate::decide::input::read_action(&snapshot, "action", action)
-                        .ok()
-                        .and_then(|uid| snapshot.catalog.get(&uid))
-                        .is_some_and(|info| info.context.contains_key(key))
-                })
+                infos
+                    .iter()
+                    .flatten()
+                    .any(|info| info.context.contains_key(key))
             };
             if let Some(key) = keys.keys().find(|key| !declared(key)) {
                 return Err(invalid(
@@ -467,9 +471,11 @@ impl Lister {
                 ));
             }
         }
+        let names = names(actions, &infos);
         Ok(Self {
             listed: principal_type.to_string(),
             unknown: Unknown::Principal(resource.clone()),
+            names,
             plans,
             contexts,
             entities,
@@ -734,10 +740,27 @@ impl Lister {
 
     /// The `index`th action's id (`view`, however it was asked).
     fn action_name(&self, index: usize) -> Option<String> {
-        let (action, _) = self.plans.get(index)?;
-        let uid = crate::decide::input::read_action(&self.snapshot, "action", action).ok()?;
-        Some(uid.id().unescaped().to_string())
+        self.names.get(index).cloned()
     }
+}
+
+/// What the schema says of `action`; `None` for one it does not know (its plan has refused
+/// it already).
+fn action_info<'s>(snapshot: &'s Snapshot, action: &Uid) -> Option<&'s ActionInfo> {
+    let uid = crate::decide::input::read_action(snapshot, "action", action).ok()?;
+    snapshot.catalog.get(&uid)
+}
+
+/// Each action's id, as answers name it (the text as asked for one the schema does not know).
+fn names(actions: &[Uid], infos: &[Option<&ActionInfo>]) -> Vec<String> {
+    actions
+        .iter()
+        .zip(infos)
+        .map(|(action, info)| match info {
+            Some(info) => info.name.clone(),
+            None => crate::decide::question::uid_text(action),
+        })
+        .collect()
 }
 
 fn unavailable(e: &gatehouse_source::SourceError) -> ApiError {

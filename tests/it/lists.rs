@@ -53,6 +53,16 @@ fn cedar_resources(
         .collect()
 }
 
+/// Whether Cedar's store holds `ty::"id"` `in` `ancestor`: it, or among its ancestors.
+fn cedar_within(all: &cedar_policy::Entities, ty: &str, id: &str, ancestor: &str) -> bool {
+    let uid: cedar_policy::EntityUid = format!("{ty}::\"{id}\"").parse().expect("a uid");
+    let ancestor: cedar_policy::EntityUid = ancestor.parse().expect("a uid");
+    uid == ancestor
+        || all
+            .ancestors(&uid)
+            .is_some_and(|mut up| up.any(|a| *a == ancestor))
+}
+
 /// The users that plain Cedar allows to take `action` on `resource`.
 fn cedar_subjects(
     snapshot: &Snapshot,
@@ -168,6 +178,26 @@ proptest! {
                             let listed = all_pages(&server, "/v1/list/subjects", &body, &sizes, &token).await;
                             let expected = cedar_subjects(&snapshot, &now, &resource, action, &context);
                             prop_assert_eq!(listed, expected, "{}: {}", name, body);
+                        }
+                    }
+                    // `in`: the items of one project (followed through their parent column),
+                    // and a project in itself, exactly Cedar's allowed ∩ `resource in`.
+                    for u in 0..users {
+                        let principal = format!("User::\"{}\"", World::user(u));
+                        for (k, project) in ids_of(&now.1, "Project").iter().enumerate() {
+                            if !sample[(k + u) % sample.len()] {
+                                continue;
+                            }
+                            let ancestor = format!("Project::\"{project}\"");
+                            for ty in ["Item", "Project"] {
+                                let body = json!({"principal": principal, "action": "view", "resource_type": ty, "in": ancestor});
+                                let listed = all_pages(&server, "/v1/list", &body, &sizes, &token).await;
+                                let expected: BTreeSet<String> = cedar_resources(&snapshot, &now, &principal, ty, "view", &json!({}))
+                                    .into_iter()
+                                    .filter(|id| cedar_within(&now.0, ty, id, &ancestor))
+                                    .collect();
+                                prop_assert_eq!(listed, expected, "{}: {}", name, body);
+                            }
                         }
                     }
                     // The members panel: several actions at once, each subject with its own.
@@ -338,6 +368,9 @@ fn a_list_that_cannot_be_asked_names_the_field() {
             ("/v1/list/subjects", subjects(json!({"action": "view", "page": [5]})), "page"),
             ("/v1/list", list(json!({"resource_type": "Nope"})), "resource_type"),
             ("/v1/list", list(json!({"principal": "Project::\"p1\""})), "principal"),
+            ("/v1/list", list(json!({"in": "Projetc::\"p1\""})), "in"),
+            ("/v1/list", list(json!({"in": 7})), "in"),
+            ("/v1/list", list(json!({"in": "p1"})), "in"),
             ("/v1/list/subjects", subjects(json!({"action": "view", "actions": ["edit"]})), "actions"),
             ("/v1/list/subjects", subjects(json!({})), "action"),
             ("/v1/list/subjects", subjects(json!({"actions": []})), "actions"),
@@ -399,6 +432,16 @@ fn a_plan_without_sql_is_decided_one_by_one_and_says_so() {
         assert_eq!(as_set.len(), listed.len(), "{listed:?}");
         assert_eq!(as_set, expected);
         assert!(expected.contains("p7") && expected.contains("p3"), "{expected:?}");
+        // With `in`, the candidates are those in the ancestor, still decided one by one.
+        for p in ["p0", "p3", "p7", "p9"] {
+            let ancestor = format!("Project::\"{p}\"");
+            let body = json!({"principal": "User::\"vera\"", "action": "view", "resource_type": "Project", "in": ancestor});
+            let (status, answer) = server.post("/v1/list", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["listed_by"], "decisions", "{answer}");
+            let within: Vec<&String> = expected.iter().filter(|id| cedar_within(&now.0, "Project", id, &ancestor)).collect();
+            assert_eq!(answer["ids"], json!(within), "{body}");
+        }
         server.stop().await;
     });
 }
@@ -417,6 +460,13 @@ fn without_a_database_lists_walk_the_stored_entities() {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["listed_by"], "decisions", "{answer}");
         assert_eq!(answer["ids"], json!(["erin"]), "{answer}");
+        // `in`, over the stored entities' hierarchy.
+        for (within, ids) in [("Organization::\"acme\"", json!(["acme"])), ("Organization::\"other\"", json!([]))] {
+            let body = json!({"principal": "User::\"erin\"", "action": "view", "resource_type": "Organization", "in": within});
+            let (status, answer) = server.post("/v1/list", &body).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!((&answer["listed_by"], &answer["ids"]), (&json!("decisions"), &ids), "{body}: {answer}");
+        }
         server.stop().await;
     });
 }

@@ -1,7 +1,7 @@
 """The client against a live sidecar serving a SQLite database seeded with
 `clients/world.json` (`scripts/check-clients` starts it and names it in GATEHOUSE_URL and
-GATEHOUSE_DB). The world: olga owns p1, p2 (public) and p4 (public, archived); ana owns p3;
-vera edits p1 and views p3; tom has no role anywhere."""
+GATEHOUSE_DB). The world: olga owns p1 (items i1, i2), p2 (public) and p4 (public, archived);
+ana owns p3 (item i3); vera edits p1 and views p3; tom has no role anywhere."""
 
 from __future__ import annotations
 
@@ -61,6 +61,14 @@ class Client(unittest.TestCase):
         decided = [p for p in ["p1", "p2", "p3", "p4"]
                    if self.gatehouse.may(VERA, "view", {"type": "Project", "id": p})]
         self.assertEqual(decided, ["p1", "p2", "p3"])
+
+    def test_a_list_within_an_entity_is_the_items_of_one_project(self) -> None:
+        self.assertEqual(self.gatehouse.list_all(VERA, "edit", "Item", within='Project::"p1"'),
+                         ["i1", "i2"])
+        # vera views p3 but may not edit its items.
+        self.assertEqual(self.gatehouse.list(VERA, "view", "Item", within='Project::"p3"')["ids"],
+                         ["i3"])
+        self.assertEqual(self.gatehouse.list_all(VERA, "edit", "Item", within='Project::"p3"'), [])
 
     def test_a_streamed_list_yields_every_id_then_its_summary(self) -> None:
         stream = self.gatehouse.stream('User::"olga"', "delete", "Project")

@@ -1047,7 +1047,7 @@ export interface components {
             token?: string | null;
         };
         /**
-         * @description `POST /v1/list`: `{"principal", "action", "resource_type", "context"?, "page"?,
+         * @description `POST /v1/list`: `{"principal", "action", "resource_type", "in"?, "context"?, "page"?,
          *     "consistency"?}`.
          * @example {
          *       "principal": "User::\"vic\"",
@@ -1065,6 +1065,7 @@ export interface components {
             action: components["schemas"]["Uid"];
             /** @description The type of the resources listed, e.g. `Project`. */
             resource_type: string;
+            in?: null | components["schemas"]["Uid"];
             /** @description The context record; absent, empty for an action that declares no context keys. */
             context?: {
                 [key: string]: unknown;

@@ -1,7 +1,7 @@
 // The client against a live sidecar serving a database seeded with `clients/world.json`
 // (`scripts/check-clients` starts it and names it in GATEHOUSE_URL, GATEHOUSE_DB and
-// GATEHOUSE_BIN). The world: olga owns p1, p2 (public) and p4 (public, archived); ana owns
-// p3; vera edits p1 and views p3; tom has no role anywhere.
+// GATEHOUSE_BIN). The world: olga owns p1 (items i1, i2), p2 (public) and p4 (public,
+// archived); ana owns p3 (item i3); vera edits p1 and views p3; tom has no role anywhere.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -64,6 +64,15 @@ test("a list pages through what one-by-one decisions allow, never repeating an i
     if (answer.decision === "Allow") allowed.push(id);
   }
   assert.deepEqual(allowed, ["p1", "p2", "p3"]);
+});
+
+test("a list within an entity is the items of one project", async () => {
+  const edit = { principal: vera, action: "edit", resource_type: "Item" } as const;
+  assert.deepEqual(await gatehouse.listAll({ ...edit, in: 'Project::"p1"' }), ["i1", "i2"]);
+  // vera views p3 but may not edit its items.
+  const view = await gatehouse.list({ ...edit, action: "view", in: { type: "Project", id: "p3" } });
+  assert.deepEqual(view.ids, ["i3"]);
+  assert.deepEqual(await gatehouse.listAll({ ...edit, in: 'Project::"p3"' }), []);
 });
 
 test("a streamed list yields every id, then its summary", async () => {

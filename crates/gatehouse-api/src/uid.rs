@@ -74,6 +74,14 @@ impl Uid {
         deserializer.deserialize_any(UidVisitor::new(Role::Resource, "resource"))
     }
 
+    /// Reads an entity's uid for the field `field` (`in`), refused with an error naming it.
+    pub fn entity_for<'de, D: Deserializer<'de>>(
+        field: &'static str,
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UidVisitor::new(Role::Entity, field))
+    }
+
     /// Reads an optional list of actions (`actions`): `null` or absent is `None`; each
     /// item an action as [`Uid::action`] reads it, refused with an error naming its index
     /// (`actions[2]`).

@@ -543,14 +543,34 @@ impl Client {
         context: Option<Value>,
         page: &Paging,
     ) -> Result<Response<ListPage>, ClientError> {
+        self.list_within(principal, action, resource_type, None, context, page)
+            .await
+    }
+
+    /// [`Client::list`], only the resources in `within` (its `in`: Cedar's `resource in
+    /// Project::"p1"`, the items of one project) when it is given.
+    pub async fn list_within(
+        &self,
+        principal: &Uid,
+        action: &str,
+        resource_type: &str,
+        within: Option<&Uid>,
+        context: Option<Value>,
+        page: &Paging,
+    ) -> Result<Response<ListPage>, ClientError> {
         let mut body = json!({
             "principal": principal,
             "action": Uid::action(action),
             "resource_type": resource_type,
             "page": page.json(),
         });
-        if let (Some(context), Some(fields)) = (context, body.as_object_mut()) {
-            fields.insert("context".into(), context);
+        if let Some(fields) = body.as_object_mut() {
+            if let Some(within) = within {
+                fields.insert("in".into(), json!(within));
+            }
+            if let Some(context) = context {
+                fields.insert("context".into(), context);
+            }
         }
         let (body, request_id) = self.post("/v1/list", &body).await?;
         Ok(Response {

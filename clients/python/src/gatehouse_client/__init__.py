@@ -269,12 +269,16 @@ class Gatehouse:
         context: Optional[Mapping[str, Any]] = None,
         size: Optional[int] = None,
         token: Optional[str] = None,
+        within: Optional[Uid] = None,
     ) -> ListPage:
         """`POST /v1/list`: one page (`size` ids at most, 1 to 1000; 100 by default) of the
         resources of `resource_type` the principal may act on, after the page whose
-        `next_token` is `token`."""
+        `next_token` is `token`; only those in `within` when it is given (`in`: Cedar's
+        `resource in Project::"p1"`, the items of one project)."""
         body = _list_question(principal, action, resource_type, context)
         body["page"] = _page(size, token)
+        if within is not None:
+            body["in"] = within
         page: ListPage = self._call("/v1/list", self._consistent(body))
         return page
 
@@ -284,10 +288,13 @@ class Gatehouse:
         action: Uid,
         resource_type: str,
         context: Optional[Mapping[str, Any]] = None,
+        within: Optional[Uid] = None,
     ) -> List[str]:
         """Every id of `list`, page after page; each page asked at least at the position the
         one before it was read at."""
         body = _list_question(principal, action, resource_type, context)
+        if within is not None:
+            body["in"] = within
         return self._all("/v1/list", body)
 
     def stream(

@@ -29,10 +29,12 @@ use super::decisions::parse_body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::authzen::{decode_token, encode_token};
 use crate::decide::{EntityList, Question, Verdict};
+use crate::cedar_json::{Part, read_uid};
 use crate::plan::{Condition, Plan, PlanKind, PlanQuestion, SubjectsQuestion};
 use crate::policy::{ActionInfo, Snapshot};
 use crate::sourced::Sourced;
 use gatehouse_api::Uid;
+use gatehouse_api::condition::{Literal, Uid as ConditionUid};
 
 /// Ids per page unless `page.size` says otherwise.
 pub const DEFAULT_SIZE: u64 = 100;
@@ -56,7 +58,7 @@ pub struct ListPage {
     pub token: Option<String>,
 }
 
-/// `POST /v1/list`: `{"principal", "action", "resource_type", "context"?, "page"?,
+/// `POST /v1/list`: `{"principal", "action", "resource_type", "in"?, "context"?, "page"?,
 /// "consistency"?}`.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +72,15 @@ pub struct ListQuestion {
     pub action: Uid,
     /// The type of the resources listed, e.g. `Project`.
     pub resource_type: String,
+    /// Only the resources in this entity (Cedar's `in`: it, or one of their ancestors), as
+    /// `resource in Project::"p1"` reads: the items of one project.
+    #[serde(
+        rename = "in",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "scope"
+    )]
+    pub within: Option<Uid>,
     /// The context record; absent, empty for an action that declares no context keys.
     #[serde(
         default,
@@ -155,6 +166,17 @@ fn one_action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Uid>,
     Uid::action(deserializer).map(Some)
 }
 
+/// `in`: a uid, or `null` for none.
+fn scope<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Uid>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        given => Uid::entity_for("in", given)
+            .map(Some)
+            .map_err(|e| D::Error::custom(e.to_string())),
+    }
+}
+
 /// How a list was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -224,7 +246,8 @@ pub async fn list(
         question.consistency.as_ref(),
         None,
     )
-    .await?;
+    .await?
+    .within(question.within.as_ref())?;
     answer(state, lister, page, &headers, false).await
 }
 
@@ -326,6 +349,8 @@ pub struct Lister {
     contexts: Vec<Option<Value>>,
     /// The known entities, as read from the database (the principal's or the resource's).
     entities: Option<EntityList>,
+    /// `in`: only the ids of entities in this one, as a condition (`[] in` it), and as Cedar's.
+    scope: Option<(Condition, cedar_policy::EntityUid)>,
     consistency: Option<Consistency>,
     snapshot: Arc<Snapshot>,
     at: Option<String>,
@@ -389,6 +414,7 @@ impl Lister {
             plans: vec![(action.clone(), made)],
             contexts: vec![plan.context],
             entities: plan.entities,
+            scope: None,
             consistency: plan.consistency,
             snapshot,
             at,
@@ -479,10 +505,37 @@ impl Lister {
             plans,
             contexts,
             entities,
+            scope: None,
             consistency: consistency.cloned(),
             snapshot,
             at,
         })
+    }
+
+    /// Only the ids of entities in `ancestor` (a list's `in`), when given: refused (naming
+    /// `in`) unless it is a uid of a type the schema declares.
+    pub fn within(mut self, ancestor: Option<&Uid>) -> Result<Self, ApiError> {
+        let Some(ancestor) = ancestor else {
+            return Ok(self);
+        };
+        let catalog = &self.snapshot.catalog;
+        let uid = read_uid(catalog, Part::Resource, "in", ancestor)?;
+        let ty = uid.type_name().to_string();
+        if catalog.declared_type(&ty).is_none() {
+            return Err(invalid(
+                "in",
+                &format!("`in` names the type `{ty}`, which the schema does not declare"),
+            ));
+        }
+        let condition = Condition::In {
+            path: Vec::new(),
+            value: Literal::Entity(ConditionUid {
+                ty,
+                id: uid.id().unescaped().to_string(),
+            }),
+        };
+        self.scope = Some((condition, uid));
+        Ok(self)
     }
 
     /// The page of at most `size` ids after `after`.
@@ -522,7 +575,10 @@ impl Lister {
                 (_, None) => return Err(plan.unsupported.clone()),
             }
         }
-        Ok(Condition::or(any))
+        Ok(match &self.scope {
+            Some((within, _)) => Condition::and(vec![within.clone(), Condition::or(any)]),
+            None => Condition::or(any),
+        })
     }
 
     /// The page by SQL: the ids where the union of the actions' conditions holds, read a
@@ -630,17 +686,23 @@ impl Lister {
         let mut from = after.map(str::to_string);
         let mut more = false;
         'candidates: loop {
-            let candidates = match sourced {
-                Some(sourced) => sourced
+            let candidates = match (sourced, &self.scope) {
+                (Some(sourced), None) => sourced
                     .source()
                     .candidates(&self.listed, from.as_deref(), CHUNK)
                     .await
-                    .map_err(|e| match e {
-                        ListError::Untranslatable(e) => invalid_type(&self.unknown, &e.to_string()),
-                        ListError::Source(e) => unavailable(&e),
-                    })?,
-                None => {
+                    .map_err(|e| self.refused(e, "a list's type"))?,
+                // `in`: the candidates are the ids in the ancestor, by SQL.
+                (Some(sourced), Some((within, _))) => sourced
+                    .source()
+                    .list(within, &self.listed, from.as_deref(), CHUNK)
+                    .await
+                    .map_err(|e| self.refused(e, "in"))?,
+                (None, scope) => {
                     let mut all = self.snapshot.stored_ids(&self.listed, from.as_deref());
+                    if let Some((_, ancestor)) = scope {
+                        all.retain(|id| self.stored_within(id, ancestor));
+                    }
                     all.truncate(CHUNK as usize);
                     all
                 }
@@ -671,6 +733,31 @@ impl Lister {
             listed_by: ListedBy::Decisions,
             unsupported: None,
         })
+    }
+
+    /// Why candidates could not be read: the type has no table (named as the list's type), `in`
+    /// has no SQL (`scope` is `in`), or the database failed.
+    fn refused(&self, error: ListError, scope: &str) -> ApiError {
+        match error {
+            ListError::Untranslatable(e) if scope == "in" => invalid("in", &e.to_string()),
+            ListError::Untranslatable(e) => invalid_type(&self.unknown, &e.to_string()),
+            ListError::Source(e) => unavailable(&e),
+        }
+    }
+
+    /// Whether the stored entity `id` of the listed type is `ancestor` or has it among its
+    /// ancestors, in the stored entities file.
+    fn stored_within(&self, id: &str, ancestor: &cedar_policy::EntityUid) -> bool {
+        let Some(ty) = self.snapshot.catalog.type_name(&self.listed) else {
+            return false;
+        };
+        let uid = cedar_policy::EntityUid::from_type_name_and_id(ty, cedar_policy::EntityId::new(id));
+        uid == *ancestor
+            || self
+                .snapshot
+                .entities
+                .ancestors(&uid)
+                .is_some_and(|mut up| up.any(|a| a == ancestor))
     }
 
     /// The actions (by index) the candidate `id` is allowed, each decided as a question by

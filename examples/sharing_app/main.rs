@@ -1,7 +1,7 @@
 //! The project-sharing host application: an axum service with its own records in SQL
 //! (SQLite by default, PostgreSQL for a `postgres://` URL) that asks gatehouse by id before
-//! every action, gatehouse reading the entities from the app's own database, and lists with
-//! one plan and one query.
+//! every action, gatehouse reading the entities from the app's own database and answering
+//! its lists there (`/v1/list`, `/v1/list/subjects`).
 //!
 //! Run with (the app first: it creates its tables, which gatehouse checks its mapping
 //! against):

@@ -919,6 +919,49 @@ async fn every_list_page_is_what_one_by_one_decisions_allow(db: Db) {
             "{user}'s requests to answer"
         );
     }
+    // The members panel: everyone with any of its actions, each with those she may take,
+    // as gatehouse decides each (at the database's position now).
+    let client = Client::new(&w.gatehouse.base).expect("client");
+    let now = client.position().await.expect("position").body.position;
+    let client = client.at_least(&now);
+    let mut with_access = 0;
+    for (p, owner, _) in &made.projects {
+        let mut expected = Vec::new();
+        for user in PEOPLE {
+            let mut may = Vec::new();
+            for action in ["view", "edit", "share", "delete"] {
+                let mut question = gatehouse_client::Question::new(
+                    gatehouse_client::Uid::user(user),
+                    action,
+                    gatehouse_client::Uid::project(p),
+                );
+                if action == "share" {
+                    question = question.context(json!({"role": "viewer"}));
+                }
+                if client
+                    .is_authorized(&question)
+                    .await
+                    .expect("decides")
+                    .body
+                    .allowed()
+                {
+                    may.push(action);
+                }
+            }
+            if !may.is_empty() {
+                expected.push(json!({"user": user, "actions": may}));
+            }
+        }
+        expected.sort_by_key(|a| a["user"].as_str().map(str::to_string));
+        let panel = w
+            .as_(owner)
+            .get(format!("/projects/{p}/members"))
+            .await
+            .ok();
+        assert_eq!(panel["access"], json!(expected), "the members panel of {p}");
+        with_access += expected.len();
+    }
+    assert!(with_access > made.projects.len(), "{with_access}");
     // The scenario is not trivial: lists are long, and some related projects are hidden.
     assert!(listed_projects >= 30, "{listed_projects}");
     assert!(hidden_related > 0);
@@ -926,8 +969,8 @@ async fn every_list_page_is_what_one_by_one_decisions_allow(db: Db) {
 }
 
 /// A policy the condition language cannot express (`like` on the resource) makes the `view`
-/// plan not filterable: the app then pages through the candidates asking about each, and
-/// lists exactly what one-by-one decisions allow (now also the projects in planning, to
+/// plan not filterable: gatehouse then decides the candidates one by one for the app's list,
+/// which is exactly what one-by-one decisions allow (now also the projects in planning, to
 /// anyone: an organization's plain members among others).
 #[tokio::test]
 async fn a_plan_that_is_not_filterable_falls_back_to_decisions() {
@@ -990,6 +1033,7 @@ async fn a_bad_page_is_a_400_naming_the_field() {
         ("limit=0", "limit"),
         ("limit=501", "limit"),
         ("limit=many", "limit"),
+        ("after=p1", "after"),
     ] {
         let reply = w.as_("ana").get(format!("/my/projects?{query}")).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.body);
@@ -1070,12 +1114,14 @@ async fn the_client_surfaces_request_ids_and_server_errors() {
             status,
             code,
             message,
+            field,
             request_id,
         } => {
             assert_eq!(
                 (status, code.as_str(), message.as_str()),
                 (400, "invalid_action", "unknown action `Action::\"edt\"`")
             );
+            assert_eq!(field.as_deref(), Some("action"));
             assert!(!request_id.is_empty());
         }
         other => panic!("{other:?}"),

@@ -74,6 +74,9 @@ pub enum ClientError {
         code: String,
         /// The message, naming the offending field.
         message: String,
+        /// The offending field, as a path into the body (`page.token`), when the error names
+        /// one.
+        field: Option<String>,
         /// The request id, to find the request in the sidecar's logs.
         request_id: String,
     },
@@ -709,6 +712,10 @@ impl Client {
                     .and_then(Value::as_str)
                     .unwrap_or(&text)
                     .to_string(),
+                field: body
+                    .pointer("/error/field")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 request_id,
             });
         }

@@ -1,43 +1,44 @@
-//! The list pages: my projects, the items of a project I may see, and the access requests I
-//! may answer. Each is one plan (`POST /v1/plan`: which resources may she take the action on)
-//! and one SQL query (the host's own conditions AND the plan's condition, `gatehouse-sql`),
-//! paginated by keyset: `?limit=` (1 to 500, 50 by default) rows after `?after=` (the
-//! previous page's `next`), in id order.
+//! The list pages: my projects, the items of a project I may see, the access requests I may
+//! answer, and who has access to a project. gatehouse answers which records may be listed
+//! from this app's own database (`POST /v1/list`, `POST /v1/list/subjects`: it runs its plan
+//! as SQL there); the app adds only what is its own business (which projects are "mine", which
+//! requests are pending) and reads the rows.
 //!
-//! When a plan is not filterable (a policy uses a construct the condition language cannot
-//! express: not so for the bundled policies), the page falls back to what a host without
-//! plans does: the candidates in id order, asked about one batch at a time, until the page
-//! is full. Slower, never different.
+//! Pages: `?limit=` (1 to 500, 50 by default) rows after `?after=` (the previous page's
+//! `next`, an opaque cursor), in id order. A page with a `next` is full; the page after it
+//! may be empty. When gatehouse cannot turn a policy into SQL it decides the candidates one
+//! by one itself and says so (`listed_by: "decisions"`): slower, never different, and
+//! nothing for the app to do.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use gatehouse::plan::{Plan, PlanKind};
-use gatehouse_client::{BatchResult, Question, Uid};
-use sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement, SimpleExpr};
+use gatehouse_client::{ClientError, ListPage, Paging, Uid};
+use sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
 use sea_query_binder::SqlxBinder;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::db::{self, PROJECT_COLUMNS, REQUEST_COLUMNS};
-use super::mapping::mapping;
 use super::{App, AppError, Caller, find_project};
 
 type Answer = Result<Json<Value>, AppError>;
 
 /// Rows per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: u64 = 50;
-/// The largest `limit`.
+/// The largest `limit` (gatehouse's pages hold up to 1 000 ids).
 const MAX_LIMIT: u64 = 500;
-/// Candidates asked about per batch when a plan is not filterable (the sidecar's limit).
-const BATCH: u64 = 100;
+/// Project ids per `IN (…)` when reading the requests of many projects.
+const CHUNK: usize = 1000;
+/// The actions the members panel shows for each user who has access; `share` is asked as
+/// sharing with a viewer (its `role` context), so: may she invite anyone at all.
+const PANEL: [&str; 4] = ["view", "edit", "share", "delete"];
 
 /// `?after=&limit=`: which page.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Page {
-    /// The last id of the previous page.
+    /// The previous page's `next`.
     after: Option<String>,
     /// How many rows at most.
     limit: Option<u64>,
@@ -66,145 +67,86 @@ impl Page {
     }
 }
 
-/// What a list page lists: rows of one table, each about one resource that the caller
-/// must be allowed `action` on.
-struct Listing {
-    /// The action.
+/// What a list page asks gatehouse: the resources of `resource_type` (in `within`, when
+/// given) the caller may take `action` on.
+struct Listed<'a> {
     action: &'static str,
-    /// The resources' type.
     resource_type: &'static str,
-    /// The rows, with the host's own conditions (whose list it is); no order, no limit.
-    rows: SelectStatement,
-    /// The rows' table and id column: the order and the keyset.
-    key: (&'static str, &'static str),
-    /// Where each row names its resource.
-    resource: Resource,
+    within: Option<Uid>,
+    page: &'a Page,
 }
 
-/// Where a row of a [`Listing`] names its resource.
-enum Resource {
-    /// The row is the resource (its table is the resource type's).
-    Itself,
-    /// This column of the row holds the resource's id.
-    Column(&'static str),
-}
-
-impl Listing {
-    /// One page of rows the caller (`user`) may take the action on, and the `next` cursor
-    /// when more may follow.
-    async fn page(
-        self,
-        app: &App,
-        user: &str,
-        page: &Page,
-    ) -> Result<(Vec<AnyRow>, Option<String>), AppError> {
-        let user = Uid::user(user);
-        let answer = app
-            .gatehouse()
-            .plan(&user, self.action, self.resource_type, None, &[])
-            .await?;
-        let plan = answer.body.plan;
-        let rows = match (&plan.kind, &plan.condition) {
-            (PlanKind::AlwaysDenied, _) => Vec::new(),
-            (_, Some(condition)) => {
-                let filter = self.filter(condition)?;
-                let mut query = self.ordered(page.after.as_deref(), page.limit() + 1);
-                query.and_where(filter);
-                self.fetch(app, &query).await?
-            }
-            (_, None) => self.decided_one_by_one(app, &user, &plan, page).await?,
-        };
-        Ok(cut(rows, page.limit(), self.key.1))
-    }
-
-    /// The SQL condition a plan's condition is on this listing's rows.
-    fn filter(&self, condition: &gatehouse::plan::Condition) -> Result<SimpleExpr, AppError> {
-        let mapping = mapping();
-        let sql = |e: gatehouse_sql::SqlError| AppError::BadRequest(format!("the plan: {e}"));
-        Ok(match self.resource {
-            Resource::Itself => mapping.filter(condition, self.resource_type).map_err(sql)?,
-            Resource::Column(column) => Expr::col((Alias::new(self.key.0), Alias::new(column)))
-                .in_subquery(
-                    mapping
-                        .select_ids(condition, self.resource_type)
-                        .map_err(sql)?,
-                ),
-        })
-    }
-
-    /// The rows after `after` in id order, at most `limit`.
-    fn ordered(&self, after: Option<&str>, limit: u64) -> SelectStatement {
-        let key = || Expr::col((Alias::new(self.key.0), Alias::new(self.key.1)));
-        let mut query = self.rows.clone();
-        query.order_by_expr(key().into(), Order::Asc).limit(limit);
-        if let Some(after) = after {
-            query.and_where(key().gt(after));
-        }
-        query
-    }
-
-    async fn fetch(&self, app: &App, query: &SelectStatement) -> Result<Vec<AnyRow>, AppError> {
-        let (sql, values) = query.build_any_sqlx(app.store.dialect());
-        Ok(sqlx::query_with(&sql, values)
-            .fetch_all(app.store.pool())
-            .await?)
-    }
-
-    /// The fallback for a plan that is not filterable: candidates in order, one batch of
-    /// decisions at a time, until a page and one more row are allowed (or none are left).
-    async fn decided_one_by_one(
+impl Listed<'_> {
+    /// Pages of gatehouse's list, each read whole, until `limit` rows of the app's own
+    /// `rows` (the listed ids, with the app's conditions, in id order) are found or none are
+    /// left: the rows, and the cursor after the last page read when more may follow. Each
+    /// page asks for as many ids as rows are still missing, so no id read goes unused and
+    /// gatehouse's token is the cursor.
+    async fn rows(
         &self,
         app: &App,
-        user: &Uid,
-        plan: &Plan,
-        page: &Page,
-    ) -> Result<Vec<AnyRow>, AppError> {
-        eprintln!(
-            "{} on {}: the plan is not filterable ({}); deciding one by one",
-            self.action,
-            self.resource_type,
-            plan.unsupported.as_deref().unwrap_or("no reason given")
-        );
-        let mut allowed = Vec::new();
-        let mut after = page.after.clone();
-        while (allowed.len() as u64) <= page.limit() {
-            let candidates = self
-                .fetch(app, &self.ordered(after.as_deref(), BATCH))
-                .await?;
-            let Some(last) = candidates.last() else { break };
-            after = Some(last.try_get(self.key.1)?);
-            let mut questions = Vec::new();
-            for row in &candidates {
-                let id: String = match self.resource {
-                    Resource::Itself => row.try_get(self.key.1)?,
-                    Resource::Column(column) => row.try_get(column)?,
-                };
-                questions.push(Question::new(
-                    user.clone(),
+        user: &str,
+        rows: impl Fn(&[String]) -> SelectStatement,
+    ) -> Result<(Vec<AnyRow>, Option<String>), AppError> {
+        let user = Uid::user(user);
+        let limit = self.page.limit();
+        let mut found = Vec::new();
+        let mut token = self.page.after.clone();
+        loop {
+            let paging = Paging {
+                size: Some(limit - found.len() as u64),
+                token,
+            };
+            let page = app
+                .gatehouse()
+                .list_within(
+                    &user,
                     self.action,
-                    Uid::new(self.resource_type, id),
-                ));
+                    self.resource_type,
+                    self.within.as_ref(),
+                    None,
+                    &paging,
+                )
+                .await
+                .map_err(cursor)?
+                .body;
+            noted(&page, self.action, self.resource_type);
+            if !page.ids.is_empty() {
+                found.extend(fetch(app, &rows(&page.ids)).await?);
             }
-            let answer = app.gatehouse().batch(&[], &questions).await?;
-            for (row, result) in candidates.into_iter().zip(answer.body) {
-                if matches!(result, BatchResult::Decided(d) if d.allowed()) {
-                    allowed.push(row);
-                }
+            token = page.next_token;
+            if token.is_none() || found.len() as u64 >= limit {
+                return Ok((found, token));
             }
         }
-        Ok(allowed)
     }
 }
 
-/// The first `limit` rows, and the cursor of the next page when there are more.
-fn cut(mut rows: Vec<AnyRow>, limit: u64, key: &str) -> (Vec<AnyRow>, Option<String>) {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() <= limit {
-        return (rows, None);
+/// A refused `page.token` is the caller's bad `after`, not a bug of the app's question.
+fn cursor(error: ClientError) -> AppError {
+    match &error {
+        ClientError::Rejected { field, .. } if field.as_deref() == Some("page.token") => {
+            AppError::BadRequest("`after` is not a cursor this app gave".into())
+        }
+        _ => error.into(),
     }
-    rows.truncate(limit);
-    let next = rows.last().and_then(|r| r.try_get(key).ok());
-    (rows, next)
+}
+
+/// Logs a list gatehouse answered by deciding candidates one by one.
+fn noted(page: &ListPage, action: &str, resource_type: &str) {
+    if page.listed_by == "decisions" {
+        eprintln!(
+            "{action} on {resource_type}: listed by one-by-one decisions ({})",
+            page.unsupported.as_deref().unwrap_or("no entity database")
+        );
+    }
+}
+
+async fn fetch(app: &App, query: &SelectStatement) -> Result<Vec<AnyRow>, AppError> {
+    let (sql, values) = query.build_any_sqlx(app.store.dialect());
+    Ok(sqlx::query_with(&sql, values)
+        .fetch_all(app.store.pool())
+        .await?)
 }
 
 fn col(table: &str, column: &str) -> Expr {
@@ -221,50 +163,62 @@ fn select(table: &str, columns: &[&str]) -> SelectStatement {
     query
 }
 
-/// `GET /my/projects?after=&limit=`: the projects the caller owns, is a member of, or that
-/// belong to her organizations — those she may `view` (so archived projects vanish from
-/// shared users' lists and stay in their owner's) — in one page sorted by id, split into
-/// `owned`, `shared` and `organization`, with `next`.
+/// The rows of `table` whose id is one of `ids`, in id order.
+fn by_ids(table: &str, columns: &[&str], ids: &[String]) -> SelectStatement {
+    let mut query = select(table, columns);
+    query
+        .and_where(col(table, "id").is_in(ids.iter().map(String::as_str)))
+        .order_by_expr(col(table, "id").into(), Order::Asc);
+    query
+}
+
+/// `GET /my/projects?after=&limit=`: the projects the caller may `view` (so archived
+/// projects vanish from shared users' lists and stay in their owner's) that are hers: owned,
+/// shared with her, or her organizations'; in one page sorted by id, split into `owned`,
+/// `shared` and `organization`, with `next`.
 pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
-    // Which list a project goes in is the app's own business: its memberships say.
+    // Which projects are hers is the app's own business: its memberships say. (A public
+    // project she may view but has no part in is not hers.)
     let groups = app.store.groups_of(&me).await?;
-    let memberships = Alias::new("memberships");
-    let member = Cond::any()
-        .add(col("memberships", "group_id").equals(("projects", "admins_group")))
-        .add(col("memberships", "group_id").equals(("projects", "managers_group")))
-        .add(col("memberships", "group_id").equals(("projects", "editors_group")))
-        .add(col("memberships", "group_id").equals(("projects", "viewers_group")));
-    let my_orgs = Query::select()
-        .column((Alias::new("organizations"), Alias::new("id")))
-        .from(Alias::new("organizations"))
-        .inner_join(
-            memberships.clone(),
-            col("memberships", "group_id").equals(("organizations", "members_group")),
-        )
-        .and_where(col("memberships", "user_id").eq(me.as_str()))
-        .to_owned();
-    let mut rows = select("projects", &PROJECT_COLUMNS);
-    rows.cond_where(
-        Cond::any()
-            .add(col("projects", "owner_id").eq(me.as_str()))
-            .add(Expr::exists(
-                Query::select()
-                    .expr(Expr::val(1))
-                    .from(memberships)
-                    .and_where(col("memberships", "user_id").eq(me.as_str()))
-                    .cond_where(member)
-                    .to_owned(),
-            ))
-            .add(col("projects", "organization_id").in_subquery(my_orgs)),
-    );
-    let listing = Listing {
+    let mine = |ids: &[String]| {
+        let memberships = Alias::new("memberships");
+        let member = Cond::any()
+            .add(col("memberships", "group_id").equals(("projects", "admins_group")))
+            .add(col("memberships", "group_id").equals(("projects", "managers_group")))
+            .add(col("memberships", "group_id").equals(("projects", "editors_group")))
+            .add(col("memberships", "group_id").equals(("projects", "viewers_group")));
+        let my_orgs = Query::select()
+            .column((Alias::new("organizations"), Alias::new("id")))
+            .from(Alias::new("organizations"))
+            .inner_join(
+                memberships.clone(),
+                col("memberships", "group_id").equals(("organizations", "members_group")),
+            )
+            .and_where(col("memberships", "user_id").eq(me.as_str()))
+            .to_owned();
+        let mut rows = by_ids("projects", &PROJECT_COLUMNS, ids);
+        rows.cond_where(
+            Cond::any()
+                .add(col("projects", "owner_id").eq(me.as_str()))
+                .add(Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from(memberships)
+                        .and_where(col("memberships", "user_id").eq(me.as_str()))
+                        .cond_where(member)
+                        .to_owned(),
+                ))
+                .add(col("projects", "organization_id").in_subquery(my_orgs)),
+        );
+        rows
+    };
+    let listed = Listed {
         action: "view",
         resource_type: "Project",
-        rows,
-        key: ("projects", "id"),
-        resource: Resource::Column("id"),
+        within: None,
+        page: &page,
     };
-    let (rows, next) = listing.page(&app, &me, &page).await?;
+    let (rows, next) = listed.rows(&app, &me, mine).await?;
     let mut lists = json!({"owned": [], "shared": [], "organization": [], "next": next});
     for row in &rows {
         let project = db::project_from(row)?;
@@ -288,7 +242,8 @@ pub async fn my_projects(State(app): State<App>, Caller(me): Caller, page: Page)
 }
 
 /// `GET /projects/{id}/items?after=&limit=`: the items of the project the caller may
-/// `view` (none when she may not see the project), with `next`.
+/// `view` (none when she may not see the project), with `next`: gatehouse's list of the
+/// items `in` the project.
 pub async fn items(
     State(app): State<App>,
     Caller(me): Caller,
@@ -296,16 +251,16 @@ pub async fn items(
     page: Page,
 ) -> Answer {
     find_project(&app, &id).await?;
-    let mut rows = select("items", &["id", "name", "project_id", "phase"]);
-    rows.and_where(col("items", "project_id").eq(id.as_str()));
-    let listing = Listing {
+    let listed = Listed {
         action: "view",
         resource_type: "Item",
-        rows,
-        key: ("items", "id"),
-        resource: Resource::Itself,
+        within: Some(Uid::project(&id)),
+        page: &page,
     };
-    let (rows, next) = listing.page(&app, &me, &page).await?;
+    let columns = ["id", "name", "project_id", "phase"];
+    let (rows, next) = listed
+        .rows(&app, &me, |ids| by_ids("items", &columns, ids))
+        .await?;
     let items = rows
         .iter()
         .map(db::item_from)
@@ -314,11 +269,30 @@ pub async fn items(
 }
 
 /// `GET /requests?after=&limit=`: the pending access requests, of every project, that the
-/// caller may answer (`reject_access_request` on the project), with `next`.
+/// caller may answer (`reject_access_request` on the project), by request id, with `next`
+/// (the last request's id): gatehouse lists the projects she may answer for (every page),
+/// and the app reads their pending requests.
 pub async fn requests_to_answer(State(app): State<App>, Caller(me): Caller, page: Page) -> Answer {
-    let listing = pending_requests(None);
-    let (rows, next) = listing.page(&app, &me, &page).await?;
-    requests_json(&rows, next)
+    let projects = app
+        .gatehouse()
+        .list_all(&Uid::user(&me), "reject_access_request", "Project", None)
+        .await?;
+    let limit = page.limit();
+    let mut rows = Vec::new();
+    // The first `limit + 1` of each chunk's projects hold the first `limit + 1` of all.
+    for chunk in projects.chunks(CHUNK) {
+        let mut query = pending_requests(page.after.as_deref(), limit + 1);
+        query.and_where(
+            col("access_requests", "project_id").is_in(chunk.iter().map(String::as_str)),
+        );
+        rows.extend(fetch(&app, &query).await?);
+    }
+    let mut requests = rows
+        .iter()
+        .map(db::request_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    requests.sort_by(|a, b| a.id.cmp(&b.id));
+    requests_json(requests, limit)
 }
 
 /// `GET /projects/{id}/requests?after=&limit=`: the project's pending requests, for those
@@ -330,34 +304,75 @@ pub async fn project_requests(
     page: Page,
 ) -> Answer {
     super::guard(&app, &me, "reject_access_request", &id).await?;
-    let listing = pending_requests(Some(&id));
-    // Allowed on this one project: every row is, with no plan to ask.
-    let query = listing.ordered(page.after.as_deref(), page.limit() + 1);
-    let (rows, next) = cut(listing.fetch(&app, &query).await?, page.limit(), "id");
-    requests_json(&rows, next)
-}
-
-/// The pending access requests (of one project, or all), each about its project: those its
-/// reader may answer (`reject_access_request`).
-fn pending_requests(project: Option<&str>) -> Listing {
-    let mut rows = select("access_requests", &REQUEST_COLUMNS);
-    rows.and_where(col("access_requests", "status").eq("pending"));
-    if let Some(project) = project {
-        rows.and_where(col("access_requests", "project_id").eq(project));
-    }
-    Listing {
-        action: "reject_access_request",
-        resource_type: "Project",
-        rows,
-        key: ("access_requests", "id"),
-        resource: Resource::Column("project_id"),
-    }
-}
-
-fn requests_json(rows: &[AnyRow], next: Option<String>) -> Answer {
-    let requests = rows
+    // Allowed on this one project: every row is, with nothing to list.
+    let mut query = pending_requests(page.after.as_deref(), page.limit() + 1);
+    query.and_where(col("access_requests", "project_id").eq(id.as_str()));
+    let requests = fetch(&app, &query)
+        .await?
         .iter()
         .map(db::request_from)
         .collect::<Result<Vec<_>, _>>()?;
+    requests_json(requests, page.limit())
+}
+
+/// The pending access requests after the request `after`, in id order, at most `limit`.
+fn pending_requests(after: Option<&str>, limit: u64) -> SelectStatement {
+    let mut query = select("access_requests", &REQUEST_COLUMNS);
+    query
+        .and_where(col("access_requests", "status").eq("pending"))
+        .order_by_expr(col("access_requests", "id").into(), Order::Asc)
+        .limit(limit);
+    if let Some(after) = after {
+        query.and_where(col("access_requests", "id").gt(after));
+    }
+    query
+}
+
+/// The first `limit` requests, and `next` (the last one's id) when more follow.
+fn requests_json(mut requests: Vec<db::AccessRequest>, limit: u64) -> Answer {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = requests.len() > limit;
+    requests.truncate(limit);
+    let next = more
+        .then(|| requests.last().map(|r| r.id.clone()))
+        .flatten();
     Ok(Json(json!({"requests": requests, "next": next})))
+}
+
+/// `GET /projects/{id}/members`: for those who may `view_members`, the owner, the members
+/// the project's roles name (the app's records), and `access`: every user who may do any of
+/// the panel's actions (`view`, `edit`, `share` a viewer's role, `delete`), however she came to (a role, her
+/// organization's, ownership, a public project), with those she may do: gatehouse's
+/// `/v1/list/subjects`, every page.
+pub async fn members(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
+    let project = super::guard(&app, &me, "view_members", &id).await?;
+    let gatehouse = app.gatehouse();
+    let mut access = Vec::new();
+    let mut paging = Paging {
+        size: Some(1000),
+        token: None,
+    };
+    loop {
+        let page = gatehouse
+            .list_subjects(
+                &PANEL,
+                &Uid::project(&id),
+                "User",
+                Some(json!({"role": "viewer"})),
+                &paging,
+            )
+            .await?
+            .body;
+        noted(&page, "the members panel", "User");
+        for subject in page.subjects.unwrap_or_default() {
+            access.push(json!({"user": subject.id, "actions": subject.actions}));
+        }
+        match page.next_token {
+            Some(token) => paging.token = Some(token),
+            None => break,
+        }
+    }
+    Ok(Json(
+        json!({"owner": project.owner, "members": project.members, "access": access}),
+    ))
 }

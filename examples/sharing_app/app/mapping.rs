@@ -1,5 +1,7 @@
 //! Where the domain's attributes live in the app's tables (`migrations/`): the mapping file
-//! `mapping.toml`, what turns a plan's condition into SQL (`gatehouse-sql`).
+//! `mapping.toml`, which gatehouse reads the app's entities and answers its lists through.
+//! Here for `bench_lists.rs` and the tests, which also run a plan's condition as SQL on the
+//! host's side (`gatehouse-sql`), as a host that prefers to run the SQL itself does.
 
 use gatehouse_sql::Mapping;
 

@@ -156,7 +156,7 @@ pub fn router(app: App) -> Router {
         .route("/items/{id}/download", get(projects::download_item))
         .route("/my/projects", get(lists::my_projects))
         .route("/requests", get(lists::requests_to_answer))
-        .route("/projects/{id}/members", get(sharing::members))
+        .route("/projects/{id}/members", get(lists::members))
         .route(
             "/projects/{id}/members/{user}",
             put(sharing::change_role).delete(sharing::remove_member),

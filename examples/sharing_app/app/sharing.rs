@@ -90,14 +90,6 @@ pub async fn remove_org_member(
     Ok(Json(json!({"roles": app.store.org_roles(&org).await?})))
 }
 
-/// `GET /projects/{id}/members`
-pub async fn members(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
-    let project = guard(&app, &me, "view_members", &id).await?;
-    Ok(Json(
-        json!({"owner": project.owner, "members": project.members}),
-    ))
-}
-
 #[derive(Deserialize)]
 pub struct Invite {
     user: Option<String>,

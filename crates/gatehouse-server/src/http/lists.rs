@@ -28,8 +28,8 @@ use super::AppState;
 use super::decisions::parse_body;
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::authzen::{decode_token, encode_token};
-use crate::decide::{EntityList, Question, Verdict};
 use crate::cedar_json::{Part, read_uid};
+use crate::decide::{EntityList, Question, Verdict};
 use crate::plan::{Condition, Plan, PlanKind, PlanQuestion, SubjectsQuestion};
 use crate::policy::{ActionInfo, Snapshot};
 use crate::sourced::Sourced;
@@ -751,7 +751,8 @@ impl Lister {
         let Some(ty) = self.snapshot.catalog.type_name(&self.listed) else {
             return false;
         };
-        let uid = cedar_policy::EntityUid::from_type_name_and_id(ty, cedar_policy::EntityId::new(id));
+        let uid =
+            cedar_policy::EntityUid::from_type_name_and_id(ty, cedar_policy::EntityId::new(id));
         uid == *ancestor
             || self
                 .snapshot

@@ -132,10 +132,73 @@ fn strings(value: &Value) -> Vec<String> {
 }
 
 /// The search scenario's three tables, sent as its harness sends them (record ids as
-/// numbers in the action search), compared as it compares them (sorted).
+/// numbers in the action search), compared as it compares them (sorted), over its entities
+/// file.
 #[tokio::test]
 async fn the_search_interop_tables_pass() {
     let server = serve("search", Config::default()).await;
+    search_tables(&server).await;
+    server.stop().await;
+}
+
+/// The same tables with the scenario's entities in a database (SQLite, then PostgreSQL) in
+/// its own tables (`tables.sql`, read through `mapping.toml`): the searches are answered
+/// there, in SQL (`listed_by` of the same list on `/v1/list` says so).
+#[tokio::test]
+async fn the_search_interop_tables_pass_from_a_database() {
+    use sqlx::Executor;
+    let dir = common::root().join("examples/authzen/search");
+    let tables = std::fs::read_to_string(dir.join("tables.sql")).expect("tables.sql");
+    let mapping = std::fs::read_to_string(dir.join("mapping.toml")).expect("mapping.toml");
+    let world: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("entities.json")).expect("file"))
+            .expect("json");
+    let (_dir, urls) = crate::source::databases("search").await;
+    for (name, url) in urls {
+        sqlx::any::install_default_drivers();
+        let creating = if name == "sqlite" {
+            format!("{url}?mode=rwc")
+        } else {
+            url.clone()
+        };
+        let pool = sqlx::AnyPool::connect(&creating).await.expect("connects");
+        pool.execute(tables.as_str()).await.expect("tables");
+        pool.close().await;
+        let mut sources = scenario("search");
+        sources.entities = None;
+        let snapshot = policy::load(&sources).expect("loads");
+        let source = gatehouse_source::Source::open(
+            &url,
+            &gatehouse_source::MappingFile::Text(mapping.clone()),
+            &snapshot,
+        )
+        .await
+        .expect("opens");
+        source.import(&snapshot, &world).await.expect("imports");
+        let server = start(Options {
+            sources: Some(sources),
+            config: Config {
+                entities_db: Some(url.clone()),
+                entities_map: Some(dir.join("mapping.toml")),
+                ..Config::default()
+            },
+            ..Options::default()
+        })
+        .await;
+        search_tables(&server).await;
+        let list =
+            json!({"principal": "User::\"bob\"", "action": "view", "resource_type": "Record"});
+        let (status, answer) = server.post("/v1/list", &list).await;
+        assert_eq!(
+            (status, &answer["listed_by"]),
+            (200, &json!("sql")),
+            "{name}: {answer}"
+        );
+        server.stop().await;
+    }
+}
+
+async fn search_tables(server: &TestServer) {
     let table = table("search");
     let subjects = table["subject_search"].as_object().expect("subjects");
     assert_eq!(subjects.len(), 20);
@@ -203,7 +266,6 @@ async fn the_search_interop_tables_pass() {
             }
         }
     }
-    server.stop().await;
 }
 
 fn alice_views(resources: &[&str]) -> Value {

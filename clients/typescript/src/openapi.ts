@@ -1466,15 +1466,6 @@ export interface components {
         /**
          * @description `POST /v1/list/subjects`: `{"action" | "actions", "resource", "principal_type",
          *     "context"?, "page"?, "consistency"?}`.
-         * @example {
-         *       "actions": [
-         *         "view",
-         *         "edit",
-         *         "share"
-         *       ],
-         *       "resource": "Project::\"p1\"",
-         *       "principal_type": "User"
-         *     }
          */
         SubjectsListQuestion: {
             action?: null | components["schemas"]["Uid"];
@@ -1493,7 +1484,11 @@ export interface components {
             } | null;
             page?: null | components["schemas"]["ListPage"];
             consistency?: null | components["schemas"]["Consistency"];
-        };
+        } & ({
+            action: components["schemas"]["Uid"];
+        } | {
+            actions: components["schemas"]["Uid"][];
+        });
         /**
          * @description An entity uid: Cedar's `{"type": "User", "id": "vera"}`, or the string `User::"vera"`
          *     (`User::vera` when the id is a plain word). An action may be its id alone: `"view"`.

@@ -172,6 +172,7 @@ pub(super) fn documented() -> Documented {
     doc.merge(admin_doc);
     CommonResponses.modify(&mut doc);
     named_sets(&mut doc);
+    one_of_action_or_actions(&mut doc);
     Documented {
         public,
         admin,
@@ -215,6 +216,44 @@ fn named_sets(doc: &mut utoipa::openapi::OpenApi) {
             );
         }
     }
+}
+
+/// `/v1/list/subjects` takes exactly one of `action` and `actions`, which the derived schema
+/// (both optional fields) cannot say: the question becomes `allOf` its fields and `oneOf`
+/// the two requirements.
+fn one_of_action_or_actions(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AllOf, Array, Object, OneOf, Schema};
+    let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(fields))) = schemas.remove("SubjectsListQuestion") else {
+        return;
+    };
+    let description = fields.description.clone();
+    let uid = || Ref::from_schema_name("Uid");
+    let requires = |field: &str, schema: RefOr<Schema>| -> RefOr<Schema> {
+        Object::builder()
+            .property(field, schema)
+            .required(field)
+            .into()
+    };
+    let mut exactly_one = OneOf::new();
+    exactly_one.items = vec![
+        requires("action", uid().into()),
+        requires("actions", Array::new(uid()).into()),
+    ];
+    let mut question = AllOf::new();
+    question.description = description;
+    question.items = vec![
+        RefOr::T(Schema::Object(fields)),
+        RefOr::T(Schema::OneOf(exactly_one)),
+    ];
+    schemas.insert(
+        "SubjectsListQuestion".into(),
+        RefOr::T(Schema::AllOf(question)),
+    );
 }
 
 /// What [`documented`] builds.

@@ -20,6 +20,8 @@ use serde_json::json;
 use sqlx::{Executor, Row};
 
 const MIGRATION: &str = include_str!("migrations/0001_records.sql");
+/// The indexes lists read in id order by (`migrations/0003_list_indexes.sql`).
+const LIST_INDEXES: &str = include_str!("migrations/0003_list_indexes.sql");
 const PHASES: [&str; 3] = ["planning", "processing", "report_ready"];
 /// Plan + SQL rounds per size (each with a new user id, so no plan comes from the cache).
 const ROUNDS: usize = 20;
@@ -42,6 +44,7 @@ pub async fn run(gatehouse: &str, sizes: &[usize]) -> Result<(), Box<dyn std::er
             .connect(&url)
             .await?;
         pool.execute(MIGRATION).await?;
+        pool.execute(LIST_INDEXES).await?;
         fill(&pool, n).await?;
 
         let mut totals = Vec::new();
@@ -252,6 +255,7 @@ pub async fn run_route(binary: &str, sizes: &[usize]) -> Result<(), Box<dyn std:
             .connect(&url)
             .await?;
         pool.execute(MIGRATION).await?;
+        pool.execute(LIST_INDEXES).await?;
         fill(&pool, n).await?;
         let mut tx = pool.begin().await?;
         for round in 0..ROUNDS {

@@ -569,6 +569,32 @@ fn the_rust_client_lists() {
                 ("vera", vec!["view", "edit"])
             ]
         );
+        // Every page of subjects; with one action, each subject with that one.
+        let p3 = gatehouse_client::Uid::project("p3");
+        let all = client
+            .list_subjects_all(&["edit"], &p3, "User", None)
+            .await
+            .expect("every subject");
+        let ids: Vec<(&str, &[String])> = all
+            .iter()
+            .map(|s| (s.id.as_str(), s.actions.as_slice()))
+            .collect();
+        let edit = ["edit".to_string()];
+        assert_eq!(ids, [("olga", &edit[..]), ("vera", &edit[..])]);
+        // `in`: a project in itself.
+        let within = client
+            .list_within(
+                &olga,
+                "view",
+                "Project",
+                Some(&p3),
+                None,
+                &gatehouse_client::Paging::default(),
+            )
+            .await
+            .expect("a page")
+            .body;
+        assert_eq!(within.ids, ["p3"]);
         server.stop().await;
     });
 }

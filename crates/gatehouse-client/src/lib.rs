@@ -643,6 +643,39 @@ impl Client {
         })
     }
 
+    /// Every subject of [`Client::list_subjects`], page after page (of 1 000), each with the
+    /// actions it may take of those asked (with one action, that one): a members panel.
+    pub async fn list_subjects_all(
+        &self,
+        actions: &[&str],
+        resource: &Uid,
+        principal_type: &str,
+        context: Option<Value>,
+    ) -> Result<Vec<SubjectActions>, ClientError> {
+        let mut subjects = Vec::new();
+        let mut page = Paging {
+            size: Some(1000),
+            token: None,
+        };
+        loop {
+            let answer = self
+                .list_subjects(actions, resource, principal_type, context.clone(), &page)
+                .await?
+                .body;
+            match answer.subjects {
+                Some(each) => subjects.extend(each),
+                None => subjects.extend(answer.ids.into_iter().map(|id| SubjectActions {
+                    id,
+                    actions: actions.iter().map(|a| (*a).to_string()).collect(),
+                })),
+            }
+            match answer.next_token {
+                Some(token) => page.token = Some(token),
+                None => return Ok(subjects),
+            }
+        }
+    }
+
     /// `GET /v1/status`, as JSON.
     pub async fn status(&self) -> Result<Response<Value>, ClientError> {
         let url = format!("{}/v1/status", self.base);

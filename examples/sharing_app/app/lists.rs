@@ -346,32 +346,18 @@ fn requests_json(mut requests: Vec<db::AccessRequest>, limit: u64) -> Answer {
 /// `/v1/list/subjects`, every page.
 pub async fn members(State(app): State<App>, Caller(me): Caller, Path(id): Path<String>) -> Answer {
     let project = super::guard(&app, &me, "view_members", &id).await?;
-    let gatehouse = app.gatehouse();
-    let mut access = Vec::new();
-    let mut paging = Paging {
-        size: Some(1000),
-        token: None,
-    };
-    loop {
-        let page = gatehouse
-            .list_subjects(
-                &PANEL,
-                &Uid::project(&id),
-                "User",
-                Some(json!({"role": "viewer"})),
-                &paging,
-            )
-            .await?
-            .body;
-        noted(&page, "the members panel", "User");
-        for subject in page.subjects.unwrap_or_default() {
-            access.push(json!({"user": subject.id, "actions": subject.actions}));
-        }
-        match page.next_token {
-            Some(token) => paging.token = Some(token),
-            None => break,
-        }
-    }
+    let access: Vec<Value> = app
+        .gatehouse()
+        .list_subjects_all(
+            &PANEL,
+            &Uid::project(&id),
+            "User",
+            Some(json!({"role": "viewer"})),
+        )
+        .await?
+        .into_iter()
+        .map(|subject| json!({"user": subject.id, "actions": subject.actions}))
+        .collect();
     Ok(Json(
         json!({"owner": project.owner, "members": project.members, "access": access}),
     ))

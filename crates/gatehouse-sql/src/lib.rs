@@ -91,7 +91,9 @@ impl Mapping {
         condition: &Condition,
         resource_type: &str,
     ) -> Result<SelectStatement, SqlError> {
-        self.keyed_ids(condition, resource_type, None)
+        let (mut select, sets) = self.keyed_ids(condition, resource_type, None)?;
+        sets.attach(&mut select);
+        Ok(select)
     }
 
     /// [`Mapping::select_ids`], each branch kept to its first `limit` ids after `after` in id
@@ -102,7 +104,7 @@ impl Mapping {
         condition: &Condition,
         resource_type: &str,
         keyset: Option<(Option<&str>, u64)>,
-    ) -> Result<SelectStatement, SqlError> {
+    ) -> Result<(SelectStatement, Sets), SqlError> {
         let table = self.get(resource_type)?;
         let sets = Sets::default();
         let branch = |conjuncts: &[&Condition]| -> Result<SelectStatement, SqlError> {
@@ -158,9 +160,8 @@ impl Mapping {
         let (first, others) = match branches {
             [first, others @ ..] if !others.is_empty() => (first, others),
             _ => {
-                let mut select = branch(&[condition])?;
-                sets.attach(&mut select);
-                return Ok(select);
+                let select = branch(&[condition])?;
+                return Ok((select, sets));
             }
         };
         let select_of = |b: &Condition| {
@@ -176,13 +177,12 @@ impl Mapping {
         for select in selects {
             union.union(UnionType::All, select?);
         }
-        let mut select = Query::select()
+        let select = Query::select()
             .distinct()
             .column(Alias::new("id"))
             .from_subquery(union, Alias::new("allowed"))
             .to_owned();
-        sets.attach(&mut select);
-        Ok(select)
+        Ok((select, sets))
     }
 
     /// One page of [`Mapping::select_ids`], by keyset: at most `limit` ids greater than
@@ -195,16 +195,43 @@ impl Mapping {
         after: Option<&str>,
         limit: u64,
     ) -> Result<SelectStatement, SqlError> {
+        let (mut page, sets) = self.keyed_page(condition, resource_type, after, limit)?;
+        sets.attach(&mut page);
+        Ok(page)
+    }
+
+    /// [`Mapping::page`] without its `WITH` clause: each value list is a table `set_N (v)`
+    /// the caller fills before running the statement (a temporary table of its connection),
+    /// named in [`SetTable::name`]. The statement's text then depends on the plan's shape
+    /// alone, not on how many values its lists hold, so a database that caches prepared
+    /// statements prepares it once for every user of that shape; and SQLite reads each list
+    /// through the table's index instead of building one per `IN`.
+    pub fn page_with_set_tables(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<(SelectStatement, Vec<SetTable>), SqlError> {
+        let (page, sets) = self.keyed_page(condition, resource_type, after, limit)?;
+        Ok((page, sets.tables()))
+    }
+
+    fn keyed_page(
+        &self,
+        condition: &Condition,
+        resource_type: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<(SelectStatement, Sets), SqlError> {
         let id = Alias::new("id");
+        let (ids, sets) = self.keyed_ids(condition, resource_type, Some((after, limit)))?;
         let mut page = Query::select();
         page.column(id.clone())
-            .from_subquery(
-                self.keyed_ids(condition, resource_type, Some((after, limit)))?,
-                Alias::new("page"),
-            )
+            .from_subquery(ids, Alias::new("page"))
             .order_by(id, Order::Asc)
             .limit(limit);
-        Ok(page)
+        Ok((page, sets))
     }
 
     /// The `WHERE` condition selecting the rows of `resource_type`'s table with a reference
@@ -259,6 +286,16 @@ struct Sets {
     lists: RefCell<Vec<SharedSet>>,
 }
 
+/// A value list of [`Mapping::page_with_set_tables`]: the statement reads it as
+/// `SELECT v FROM <name>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetTable {
+    /// The table's name, `set_N`.
+    pub name: String,
+    /// Its rows' one column, `v` (values may repeat).
+    pub values: Vec<Value>,
+}
+
 /// One list of [`Sets`].
 struct SharedSet {
     /// The type the column it was made for references (values of other types are dropped).
@@ -294,6 +331,20 @@ impl Sets {
         };
         let named = lists.get(index).is_some_and(|set| !set.values.is_empty());
         Ok(named.then(|| format!("set_{index}")))
+    }
+
+    /// The sets used, each as the table [`Mapping::page_with_set_tables`] reads.
+    fn tables(self) -> Vec<SetTable> {
+        self.lists
+            .into_inner()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, set)| !set.values.is_empty())
+            .map(|(index, set)| SetTable {
+                name: format!("set_{index}"),
+                values: set.values,
+            })
+            .collect()
     }
 
     /// Puts the sets used in `select`'s `WITH` clause.

@@ -446,6 +446,38 @@ fn a_plan_without_sql_is_decided_one_by_one_and_says_so() {
     });
 }
 
+/// A public project whose organization the database lacks: SQL's public branch selects it,
+/// but deciding reads through the missing organization and errs, so gatehouse denies it and
+/// the list must not name it (each page says which of its rows dangle).
+#[test]
+fn a_row_whose_reference_dangles_is_listed_only_if_decided_allowed() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, url) = small_world(&dir).await;
+        let snapshot = common::bundled();
+        let source = Source::open(&url, &MappingFile::Bundled, &snapshot)
+            .await
+            .expect("opens");
+        sqlx::query("UPDATE projects SET organization_id = 'ghost', public = TRUE WHERE id = 'p5'")
+            .execute(source.pool())
+            .await
+            .expect("writes");
+        let token = source.show_position(source.position().await.expect("a position"));
+        let now = database_now(&source, &snapshot).await;
+        for user in ["olga", "vera", "otto"] {
+            let principal = format!("User::\"{user}\"");
+            let body =
+                json!({"principal": principal, "action": "view", "resource_type": "Project"});
+            let listed = all_pages(&server, "/v1/list", &body, &[3], &token).await;
+            let expected =
+                cedar_resources(&snapshot, &now, &principal, "Project", "view", &json!({}));
+            assert!(!expected.contains("p5"), "{user}: {expected:?}");
+            assert_eq!(listed, expected, "{user}");
+        }
+        server.stop().await;
+    });
+}
+
 /// Without an entity database, lists are decided one by one over the stored entities file.
 #[test]
 fn without_a_database_lists_walk_the_stored_entities() {

@@ -162,14 +162,16 @@ impl Source {
     }
 
     /// At most `limit` ids of `entity_type` after `after` where `condition` holds, in the
-    /// database's order of ids ([`list::page`]).
+    /// database's order of ids, each with whether its row has a reference a path of `reads`
+    /// follows that names no row ([`list::page`]).
     pub async fn list(
         &self,
         condition: &gatehouse_api::condition::Condition,
         entity_type: &str,
         after: Option<&str>,
         limit: u64,
-    ) -> Result<Vec<String>, list::ListError> {
+        reads: &[Vec<String>],
+    ) -> Result<Vec<(String, bool)>, list::ListError> {
         list::page(
             &self.pool,
             self.backend,
@@ -178,6 +180,7 @@ impl Source {
             entity_type,
             after,
             limit,
+            reads,
         )
         .await
     }
@@ -194,25 +197,6 @@ impl Source {
             self.backend,
             &self.mapping,
             condition,
-            entity_type,
-            among,
-        )
-        .await
-    }
-
-    /// Which of `among` have a reference a path of `reads` follows that names no row
-    /// ([`list::dangling`]).
-    pub async fn dangling(
-        &self,
-        reads: &[Vec<String>],
-        entity_type: &str,
-        among: &[String],
-    ) -> Result<Vec<String>, list::ListError> {
-        list::dangling(
-            &self.pool,
-            self.backend,
-            &self.mapping,
-            reads,
             entity_type,
             among,
         )

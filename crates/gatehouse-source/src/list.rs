@@ -24,7 +24,10 @@ pub enum ListError {
 }
 
 /// At most `limit` ids of `entity_type` after `after` (in the database's order of ids)
-/// where `condition` holds.
+/// where `condition` holds, each with whether its row has a reference a path of `reads`
+/// follows that names no row ([`Mapping::dangling`]: where the SQL may allow what a
+/// decision denies).
+#[expect(clippy::too_many_arguments, reason = "a page's parts, each its own")]
 pub async fn page(
     pool: &AnyPool,
     backend: Backend,
@@ -33,21 +36,37 @@ pub async fn page(
     entity_type: &str,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<String>, ListError> {
+    reads: &[Vec<String>],
+) -> Result<Vec<(String, bool)>, ListError> {
+    let (query, sets) =
+        mapping.page_with_set_tables(condition, entity_type, after, limit, reads)?;
     if backend == Backend::Postgres {
-        let query = mapping.page(condition, entity_type, after, limit)?;
-        return Ok(ids(pool, backend, &query).await?);
+        let query = gatehouse_sql::with_set_tables(query, sets);
+        return Ok(marked(
+            &crate::read::fetch(pool, backend, logged(backend, &query)).await?,
+        )?);
     }
     // SQLite: the value lists in temporary tables of one connection, then the statement on
     // it. The statement's text is the plan's shape alone, prepared once per connection for
     // every user of that shape (a thousand groups inlined cost 40 ms to prepare); each list
     // is read through its table's index.
-    let (query, sets) = mapping.page_with_set_tables(condition, entity_type, after, limit)?;
     let mut connection = pool.acquire().await.map_err(SourceError::from)?;
     for set in &sets {
         fill(&mut connection, set).await?;
     }
-    Ok(ids_on(&mut connection, backend, &query).await?)
+    let (sql, values) = logged(backend, &query).build_any_sqlx(backend.dialect());
+    let rows = sqlx::query_with(&sql, values)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(SourceError::from)?;
+    Ok(marked(&rows)?)
+}
+
+/// `(id, dangles)` rows.
+fn marked(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(String, bool)>, SourceError> {
+    rows.iter()
+        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)? != 0)))
+        .collect()
 }
 
 /// Rows inserted per statement when filling a set's table (SQLite takes 32 766 parameters).
@@ -114,36 +133,6 @@ pub async fn which(
 /// Ids bound in one `IN (…)` list, well within SQLite's 32 766 parameters.
 const AMONG: usize = 1000;
 
-/// Which of `among` have a reference a path of `reads` follows that names no row
-/// ([`Mapping::dangling`]): where the SQL may allow what a decision denies.
-pub async fn dangling(
-    pool: &AnyPool,
-    backend: Backend,
-    mapping: &Mapping,
-    reads: &[Vec<String>],
-    entity_type: &str,
-    among: &[String],
-) -> Result<Vec<String>, ListError> {
-    let Some(dangles) = mapping.dangling(reads, entity_type)? else {
-        return Ok(Vec::new());
-    };
-    let table = mapping
-        .table_of(entity_type)
-        .ok_or_else(|| SqlError::NoTable(entity_type.to_string()))?;
-    let mut found = Vec::new();
-    for among in among.chunks(AMONG) {
-        let id = Expr::col((Alias::new(&table.name), Alias::new(&table.id)));
-        let query = Query::select()
-            .expr(id.clone())
-            .from(Alias::new(&table.name))
-            .and_where(id.is_in(among.iter().map(String::as_str)))
-            .and_where(dangles.clone())
-            .to_owned();
-        found.extend(ids(pool, backend, &query).await?);
-    }
-    Ok(found)
-}
-
 /// At most `limit` ids of `entity_type`'s table after `after`, in order: the candidates a
 /// list decides one by one when its condition has no SQL.
 pub async fn candidates(
@@ -170,24 +159,8 @@ pub async fn candidates(
     Ok(ids(pool, backend, &query).await?)
 }
 
-/// [`ids`], on one connection.
-async fn ids_on(
-    connection: &mut AnyConnection,
-    backend: Backend,
-    query: &SelectStatement,
-) -> Result<Vec<String>, SourceError> {
-    log(backend, query);
-    let (sql, values) = query.build_any_sqlx(backend.dialect());
-    let rows = sqlx::query_with(&sql, values)
-        .fetch_all(&mut *connection)
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get::<String, _>(0).map_err(SourceError::from))
-        .collect()
-}
-
-/// Logs `query` at debug level, values inlined.
-fn log(backend: Backend, query: &SelectStatement) {
+/// `query`, logged at debug level with its values inlined.
+fn logged(backend: Backend, query: &SelectStatement) -> &SelectStatement {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let sql = match backend {
             Backend::Sqlite => query.to_string(sea_query::SqliteQueryBuilder),
@@ -195,6 +168,7 @@ fn log(backend: Backend, query: &SelectStatement) {
         };
         tracing::debug!(%sql, "a list's statement");
     }
+    query
 }
 
 /// The first column of every row of `query`, as text.
@@ -203,8 +177,7 @@ async fn ids(
     backend: Backend,
     query: &SelectStatement,
 ) -> Result<Vec<String>, SourceError> {
-    log(backend, query);
-    let rows = crate::read::fetch(pool, backend, query).await?;
+    let rows = crate::read::fetch(pool, backend, logged(backend, query)).await?;
     rows.iter()
         .map(|row| row.try_get::<String, _>(0).map_err(SourceError::from))
         .collect()

@@ -91,7 +91,7 @@ impl Mapping {
         condition: &Condition,
         resource_type: &str,
     ) -> Result<SelectStatement, SqlError> {
-        let (mut select, sets) = self.keyed_ids(condition, resource_type, None)?;
+        let (mut select, sets) = self.keyed_ids(condition, resource_type, None, None)?;
         sets.attach(&mut select);
         Ok(select)
     }
@@ -104,9 +104,17 @@ impl Mapping {
         condition: &Condition,
         resource_type: &str,
         keyset: Option<(Option<&str>, u64)>,
+        marked: Option<&SimpleExpr>,
     ) -> Result<(SelectStatement, Sets), SqlError> {
         let table = self.get(resource_type)?;
         let sets = Sets::default();
+        // With `marked`, every row also carries it as `dangles`, computed on the row itself.
+        let columns = |select: &mut SelectStatement| {
+            select.column(Alias::new("id"));
+            if marked.is_some() {
+                select.column(Alias::new("dangles"));
+            }
+        };
         let branch = |conjuncts: &[&Condition]| -> Result<SelectStatement, SqlError> {
             let filter = Translation {
                 mapping: self,
@@ -120,6 +128,9 @@ impl Mapping {
                 .from(Alias::new(&table.name))
                 .and_where(filter)
                 .to_owned();
+            if let Some(marked) = marked {
+                select.expr_as(marked.clone(), Alias::new("dangles"));
+            }
             let Some((after, limit)) = keyset else {
                 return Ok(select);
             };
@@ -129,8 +140,9 @@ impl Mapping {
             select.order_by_expr(id().into(), Order::Asc).limit(limit);
             // A member of a compound select takes no ORDER BY or LIMIT of its own (SQLite):
             // the branch is a subquery.
-            Ok(Query::select()
-                .column(Alias::new("id"))
+            let mut wrapped = Query::select();
+            columns(&mut wrapped);
+            Ok(wrapped
                 .from_subquery(select, Alias::new("branch"))
                 .to_owned())
         };
@@ -177,11 +189,10 @@ impl Mapping {
         for select in selects {
             union.union(UnionType::All, select?);
         }
-        let select = Query::select()
-            .distinct()
-            .column(Alias::new("id"))
-            .from_subquery(union, Alias::new("allowed"))
-            .to_owned();
+        let mut select = Query::select();
+        select.distinct();
+        columns(&mut select);
+        select.from_subquery(union, Alias::new("allowed"));
         Ok((select, sets))
     }
 
@@ -195,25 +206,38 @@ impl Mapping {
         after: Option<&str>,
         limit: u64,
     ) -> Result<SelectStatement, SqlError> {
-        let (mut page, sets) = self.keyed_page(condition, resource_type, after, limit)?;
+        let (mut page, sets) = self.keyed_page(condition, resource_type, after, limit, None)?;
         sets.attach(&mut page);
         Ok(page)
     }
 
-    /// [`Mapping::page`] without its `WITH` clause: each value list is a table `set_N (v)`
-    /// the caller fills before running the statement (a temporary table of its connection),
-    /// named in [`SetTable::name`]. The statement's text then depends on the plan's shape
-    /// alone, not on how many values its lists hold, so a database that caches prepared
-    /// statements prepares it once for every user of that shape; and SQLite reads each list
-    /// through the table's index instead of building one per `IN`.
+    /// [`Mapping::page`] without its `WITH` clause, and with a second column, `dangles`: 1
+    /// for an id whose row has a reference a path of `reads` follows that names no row
+    /// ([`Mapping::dangling`]), 0 otherwise, so that no second query is needed to find them.
+    ///
+    /// Each value list is a table `set_N (v)` ([`SetTable::name`]) the caller fills before
+    /// running the statement (a temporary table of its connection), or binds with
+    /// [`with_set_tables`]. Without the lists, the statement's text depends on the plan's
+    /// shape alone, not on how many values they hold: a database that caches prepared
+    /// statements prepares it once for every user of that shape, and SQLite reads each list
+    /// through its table's index instead of building one per `IN`.
     pub fn page_with_set_tables(
         &self,
         condition: &Condition,
         resource_type: &str,
         after: Option<&str>,
         limit: u64,
+        reads: &[Vec<String>],
     ) -> Result<(SelectStatement, Vec<SetTable>), SqlError> {
-        let (page, sets) = self.keyed_page(condition, resource_type, after, limit)?;
+        // Computed in each branch on the row it selects, where its columns are at hand.
+        let dangles: SimpleExpr = match self.dangling(reads, resource_type)? {
+            Some(dangles) => Expr::case(dangles, 1).finally(0).into(),
+            None => Expr::val(0).into(),
+        };
+        // BIGINT on both databases, so the column reads as one type.
+        let dangles: SimpleExpr = Func::cast_as(dangles, Alias::new("BIGINT")).into();
+        let (page, sets) =
+            self.keyed_page(condition, resource_type, after, limit, Some(&dangles))?;
         Ok((page, sets.tables()))
     }
 
@@ -223,12 +247,16 @@ impl Mapping {
         resource_type: &str,
         after: Option<&str>,
         limit: u64,
+        marked: Option<&SimpleExpr>,
     ) -> Result<(SelectStatement, Sets), SqlError> {
         let id = Alias::new("id");
-        let (ids, sets) = self.keyed_ids(condition, resource_type, Some((after, limit)))?;
+        let (ids, sets) = self.keyed_ids(condition, resource_type, Some((after, limit)), marked)?;
         let mut page = Query::select();
-        page.column(id.clone())
-            .from_subquery(ids, Alias::new("page"))
+        page.column(id.clone());
+        if marked.is_some() {
+            page.column(Alias::new("dangles"));
+        }
+        page.from_subquery(ids, Alias::new("page"))
             .order_by(id, Order::Asc)
             .limit(limit);
         Ok((page, sets))
@@ -284,6 +312,30 @@ impl Mapping {
 #[derive(Default)]
 struct Sets {
     lists: RefCell<Vec<SharedSet>>,
+}
+
+/// `select` with `sets` bound in its `WITH` clause (`set_0 (v) AS (VALUES (?), …)`), for
+/// a database whose lists are not filled into tables.
+pub fn with_set_tables(mut select: SelectStatement, sets: Vec<SetTable>) -> SelectStatement {
+    if sets.is_empty() {
+        return select;
+    }
+    let mut with = WithClause::new();
+    for set in sets {
+        let rows = Query::select()
+            .column(sea_query::Asterisk)
+            .from_values(set.values, Alias::new("t"))
+            .to_owned();
+        with.cte(
+            CommonTableExpression::new()
+                .table_name(Alias::new(set.name))
+                .column(Alias::new("v"))
+                .query(rows)
+                .to_owned(),
+        );
+    }
+    select.with_cte(with);
+    select
 }
 
 /// A value list of [`Mapping::page_with_set_tables`]: the statement reads it as
@@ -349,28 +401,8 @@ impl Sets {
 
     /// Puts the sets used in `select`'s `WITH` clause.
     fn attach(self, select: &mut SelectStatement) {
-        let mut with = WithClause::new();
-        let mut any = false;
-        for (index, set) in self.lists.into_inner().into_iter().enumerate() {
-            if set.values.is_empty() {
-                continue;
-            }
-            let rows = Query::select()
-                .column(sea_query::Asterisk)
-                .from_values(set.values, Alias::new("t"))
-                .to_owned();
-            with.cte(
-                CommonTableExpression::new()
-                    .table_name(Alias::new(format!("set_{index}")))
-                    .column(Alias::new("v"))
-                    .query(rows)
-                    .to_owned(),
-            );
-            any = true;
-        }
-        if any {
-            select.with_cte(with);
-        }
+        let taken = std::mem::replace(select, Query::select());
+        *select = with_set_tables(taken, self.tables());
     }
 }
 

@@ -611,17 +611,20 @@ impl Lister {
         };
         while ids.len() < wanted && *condition != Condition::False {
             let asked = wanted - ids.len();
-            let batch = match source
-                .list(condition, &self.listed, from.as_deref(), asked as u64)
+            let marked = match source
+                .list(
+                    condition,
+                    &self.listed,
+                    from.as_deref(),
+                    asked as u64,
+                    &reads,
+                )
                 .await
             {
-                Ok(batch) => batch,
+                Ok(marked) => marked,
                 Err(e) => return sql(e).map(Err),
             };
-            let dangling = match source.dangling(&reads, &self.listed, &batch).await {
-                Ok(dangling) => dangling,
-                Err(e) => return sql(e).map(Err),
-            };
+            let (batch, dangles): (Vec<String>, Vec<bool>) = marked.into_iter().unzip();
             let mut allowed: Vec<Vec<usize>> = vec![vec![0]; batch.len()];
             if self.plans.len() > 1 {
                 allowed = vec![Vec::new(); batch.len()];
@@ -646,8 +649,8 @@ impl Lister {
             }
             let full = batch.len() == asked;
             from = batch.last().cloned();
-            for (id, mut may) in batch.into_iter().zip(allowed) {
-                if dangling.contains(&id) {
+            for ((id, mut may), dangles) in batch.into_iter().zip(allowed).zip(dangles) {
+                if dangles {
                     may = self.decide(state, Some(sourced), &id).await?;
                 }
                 if !may.is_empty() {
@@ -695,9 +698,12 @@ impl Lister {
                 // `in`: the candidates are the ids in the ancestor, by SQL.
                 (Some(sourced), Some((within, _))) => sourced
                     .source()
-                    .list(within, &self.listed, from.as_deref(), CHUNK)
+                    .list(within, &self.listed, from.as_deref(), CHUNK, &[])
                     .await
-                    .map_err(|e| self.refused(e, "in"))?,
+                    .map_err(|e| self.refused(e, "in"))?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect(),
                 (None, scope) => {
                     let mut all = self.snapshot.stored_ids(&self.listed, from.as_deref());
                     if let Some((_, ancestor)) = scope {

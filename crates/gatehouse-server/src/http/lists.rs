@@ -694,20 +694,20 @@ impl Lister {
                     .source()
                     .candidates(&self.listed, from.as_deref(), CHUNK)
                     .await
-                    .map_err(|e| self.refused(e, "a list's type"))?,
+                    .map_err(|e| self.refused(e, None))?,
                 // `in`: the candidates are the ids in the ancestor, by SQL.
                 (Some(sourced), Some((within, _))) => sourced
                     .source()
                     .list(within, &self.listed, from.as_deref(), CHUNK, &[])
                     .await
-                    .map_err(|e| self.refused(e, "in"))?
+                    .map_err(|e| self.refused(e, Some("in")))?
                     .into_iter()
                     .map(|(id, _)| id)
                     .collect(),
                 (None, scope) => {
                     let mut all = self.snapshot.stored_ids(&self.listed, from.as_deref());
                     if let Some((_, ancestor)) = scope {
-                        all.retain(|id| self.stored_within(id, ancestor));
+                        self.keep_stored_within(&mut all, ancestor);
                     }
                     all.truncate(CHUNK as usize);
                     all
@@ -741,30 +741,35 @@ impl Lister {
         })
     }
 
-    /// Why candidates could not be read: the type has no table (named as the list's type), `in`
-    /// has no SQL (`scope` is `in`), or the database failed.
-    fn refused(&self, error: ListError, scope: &str) -> ApiError {
-        match error {
-            ListError::Untranslatable(e) if scope == "in" => invalid("in", &e.to_string()),
-            ListError::Untranslatable(e) => invalid_type(&self.unknown, &e.to_string()),
-            ListError::Source(e) => unavailable(&e),
+    /// Why candidates could not be read: what was asked has no SQL (named as `field`, or else
+    /// as the list's type: it has no table), or the database failed.
+    fn refused(&self, error: ListError, field: Option<&str>) -> ApiError {
+        match (error, field) {
+            (ListError::Untranslatable(e), Some(field)) => invalid(field, &e.to_string()),
+            (ListError::Untranslatable(e), None) => invalid_type(&self.unknown, &e.to_string()),
+            (ListError::Source(e), _) => unavailable(&e),
         }
     }
 
-    /// Whether the stored entity `id` of the listed type is `ancestor` or has it among its
-    /// ancestors, in the stored entities file.
-    fn stored_within(&self, id: &str, ancestor: &cedar_policy::EntityUid) -> bool {
+    /// Keeps the ids (of the listed type, in the stored entities file) of the entities that
+    /// are `ancestor` or have it among their ancestors.
+    fn keep_stored_within(&self, ids: &mut Vec<String>, ancestor: &cedar_policy::EntityUid) {
         let Some(ty) = self.snapshot.catalog.type_name(&self.listed) else {
-            return false;
+            ids.clear();
+            return;
         };
-        let uid =
-            cedar_policy::EntityUid::from_type_name_and_id(ty, cedar_policy::EntityId::new(id));
-        uid == *ancestor
-            || self
-                .snapshot
-                .entities
-                .ancestors(&uid)
-                .is_some_and(|mut up| up.any(|a| a == ancestor))
+        ids.retain(|id| {
+            let uid = cedar_policy::EntityUid::from_type_name_and_id(
+                ty.clone(),
+                cedar_policy::EntityId::new(id),
+            );
+            uid == *ancestor
+                || self
+                    .snapshot
+                    .entities
+                    .ancestors(&uid)
+                    .is_some_and(|mut up| up.any(|a| a == ancestor))
+        });
     }
 
     /// The actions (by index) the candidate `id` is allowed, each decided as a question by

@@ -69,6 +69,8 @@ class Client(unittest.TestCase):
         self.assertEqual(self.gatehouse.list(VERA, "view", "Item", within='Project::"p3"')["ids"],
                          ["i3"])
         self.assertEqual(self.gatehouse.list_all(VERA, "edit", "Item", within='Project::"p3"'), [])
+        streamed = self.gatehouse.stream(VERA, "view", "Item", within='Project::"p1"')
+        self.assertEqual([line["id"] for line in streamed], ["i1", "i2"])
 
     def test_a_streamed_list_yields_every_id_then_its_summary(self) -> None:
         stream = self.gatehouse.stream('User::"olga"', "delete", "Project")

@@ -275,10 +275,8 @@ class Gatehouse:
         resources of `resource_type` the principal may act on, after the page whose
         `next_token` is `token`; only those in `within` when it is given (`in`: Cedar's
         `resource in Project::"p1"`, the items of one project)."""
-        body = _list_question(principal, action, resource_type, context)
+        body = _list_question(principal, action, resource_type, context, within)
         body["page"] = _page(size, token)
-        if within is not None:
-            body["in"] = within
         page: ListPage = self._call("/v1/list", self._consistent(body))
         return page
 
@@ -292,9 +290,7 @@ class Gatehouse:
     ) -> List[str]:
         """Every id of `list`, page after page; each page asked at least at the position the
         one before it was read at."""
-        body = _list_question(principal, action, resource_type, context)
-        if within is not None:
-            body["in"] = within
+        body = _list_question(principal, action, resource_type, context, within)
         return self._all("/v1/list", body)
 
     def stream(
@@ -303,9 +299,10 @@ class Gatehouse:
         action: Uid,
         resource_type: str,
         context: Optional[Mapping[str, Any]] = None,
+        within: Optional[Uid] = None,
     ) -> ListStream:
         """Every id of `list` in one streamed answer, for exports."""
-        body = _list_question(principal, action, resource_type, context)
+        body = _list_question(principal, action, resource_type, context, within)
         return self._stream("/v1/list", body)
 
     def list_subjects(
@@ -423,9 +420,12 @@ def _question(principal: Uid, action: Uid, resource: Uid,
 
 
 def _list_question(principal: Uid, action: Uid, resource_type: str,
-                   context: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+                   context: Optional[Mapping[str, Any]],
+                   within: Optional[Uid] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"principal": principal, "action": action,
                             "resource_type": resource_type}
+    if within is not None:
+        body["in"] = within
     if context is not None:
         body["context"] = dict(context)
     return body
